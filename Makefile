@@ -1,0 +1,32 @@
+# Two entry points, both self-bootstrapping from a bare Python >= 3.11 with pip:
+#   make run   -- create .venv, install gbounds, run the main analysis
+#   make test  -- create .venv, install gbounds with test extras, run the default test tier
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA ?= $(if $(GBOUNDS_DATA_DIR),$(GBOUNDS_DATA_DIR),$(abspath ../shared/data))
+
+.PHONY: run test test-slow parity setup
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/activate pyproject.toml
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	GBOUNDS_DATA_DIR=$(DATA) $(BIN)/gbounds main
+
+test: setup
+	GBOUNDS_DATA_DIR=$(DATA) $(BIN)/python -m pytest -n 2 -q
+
+test-slow: setup
+	GBOUNDS_DATA_DIR=$(DATA) $(BIN)/python -m pytest -n 2 -q -m slow
+
+parity: setup
+	bash scripts/nt_env.sh
+	GBOUNDS_DATA_DIR=$(DATA) $(BIN)/python -m pytest -q -m slow tests/test_nt_parity.py

@@ -1,0 +1,48 @@
+"""gbounds: how much a trained network memorized, and how large its generalization gap can be.
+
+The public API is re-exported here, one symbol a line; implementations live in private
+``_``-modules, one per method (see README.md for the map).
+"""
+
+from gbounds._errors import GBoundsError as GBoundsError
+from gbounds._errors import InvalidInputError as InvalidInputError
+from gbounds._errors import DataNotFoundError as DataNotFoundError
+
+# Data (_data.py)
+from gbounds._data import DATASETS as DATASETS
+from gbounds._data import NoisyLabels as NoisyLabels
+from gbounds._data import binary_task as binary_task
+from gbounds._data import data_dir as data_dir
+from gbounds._data import inject_label_noise as inject_label_noise
+from gbounds._data import load_dataset as load_dataset
+from gbounds._data import load_digits as load_digits
+from gbounds._data import load_fashion_mnist as load_fashion_mnist
+from gbounds._data import load_mnist as load_mnist
+from gbounds._data import load_mnist1d as load_mnist1d
+from gbounds._data import one_hot as one_hot
+from gbounds._data import subsample as subsample
+from gbounds._data import train_test_split as train_test_split
+
+# Models (_models.py)
+from gbounds._models import CNN as CNN
+from gbounds._models import MLP as MLP
+from gbounds._models import ConvStage as ConvStage
+from gbounds._models import FCMI_STAGES as FCMI_STAGES
+from gbounds._models import ModelFn as ModelFn
+from gbounds._models import NnxCNN as NnxCNN
+from gbounds._models import NnxMLP as NnxMLP
+from gbounds._models import as_model_fn as as_model_fn
+from gbounds._models import count_params as count_params
+from gbounds._models import linen_params_to_nnx as linen_params_to_nnx
+
+# Training (_train.py)
+# NTK engine (_ntk.py) and linearized dynamics (_dynamics.py)
+# Sample information (_sample_info.py)
+# CMI bounds (_cmi.py, _kl.py) and supersample experiments (_supersample.py)
+# PAC-Bayes (_pac_bayes.py)
+# Activation information (_capture.py, _activation_info.py)
+# Manifold geometry (_manifold.py)
+# Weight information, LIMIT, supervision complexity (_weight_info.py, _limit.py, _supervision.py)
+# Front door (_analyze.py, _reproduce.py)
+
+__version__ = "0.1.0"
