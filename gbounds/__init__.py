@@ -36,7 +36,38 @@ from gbounds._models import count_params as count_params
 from gbounds._models import linen_params_to_nnx as linen_params_to_nnx
 
 # Training (_train.py)
+from gbounds._train import Loss as Loss
+from gbounds._train import MapStrategy as MapStrategy
+from gbounds._train import Optimizer as Optimizer
+from gbounds._train import TrainConfig as TrainConfig
+from gbounds._train import TrainResult as TrainResult
+from gbounds._train import accuracy as accuracy
+from gbounds._train import init_many as init_many
+from gbounds._train import loss_fn as loss_fn
+from gbounds._train import predict_many as predict_many
+from gbounds._train import steps_for_epochs as steps_for_epochs
+from gbounds._train import train as train
+from gbounds._train import train_many as train_many
+
 # NTK engine (_ntk.py) and linearized dynamics (_dynamics.py)
+from gbounds._ntk import NtkImplementation as NtkImplementation
+from gbounds._ntk import NtkOutput as NtkOutput
+from gbounds._ntk import cast_tree as cast_tree
+from gbounds._ntk import empirical_ntk_fn as empirical_ntk_fn
+from gbounds._ntk import jacobian_fn as jacobian_fn
+from gbounds._ntk import jacobian_vector_product as jacobian_vector_product
+from gbounds._ntk import linearize as linearize
+from gbounds._ntk import vector_jacobian_product as vector_jacobian_product
+from gbounds._dynamics import Eigh as Eigh
+from gbounds._dynamics import ExplicitResult as ExplicitResult
+from gbounds._dynamics import LinearizedPredictions as LinearizedPredictions
+from gbounds._dynamics import Time as Time
+from gbounds._dynamics import gd_coefficients as gd_coefficients
+from gbounds._dynamics import gradient_descent_mse as gradient_descent_mse
+from gbounds._dynamics import linearized_weights as linearized_weights
+from gbounds._dynamics import phi as phi
+from gbounds._dynamics import train_linearized_explicit as train_linearized_explicit
+
 # Sample information (_sample_info.py)
 # CMI bounds (_cmi.py, _kl.py) and supersample experiments (_supersample.py)
 # PAC-Bayes (_pac_bayes.py)

@@ -1,0 +1,238 @@
+"""The linearization engine: ``linearize``, per-example Jacobians and the empirical NTK.
+
+For a network ``f(w, x) in R^k`` with weights ``w in R^d`` (a pytree), the empirical neural
+tangent kernel between inputs ``x1`` (n1 of them) and ``x2`` (n2) is
+
+.. math::  \\Theta(x_1, x_2) = J(x_1) J(x_2)^\\top, \\qquad J(x) = \\partial f(w, x) / \\partial w,
+
+an ``(n1 k) x (n2 k)`` matrix in sample-major order (row ``i * k + c`` is example ``i``, output
+``c``) -- Jacot, Gabriel & Hongler (2018); Lee et al. (2019) for the linearized network. The
+``TRACE`` output returns the ``n1 x n2`` mean over outputs, ``(1/k) sum_c J_c J_c^T``, which is
+neural-tangents' default (``trace_axes=(-1,)``).
+
+Everything is chunked over inputs: at most ``chunk_size`` examples of each side are
+differentiated at once, so memory is ``O(chunk_size k d)`` for the Jacobians plus the kernel
+itself. When ``x2`` is omitted the kernel is symmetric and only the blocks on and above the
+diagonal are computed (half the contraction flops).
+
+Precision follows the inputs: pass float64 parameters and inputs (which needs
+``jax.config.update("jax_enable_x64", True)`` or the ``jax.enable_x64(True)`` context, set by
+the caller; the library never flips it) to get a float64 kernel.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from gbounds import _errors
+
+ApplyFn = Callable[[Any, jax.Array], jax.Array]
+
+
+class NtkImplementation(enum.IntEnum):
+  """How the empirical NTK is computed.
+
+  Attributes:
+    JACOBIAN_CONTRACTION: per-example Jacobians (``vmap`` of ``jacrev``), contracted parameter
+      leaf by parameter leaf with matrix products. Fastest whenever ``chunk_size * k * d``
+      floats fit in memory; the default.
+    NTK_VECTOR_PRODUCTS: never stores a Jacobian: each kernel column is
+      ``jvp(f(x1), vjp(f(x2))(e))``. Use when the Jacobian chunk would not fit; costs about one
+      forward+backward pass per kernel column.
+  """
+  JACOBIAN_CONTRACTION = 1
+  NTK_VECTOR_PRODUCTS = 2
+
+
+class NtkOutput(enum.IntEnum):
+  """Shape of the returned kernel.
+
+  Attributes:
+    FULL: ``(n1 k, n2 k)``, sample-major.
+    TRACE: ``(n1, n2)``, the mean over the ``k`` outputs of the diagonal output blocks.
+  """
+  FULL = 1
+  TRACE = 2
+
+
+def _check_inputs(name: str, x: Any) -> jax.Array:
+  _errors.check_nonempty(name, x)
+  if np.ndim(x) < 2:
+    _errors.fail(name, "a batch of inputs with a leading example axis (rank >= 2)",
+                 f"shape {np.shape(x)}")
+  if not isinstance(x, jax.core.Tracer):
+    _errors.check_finite(name, x)
+  return jnp.asarray(x)
+
+
+def linearize(apply_fn: ApplyFn, params0: Any) -> ApplyFn:
+  """First-order Taylor expansion of ``apply_fn`` in its parameters around ``params0``.
+
+  .. math:: f_{lin}(w, x) = f(w_0, x) + J(x)\\,(w - w_0)
+
+  computed with one ``jax.jvp`` (Lee et al., 2019, eq. 5).
+
+  Args:
+    apply_fn: ``apply_fn(params, x) -> (batch, k)``.
+    params0: the expansion point.
+
+  Returns:
+    ``f_lin(params, x)``, equal to ``apply_fn(params0, x)`` at ``params0``.
+  """
+  def f_lin(params, x):
+    delta = jax.tree_util.tree_map(lambda p, p0: p - p0, params, params0)
+    y0, dy = jax.jvp(lambda p: apply_fn(p, x), (params0,), (delta,))
+    return y0 + dy
+  return f_lin
+
+
+def _per_example_jacobian_leaves(apply_fn, params, x):
+  """Leaves of the Jacobian, each reshaped to ``(c k, leaf_size)``."""
+  def single(p, xi):
+    return apply_fn(p, xi[None])[0]
+  jac = jax.vmap(jax.jacrev(single), in_axes=(None, 0))(params, x)  # leaves (c, k, *shape)
+  leaves = jax.tree_util.tree_leaves(jac)
+  return [leaf.reshape(leaf.shape[0] * leaf.shape[1], -1) for leaf in leaves]
+
+
+def jacobian_fn(apply_fn: ApplyFn, *, chunk_size: int | None = None
+                ) -> Callable[[Any, jax.Array], jax.Array]:
+  """Returns ``jac(params, x) -> (n k, d)``: the flattened Jacobian, columns in
+  ``jax.flatten_util.ravel_pytree(params)`` order, rows sample-major. Chunked over inputs."""
+  @jax.jit
+  def chunk_jac(params, xc):
+    def single(p_flat, xi):
+      return apply_fn(unravel(p_flat), xi[None])[0]
+    flat, unravel = ravel_pytree(params)
+    j = jax.vmap(jax.jacrev(single), in_axes=(None, 0))(flat, xc)  # (c, k, d)
+    return j.reshape(-1, flat.shape[0])
+
+  def jac(params, x):
+    x = _check_inputs("x", x)
+    return jnp.concatenate([chunk_jac(params, xc) for xc in _chunks(x, chunk_size)], axis=0)
+  return jac
+
+
+def _chunks(x: jax.Array, chunk_size: int | None):
+  n = x.shape[0]
+  if chunk_size is None or chunk_size >= n:
+    return [x]
+  if chunk_size < 1:
+    _errors.fail("chunk_size", "a positive integer or None", chunk_size)
+  return [x[i:i + chunk_size] for i in range(0, n, chunk_size)]
+
+
+def _contract(leaves1, leaves2, k: int, output: NtkOutput):
+  if output == NtkOutput.FULL:
+    return sum(a @ b.T for a, b in zip(leaves1, leaves2))
+  total = 0.0
+  for a, b in zip(leaves1, leaves2):
+    a3 = a.reshape(-1, k, a.shape[-1])
+    b3 = b.reshape(-1, k, b.shape[-1])
+    total = total + jnp.einsum("akp,bkp->ab", a3, b3)
+  return total / k
+
+
+def _nvp_block(apply_fn, params, x1, x2, output: NtkOutput):
+  f1 = lambda p: apply_fn(p, x1)  # noqa: E731
+  y2, vjp2 = jax.vjp(lambda p: apply_fn(p, x2), params)
+  c2, k = y2.shape
+
+  def column(v):
+    (ct,) = vjp2(v.astype(y2.dtype))
+    return jax.jvp(f1, (params,), (ct,))[1]  # (c1, k)
+
+  basis = jnp.eye(c2 * k, dtype=y2.dtype).reshape(c2 * k, c2, k)
+  cols = jax.lax.map(column, basis, batch_size=min(c2 * k, 256))  # (c2 k, c1, k)
+  full = cols.reshape(c2 * k, -1).T  # (c1 k, c2 k)
+  if output == NtkOutput.FULL:
+    return full
+  c1 = full.shape[0] // k
+  return jnp.einsum("akbk->ab", full.reshape(c1, k, c2, k)) / k
+
+
+def empirical_ntk_fn(apply_fn: ApplyFn, *,
+                     implementation: NtkImplementation | str = NtkImplementation.JACOBIAN_CONTRACTION,
+                     output: NtkOutput | str = NtkOutput.FULL,
+                     chunk_size: int | None = None):
+  """Factory for the empirical NTK of ``apply_fn``.
+
+  Args:
+    apply_fn: ``apply_fn(params, x) -> (batch, k)``; examples must not interact (no BatchNorm in
+      training mode).
+    implementation: a :class:`NtkImplementation` (or its name).
+    output: a :class:`NtkOutput` (or its name).
+    chunk_size: at most this many examples per side are processed at once (``None``: all).
+
+  Returns:
+    ``ntk_fn(x1, x2, params)``: with ``x2=None`` the symmetric kernel of ``x1`` with itself.
+    Shape ``(n1 k, n2 k)`` for ``FULL`` (sample-major), ``(n1, n2)`` for ``TRACE``.
+  """
+  implementation = _errors.as_enum("implementation", implementation, NtkImplementation)
+  output = _errors.as_enum("output", output, NtkOutput)
+  if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
+    _errors.fail("chunk_size", "a positive integer or None", chunk_size)
+
+  jac_leaves = jax.jit(functools.partial(_per_example_jacobian_leaves, apply_fn))
+  contract = jax.jit(_contract, static_argnums=(2, 3))
+  nvp = jax.jit(functools.partial(_nvp_block, apply_fn), static_argnums=(3,))
+
+  def ntk_fn(x1, x2, params):
+    x1 = _check_inputs("x1", x1)
+    symmetric = x2 is None
+    if not symmetric:
+      x2 = _check_inputs("x2", x2)
+      if x1.shape[1:] != x2.shape[1:]:
+        _errors.fail("x2", f"examples of shape {x1.shape[1:]} (as x1)", f"{x2.shape[1:]}")
+    k = int(jax.eval_shape(apply_fn, params, x1[:1]).shape[-1])
+    c1 = _chunks(x1, chunk_size)
+    c2 = c1 if symmetric else _chunks(x2, chunk_size)
+    rows = []
+    for i, a in enumerate(c1):
+      la = jac_leaves(params, a) if implementation == NtkImplementation.JACOBIAN_CONTRACTION else None
+      row = []
+      for j, b in enumerate(c2):
+        if symmetric and j < i:
+          row.append(None)
+          continue
+        if implementation == NtkImplementation.JACOBIAN_CONTRACTION:
+          lb = la if (symmetric and i == j) else jac_leaves(params, b)
+          row.append(contract(la, lb, k, output))
+        else:
+          row.append(nvp(params, a, b, output))
+      rows.append(row)
+    if symmetric:
+      for i in range(len(rows)):
+        for j in range(i):
+          rows[i][j] = rows[j][i].T
+    return jnp.block(rows)
+
+  return ntk_fn
+
+
+def jacobian_vector_product(apply_fn: ApplyFn, params: Any, x: jax.Array, tangent: Any
+                            ) -> jax.Array:
+  """``J(x) v`` for a parameter-shaped tangent ``v``: shape ``(n, k)``."""
+  return jax.jvp(lambda p: apply_fn(p, x), (params,), (tangent,))[1]
+
+
+def vector_jacobian_product(apply_fn: ApplyFn, params: Any, x: jax.Array, cotangent: jax.Array
+                            ) -> Any:
+  """``J(x)^T a`` for ``a`` of shape ``(n, k)`` (or ``(n k,)``): a parameter-shaped pytree."""
+  y, vjp = jax.vjp(lambda p: apply_fn(p, x), params)
+  (out,) = vjp(jnp.reshape(cotangent, y.shape).astype(y.dtype))
+  return out
+
+
+def cast_tree(tree: Any, dtype) -> Any:
+  """Casts every floating leaf of ``tree`` to ``dtype`` (e.g. parameters to float64)."""
+  return jax.tree_util.tree_map(
+      lambda a: a.astype(dtype) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a, tree)
