@@ -72,6 +72,10 @@ from gbounds._dynamics import train_linearized_explicit as train_linearized_expl
 # CMI bounds (_cmi.py, _kl.py) and supersample experiments (_supersample.py)
 # PAC-Bayes (_pac_bayes.py)
 # Activation information (_capture.py, _activation_info.py)
+from gbounds._capture import LayerInfo as LayerInfo
+from gbounds._capture import available_layers as available_layers
+from gbounds._capture import capture_activations as capture_activations
+from gbounds._capture import stack_activations as stack_activations
 # Manifold geometry (_manifold.py)
 # Weight information, LIMIT, supervision complexity (_weight_info.py, _limit.py, _supervision.py)
 # Front door (_analyze.py, _reproduce.py)
