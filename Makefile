@@ -25,6 +25,7 @@ test: setup
 	GBOUNDS_DATA_DIR=$(DATA) $(BIN)/python -m pytest -n 2 -q
 
 test-slow: setup
+	bash scripts/nt_env.sh
 	GBOUNDS_DATA_DIR=$(DATA) $(BIN)/python -m pytest -n 2 -q -m slow
 
 parity: setup
