@@ -1,0 +1,291 @@
+"""Tests of the supersample harness (gbounds._supersample).
+
+References are independent computations: the foundation's ``train_many`` plus hand-written
+gathers for the SGD harness, an uninterrupted run for resume, a single-process run for the
+process split, an unsharded run (in a subprocess with 4 forced CPU devices) for sharding, and
+``gradient_descent_mse`` on a separately computed training kernel for the linearized mode.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gbounds
+from gbounds import _supersample as ss
+
+N_POOL, N, K1, K2 = 60, 6, 2, 3
+CFG = gbounds.TrainConfig(learning_rate=0.2, steps=6, batch_size=4, seed=3)
+MODEL = gbounds.MLP(hidden=(5,), out=2)
+
+
+def _data(n=N_POOL, d=4, seed=0):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(n, d)).astype(np.float32)
+  y = (x[:, 0] + 0.5 * rng.normal(size=n) > 0).astype(np.int32)
+  return x, y
+
+
+@pytest.fixture(scope="module")
+def data():
+  x, y = _data()
+  xt, yt = _data(20, seed=1)
+  return x, y, xt, yt
+
+
+@pytest.fixture(scope="module")
+def reference(data):
+  x, y, xt, yt = data
+  return ss.run_supersample(MODEL, x, y, xt, yt, n=N, k1=K1, k2=K2, train=CFG, seed=7,
+                            chunk_size=2, strategy="vmap")
+
+
+# ----------------------------------------------------------------------------- design
+
+
+def test_design_shapes_and_randomness():
+  d = ss.draw_supersamples(50, n=10, k1=3, k2=4, seed=1)
+  assert d.supersample_idx.shape == (3, 10, 2) and d.masks.shape == (3, 4, 10)
+  for a in range(3):
+    assert len(np.unique(d.supersample_idx[a])) == 20           # 2n distinct rows
+  assert set(np.unique(d.masks)) <= {0, 1}
+  again = ss.draw_supersamples(50, n=10, k1=5, k2=4, seed=1)     # more supersamples: prefix same
+  np.testing.assert_array_equal(again.supersample_idx[:3], d.supersample_idx)
+  np.testing.assert_array_equal(again.masks[:3], d.masks)
+  other = ss.draw_supersamples(50, n=10, k1=3, k2=4, seed=2)
+  assert not np.array_equal(other.supersample_idx, d.supersample_idx)
+
+
+def test_mask_frequency_is_one_half():
+  d = ss.draw_supersamples(1000, n=100, k1=20, k2=50, seed=0)
+  # 100k Bernoulli(1/2) draws: the mean is within 5 standard errors (0.0016) of 1/2.
+  assert abs(d.masks.mean() - 0.5) < 5 * 0.5 / np.sqrt(d.masks.size)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n=31, k1=1, k2=2), "n: expected at most half the pool"),
+    (dict(n=5, k1=1, k2=1), "k2: expected at least 2"),
+    (dict(n=0, k1=1, k2=2), "n: expected a positive integer"),
+    (dict(n=5, k1=0, k2=2), "k1: expected a positive integer"),
+])
+def test_design_bad_input(kwargs, match):
+  with pytest.raises(gbounds.InvalidInputError, match=match):
+    ss.draw_supersamples(60, **kwargs)
+
+
+def test_check_masks():
+  good = np.zeros((2, 3, 4), np.int32)
+  assert ss.check_masks("masks", good, n=4).shape == (2, 3, 4)
+  with pytest.raises(gbounds.InvalidInputError, match="binary values"):
+    ss.check_masks("masks", good + 2)
+  with pytest.raises(gbounds.InvalidInputError, match="at least 2 masks"):
+    ss.check_masks("masks", good[:, :1])
+  with pytest.raises(gbounds.InvalidInputError, match="rank 3"):
+    ss.check_masks("masks", good[0])
+  with pytest.raises(gbounds.InvalidInputError, match="5 pairs"):
+    ss.check_masks("masks", good, n=5)
+
+
+def test_run_bad_input(data):
+  x, y, xt, yt = data
+  with pytest.raises(gbounds.InvalidInputError, match="y_pool: expected integer"):
+    ss.run_supersample(MODEL, x, y.astype(np.float32), n=N, k1=1, k2=2, train=CFG)
+  with pytest.raises(gbounds.InvalidInputError, match="x_test/y_test"):
+    ss.run_supersample(MODEL, x, y, xt, n=N, k1=1, k2=2, train=CFG)
+  with pytest.raises(gbounds.InvalidInputError, match="k2"):
+    ss.run_supersample(MODEL, x, y, n=N, k1=1, k2=1, train=CFG)
+  with pytest.raises(gbounds.InvalidInputError, match="half the pool"):
+    ss.run_supersample(MODEL, x, y, n=N_POOL, k1=1, k2=2, train=CFG)
+  with pytest.raises(gbounds.InvalidInputError, match="process_index"):
+    ss.run_supersample(MODEL, x, y, n=N, k1=1, k2=2, train=CFG, process_index=2,
+                       process_count=2)
+  bad = x.copy()
+  bad[0, 0] = np.nan
+  with pytest.raises(gbounds.InvalidInputError, match="x_pool: expected finite"):
+    ss.run_supersample(MODEL, bad, y, n=N, k1=1, k2=2, train=CFG)
+
+
+# ----------------------------------------------------------------------------- SGD harness
+
+
+def test_harness_matches_train_many_and_manual_gathers(data, reference):
+  x, y, xt, yt = data
+  r = reference
+  design = ss.draw_supersamples(N_POOL, n=N, k1=K1, k2=K2, seed=7)
+  np.testing.assert_array_equal(r.supersample_idx, design.supersample_idx)
+  np.testing.assert_array_equal(r.masks, design.masks)
+  ids = np.arange(K1 * K2)
+  a, b = ids // K2, ids % K2
+  train_idx = np.array([[design.supersample_idx[a[j], i, design.masks[a[j], b[j], i]]
+                         for i in range(N)] for j in ids])
+  keys = [jax.random.fold_in(jax.random.key(7), int(j)) for j in ids]
+  params = jax.tree_util.tree_map(
+      lambda *v: jnp.stack(v), *[MODEL.init(k, x[:1])["params"] for k in keys])
+  apply_fn = lambda p, xx: MODEL.apply({"params": p}, xx)  # noqa: E731
+  out = gbounds.train_many(apply_fn, params, x, y, train_idx, CFG, strategy="vmap",
+                           model_ids=ids)
+  for j in ids:
+    pj = jax.tree_util.tree_map(lambda v: v[j], out.params)
+    for i in range(N):
+      for c in range(2):
+        row = design.supersample_idx[a[j], i, c]
+        logits = np.asarray(apply_fn(pj, x[row:row + 1]))[0]
+        np.testing.assert_allclose(r.predictions[a[j], b[j], i, c], logits, rtol=1e-5, atol=1e-6)
+        assert r.labels[a[j], i, c] == y[row]
+        assert r.losses[a[j], b[j], i, c] == float(np.argmax(logits) != y[row])
+    err = np.mean(np.argmax(np.asarray(apply_fn(pj, xt)), -1) != yt)
+    np.testing.assert_allclose(r.test_error[a[j], b[j]], err, atol=1e-6)
+    np.testing.assert_allclose(r.final_loss[a[j], b[j]], out.final_loss[j], rtol=1e-5)
+  # Training / ghost split and the summary statistics.
+  tr = np.array([[[r.losses[i, j, p, r.masks[i, j, p]] for p in range(N)] for j in range(K2)]
+                 for i in range(K1)])
+  gh = np.array([[[r.losses[i, j, p, 1 - r.masks[i, j, p]] for p in range(N)]
+                  for j in range(K2)] for i in range(K1)])
+  np.testing.assert_array_equal(r.train_losses, tr)
+  np.testing.assert_array_equal(r.ghost_losses, gh)
+  assert r.gap == pytest.approx(gh.mean() - tr.mean())
+  assert r.mean_test_error == pytest.approx(r.test_error.mean())
+
+
+class _Crash(Exception):
+  pass
+
+
+def test_resume_after_crash_equals_uninterrupted(data, reference, tmp_path):
+  x, y, xt, yt = data
+  calls = []
+
+  def crash_after_first_chunk(done, total):
+    calls.append(done)
+    if len(calls) == 1:
+      raise _Crash
+
+  kw = dict(n=N, k1=K1, k2=K2, train=CFG, seed=7, chunk_size=2, strategy="vmap",
+            results_dir=tmp_path)
+  with pytest.raises(_Crash):
+    ss.run_supersample(MODEL, x, y, xt, yt, callback=crash_after_first_chunk, **kw)
+  first = sorted(tmp_path.glob("chunk_*.json"))
+  assert len(first) == 1 and json.loads(first[0].read_text())["model_ids"] == [0, 1]
+  progress = []
+  resumed = ss.run_supersample(MODEL, x, y, xt, yt, callback=lambda d, t: progress.append(d),
+                               **kw)
+  assert progress == [2, 4, 6]                     # starts from the 2 finished models
+  for field in ("predictions", "losses", "test_error", "final_loss", "masks", "supersample_idx"):
+    np.testing.assert_array_equal(getattr(resumed, field), getattr(reference, field))
+  ids = [i for f in tmp_path.glob("chunk_*.json") for i in json.loads(f.read_text())["model_ids"]]
+  assert sorted(ids) == list(range(K1 * K2))       # every model once: none lost, none twice
+  loaded = ss.load_supersample_results(tmp_path)
+  np.testing.assert_array_equal(loaded.predictions, reference.predictions)
+  meta = json.loads((tmp_path / "config.json").read_text())
+  assert meta["config"]["n"] == N and meta["versions"]["jax"] == jax.__version__
+  # A finished run is not retrained.
+  again = []
+  ss.run_supersample(MODEL, x, y, xt, yt, callback=lambda d, t: again.append(d), **kw)
+  assert again == [K1 * K2]
+  # A different configuration refuses the directory.
+  with pytest.raises(gbounds.InvalidInputError, match="different configuration"):
+    ss.run_supersample(MODEL, x, y, xt, yt, **{**kw, "seed": 8})
+
+
+def test_process_split_assembles_to_single_process_run(data, reference, tmp_path):
+  x, y, xt, yt = data
+  kw = dict(n=N, k1=K1, k2=K2, train=CFG, seed=7, chunk_size=2, strategy="vmap",
+            results_dir=tmp_path)
+  r1 = ss.run_supersample(MODEL, x, y, xt, yt, process_index=1, process_count=2, **kw)
+  np.testing.assert_array_equal(r1.supersample_ids, [1])
+  np.testing.assert_array_equal(r1.predictions, reference.predictions[1:])
+  with pytest.raises(gbounds.InvalidInputError, match="missing"):
+    ss.load_supersample_results(tmp_path)
+  ss.run_supersample(MODEL, x, y, xt, yt, process_index=0, process_count=2, **kw)
+  both = ss.load_supersample_results(tmp_path)
+  np.testing.assert_array_equal(both.predictions, reference.predictions)
+  np.testing.assert_array_equal(both.test_error, reference.test_error)
+
+
+@pytest.mark.slow
+def test_sequential_strategy_agrees_with_vmap(data, reference):
+  x, y, xt, yt = data
+  seq = ss.run_supersample(MODEL, x, y, xt, yt, n=N, k1=K1, k2=K2, train=CFG, seed=7,
+                           strategy="sequential")
+  np.testing.assert_allclose(seq.predictions, reference.predictions, rtol=1e-4, atol=1e-5)
+
+
+_SHARDED_SCRIPT = textwrap.dedent("""
+    import numpy as np, jax, gbounds
+    from gbounds import _supersample as ss
+    assert jax.device_count() == 4, jax.devices()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    cfg = gbounds.TrainConfig(learning_rate=0.2, steps=6, batch_size=4, seed=3)
+    model = gbounds.MLP(hidden=(5,), out=2)
+    kw = dict(n=6, k1=2, k2=3, train=cfg, seed=7, chunk_size=6, strategy="vmap")
+    plain = ss.run_supersample(model, x, y, x[:20], y[:20], **kw)
+    sharded = ss.run_supersample(model, x, y, x[:20], y[:20], mesh=ss.model_mesh(), **kw)
+    np.testing.assert_allclose(sharded.predictions, plain.predictions, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(sharded.losses, plain.losses)
+    np.testing.assert_array_equal(sharded.test_error, plain.test_error)
+    print("SHARDED_OK", np.abs(sharded.predictions - plain.predictions).max())
+""")
+
+
+@pytest.mark.slow
+def test_sharded_over_four_cpu_devices_equals_unsharded():
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+         "JAX_PLATFORMS": "cpu"}
+  root = pathlib.Path(__file__).resolve().parents[1]
+  proc = subprocess.run([sys.executable, "-c", _SHARDED_SCRIPT], env=env, cwd=root,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "SHARDED_OK" in proc.stdout
+
+
+# ----------------------------------------------------------------------------- linearized
+
+
+@pytest.mark.parametrize("t, time", [(np.inf, "continuous"), (7.0, "discrete")])
+def test_linearized_matches_per_mask_closed_form(t, time):
+  x, y = _data(30, d=3)
+  xt, yt = _data(8, d=3, seed=2)
+  model = gbounds.MLP(hidden=(6,), out=2, param_dtype=jnp.float64)
+  x64, xt64 = x.astype(np.float64), xt.astype(np.float64)
+  lr = 0.05
+  r = ss.run_linearized_supersample(model, x64, y, xt64, yt, n=5, k1=2, k2=3, seed=4,
+                                    learning_rate=lr, t=t, time=time, weight_decay=1e-3,
+                                    mask_batch_size=2)
+  design = ss.draw_supersamples(30, n=5, k1=2, k2=3, seed=4)
+  apply_fn = lambda p, xx: model.apply({"params": p}, xx)  # noqa: E731
+  ntk = gbounds.empirical_ntk_fn(apply_fn)
+  for a in range(2):
+    p0 = model.init(jax.random.fold_in(jax.random.key(4), a), x64[:1])["params"]
+    xs = x64[design.supersample_idx[a].reshape(-1)]
+    for b in range(3):
+      rows = design.supersample_idx[a, np.arange(5), design.masks[a, b]]
+      xtr = x64[rows]
+      ytr = np.eye(2)[y[rows]]
+      ref = gbounds.gradient_descent_mse(
+          ntk(xtr, None, p0), ytr, apply_fn(p0, xtr), learning_rate=lr, t=t, time=time,
+          weight_decay=1e-3, theta_test_train=ntk(np.concatenate([xs, xt64]), xtr, p0),
+          f0_test=apply_fn(p0, np.concatenate([xs, xt64])))
+      np.testing.assert_allclose(r.predictions[a, b].reshape(10, 2), ref.test[:10],
+                                 rtol=1e-7, atol=1e-8)
+      err = np.mean(np.argmax(np.asarray(ref.test[10:]), -1) != yt)
+      assert r.test_error[a, b] == pytest.approx(err)
+  if np.isinf(t):
+    assert r.train_error < 0.21                     # (almost) interpolates with tiny ridge
+
+
+def test_linearized_many_masks_is_consistent_with_losses():
+  x, y = _data(40, d=3)
+  r = ss.run_linearized_supersample(gbounds.MLP(hidden=(4,), out=2), x, y, n=8, k1=1, k2=200,
+                                    weight_decay=1e-2)
+  assert r.predictions.shape == (1, 200, 8, 2, 2)
+  np.testing.assert_array_equal(r.losses, (r.predictions.argmax(-1) != r.labels[:, None]))
+  assert np.all(np.isnan(r.test_error))
