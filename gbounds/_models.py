@@ -199,8 +199,8 @@ def linen_params_to_nnx(model: nnx.Module, linen_params: Any) -> nnx.State:
   if len(flat_linen) != len(nnx_layers):
     _errors.fail("linen_params", f"{len(nnx_layers)} layers", len(flat_linen))
   for layer, p in zip(nnx_layers, flat_linen):
-    layer.kernel.value = jnp.asarray(p["kernel"])
-    layer.bias.value = jnp.asarray(p["bias"])
+    layer.kernel[...] = jnp.asarray(p["kernel"])
+    layer.bias[...] = jnp.asarray(p["bias"])
   _, state = nnx.split(model, nnx.Param)
   return state
 

@@ -117,17 +117,26 @@ def jacobian_fn(apply_fn: ApplyFn, *, chunk_size: int | None = None
 
   def jac(params, x):
     x = _check_inputs("x", x)
-    return jnp.concatenate([chunk_jac(params, xc) for xc in _chunks(x, chunk_size)], axis=0)
+    chunks, _ = _chunks(x, chunk_size)
+    k_rows = jnp.concatenate([chunk_jac(params, xc) for xc in chunks], axis=0)
+    return k_rows[:k_rows.shape[0] // (len(chunks) * chunks[0].shape[0]) * x.shape[0]]
   return jac
 
 
 def _chunks(x: jax.Array, chunk_size: int | None):
+  """Splits ``x`` into chunks of exactly ``chunk_size`` rows (the last one padded by repeating
+  its first row, so every chunk reuses one compiled program); returns (chunks, n_valid_last)."""
   n = x.shape[0]
   if chunk_size is None or chunk_size >= n:
-    return [x]
+    return [x], n
   if chunk_size < 1:
     _errors.fail("chunk_size", "a positive integer or None", chunk_size)
-  return [x[i:i + chunk_size] for i in range(0, n, chunk_size)]
+  chunks = [x[i:i + chunk_size] for i in range(0, n, chunk_size)]
+  last = chunks[-1].shape[0]
+  if last < chunk_size:
+    pad = jnp.repeat(chunks[-1][:1], chunk_size - last, axis=0)
+    chunks[-1] = jnp.concatenate([chunks[-1], pad], axis=0)
+  return chunks, last
 
 
 def _contract(leaves1, leaves2, k: int, output: NtkOutput):
@@ -193,8 +202,8 @@ def empirical_ntk_fn(apply_fn: ApplyFn, *,
       if x1.shape[1:] != x2.shape[1:]:
         _errors.fail("x2", f"examples of shape {x1.shape[1:]} (as x1)", f"{x2.shape[1:]}")
     k = int(jax.eval_shape(apply_fn, params, x1[:1]).shape[-1])
-    c1 = _chunks(x1, chunk_size)
-    c2 = c1 if symmetric else _chunks(x2, chunk_size)
+    c1, _ = _chunks(x1, chunk_size)
+    c2 = c1 if symmetric else _chunks(x2, chunk_size)[0]
     rows = []
     for i, a in enumerate(c1):
       la = jac_leaves(params, a) if implementation == NtkImplementation.JACOBIAN_CONTRACTION else None
@@ -213,7 +222,10 @@ def empirical_ntk_fn(apply_fn: ApplyFn, *,
       for i in range(len(rows)):
         for j in range(i):
           rows[i][j] = rows[j][i].T
-    return jnp.block(rows)
+    kernel = jnp.block(rows)
+    per = k if output == NtkOutput.FULL else 1
+    n2 = x1.shape[0] if symmetric else x2.shape[0]
+    return kernel[:x1.shape[0] * per, :n2 * per]
 
   return ntk_fn
 
