@@ -70,6 +70,27 @@ from gbounds._dynamics import train_linearized_explicit as train_linearized_expl
 
 # Sample information (_sample_info.py)
 # CMI bounds (_cmi.py, _kl.py) and supersample experiments (_supersample.py)
+from gbounds._kl import binary_kl as binary_kl
+from gbounds._kl import kl_inverse_lower as kl_inverse_lower
+from gbounds._kl import kl_inverse_upper as kl_inverse_upper
+from gbounds._cmi import BoundResult as BoundResult
+from gbounds._cmi import BoundsReport as BoundsReport
+from gbounds._cmi import EcmiForm as EcmiForm
+from gbounds._cmi import LdcmiForm as LdcmiForm
+from gbounds._cmi import MeasuredGap as MeasuredGap
+from gbounds._cmi import MIEstimator as MIEstimator
+from gbounds._cmi import cmi_bounds as cmi_bounds
+from gbounds._cmi import ecmi_bound as ecmi_bound
+from gbounds._cmi import ecmi_kl_test_error as ecmi_kl_test_error
+from gbounds._cmi import ecmi_linear_test_error as ecmi_linear_test_error
+from gbounds._cmi import fcmi_bound as fcmi_bound
+from gbounds._cmi import ldcmi_bound as ldcmi_bound
+from gbounds._cmi import ldcmi_fast_rate_gap as ldcmi_fast_rate_gap
+from gbounds._cmi import measured_gap as measured_gap
+from gbounds._cmi import mutual_information_from_counts as mutual_information_from_counts
+from gbounds._cmi import plugin_mutual_information as plugin_mutual_information
+from gbounds._cmi import samplewise_mi as samplewise_mi
+from gbounds._cmi import sqrt_bound as sqrt_bound
 # PAC-Bayes (_pac_bayes.py)
 # Activation information (_capture.py, _activation_info.py)
 from gbounds._capture import LayerInfo as LayerInfo
