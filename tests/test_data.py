@@ -1,0 +1,108 @@
+"""Data loaders on the offline data directory, and the label helpers."""
+
+import gzip
+import os
+
+import numpy as np
+import pytest
+
+import gbounds
+from gbounds import _data
+
+
+def test_mnist_test_split(data_root):
+  x, y = gbounds.load_mnist("test", data_dir=data_root)
+  assert x.shape == (10000, 28, 28, 1) and x.dtype == np.float32
+  assert y.shape == (10000,) and y.dtype == np.int32
+  assert 0.0 <= x.min() and x.max() <= 1.0
+  # class counts stated in ../shared/data/README.md
+  np.testing.assert_array_equal(np.bincount(y), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974,
+                                                 1009])
+  # same pixels as reading the IDX bytes directly
+  with gzip.open(os.path.join(data_root, "mnist", "t10k-images-idx3-ubyte.gz")) as f:
+    raw = np.frombuffer(f.read(), np.uint8, offset=16).reshape(10000, 28, 28)
+  np.testing.assert_array_equal((x[..., 0] * 255).round().astype(np.uint8), raw)
+
+
+def test_binary_task_4_vs_9(data_root):
+  x, y = gbounds.load_mnist("test", data_dir=data_root)
+  xb, yb = gbounds.binary_task(x, y, 4, 9)
+  assert len(yb) == 982 + 1009 == 1991
+  assert set(np.unique(yb)) == {0, 1} and yb.sum() == 1009
+
+
+def test_fashion_mnist(data_root):
+  x, y = gbounds.load_fashion_mnist("test", data_dir=data_root)
+  assert x.shape == (10000, 28, 28, 1)
+  np.testing.assert_array_equal(np.bincount(y), [1000] * 10)
+
+
+def test_env_var_is_used(data_root, monkeypatch):
+  monkeypatch.setenv("GBOUNDS_DATA_DIR", data_root)
+  assert str(gbounds.data_dir()) == data_root
+  x, _ = gbounds.load_mnist("test")
+  assert len(x) == 10000
+
+
+def test_missing_file_without_network_names_directory(tmp_path, monkeypatch):
+  def no_network(*args, **kwargs):
+    raise OSError("network unreachable")
+  monkeypatch.setattr(_data.urllib.request, "urlopen", no_network)
+  with pytest.raises(gbounds.DataNotFoundError) as e:
+    gbounds.load_mnist("train", data_dir=tmp_path)
+  msg = str(e.value)
+  assert str(tmp_path / "mnist") in msg and "train-images-idx3-ubyte.gz" in msg
+
+
+def test_download_checks_checksum(tmp_path, monkeypatch):
+  import io
+
+  class Fake(io.BytesIO):
+    def __enter__(self):
+      return self
+
+    def __exit__(self, *a):
+      return False
+  monkeypatch.setattr(_data.urllib.request, "urlopen", lambda *a, **k: Fake(b"not mnist"))
+  with pytest.raises(gbounds.DataNotFoundError, match="md5 mismatch"):
+    gbounds.load_mnist("train", data_dir=tmp_path)
+  assert not any((tmp_path / "mnist").iterdir())  # nothing half-written left behind
+
+
+def test_unknown_dataset_lists_valid():
+  with pytest.raises(gbounds.InvalidInputError, match="mnist1d"):
+    gbounds.load_dataset("cifar100")
+
+
+def test_digits_and_mnist1d():
+  x, y = gbounds.load_digits()
+  assert x.shape == (1797, 8, 8, 1) and x.max() <= 1.0
+  x1, y1 = gbounds.load_mnist1d(num_samples=200)
+  assert x1.ndim == 2 and x1.shape[1] == 40 and len(y1) == len(x1)
+  x2, _ = gbounds.load_mnist1d(num_samples=200)
+  np.testing.assert_array_equal(x1, x2)
+
+
+def test_label_noise_records_flips():
+  y = np.arange(1000) % 10
+  noisy = gbounds.inject_label_noise(y, rate=0.1, num_classes=10, seed=3)
+  assert noisy.flipped.sum() == 100
+  np.testing.assert_array_equal(noisy.flipped, noisy.labels != y)
+  np.testing.assert_array_equal(noisy.clean, y)
+  again = gbounds.inject_label_noise(y, rate=0.1, num_classes=10, seed=3)
+  np.testing.assert_array_equal(noisy.labels, again.labels)
+  binary = gbounds.inject_label_noise(np.zeros(50, int), rate=0.2, num_classes=2)
+  assert binary.labels.sum() == 10
+  with pytest.raises(gbounds.InvalidInputError, match="rate"):
+    gbounds.inject_label_noise(y, rate=1.5)
+
+
+def test_subsample_and_split():
+  x = np.arange(100)[:, None].astype(np.float32)
+  y = np.arange(100) % 2
+  xs, ys = gbounds.subsample(x, y, 20, seed=1, balanced=True)
+  assert len(np.unique(xs)) == 20 and ys.sum() == 10
+  xtr, ytr, xte, yte = gbounds.train_test_split(x, y, test_fraction=0.25)
+  assert len(xte) == 25 and len(np.intersect1d(xtr, xte)) == 0
+  with pytest.raises(gbounds.InvalidInputError, match="n"):
+    gbounds.subsample(x, y, 101)
