@@ -255,6 +255,10 @@ def sqrt_bound(mi: ArrayLike) -> jax.Array:
   return jnp.mean(jnp.sqrt(2 * jnp.maximum(mi, 0)), axis=-1)
 
 
+def _sqrt_bound_np(mi):
+  return np.mean(np.sqrt(2 * np.maximum(mi, 0)), axis=-1)
+
+
 def _geomspace(lo, hi, num, dtype):
   return jnp.exp(jnp.linspace(jnp.log(jnp.asarray(lo, dtype)), jnp.log(jnp.asarray(hi, dtype)),
                               num, dtype=dtype))
@@ -679,6 +683,15 @@ def _make_stats(masks, losses, predictions, estimator, clip, *, need_f=True,
                 counts, mi_cond, mi_full)
 
 
+def _padded(fn, *args):
+  """Calls a jitted elementwise formula on 1-D inputs padded to a power-of-two length >= 8,
+  so that repeated calls with different numbers of resamples reuse one compilation."""
+  size = args[0].shape[0]
+  bucket = max(8, 1 << (size - 1).bit_length())
+  padded = [np.concatenate([a, np.zeros(bucket - size)]) for a in args]
+  return np.asarray(fn(*padded))[:size]
+
+
 def _normalise(weights):
   return weights / weights.sum(axis=1, keepdims=True)
 
@@ -702,26 +715,26 @@ def _gap_fn(name: str) -> Callable[[_Stats, np.ndarray], tuple[np.ndarray, np.nd
 
   fns: dict[str, Callable] = {
       "fcmi": lambda st, w: from_gap(
-          st, w, _normalise(w) @ np.asarray(sqrt_bound(st.mi_cond["pred"]))),
+          st, w, _normalise(w) @ _sqrt_bound_np(st.mi_cond["pred"])),
       "fcmi_full": lambda st, w: from_gap(
           st, w, _normalise(w) @ np.sqrt(2 * np.maximum(st.mi_full, 0) / st.n)),
       "ecmi_sqrt": lambda st, w: from_gap(
-          st, w, _normalise(w) @ np.asarray(sqrt_bound(st.mi_cond["pair_loss"]))),
-      "ecmi_linear": lambda st, w: from_test(st, w, np.asarray(ecmi_linear_test_error(
-          train_of(st, w), cond_mean(st, "pair_loss", w)))),
-      "ecmi_kl": lambda st, w: from_test(st, w, np.asarray(ecmi_kl_test_error(
-          train_of(st, w), cond_mean(st, "pair_loss", w)))),
+          st, w, _normalise(w) @ _sqrt_bound_np(st.mi_cond["pair_loss"])),
+      "ecmi_linear": lambda st, w: from_test(st, w, _padded(
+          ecmi_linear_test_error, train_of(st, w), cond_mean(st, "pair_loss", w))),
+      "ecmi_kl": lambda st, w: from_test(st, w, _padded(
+          ecmi_kl_test_error, train_of(st, w), cond_mean(st, "pair_loss", w))),
       "ecmi_interpolating": lambda st, w: from_test(
           st, w, cond_mean(st, "pair_loss", w) / _LOG2),
       "ldcmi_sqrt": lambda st, w: from_gap(
-          st, w, np.asarray(sqrt_bound(st.mi_weighted("delta_loss", w)))),
+          st, w, _sqrt_bound_np(st.mi_weighted("delta_loss", w))),
       "ldcmi_single_loss": lambda st, w: from_gap(
-          st, w, 2 * np.asarray(sqrt_bound(st.mi_weighted("loss0", w)))),
+          st, w, 2 * _sqrt_bound_np(st.mi_weighted("loss0", w))),
       "ldcmi_interpolating": lambda st, w: from_test(
           st, w, st.mi_weighted("delta_loss", w).mean(axis=1) / _LOG2),
-      "ldcmi_fast_rate": lambda st, w: from_gap(st, w, np.asarray(ldcmi_fast_rate_gap(
-          train_of(st, w), 0.5 * (st.mi_weighted("loss0", w)
-                                  + st.mi_weighted("loss1", w)).mean(axis=1)))),
+      "ldcmi_fast_rate": lambda st, w: from_gap(st, w, _padded(
+          ldcmi_fast_rate_gap, train_of(st, w),
+          0.5 * (st.mi_weighted("loss0", w) + st.mi_weighted("loss1", w)).mean(axis=1))),
   }
   return fns[name]
 
@@ -779,16 +792,6 @@ def _common(masks, losses, estimator, bootstrap, confidence):
   return masks, losses, estimator
 
 
-_DOC_COMMON_ARGS = """
-    estimator: :class:`MIEstimator` (plug-in = the papers; Miller-Madow = a departure).
-    clip: clip MI estimates at 0.
-    bootstrap: number of bootstrap resamples of the supersamples for a percentile interval
-      (0: none). A departure from the papers; with small ``k1`` the interval is crude.
-    confidence: level of the bootstrap interval.
-    seed: seed of the bootstrap resampling.
-"""
-
-
 def fcmi_bound(masks: ArrayLike, predictions: ArrayLike, losses: ArrayLike, *,
                full_vector: bool = False,
                estimator: MIEstimator | str = MIEstimator.PLUGIN, clip: bool = True,
@@ -812,7 +815,13 @@ def fcmi_bound(masks: ArrayLike, predictions: ArrayLike, losses: ArrayLike, *,
     predictions: ``(k1, k2, n, 2)`` class labels or ``(k1, k2, n, 2, K)`` scores.
     losses: ``(k1, k2, n, 2)`` in [0, 1] (for the training error of the test-error bound).
     full_vector: evaluate the full-vector instead of the sample-wise form.
-  """ + _DOC_COMMON_ARGS + """
+    estimator: :class:`MIEstimator` (plug-in = the papers; Miller-Madow = a departure).
+    clip: clip MI estimates at 0.
+    bootstrap: number of bootstrap resamples of the supersamples for a percentile interval
+      (0: none). A departure from the papers; with small ``k1`` the interval is crude.
+    confidence: level of the bootstrap interval.
+    seed: seed of the bootstrap resampling.
+
   Returns:
     A :class:`BoundResult` (loss units).
   """
@@ -845,7 +854,13 @@ def ecmi_bound(masks: ArrayLike, losses: ArrayLike, *, form: EcmiForm | str = Ec
     masks: ``(k1, k2, n)`` in {0, 1}.
     losses: ``(k1, k2, n, 2)`` in [0, 1].
     form: which bound (:class:`EcmiForm`).
-  """ + _DOC_COMMON_ARGS + """
+    estimator: :class:`MIEstimator` (plug-in = the papers; Miller-Madow = a departure).
+    clip: clip MI estimates at 0.
+    bootstrap: number of bootstrap resamples of the supersamples for a percentile interval
+      (0: none). A departure from the papers; with small ``k1`` the interval is crude.
+    confidence: level of the bootstrap interval.
+    seed: seed of the bootstrap resampling.
+
   Returns:
     A :class:`BoundResult` (loss units).
   """
@@ -878,7 +893,13 @@ def ldcmi_bound(masks: ArrayLike, losses: ArrayLike, *, form: LdcmiForm | str = 
     masks: ``(k1, k2, n)`` in {0, 1}.
     losses: ``(k1, k2, n, 2)`` in [0, 1].
     form: which bound (:class:`LdcmiForm`).
-  """ + _DOC_COMMON_ARGS + """
+    estimator: :class:`MIEstimator` (plug-in = the papers; Miller-Madow = a departure).
+    clip: clip MI estimates at 0.
+    bootstrap: number of bootstrap resamples of the supersamples for a percentile interval
+      (0: none). A departure from the papers; with small ``k1`` the interval is crude.
+    confidence: level of the bootstrap interval.
+    seed: seed of the bootstrap resampling.
+
   Returns:
     A :class:`BoundResult` (loss units).
   """
@@ -928,7 +949,13 @@ def cmi_bounds(masks: ArrayLike, predictions: ArrayLike | None, labels_or_losses
     labels_or_losses: true labels of the supersample pairs ``(k1, n, 2)`` (0-1 loss of the
       predictions), or losses ``(k1, k2, n, 2)`` in [0, 1].
     full_vector: also evaluate the full-vector f-CMI (default: only when ``n <= 12``).
-  """ + _DOC_COMMON_ARGS + """
+    estimator: :class:`MIEstimator` (plug-in = the papers; Miller-Madow = a departure).
+    clip: clip MI estimates at 0.
+    bootstrap: number of bootstrap resamples of the supersamples for a percentile interval
+      (0: none). A departure from the papers; with small ``k1`` the interval is crude.
+    confidence: level of the bootstrap interval.
+    seed: seed of the bootstrap resampling.
+
   Returns:
     A :class:`BoundsReport`; ``report.table()`` gives rows
     ``(name, bound on gap, bound on test error, source)``.
