@@ -1,0 +1,592 @@
+"""Geometry of class manifolds by replica mean-field theory (MFTMA), in JAX.
+
+A *manifold* is the point cloud of one class at one layer: ``M`` examples in ``N`` features.
+For ``P`` manifolds the analysis measures how easily they can be separated by a linear readout
+with margin ``kappa`` (the manifold capacity ``alpha_M``), and the radius ``R_M`` and dimension
+``D_M`` of their *anchor points*, following
+
+* Chung, Lee, Sompolinsky, "Classification and geometry of general perceptual manifolds",
+  Phys. Rev. X 8, 031003 (2018) (PRX), Sec. III and eqs. 16-17, 28-29;
+* Cohen, Chung, Lee, Sompolinsky, "Separability and geometry of object manifolds in deep neural
+  networks", Nat. Commun. 11, 746 (2020) (centre correlations, low-rank centre subspace);
+* Stephenson et al., "On the geometry of generalization and memorization in deep neural
+  networks", ICLR 2021 (the per-layer use of the analysis).
+
+Pipeline (:func:`manifold_geometry`):
+
+1. wide layers (``N > max_features``) are randomly projected to ``max_features`` dims;
+2. the global mean over all ``P * M`` points is subtracted; the class centres ``c_p`` are
+   formed and their *centre correlation* ``rho = mean_{p != q} |cos(c_p - c_bar, c_q - c_bar)|``;
+3. a low-rank subspace ``V`` (``K`` orthonormal columns) shared by the centres is found by
+   minimising the residual squared correlations of the centres on the Stiefel manifold
+   (Riemannian gradient descent with Armijo steps and QR retraction, seeded restarts,
+   ``K = 1, 2, ...`` greedily) and projected out of all points;
+4. each manifold is centred and scaled by its centre's norm, written in an ``M``-dim orthonormal
+   basis of its span, and a constant coordinate 1 is appended: ``S in R^{(D+1) x M}``, ``D = M``;
+5. for ``n_t`` Gaussian ``t ~ N(0, I_{D+1})`` the anchor point ``s~(t)`` solves the QP
+
+   .. math::
+      v^*(t) = \\arg\\min_v \\tfrac12 \\|v\\|^2 - t^\\top v \\quad \\text{s.t.}\\quad
+      S^\\top v \\le -\\kappa,
+
+   solved in its dual, a nonnegative QP over ``alpha in R^M``:
+
+   .. math::
+      \\alpha^* = \\arg\\min_{\\alpha \\ge 0} \\tfrac12 \\alpha^\\top G \\alpha
+      - \\alpha^\\top (S^\\top t + \\kappa 1), \\qquad G = S^\\top S,
+
+   with ``v* = t - S alpha*`` and ``s~ = S alpha* / sum(alpha*)``. When the best-aligned point
+   already satisfies the margin (``max_j s_j . t + kappa < 0``) then ``alpha* = 0`` and the
+   anchor is that point;
+6. capacity (PRX eqs. 16-17), radius (eq. 28) and dimension (eq. 29, see
+   :class:`DimensionFormula`):
+
+   .. math::
+      \\alpha_M^{-1} = \\big\\langle [t\\cdot \\tilde s + \\kappa]_+^2 / \\|\\tilde s\\|^2
+      \\big\\rangle_t,\\quad
+      R_M = \\sqrt{\\big\\langle \\|(\\tilde s - \\langle\\tilde s\\rangle_t)_{1:D} /
+      \\tilde s_{D+1}\\|^2\\big\\rangle_t},\\quad
+      D_M = D\\,\\big\\langle \\cos\\angle(t_{1:D}, \\tilde s_{1:D})\\big\\rangle_t^2 .
+
+   Across manifolds the capacity is averaged harmonically, radius and dimension arithmetically.
+   For ``kappa = 0`` and large ``D``: ``alpha_M ~= (1 + R_M^{-2}) / D_M``.
+
+The geometric quantities are dimensionless (no nats here). The bases in steps 3-4 are the
+sign-fixed singular vectors of the data, so results do not depend on the order of the points in
+a manifold (for the same ``key``), nor on the order of the manifolds when ``t`` is given.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from gbounds import _errors
+
+
+class DualSolver(enum.IntEnum):
+  """Solver for the per-sample dual nonnegative QP (all run batched under ``vmap``).
+
+  * ``FISTA``: accelerated projected gradient (step ``1 / lambda_max(G)``) with O'Donoghue-
+    Candes gradient restarts, stopped when the KKT residual falls below ``tol`` or after
+    ``n_iter`` steps. Linear convergence whose rate depends on the conditioning of ``G``.
+  * ``FISTA_ACTIVE_SET`` (default): the same warm start, then a few primal-dual active-set
+    (semismooth Newton) steps that solve ``G_FF alpha_F = b_F`` on the free set exactly; each
+    step is kept only if it lowers the KKT residual. Reaches round-off accuracy once the support
+    is identified, which the warm start almost always does. Pick ``FISTA`` only to study the
+    first-order method alone.
+  """
+  FISTA = 0
+  FISTA_ACTIVE_SET = 1
+
+
+class DimensionFormula(enum.IntEnum):
+  """Which anchor-dimension formula :func:`manifold_geometry` reports as ``dimension``.
+
+  * ``MEAN_COSINE`` (default): ``D_M = D <cos angle(t_{1:D}, s~_{1:D})>_t^2``, the form of the
+    public MFTMA code (schung039/neural_manifolds_replicaMFT), which gives the published
+    reference values (random data: 36.17).
+  * ``MEAN_SQUARED_PROJECTION``: ``D_M = <(t_{1:D} . s^_{1:D})^2>_t`` with ``s^`` the unit
+    vector along ``s~_{1:D}``, PRX 2018 eq. 29.
+  """
+  MEAN_COSINE = 0
+  MEAN_SQUARED_PROJECTION = 1
+
+
+class AnchorSolution(NamedTuple):
+  """Solution of the anchor QP for one or more ``t`` (leading axes as in ``t``).
+
+  Attributes:
+    alpha: dual variables ``alpha* >= 0``, ``(..., M)``.
+    v: primal solution ``v* = t - S alpha*``, ``(..., D+1)``.
+    anchor: anchor point ``s~``, ``(..., D+1)``; the best-aligned point when ``alpha* = 0``.
+    kkt_residual: ``max_j |min(alpha_j, g_j)|`` with ``g = -(S^T v + kappa)`` the dual gradient;
+      zero exactly at the optimum (primal feasibility, dual feasibility, complementarity).
+    separated: whether ``t`` was already separated (``max_j s_j . t + kappa < 0``).
+  """
+  alpha: jax.Array
+  v: jax.Array
+  anchor: jax.Array
+  kkt_residual: jax.Array
+  separated: jax.Array
+
+
+class ManifoldGeometry(NamedTuple):
+  """Result of :func:`manifold_geometry` (dimensionless quantities).
+
+  Attributes:
+    capacity: harmonic mean over manifolds of ``alpha_M`` (``1 / mean(1 / alpha_M)``).
+    radius: mean anchor radius ``R_M``.
+    dimension: mean anchor dimension ``D_M`` (formula: :class:`DimensionFormula`).
+    center_correlation: ``mean_{p != q} |cos(c_p, c_q)|`` of the mean-subtracted class centres,
+      before the low-rank subspace is removed.
+    residual_correlation: the same after removing the ``center_rank``-dim centre subspace.
+    center_rank: dimension ``K`` of the removed centre subspace (0: none removed).
+    capacity_per_manifold: ``alpha_M`` per manifold, ``(P,)``.
+    radius_per_manifold: ``R_M`` per manifold, ``(P,)``.
+    dimension_per_manifold: ``D_M`` per manifold, ``(P,)``.
+    max_kkt_residual: the largest dual KKT residual over all samples and manifolds.
+  """
+  capacity: jax.Array
+  radius: jax.Array
+  dimension: jax.Array
+  center_correlation: jax.Array
+  residual_correlation: jax.Array
+  center_rank: int
+  capacity_per_manifold: jax.Array
+  radius_per_manifold: jax.Array
+  dimension_per_manifold: jax.Array
+  max_kkt_residual: jax.Array
+
+
+# ----------------------------------------------------------------------------- dual NNQP
+
+
+def _kkt_residual(alpha, grad):
+  return jnp.max(jnp.abs(jnp.minimum(alpha, grad)), axis=-1)
+
+
+def _nnqp_single(gram, b, lip, *, n_iter: int, tol, active_set_steps: int):
+  """min_{alpha >= 0} 1/2 alpha^T G alpha - b^T alpha for one right-hand side ``b``."""
+  dtype = b.dtype
+  step = 1.0 / lip
+  check_every = 10
+
+  def grad(a):
+    return gram @ a - b
+
+  def fista_step(_, carry):
+    alpha, y, theta = carry
+    alpha_new = jnp.maximum(y - step * grad(y), 0.0)
+    restart = jnp.dot(y - alpha_new, alpha_new - alpha) > 0
+    theta_new = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * theta ** 2))
+    y_new = alpha_new + ((theta - 1.0) / theta_new) * (alpha_new - alpha)
+    y_new = jnp.where(restart, alpha_new, y_new)
+    theta_new = jnp.where(restart, jnp.ones_like(theta), theta_new)
+    return alpha_new, y_new, theta_new
+
+  def cond(state):
+    it, _, res = state
+    return (it < n_iter) & (res > tol)
+
+  def body(state):
+    it, carry, _ = state
+    carry = jax.lax.fori_loop(0, check_every, fista_step, carry)
+    return it + check_every, carry, _kkt_residual(carry[0], grad(carry[0]))
+
+  alpha0 = jnp.zeros_like(b)
+  carry0 = (alpha0, alpha0, jnp.ones((), dtype))
+  _, (alpha, _, _), res = jax.lax.while_loop(
+      cond, body, (0, carry0, _kkt_residual(alpha0, grad(alpha0))))
+
+  eye = jnp.eye(b.shape[0], dtype=dtype)
+
+  def active_set_step(_, state):
+    alpha, res = state
+    free = (alpha - grad(alpha)) > 0
+    mask = free.astype(dtype)
+    a_mat = gram * jnp.outer(mask, mask) + eye * (1.0 - mask)
+    cand = jnp.linalg.solve(a_mat, b * mask) * mask
+    cand_res = _kkt_residual(cand, grad(cand))
+    better = cand_res < res  # False for NaN from a singular free block
+    return jnp.where(better, cand, alpha), jnp.where(better, cand_res, res)
+
+  alpha, res = jax.lax.fori_loop(0, active_set_steps, active_set_step, (alpha, res))
+  return alpha, res
+
+
+def solve_anchor_qp(s: ArrayLike, t: ArrayLike, *, kappa: ArrayLike = 0.0,
+                    solver: DualSolver | str = DualSolver.FISTA_ACTIVE_SET,
+                    n_iter: int = 2000, tol: float | None = None,
+                    active_set_steps: int = 8) -> AnchorSolution:
+  """Anchor points of one manifold: the QP of PRX 2018 Sec. III solved in its dual.
+
+  Primal, for each sample ``t``: ``min_v 1/2 ||v||^2 - t.v`` s.t. ``S^T v <= -kappa``.
+  Dual: ``min_{alpha >= 0} 1/2 ||S alpha - t||^2 - kappa sum(alpha)`` (for ``kappa = 0`` a
+  nonnegative least-squares problem), i.e. ``G = S^T S``, ``b = S^T t + kappa``; then
+  ``v = t - S alpha`` and the anchor is ``s~ = S alpha / sum(alpha)``. Batched over the leading
+  axes of ``t`` (``vmap``; ``G`` is shared, so the solver runs on matrix products).
+
+  Args:
+    s: manifold points as columns, ``(D+1, M)`` (last row the constant 1 in the analysis, but
+      any matrix is accepted).
+    t: samples, ``(D+1,)`` or ``(..., D+1)``.
+    kappa: margin ``kappa >= 0``.
+    solver: :class:`DualSolver`.
+    n_iter: maximum first-order iterations.
+    tol: KKT tolerance that stops the first-order phase (default ``1e-10`` in float64,
+      ``1e-5`` in float32).
+    active_set_steps: active-set refinement steps (``FISTA_ACTIVE_SET`` only).
+
+  Returns:
+    :class:`AnchorSolution`. Works under ``jax.jit`` (``solver``, ``n_iter``,
+    ``active_set_steps`` static) and ``jax.vmap``.
+  """
+  solver = _errors.as_enum("solver", solver, DualSolver)
+  s = jnp.asarray(s)
+  t = jnp.asarray(t)
+  dtype = jnp.result_type(s.dtype, t.dtype, jnp.float32)
+  s, t = s.astype(dtype), t.astype(dtype)
+  if s.ndim != 2:
+    _errors.fail("s", "an array of rank 2 (D+1, M)", f"shape {s.shape}")
+  if t.ndim < 1 or t.shape[-1] != s.shape[0]:
+    _errors.fail("t", f"an array with last axis {s.shape[0]} (rows of s)", f"shape {t.shape}")
+  if tol is None:
+    tol = 1e-10 if dtype == jnp.float64 else 1e-5
+  steps = active_set_steps if solver == DualSolver.FISTA_ACTIVE_SET else 0
+  return _solve_anchor_qp(s, t, jnp.asarray(kappa, dtype), n_iter=int(n_iter), tol=float(tol),
+                          active_set_steps=int(steps))
+
+
+@functools.partial(jax.jit, static_argnames=("n_iter", "tol", "active_set_steps"))
+def _solve_anchor_qp(s, t, kappa, *, n_iter, tol, active_set_steps):
+  dtype = s.dtype
+  gram = s.T @ s
+  lip = jnp.maximum(jnp.linalg.eigvalsh(gram)[-1], jnp.finfo(dtype).tiny)
+
+  batch_shape = t.shape[:-1]
+  tf = t.reshape((-1, t.shape[-1]))
+  proj = tf @ s  # (n, M): s_j . t
+  b = proj + kappa
+
+  def one(bi):
+    return _nnqp_single(gram, bi, lip, n_iter=n_iter, tol=tol, active_set_steps=active_set_steps)
+
+  alpha, res = jax.vmap(one)(b)
+  best = jnp.argmax(proj, axis=-1)
+  separated = jnp.max(proj, axis=-1) + kappa < 0
+  alpha = jnp.where(separated[:, None], 0.0, alpha)
+  res = jnp.where(separated, 0.0, res)
+  total = jnp.sum(alpha, axis=-1)
+  weighted = alpha @ s.T
+  safe = jnp.where(total > 0, total, 1.0)
+  anchor = jnp.where((total > 0)[:, None], weighted / safe[:, None], s.T[best])
+  v = tf - weighted
+  m = s.shape[1]
+  return AnchorSolution(alpha.reshape(batch_shape + (m,)), v.reshape(t.shape),
+                        anchor.reshape(t.shape), res.reshape(batch_shape),
+                        separated.reshape(batch_shape))
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+def _sign_fix(coords):
+  """Flips each column so that the sum of its cubes is >= 0 (order-invariant convention)."""
+  sgn = jnp.sign(jnp.sum(coords ** 3, axis=0))
+  return coords * jnp.where(sgn == 0, 1.0, sgn)
+
+
+def _manifold_coordinates(y):
+  """``y``: (M, N) centred, scaled points -> (M, M) coordinates in a canonical basis."""
+  u, sv, _ = jnp.linalg.svd(y, full_matrices=False)
+  return _sign_fix(u * sv)
+
+
+def anchor_geometry(s: ArrayLike, t: ArrayLike, *, kappa: ArrayLike = 0.0,
+                    dimension_formula: DimensionFormula | str = DimensionFormula.MEAN_COSINE,
+                    solver: DualSolver | str = DualSolver.FISTA_ACTIVE_SET, n_iter: int = 2000,
+                    tol: float | None = None, active_set_steps: int = 8):
+  """Capacity, radius and dimension of ONE manifold ``S`` (``(D+1, M)``, last row ones) from
+  samples ``t`` (``(n_t, D+1)``): PRX 2018 eqs. 16-17, 28 and 29 (see the module docstring).
+
+  Returns:
+    ``(capacity, radius, dimension, max_kkt_residual)`` as scalars.
+  """
+  formula = _errors.as_enum("dimension_formula", dimension_formula, DimensionFormula)
+  s = jnp.asarray(s)
+  t = jnp.asarray(t, s.dtype)
+  kappa = jnp.asarray(kappa, s.dtype)
+  sol = solve_anchor_qp(s, t, kappa=kappa, solver=solver, n_iter=n_iter, tol=tol,
+                        active_set_steps=active_set_steps)
+  anc = sol.anchor
+  d = s.shape[0] - 1
+  margin = jnp.maximum(jnp.sum(t * anc, axis=-1) + kappa, 0.0)
+  norm2 = jnp.sum(anc ** 2, axis=-1)
+  field = jnp.where(norm2 > 0, margin ** 2 / jnp.where(norm2 > 0, norm2, 1.0), 0.0)
+  capacity = 1.0 / jnp.mean(field)
+  dev = (anc - jnp.mean(anc, axis=0))[:, :d] / anc[:, d:]
+  radius = jnp.sqrt(jnp.mean(jnp.sum(dev ** 2, axis=-1)))
+  t_d, s_d = t[:, :d], anc[:, :d]
+  t_hat = t_d / jnp.linalg.norm(t_d, axis=-1, keepdims=True)
+  s_norm = jnp.linalg.norm(s_d, axis=-1, keepdims=True)
+  s_hat = s_d / jnp.where(s_norm > 0, s_norm, 1.0)
+  if formula == DimensionFormula.MEAN_COSINE:
+    dimension = d * jnp.mean(jnp.sum(t_hat * s_hat, axis=-1)) ** 2
+  else:
+    dimension = jnp.mean(jnp.sum(t_d * s_hat, axis=-1) ** 2)
+  return capacity, radius, dimension, jnp.max(sol.kkt_residual)
+
+
+def _mean_abs_offdiag_cos(x):
+  norms = jnp.linalg.norm(x, axis=1)
+  c = (x @ x.T) / jnp.outer(norms, norms)
+  p = x.shape[0]
+  return (jnp.sum(jnp.abs(c)) - jnp.sum(jnp.abs(jnp.diag(c)))) / (p * (p - 1))
+
+
+def _subspace_cost(v, x, mask):
+  """Residual squared correlations of the centres ``x`` (P, r) after removing span(v * mask)."""
+  c = x @ (v * mask)
+  gram = x @ x.T
+  c0 = jnp.diag(gram) - jnp.sum(c ** 2, axis=1)
+  return 0.5 * jnp.sum((gram - c @ c.T) ** 2 / jnp.outer(c0, c0))
+
+
+def _qr_retract(a):
+  q, r = jnp.linalg.qr(a)
+  d = jnp.sign(jnp.diag(r))
+  return q * jnp.where(d == 0, 1.0, d)
+
+
+def _optimise_subspace(x, v0, mask, n_steps: int):
+  """Riemannian gradient descent on the Stiefel manifold with Armijo steps, QR retraction."""
+  vg = jax.value_and_grad(_subspace_cost)
+
+  def step(_, carry):
+    v, eta = carry
+    f, g = vg(v, x, mask)
+    rg = g - v @ (0.5 * (v.T @ g + g.T @ v))
+    gn2 = jnp.sum(rg ** 2)
+
+    def bt_cond(state):
+      eta_, k = state
+      fn = _subspace_cost(_qr_retract(v - eta_ * rg), x, mask)
+      return (fn > f - 1e-4 * eta_ * gn2) & (k < 40)
+
+    eta, _ = jax.lax.while_loop(bt_cond, lambda s_: (0.5 * s_[0], s_[1] + 1), (eta, 0))
+    v_new = _qr_retract(v - eta * rg)
+    ok = _subspace_cost(v_new, x, mask) <= f
+    return jnp.where(ok, v_new, v), 2.0 * eta
+
+  v, _ = jax.lax.fori_loop(0, n_steps, step, (v0, jnp.asarray(1.0, x.dtype)))
+  return v
+
+
+@functools.partial(jax.jit, static_argnames=("n_restarts", "n_steps"))
+def _subspace_round(x, v_prev, key, k, *, n_restarts: int, n_steps: int):
+  """One greedy round: rank ``k`` from the rank ``k - 1`` solution (first ``k - 1`` columns of
+  ``v_prev``), with ``n_restarts`` random new directions; keeps the most stable solution (the
+  largest smallest fraction of a centre's norm left after the projection)."""
+  r, width = v_prev.shape
+  cols = jnp.arange(width)
+  v0 = jax.random.normal(key, (n_restarts, r, width), x.dtype)
+  v0 = jnp.where((cols < k - 1)[None, None, :], v_prev[None], v0)
+  v0 = jax.vmap(_qr_retract)(v0)
+  mask = (cols < k).astype(x.dtype)
+  vs = jax.vmap(_optimise_subspace, in_axes=(None, 0, None, None))(x, v0, mask, n_steps)
+  vm = vs * mask
+  resid = x[None] - jnp.einsum("pr,nrk,nsk->nps", x, vm, vm)
+  stability = jnp.min(jnp.linalg.norm(resid, axis=-1) / jnp.linalg.norm(x, axis=-1), axis=-1)
+  v = vs[jnp.argmax(stability)]
+  x0 = x - (x @ (v * mask)) @ (v * mask).T
+  return v, _mean_abs_offdiag_cos(x0)
+
+
+class _CenterSubspace(NamedTuple):
+  basis: jax.Array  # (N, K) orthonormal, in feature space
+  correlation: jax.Array
+  residual: jax.Array
+  rank: int
+
+
+@functools.partial(jax.jit, static_argnames=("n_features", "n_t"))
+def _prepare(x, key_proj, key_t, *, n_features: int, n_t: int):
+  """Random projection, global centring, class centres and their canonical coordinates."""
+  p, m, n = x.shape
+  if n_features < n:
+    w = jax.random.normal(key_proj, (n, n_features), x.dtype) / np.sqrt(n_features)
+    x = jnp.einsum("pmn,nk->pmk", x, w)
+  x = x - jnp.mean(x, axis=(0, 1))
+  centers = jnp.mean(x, axis=1)
+  xb = centers - jnp.mean(centers, axis=0)
+  _, sv, wt = jnp.linalg.svd(xb, full_matrices=False)
+  r = min(p - 1, xb.shape[1])
+  basis = wt[:r].T  # (N, r)
+  coords = xb @ basis
+  # Column signs fixed so that the coordinates do not depend on the order of the centres.
+  sgn = jnp.sign(jnp.sum(coords ** 3, axis=0))
+  sgn = jnp.where(sgn == 0, 1.0, sgn).astype(x.dtype)
+  t = jax.random.normal(key_t, (p, n_t, m + 1), x.dtype)
+  return x, coords * sgn, basis * sgn, sv[:r], _mean_abs_offdiag_cos(coords), t
+
+
+def _center_subspace(coords, basis, sv, rho0, *, key, center_rank, n_restarts,
+                     n_steps) -> _CenterSubspace:
+  """Low-rank structure shared by the class centres (Cohen et al. 2020, Methods).
+
+  ``coords``: (P, r) centred centres in the orthonormal ``basis`` (N, r) of their span.
+  """
+  r = coords.shape[1]
+  if center_rank == 0:
+    return _CenterSubspace(np.zeros((basis.shape[0], 0), basis.dtype), rho0, rho0, 0)
+  if center_rank is None:
+    sv = np.asarray(sv)
+    frac = np.cumsum(sv ** 2) / np.sum(sv ** 2)
+    max_k = min(int(np.argmax(np.where(frac < 0.95, frac, 0.0))) + 11, r - 1)
+  else:
+    max_k = min(int(center_rank), r - 1)
+  if max_k < 1:  # removing the whole span of the centres would leave nothing to normalise by
+    return _CenterSubspace(np.zeros((basis.shape[0], 0), basis.dtype), rho0, rho0, 0)
+  keys = jax.random.split(key, max_k)
+  residuals, solutions = [], []
+  v_prev = np.zeros((r, 0), coords.dtype)
+  for k in range(1, max_k + 1):
+    if v_prev.shape[1] < k:  # widths 8, 16, 32, ...: few compilations
+      width = min(r, max(8, 2 * v_prev.shape[1]))
+      v_prev = np.pad(v_prev, ((0, 0), (0, width - v_prev.shape[1])))
+    v_new, resid = _subspace_round(coords, v_prev, keys[k - 1], k, n_restarts=n_restarts,
+                                   n_steps=n_steps)
+    v_prev = np.asarray(v_new)
+    residuals.append(float(resid))
+    solutions.append(v_prev[:, :k])
+    if (center_rank is None and k > 4 and residuals[-1] > residuals[-2] > residuals[-3]
+        > residuals[-4]):
+      break
+  k_best = int(np.nanargmin(residuals)) + 1 if center_rank is None else len(solutions)
+  return _CenterSubspace(np.asarray(basis) @ solutions[k_best - 1], rho0,
+                         np.asarray(residuals[k_best - 1], coords.dtype), k_best)
+
+
+def _per_manifold(xm, proj_basis, t, kappa, *, formula, solver, n_iter, tol, active_set_steps):
+  """``xm``: (M, N) globally centred points of one manifold; ``t``: (n_t, M+1)."""
+  xm = xm - (xm @ proj_basis) @ proj_basis.T
+  center = jnp.mean(xm, axis=0)
+  y = (xm - center) / jnp.linalg.norm(center)
+  coords = _manifold_coordinates(y)  # (M, M): point j -> coords[j]
+  s = jnp.concatenate([coords.T, jnp.ones((1, coords.shape[0]), coords.dtype)], axis=0)
+  return anchor_geometry(s, t, kappa=kappa, dimension_formula=formula, solver=solver,
+                         n_iter=n_iter, tol=tol, active_set_steps=active_set_steps)
+
+
+@functools.partial(jax.jit,
+                   static_argnames=("formula", "solver", "n_iter", "tol", "active_set_steps"))
+def _all_manifolds(x, basis, t, kappa, *, formula, solver, n_iter, tol, active_set_steps):
+  one = functools.partial(_per_manifold, formula=formula, solver=solver, n_iter=n_iter, tol=tol,
+                          active_set_steps=active_set_steps)
+  cap, rad, dim, res = jax.vmap(one, in_axes=(0, None, 0, None))(x, basis, t, kappa)
+  return (1.0 / jnp.mean(1.0 / cap), jnp.mean(rad), jnp.mean(dim), jnp.max(res), cap, rad, dim)
+
+
+def manifold_geometry(manifolds: ArrayLike, *, key: jax.Array | int, kappa: float = 0.0,
+                      n_t: int = 300, t: ArrayLike | None = None,
+                      max_features: int | None = 5000, center_rank: int | None = None,
+                      n_restarts: int = 5, n_subspace_steps: int = 200,
+                      dimension_formula: DimensionFormula | str = DimensionFormula.MEAN_COSINE,
+                      solver: DualSolver | str = DualSolver.FISTA_ACTIVE_SET,
+                      n_iter: int = 2000, tol: float | None = None,
+                      active_set_steps: int = 8, dtype=None) -> ManifoldGeometry:
+  """Manifold capacity, radius, dimension and centre correlation (MFTMA) of ``P`` manifolds.
+
+  See the module docstring for the full pipeline and formulas (PRX 2018 eqs. 16-17, 28-29;
+  Cohen et al. 2020 for the centre correlations). ``kappa = 0`` and ``n_t = 300`` are the
+  defaults of Stephenson et al. (2021).
+
+  Args:
+    manifolds: ``(P, M, N)``: ``P >= 2`` manifolds of ``M`` points in ``N`` features,
+      ``M < N`` (after the random projection).
+    key: PRNG key (or int seed) for the projection, the restarts and the samples ``t``.
+    kappa: margin, ``kappa >= 0`` (a negative margin raises ``InvalidInputError``).
+    n_t: Gaussian samples per manifold.
+    t: optional explicit samples ``(P, n_t, M + 1)`` (then ``n_t`` is ignored).
+    max_features: wider inputs are projected to this many features by a Gaussian matrix with
+      variance ``1 / max_features`` (``None``: never project).
+    center_rank: dimension of the centre subspace to remove: ``None`` chooses it (the smallest
+      residual correlation over ``K = 1..K_max``, stopping after three rises; ``K_max`` = the
+      number of components under 95% of the centres' variance + 11, at most ``P - 2``), ``0``
+      removes nothing.
+    n_restarts: seeded random restarts per ``K`` (the most stable solution is kept).
+    n_subspace_steps: Riemannian gradient steps per restart.
+    dimension_formula: :class:`DimensionFormula`.
+    solver, n_iter, tol, active_set_steps: see :func:`solve_anchor_qp`.
+    dtype: computation dtype (default: the input's floating dtype; float64 recommended).
+
+  Returns:
+    :class:`ManifoldGeometry`.
+
+  Raises:
+    InvalidInputError: fewer than 2 manifolds, ``M >= N``, non-finite values, ``kappa < 0``.
+  """
+  x = np.asarray(manifolds)
+  _errors.check_rank("manifolds", x, 3)
+  p, m, n = x.shape
+  if p < 2:
+    _errors.fail("manifolds", "at least 2 manifolds (axis 0)", f"{p}")
+  if m < 2:
+    _errors.fail("manifolds", "at least 2 points per manifold (axis 1)", f"{m}")
+  _errors.check_finite("manifolds", x)
+  if not np.isfinite(kappa) or kappa < 0:
+    _errors.fail("kappa", "a margin kappa >= 0", kappa)
+  _errors.check_positive("n_t", n_t)
+  n_eff = n if (max_features is None or n <= max_features) else int(max_features)
+  if m >= n_eff:
+    _errors.fail("manifolds", f"fewer points per manifold than features (M < N = {n_eff})",
+                 f"M = {m}; use fewer points per manifold")
+  formula = _errors.as_enum("dimension_formula", dimension_formula, DimensionFormula)
+  solver = _errors.as_enum("solver", solver, DualSolver)
+  if t is not None:
+    if np.ndim(t) != 3 or np.shape(t)[0] != p or np.shape(t)[2] != m + 1:
+      _errors.fail("t", f"samples of shape (P={p}, n_t, M+1={m + 1})", f"shape {np.shape(t)}")
+    _errors.check_finite("t", t)
+  if dtype is None:
+    dtype = x.dtype if x.dtype.kind == "f" else np.float32
+  dtype = jnp.dtype(dtype)
+  if not isinstance(key, jax.Array):
+    key = jax.random.key(int(key))
+  k_proj, k_sub, k_t = jax.random.split(key, 3)
+  xj, coords, basis, sv, rho0, t_default = _prepare(
+      jnp.asarray(x, dtype), k_proj, k_t, n_features=n_eff, n_t=int(n_t))
+  sub = _center_subspace(coords, basis, sv, rho0, key=k_sub, center_rank=center_rank,
+                         n_restarts=n_restarts, n_steps=n_subspace_steps)
+  if t is None:
+    t = t_default
+  else:
+    t = jnp.asarray(t, dtype)
+  capacity, radius, dimension, kkt, cap, rad, dim = _all_manifolds(
+      xj, sub.basis, t, jnp.asarray(kappa, dtype), formula=formula, solver=solver,
+      n_iter=n_iter, tol=tol, active_set_steps=active_set_steps)
+  return ManifoldGeometry(
+      capacity=capacity, radius=radius, dimension=dimension,
+      center_correlation=jnp.asarray(sub.correlation),
+      residual_correlation=jnp.asarray(sub.residual), center_rank=sub.rank,
+      capacity_per_manifold=cap, radius_per_manifold=rad, dimension_per_manifold=dim,
+      max_kkt_residual=kkt)
+
+
+def class_manifolds(features: ArrayLike, labels: ArrayLike, *, n_per_class: int,
+                    classes: ArrayLike | None = None, key: jax.Array | int = 0) -> np.ndarray:
+  """Groups examples into class manifolds for :func:`manifold_geometry`.
+
+  Args:
+    features: ``(n, ...)`` activations (flattened to ``(n, N)``).
+    labels: ``(n,)`` integer class (or group) labels.
+    n_per_class: points per manifold ``M``; each class must have at least this many examples.
+    classes: which labels form manifolds (default: all present, sorted).
+    key: seed of the random choice of examples within a class.
+
+  Returns:
+    ``(P, M, N)`` numpy array.
+  """
+  f = np.asarray(features)
+  f = f.reshape((f.shape[0], -1))
+  y = np.asarray(labels)
+  _errors.check_rank("labels", y, 1)
+  _errors.check_same_leading(("features", "labels"), f, y)
+  cls = np.unique(y) if classes is None else np.asarray(classes)
+  seed = int(jax.random.randint(key if isinstance(key, jax.Array) else jax.random.key(int(key)),
+                                (), 0, 2 ** 31 - 1))
+  rng = np.random.default_rng(seed)
+  out = []
+  for c in cls:
+    idx = np.flatnonzero(y == c)
+    if idx.size < n_per_class:
+      _errors.fail("labels", f"at least n_per_class={n_per_class} examples of class {c}",
+                   idx.size)
+    out.append(f[rng.choice(idx, n_per_class, replace=False)])
+  return np.stack(out)
