@@ -98,6 +98,14 @@ from gbounds._capture import available_layers as available_layers
 from gbounds._capture import capture_activations as capture_activations
 from gbounds._capture import stack_activations as stack_activations
 # Manifold geometry (_manifold.py)
+from gbounds._manifold import AnchorSolution as AnchorSolution
+from gbounds._manifold import DimensionFormula as DimensionFormula
+from gbounds._manifold import DualSolver as DualSolver
+from gbounds._manifold import ManifoldGeometry as ManifoldGeometry
+from gbounds._manifold import anchor_geometry as anchor_geometry
+from gbounds._manifold import class_manifolds as class_manifolds
+from gbounds._manifold import manifold_geometry as manifold_geometry
+from gbounds._manifold import solve_anchor_qp as solve_anchor_qp
 # Weight information, LIMIT, supervision complexity (_weight_info.py, _limit.py, _supervision.py)
 # Front door (_analyze.py, _reproduce.py)
 
