@@ -70,6 +70,29 @@ from gbounds._dynamics import train_linearized_explicit as train_linearized_expl
 
 # Sample information (_sample_info.py)
 # CMI bounds (_cmi.py, _kl.py) and supersample experiments (_supersample.py)
+from gbounds._supersample import SupersampleDesign as SupersampleDesign
+from gbounds._supersample import SupersampleResult as SupersampleResult
+from gbounds._supersample import TargetEncoding as TargetEncoding
+from gbounds._supersample import draw_supersamples as draw_supersamples
+from gbounds._supersample import load_supersample_results as load_supersample_results
+from gbounds._supersample import model_mesh as model_mesh
+from gbounds._supersample import run_linearized_supersample as run_linearized_supersample
+from gbounds._supersample import run_supersample as run_supersample
+from gbounds._fcmi_experiments import PUBLISHED_FCMI as PUBLISHED_FCMI
+from gbounds._fcmi_experiments import FcmiArchitecture as FcmiArchitecture
+from gbounds._fcmi_experiments import FcmiProtocol as FcmiProtocol
+from gbounds._fcmi_experiments import FcmiReproduction as FcmiReproduction
+from gbounds._fcmi_experiments import FcmiRow as FcmiRow
+from gbounds._fcmi_experiments import FcmiTable as FcmiTable
+from gbounds._fcmi_experiments import SyntheticRow as SyntheticRow
+from gbounds._fcmi_experiments import FcmiTraining as FcmiTraining
+from gbounds._fcmi_experiments import cpu_scale_protocol as cpu_scale_protocol
+from gbounds._fcmi_experiments import full_scale_protocol as full_scale_protocol
+from gbounds._fcmi_experiments import make_classification_study as make_classification_study
+from gbounds._fcmi_experiments import reproduce_fcmi as reproduce_fcmi
+from gbounds._fcmi_experiments import run_fcmi_protocol as run_fcmi_protocol
+from gbounds._fcmi_experiments import small_fcmi_experiment as small_fcmi_experiment
+from gbounds._fcmi_experiments import small_protocol as small_protocol
 from gbounds._kl import binary_kl as binary_kl
 from gbounds._kl import kl_inverse_lower as kl_inverse_lower
 from gbounds._kl import kl_inverse_upper as kl_inverse_upper

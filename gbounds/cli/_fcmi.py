@@ -1,0 +1,101 @@
+"""``gbounds fcmi``: run an f-CMI supersample experiment and report bounds against n.
+
+The protocol comes from a JSON config file (the fields of :class:`gbounds.FcmiProtocol`), a
+preset (``--scale small|cpu|full``), and flags that override either. Outputs in ``--out``:
+``n<NNNNN>/`` chunk directories (a rerun resumes), ``table.json``, ``table.csv``, ``fcmi.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+from gbounds import _errors
+from gbounds.cli import _common
+
+_PRESETS = ("small", "cpu", "full")
+
+
+def register(sub) -> None:
+  p = sub.add_parser("fcmi", help="f-CMI bounds from a supersample experiment (MNIST 4-vs-9)",
+                     description=__doc__)
+  p.add_argument("--config", help="JSON file with FcmiProtocol fields")
+  p.add_argument("--scale", choices=_PRESETS, default="small",
+                 help="preset the config and flags override (default: small)")
+  p.add_argument("--ns", type=int, nargs="+", help="numbers of pairs n")
+  p.add_argument("--k1", type=int, help="supersamples per n")
+  p.add_argument("--k2", type=int, help="masks per supersample")
+  p.add_argument("--epochs", type=int)
+  p.add_argument("--architecture", choices=("mlp", "fcmi_cnn"))
+  p.add_argument("--hidden", type=int, nargs="+", help="MLP hidden widths")
+  p.add_argument("--learning-rate", type=float)
+  p.add_argument("--batch-size", type=int)
+  p.add_argument("--dataset", choices=("mnist", "fashion_mnist"))
+  p.add_argument("--split", choices=("train", "test"))
+  p.add_argument("--classes", type=int, nargs=2)
+  p.add_argument("--test-size", type=int)
+  p.add_argument("--training", choices=("sgd", "linearized"))
+  p.add_argument("--strategy", choices=("auto", "vmap", "sequential"))
+  p.add_argument("--chunk-size", type=int)
+  p.add_argument("--seed", type=int)
+  p.add_argument("--data-dir", help="data directory (default $GBOUNDS_DATA_DIR)")
+  p.add_argument("--published", action="store_true",
+                 help="print and plot the published MNIST 4-vs-9 numbers beside ours")
+  p.add_argument("--out", default="runs/fcmi", help="output directory")
+  p.set_defaults(func=_run)
+
+
+_FLAG_FIELDS = ("ns", "k1", "k2", "epochs", "architecture", "hidden", "learning_rate",
+                "batch_size", "dataset", "split", "classes", "test_size", "training", "strategy",
+                "chunk_size", "seed")
+
+
+def protocol_from_args(args):
+  """The :class:`gbounds.FcmiProtocol` of a parsed command line."""
+  from gbounds import _fcmi_experiments as fe
+  makers = {"small": fe.small_protocol, "cpu": fe.cpu_scale_protocol,
+            "full": fe.full_scale_protocol}
+  fields = {}
+  if args.config:
+    path = pathlib.Path(args.config)
+    try:
+      fields.update(json.loads(path.read_text()))
+    except (OSError, json.JSONDecodeError) as e:
+      _errors.fail("--config", "a readable JSON file", f"{path} ({e})")
+    if not isinstance(fields, dict):
+      _errors.fail("--config", "a JSON object", type(fields).__name__)
+  for name in _FLAG_FIELDS:
+    v = getattr(args, name, None)
+    if v is not None:
+      fields[name] = v
+  return makers[args.scale](**fields)
+
+
+def _run(args) -> int:
+  from gbounds import _fcmi_experiments as fe
+  protocol = protocol_from_args(args)
+  out = _common.output_dir(args.out)
+  _common.atomic_write_json(out / "protocol.json", protocol.to_json())
+  total = protocol.k1 * protocol.k2 * len(protocol.ns)
+  bar = _common.progress(total=total, desc="trainings", unit="model")
+  last = [0]
+
+  def progress(done, _total):
+    if bar is not None:
+      bar.update(done - last[0])
+    last[0] = done
+
+  try:
+    table = fe.run_fcmi_protocol(protocol, data_dir=args.data_dir, out_dir=out,
+                                 progress=progress)
+  finally:
+    if bar is not None:
+      bar.close()
+  published = fe.PUBLISHED_FCMI if args.published else None
+  fe.plot_table(table, out / "fcmi.png", published=published)
+  if published:
+    print(fe.FcmiReproduction(table, dict(published)).format())
+  else:
+    print(table.format())
+  print(f"written: {out / 'table.json'}, {out / 'table.csv'}, {out / 'fcmi.png'}")
+  return 0
