@@ -11,10 +11,11 @@ NeurIPS 2021, sec. 2-3; Hellstrom & Durisi, 2022; Wang & Mao, 2023) are estimate
    and its error on a separate test set.
 
 :func:`run_supersample` does this with the foundation's trainer (the per-model program of
-:func:`gbounds.train_many`, compiled once per run): the ``k1 * k2`` models are trained in chunks (``vmap`` or a sequential ``lax.map`` per
-:class:`gbounds.MapStrategy`); each finished chunk is written atomically (``.npz`` + ``.json``
-with the resolved configuration and package versions) to a results directory, and a killed run
-resumes where it stopped, with no lost or duplicated work. Model ``j = a * k2 + b``
+:func:`gbounds.train_many`, compiled once per run): the ``k1 * k2`` models are trained in
+chunks (``vmap`` or a sequential ``lax.map`` per :class:`gbounds.MapStrategy`); each
+finished chunk is written atomically (``.npz`` + ``.json`` with the resolved configuration and
+package versions) to a results directory, and a killed run resumes where it stopped, with no
+lost or duplicated work. Model ``j = a * k2 + b``
 (supersample ``a``, mask ``b``) initialises from ``fold_in(key(init_seed), j)`` and draws its
 mini-batches from ``fold_in(key(train.seed), j)``, so its run does not depend on the chunking,
 on resuming or on how the supersamples are split over processes.
