@@ -115,6 +115,17 @@ from gbounds._cmi import plugin_mutual_information as plugin_mutual_information
 from gbounds._cmi import samplewise_mi as samplewise_mi
 from gbounds._cmi import sqrt_bound as sqrt_bound
 # PAC-Bayes (_pac_bayes.py)
+from gbounds._pac_bayes import CATONI_GRID as CATONI_GRID
+from gbounds._pac_bayes import SIGMA_GRID as SIGMA_GRID
+from gbounds._pac_bayes import PacBayesCertificate as PacBayesCertificate
+from gbounds._pac_bayes import SigmaSelection as SigmaSelection
+from gbounds._pac_bayes import catoni_bound as catoni_bound
+from gbounds._pac_bayes import gaussian_kl as gaussian_kl
+from gbounds._pac_bayes import mc_error_upper_bound as mc_error_upper_bound
+from gbounds._pac_bayes import mcallester_bound as mcallester_bound
+from gbounds._pac_bayes import pac_bayes_certificate as pac_bayes_certificate
+from gbounds._pac_bayes import pac_bayes_confidence as pac_bayes_confidence
+from gbounds._pac_bayes import pac_bayes_kl_bound as pac_bayes_kl_bound
 # Activation information (_capture.py, _activation_info.py)
 from gbounds._capture import LayerInfo as LayerInfo
 from gbounds._capture import available_layers as available_layers
@@ -129,6 +140,12 @@ from gbounds._manifold import anchor_geometry as anchor_geometry
 from gbounds._manifold import class_manifolds as class_manifolds
 from gbounds._manifold import manifold_geometry as manifold_geometry
 from gbounds._manifold import solve_anchor_qp as solve_anchor_qp
+from gbounds._rewind import PermutedLabelConfig as PermutedLabelConfig
+from gbounds._rewind import PermutedLabelResult as PermutedLabelResult
+from gbounds._rewind import layer_features as layer_features
+from gbounds._rewind import permute_labels as permute_labels
+from gbounds._rewind import permuted_label_experiment as permuted_label_experiment
+from gbounds._rewind import rewind_layers as rewind_layers
 # Weight information, LIMIT, supervision complexity (_weight_info.py, _limit.py, _supervision.py)
 # Front door (_analyze.py, _reproduce.py)
 
