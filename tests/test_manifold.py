@@ -292,3 +292,18 @@ def test_class_manifolds_groups_by_label():
   assert np.all(x[0] < 20) and np.all(x[1] >= 20)
   with pytest.raises(gbounds.InvalidInputError, match="n_per_class"):
     gbounds.class_manifolds(feats, labels, n_per_class=11)
+
+
+def test_cli_geometry(tmp_path):
+  import json
+
+  from gbounds.cli import main
+  rng = np.random.default_rng(16)
+  path = tmp_path / "x.npy"
+  np.save(path, rng.standard_normal(SHAPE))
+  assert main(["manifold", "geometry", "--input", str(path), "--n-t", str(N_T),
+               "--center-rank", "0", "--out", str(tmp_path / "out")]) == 0
+  res = json.loads((tmp_path / "out" / "geometry.json").read_text())
+  direct = gbounds.manifold_geometry(np.load(path), key=0, n_t=N_T, center_rank=0)
+  np.testing.assert_allclose(res["capacity"], direct.capacity, rtol=1e-10)
+  assert res["shape"] == list(SHAPE)

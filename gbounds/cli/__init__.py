@@ -16,6 +16,7 @@ from gbounds import _errors
 _COMMAND_MODULES: tuple[str, ...] = (
     "_main",
     "_fcmi",
+    "_manifold",
 )
 
 

@@ -1,0 +1,94 @@
+"""Tests of the permuted-label / layer-rewinding experiment pieces (gbounds/_rewind.py)."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gbounds
+from gbounds import _rewind
+
+
+def test_permute_labels_keeps_marginals_and_touches_only_the_selected_fraction():
+  y = np.repeat(np.arange(10), 50).astype(np.int32)
+  yp, mask = gbounds.permute_labels(y, fraction=0.4, seed=3)
+  assert mask.sum() == 200
+  np.testing.assert_array_equal(yp[~mask], y[~mask])
+  np.testing.assert_array_equal(np.sort(yp[mask]), np.sort(y[mask]))
+  assert np.mean(yp[mask] != y[mask]) > 0.7  # a random permutation of 10 classes
+  yp2, mask2 = gbounds.permute_labels(y, fraction=0.4, seed=3)
+  np.testing.assert_array_equal(yp, yp2)
+  with pytest.raises(gbounds.InvalidInputError, match="fraction"):
+    gbounds.permute_labels(y, fraction=1.5)
+
+
+def _cnn_params():
+  model = gbounds.CNN(out=10)
+  x = jnp.zeros((1, 28, 28, 1))
+  return model, model.init(jax.random.key(0), x)["params"], \
+      model.init(jax.random.key(1), x)["params"]
+
+
+def test_parameter_layers_and_rewinding():
+  _, final, early = _cnn_params()
+  names = _rewind.parameter_layers(final)
+  assert names == ("conv0", "conv1", "conv2", "dense0", "head")
+  p = gbounds.rewind_layers(final, early, names[-2:])
+  for n in names:
+    src = early if n in names[-2:] else final
+    for a, b in zip(jax.tree_util.tree_leaves(p[n]), jax.tree_util.tree_leaves(src[n])):
+      np.testing.assert_array_equal(a, b)
+  with pytest.raises(gbounds.InvalidInputError, match="layers"):
+    gbounds.rewind_layers(final, early, ["conv9"])
+
+
+def test_layer_features_match_a_hand_computed_forward_pass():
+  model = gbounds.MLP(hidden=(7, 5), out=3)
+  x = np.random.default_rng(0).standard_normal((9, 4, 4, 1)).astype(np.float32)
+  params = model.init(jax.random.key(0), x)["params"]
+  feats = gbounds.layer_features(model, params, x, chunk_size=4)  # 3 chunks (jitted inside)
+  h = x.reshape(9, -1)
+  np.testing.assert_allclose(feats["input"], h)
+  for name in ("dense0", "dense1"):
+    h = np.maximum(h @ np.asarray(params[name]["kernel"]) + np.asarray(params[name]["bias"]), 0)
+    np.testing.assert_allclose(feats[name], h, rtol=1e-5, atol=1e-6)
+  logits = h @ np.asarray(params["head"]["kernel"]) + np.asarray(params["head"]["bias"])
+  np.testing.assert_allclose(feats["head"], logits, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(feats["head"], model.apply({"params": params}, x), rtol=1e-5,
+                             atol=1e-6)
+
+
+def test_cnn_features_are_full_feature_maps():
+  model, params, _ = _cnn_params()
+  feats = gbounds.layer_features(model, params, np.zeros((2, 28, 28, 1), np.float32))
+  assert feats["conv0"].shape == (2, 14 * 14 * 16)
+  assert feats["dense0"].shape == (2, 128)
+
+
+def test_config_validation():
+  with pytest.raises(gbounds.InvalidInputError, match="rewind_epoch"):
+    gbounds.PermutedLabelConfig(epochs=3, rewind_epoch=5)
+  with pytest.raises(gbounds.InvalidInputError, match="dataset"):
+    gbounds.PermutedLabelConfig(dataset="cifar")
+  cfg = gbounds.PermutedLabelConfig(epochs=4, checkpoint_epochs=(0, 9), rewind_epoch=1)
+  assert cfg.checkpoint_epochs == (0, 1, 4)
+
+
+@pytest.mark.slow
+def test_quick_experiment_through_the_cli(data_root, tmp_path):
+  from gbounds.cli import main
+  rc = main(["manifold", "permuted-labels", "--quick", "--data-dir", data_root,
+             "--out", str(tmp_path)])
+  assert rc == 0
+  res = json.loads((tmp_path / "result.json").read_text())
+  kinds = {g["kind"] for g in res["geometry"]}
+  assert kinds == set(_rewind.MANIFOLD_KINDS)
+  assert {g["layer"] for g in res["geometry"]} == {"input", "conv0", "conv1", "conv2", "dense0"}
+  # L = 5 rewinds everything: the network is the rewind checkpoint itself.
+  last = [r for r in res["rewinding"] if r["direction"] == "last"]
+  first = [r for r in res["rewinding"] if r["direction"] == "first"]
+  assert last[-1]["test_accuracy"] == first[-1]["test_accuracy"]
+  for name in ("geometry.png", "rewinding.png", "geometry.csv", "rewinding.csv"):
+    assert (tmp_path / name).stat().st_size > 0
