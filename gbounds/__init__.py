@@ -147,6 +147,28 @@ from gbounds._rewind import permute_labels as permute_labels
 from gbounds._rewind import permuted_label_experiment as permuted_label_experiment
 from gbounds._rewind import rewind_layers as rewind_layers
 # Weight information, LIMIT, supervision complexity (_weight_info.py, _limit.py, _supervision.py)
+from gbounds._weight_info import FisherForm as FisherForm
+from gbounds._weight_info import FisherType as FisherType
+from gbounds._weight_info import LossScaling as LossScaling
+from gbounds._weight_info import WeightInformation as WeightInformation
+from gbounds._weight_info import fisher_diagonal as fisher_diagonal
+from gbounds._weight_info import fisher_matrix as fisher_matrix
+from gbounds._weight_info import fisher_trace as fisher_trace
+from gbounds._weight_info import information_from_spectrum as information_from_spectrum
+from gbounds._weight_info import information_in_weights as information_in_weights
+from gbounds._weight_info import information_lagrangian_posterior as information_lagrangian_posterior
+from gbounds._weight_info import kfac_factors as kfac_factors
+from gbounds._limit import AuxLoss as AuxLoss
+from gbounds._limit import GradientSource as GradientSource
+from gbounds._limit import LimitConfig as LimitConfig
+from gbounds._limit import LimitNoise as LimitNoise
+from gbounds._limit import LimitResult as LimitResult
+from gbounds._limit import limit_gradients as limit_gradients
+from gbounds._limit import train_limit as train_limit
+from gbounds._supervision import KernelMarginBound as KernelMarginBound
+from gbounds._supervision import SupervisionComplexity as SupervisionComplexity
+from gbounds._supervision import kernel_margin_bound as kernel_margin_bound
+from gbounds._supervision import supervision_complexity as supervision_complexity
 # Front door (_analyze.py, _reproduce.py)
 
 __version__ = "0.1.0"

@@ -1,0 +1,114 @@
+"""Tests for supervision complexity and the kernel margin bound."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+
+import gbounds
+from gbounds import _supervision as sc
+
+
+def _kernel(n=8, rank=None, seed=0):
+  r = np.random.default_rng(seed)
+  a = r.normal(size=(n, rank or n + 3))
+  return a @ a.T
+
+
+def test_matches_direct_solve():
+  k = _kernel()
+  y = np.random.default_rng(1).normal(size=(8, 3))
+  got = sc.supervision_complexity(k, y)
+  direct = np.sqrt(np.trace(y.T @ scipy.linalg.solve(k, y, assume_a="pos")))
+  np.testing.assert_allclose(got.complexity, direct, rtol=1e-10)
+  per = [np.sqrt(y[:, c] @ scipy.linalg.solve(k, y[:, c])) for c in range(3)]
+  np.testing.assert_allclose(got.per_output, per, rtol=1e-10)
+  np.testing.assert_allclose(got.adjusted, direct * np.sqrt(np.trace(k)) / 8, rtol=1e-10)
+  # The interpolating kernel machine's coefficients alpha = K^-1 y: ||f||^2 = alpha^T K alpha.
+  alpha = np.linalg.solve(k, y[:, 0])
+  np.testing.assert_allclose(got.per_output[0] ** 2, alpha @ k @ alpha, rtol=1e-9)
+
+
+def test_ridge_and_full_kernel_layout():
+  k = _kernel(6, rank=3)
+  y = np.random.default_rng(2).normal(size=6)
+  got = sc.supervision_complexity(k, y, ridge=0.5)
+  np.testing.assert_allclose(got.complexity, np.sqrt(y @ np.linalg.solve(k + 0.5 * np.eye(6), y)),
+                             rtol=1e-10)
+  # (n k, n k) kernel with (n, k) targets: flattened sample-major.
+  kf = _kernel(6)
+  yk = np.random.default_rng(3).normal(size=(3, 2))
+  np.testing.assert_allclose(sc.supervision_complexity(kf, yk).complexity,
+                             np.sqrt(yk.reshape(-1) @ np.linalg.solve(kf, yk.reshape(-1))),
+                             rtol=1e-10)
+
+
+def test_invariant_to_example_order():
+  k = _kernel(10)
+  y = np.random.default_rng(4).normal(size=(10, 2))
+  perm = np.random.default_rng(5).permutation(10)
+  a = sc.supervision_complexity(k, y)
+  b = sc.supervision_complexity(k[np.ix_(perm, perm)], y[perm])
+  np.testing.assert_allclose(a.complexity, b.complexity, rtol=1e-10)
+  np.testing.assert_allclose(a.adjusted, b.adjusted, rtol=1e-10)
+
+
+def test_jit_and_vmap():
+  k = jnp.asarray(_kernel(7))
+  ys = jnp.asarray(np.random.default_rng(6).normal(size=(4, 7)))
+  f = jax.jit(jax.vmap(lambda y: sc.supervision_complexity(k, y, ridge=0.1).complexity))
+  want = [np.sqrt(y @ np.linalg.solve(np.asarray(k) + 0.1 * np.eye(7), y)) for y in np.asarray(ys)]
+  np.testing.assert_allclose(f(ys), want, rtol=1e-9)
+
+
+def test_smooth_targets_are_cheaper():
+  """Targets along the top eigenvector cost less than targets along the bottom one."""
+  k = _kernel(9)
+  mu, v = np.linalg.eigh(k)
+  top = sc.supervision_complexity(k, v[:, -1]).complexity
+  bottom = sc.supervision_complexity(k, v[:, 0]).complexity
+  np.testing.assert_allclose([top, bottom], [1 / np.sqrt(mu[-1]), 1 / np.sqrt(mu[0])], rtol=1e-9)
+
+
+def test_margin_bound_terms():
+  n, kcls = 12, 3
+  k = _kernel(n)
+  labels = np.arange(n) % kcls
+  y = np.eye(kcls)[labels]
+  b = sc.kernel_margin_bound(k, y, labels, margin=0.5, delta=0.1)
+  # interpolation: margins on the training set are exactly 1 > 0.5
+  assert float(b.empirical_margin_loss) == 0.0
+  lam = max(np.sqrt(y[:, c] @ np.linalg.solve(k, y[:, c])) for c in range(kcls))
+  np.testing.assert_allclose(b.complexity_term, 4 * kcls * lam * np.sqrt(np.trace(k)) / (0.5 * n),
+                             rtol=1e-9)
+  np.testing.assert_allclose(b.confidence_term, 3 * math.sqrt(math.log(2 / 0.1) / (2 * n)))
+  np.testing.assert_allclose(b.bound, b.complexity_term + b.confidence_term, rtol=1e-12)
+  # binary, one column of +-1 targets, with a ridge: margins y f(x) from the ridge predictor
+  yb = np.where(labels == 0, 1.0, -1.0)
+  bb = sc.kernel_margin_bound(k, yb, yb, margin=0.9, ridge=5.0, teacher_error=0.1)
+  f = k @ np.linalg.solve(k + 5.0 * np.eye(n), yb)
+  np.testing.assert_allclose(bb.empirical_margin_loss, np.mean(yb * f <= 0.9))
+  np.testing.assert_allclose(
+      bb.bound, 0.1 + np.mean(yb * f <= 0.9)
+      + 2 * np.sqrt(yb @ np.linalg.solve(k + 5 * np.eye(n), yb)) * np.sqrt(np.trace(k)) / (0.9 * n)
+      + 3 * math.sqrt(math.log(2 / 0.05) / (2 * n)), rtol=1e-9)
+
+
+def test_bad_input():
+  k = _kernel(5)
+  with pytest.raises(gbounds.InvalidInputError, match="targets"):
+    sc.supervision_complexity(k, np.ones(4))
+  with pytest.raises(gbounds.InvalidInputError, match="kernel"):
+    sc.supervision_complexity(_kernel(5, rank=2), np.ones(5))
+  sc.supervision_complexity(_kernel(5, rank=2), np.ones(5), ridge=1e-3)  # fine with a ridge
+  with pytest.raises(gbounds.InvalidInputError, match="ridge"):
+    sc.supervision_complexity(k, np.ones(5), ridge=-1.0)
+  with pytest.raises(gbounds.InvalidInputError, match="kernel"):
+    sc.supervision_complexity(np.ones((5, 4)), np.ones(5))
+  with pytest.raises(gbounds.InvalidInputError, match="margin"):
+    sc.kernel_margin_bound(k, np.ones(5), np.ones(5), margin=0.0)
+  with pytest.raises(gbounds.InvalidInputError, match="labels"):
+    sc.kernel_margin_bound(k, np.ones(5), np.ones(4), margin=1.0)

@@ -1,0 +1,183 @@
+"""Tests for the information in the weights (exact, diagonal and K-FAC Fisher forms)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gbounds
+from gbounds import _weight_info as wi
+
+F64 = jnp.float64
+
+
+def _tiny_mlp(dtype=F64):
+  x = jax.random.normal(jax.random.key(1), (7, 5), dtype)
+  mf = gbounds.as_model_fn(gbounds.MLP(hidden=(4,), out=3, param_dtype=dtype), example_input=x,
+                           key=0)
+  return mf, x
+
+
+def _brute_fisher(apply_fn, params, x, y=None, empirical=False):
+  """Independent numpy Fisher: sum_i J_i^T H_i J_i from a dense Jacobian."""
+  flat, unravel = jax.flatten_util.ravel_pytree(params)
+  jac = np.asarray(jax.jacrev(lambda w: apply_fn(unravel(w), x))(flat))  # (n, k, d)
+  p = np.asarray(jax.nn.softmax(apply_fn(params, x), -1))
+  total = 0
+  for i in range(x.shape[0]):
+    if empirical:
+      g = p[i] - np.eye(p.shape[1])[y[i]]
+      h = np.outer(g, g)
+    else:
+      h = np.diag(p[i]) - np.outer(p[i], p[i])
+    total = total + jac[i].T @ h @ jac[i]
+  return total
+
+
+def _brute_kl(h, w, beta, lam):
+  """The Gaussian-Lagrangian KL in its log-det / inverse form (numpy)."""
+  k = h.shape[0]
+  m = h + beta / lam ** 2 * np.eye(k)
+  return (0.5 * np.linalg.slogdet(m)[1] + k / 2 * np.log(lam ** 2 / beta) - k / 2
+          + (w @ w + beta * np.trace(np.linalg.inv(m))) / (2 * lam ** 2))
+
+
+@pytest.mark.parametrize("empirical", [False, True])
+def test_fisher_matrix_matches_brute_force(empirical):
+  mf, x = _tiny_mlp()
+  y = np.array([0, 1, 2, 0, 1, 2, 0])
+  kind = "empirical" if empirical else "true"
+  got = wi.fisher_matrix(mf.apply_fn, mf.params, x, y, fisher=kind, chunk_size=3)
+  np.testing.assert_allclose(got, _brute_fisher(mf.apply_fn, mf.params, x, y, empirical),
+                             rtol=1e-10, atol=1e-12)
+  mean = wi.fisher_matrix(mf.apply_fn, mf.params, x, y, fisher=kind, scaling="mean")
+  np.testing.assert_allclose(mean * x.shape[0], got, rtol=1e-10, atol=1e-12)
+
+
+def test_exact_form_matches_logdet_formula():
+  mf, x = _tiny_mlp()
+  beta, lam = 0.7, 0.3
+  r = wi.information_in_weights(mf.apply_fn, mf.params, x, beta=beta, prior_scale=lam,
+                                form="exact")
+  h = _brute_fisher(mf.apply_fn, mf.params, x)
+  w = np.asarray(jax.flatten_util.ravel_pytree(mf.params)[0])
+  np.testing.assert_allclose(r.total, _brute_kl(h, w, beta, lam), rtol=1e-9)
+  np.testing.assert_allclose(r.fisher_trace, np.trace(h), rtol=1e-10)
+  np.testing.assert_allclose(r.total, r.log_det + r.trace_term + r.norm_term, rtol=1e-12)
+  assert r.num_params == w.size
+
+
+def _diag_model():
+  """logits = [x . w, 0] on one-hot inputs: each example touches one weight -> diagonal Fisher."""
+  def apply_fn(p, x):
+    z = x @ p["w"]
+    return jnp.stack([z, jnp.zeros_like(z)], axis=-1)
+  x = jnp.asarray(np.eye(4)[[0, 1, 2, 3, 0, 2]], F64)
+  return apply_fn, {"w": jnp.array([0.3, -1.0, 0.5, 2.0], F64)}, x
+
+
+def test_diagonal_equals_exact_for_diagonal_fisher():
+  apply_fn, params, x = _diag_model()
+  h = _brute_fisher(apply_fn, params, x)
+  assert np.allclose(h, np.diag(np.diag(h)))
+  for beta in (0.1, 1.0, 5.0):
+    ex = wi.information_in_weights(apply_fn, params, x, beta=beta, prior_scale=1.5, form="exact")
+    dg = wi.information_in_weights(apply_fn, params, x, beta=beta, prior_scale=1.5,
+                                   form="diagonal")
+    np.testing.assert_allclose(dg.total, ex.total, rtol=1e-10)
+    np.testing.assert_allclose(dg.total, _brute_kl(h, np.asarray(params["w"]), beta, 1.5),
+                               rtol=1e-10)
+
+
+def test_kfac_equals_exact_for_single_dense_layer():
+  """A single Dense layer with zero kernel: H_i is the same for all examples -> F = A (x) G."""
+  x = jax.random.normal(jax.random.key(3), (9, 4), F64)
+  model = gbounds.MLP(hidden=(), out=3, param_dtype=F64)
+  params = {"head": {"kernel": jnp.zeros((4, 3), F64), "bias": jnp.array([0.3, -0.2, 0.5], F64)}}
+  apply_fn = lambda p, xx: model.apply({"params": p}, xx)  # noqa: E731
+  kf = wi.kfac_factors(apply_fn, params, x)
+  a, g = kf[("head",)]
+  # Kronecker check against the exact block (kernel rows then bias row, row-major).
+  h = _brute_fisher(apply_fn, params, x)
+  flat_names = jax.flatten_util.ravel_pytree(params)[0]
+  del flat_names
+  # ravel order is bias (3) then kernel (12); reorder to [kernel; bias] row-major.
+  order = np.r_[np.arange(3, 15), np.arange(0, 3)]
+  np.testing.assert_allclose(np.kron(a, g), h[np.ix_(order, order)], rtol=1e-10, atol=1e-13)
+  for beta in (0.2, 2.0):
+    ex = wi.information_in_weights(apply_fn, params, x, beta=beta, prior_scale=2.0, form="exact")
+    kfac = wi.information_in_weights(apply_fn, params, x, beta=beta, prior_scale=2.0,
+                                     form="kfac", chunk_size=4)
+    np.testing.assert_allclose(kfac.total, ex.total, rtol=1e-10)
+
+
+def test_kfac_close_on_mlp_and_layers_sum():
+  mf, x = _tiny_mlp()
+  ex = wi.information_in_weights(mf.apply_fn, mf.params, x, beta=1.0, prior_scale=0.5,
+                                 form="exact")
+  for form in ("kfac", "diagonal"):
+    r = wi.information_in_weights(mf.apply_fn, mf.params, x, beta=1.0, prior_scale=0.5, form=form)
+    np.testing.assert_allclose(sum(r.per_layer.values()), r.total, rtol=1e-10)
+    assert abs(float(r.total) - float(ex.total)) < 0.1 * float(ex.total)
+    assert set(r.per_layer) == {"dense0", "head"}
+
+
+def test_monotone_in_beta_and_limits():
+  mf, x = _tiny_mlp()
+  vals = [float(wi.information_in_weights(mf.apply_fn, mf.params, x, beta=b, prior_scale=0.5,
+                                          form=f).total)
+          for f in ("exact", "diagonal") for b in (0.01, 0.1, 1.0, 10.0, 100.0)]
+  for f in range(2):
+    seq = vals[5 * f:5 * f + 5]
+    assert all(a >= b for a, b in zip(seq, seq[1:]))
+  # beta -> infinity: only the norm term remains.
+  sq = sum(float(jnp.sum(v ** 2)) for v in jax.tree_util.tree_leaves(mf.params))
+  big = wi.information_in_weights(mf.apply_fn, mf.params, x, beta=1e12, prior_scale=0.5)
+  np.testing.assert_allclose(big.total, sq / (2 * 0.25), rtol=1e-8)
+
+
+def test_information_from_spectrum_jit_vmap():
+  eig = jnp.array([[0.0, 1.0, 3.0], [2.0, 2.0, 0.5]], F64)
+  f = jax.jit(jax.vmap(lambda e: wi.information_from_spectrum(e, 2.0, beta=0.5, prior_scale=1.2)))
+  h = [np.diag(np.asarray(e)) for e in eig]
+  w = np.array([1.0, 1.0, 0.0])
+  np.testing.assert_allclose(f(eig), [_brute_kl(hh, w, 0.5, 1.2) for hh in h], rtol=1e-10)
+
+
+def test_sampled_fisher_is_unbiased():
+  mf, x = _tiny_mlp()
+  true = wi.fisher_diagonal(mf.apply_fn, mf.params, x)
+  samp = wi.fisher_diagonal(mf.apply_fn, mf.params, x, fisher="sampled",
+                            key=jax.random.key(0), num_samples=4000)
+  t, s = (jax.flatten_util.ravel_pytree(v)[0] for v in (true, samp))
+  assert float(jnp.linalg.norm(s - t) / jnp.linalg.norm(t)) < 0.1
+  tr = wi.fisher_trace(mf.apply_fn, mf.params, x)
+  np.testing.assert_allclose(tr, jnp.sum(t), rtol=1e-12)
+
+
+def test_float32_matches_float64():
+  mf, x = _tiny_mlp()
+  p32 = gbounds.cast_tree(mf.params, jnp.float32)
+  r = wi.information_in_weights(mf.apply_fn, p32, x.astype(jnp.float32), beta=1.0,
+                                prior_scale=0.5, form="kfac")
+  r64 = wi.information_in_weights(mf.apply_fn, mf.params, x, beta=1.0, prior_scale=0.5,
+                                  form="kfac")
+  assert r.total.dtype == jnp.float32
+  np.testing.assert_allclose(r.total, r64.total, rtol=1e-4)
+
+
+def test_bad_input():
+  mf, x = _tiny_mlp()
+  with pytest.raises(gbounds.InvalidInputError, match="beta"):
+    wi.information_in_weights(mf.apply_fn, mf.params, x, beta=0.0, prior_scale=1.0)
+  with pytest.raises(gbounds.InvalidInputError, match="beta"):
+    wi.information_in_weights(mf.apply_fn, mf.params, x, beta=-1.0, prior_scale=1.0)
+  with pytest.raises(gbounds.InvalidInputError, match="prior_scale"):
+    wi.information_in_weights(mf.apply_fn, mf.params, x, beta=1.0, prior_scale=0.0)
+  with pytest.raises(gbounds.InvalidInputError, match="y"):
+    wi.information_in_weights(mf.apply_fn, mf.params, x, beta=1.0, prior_scale=1.0,
+                              fisher="empirical")
+  with pytest.raises(gbounds.InvalidInputError, match="key"):
+    wi.fisher_diagonal(mf.apply_fn, mf.params, x, fisher="sampled")
+  with pytest.raises(gbounds.InvalidInputError, match="form"):
+    wi.information_in_weights(mf.apply_fn, mf.params, x, beta=1.0, prior_scale=1.0, form="full")
