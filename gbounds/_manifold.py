@@ -300,10 +300,25 @@ def _sign_fix(coords):
   return coords * jnp.where(sgn == 0, 1.0, sgn)
 
 
+def _gram_coordinates(y):
+  """Coordinates of the rows of ``y`` (n, N) in the basis of its principal axes, from the
+  eigendecomposition of the Gram matrix ``y y^T = U diag(lam) U^T``: ``coords = U lam^{1/2}``
+  (n, n), axes by decreasing ``lam``, signs fixed by :func:`_sign_fix`. Same inner products as
+  ``y`` (``coords coords^T = y y^T``); much faster than a batched SVD of a wide ``y`` on CPU.
+
+  Returns ``(coords, lam, u)``.
+  """
+  lam, u = jnp.linalg.eigh(y @ y.T)
+  lam, u = lam[::-1], u[:, ::-1]
+  coords = u * jnp.sqrt(jnp.maximum(lam, 0.0))
+  sgn = jnp.sign(jnp.sum(coords ** 3, axis=0))
+  sgn = jnp.where(sgn == 0, 1.0, sgn).astype(coords.dtype)
+  return coords * sgn, lam, u * sgn
+
+
 def _manifold_coordinates(y):
   """``y``: (M, N) centred, scaled points -> (M, M) coordinates in a canonical basis."""
-  u, sv, _ = jnp.linalg.svd(y, full_matrices=False)
-  return _sign_fix(u * sv)
+  return _gram_coordinates(y)[0]
 
 
 def anchor_geometry(s: ArrayLike, t: ArrayLike, *, kappa: ArrayLike = 0.0,
@@ -423,15 +438,15 @@ def _prepare(x, key_proj, key_t, *, n_features: int, n_t: int):
   x = x - jnp.mean(x, axis=(0, 1))
   centers = jnp.mean(x, axis=1)
   xb = centers - jnp.mean(centers, axis=0)
-  _, sv, wt = jnp.linalg.svd(xb, full_matrices=False)
   r = min(p - 1, xb.shape[1])
-  basis = wt[:r].T  # (N, r)
-  coords = xb @ basis
-  # Column signs fixed so that the coordinates do not depend on the order of the centres.
-  sgn = jnp.sign(jnp.sum(coords ** 3, axis=0))
-  sgn = jnp.where(sgn == 0, 1.0, sgn).astype(x.dtype)
+  coords, lam, u = _gram_coordinates(xb)
+  coords, lam, u = coords[:, :r], lam[:r], u[:, :r]
+  # Orthonormal basis of the centres' span in feature space: xb^T u lam^{-1/2} (null axes -> 0).
+  ok = lam > jnp.finfo(x.dtype).eps * p * jnp.max(lam)
+  basis = (xb.T @ u) * jnp.where(ok, 1.0 / jnp.sqrt(jnp.where(ok, lam, 1.0)), 0.0)
+  sv = jnp.sqrt(jnp.maximum(lam, 0.0))
   t = jax.random.normal(key_t, (p, n_t, m + 1), x.dtype)
-  return x, coords * sgn, basis * sgn, sv[:r], _mean_abs_offdiag_cos(coords), t
+  return x, coords, basis, sv, _mean_abs_offdiag_cos(coords), t
 
 
 def _center_subspace(coords, basis, sv, rho0, *, key, center_rank, n_restarts,
