@@ -131,6 +131,15 @@ from gbounds._capture import LayerInfo as LayerInfo
 from gbounds._capture import available_layers as available_layers
 from gbounds._capture import capture_activations as capture_activations
 from gbounds._capture import stack_activations as stack_activations
+from gbounds._activation_info import ActivationInformation as ActivationInformation
+from gbounds._activation_info import Binning as Binning
+from gbounds._activation_info import PairwiseMI as PairwiseMI
+from gbounds._activation_info import activation_information as activation_information
+from gbounds._activation_info import histogram_bin_indices as histogram_bin_indices
+from gbounds._activation_info import ksg_mutual_information as ksg_mutual_information
+from gbounds._activation_info import neuron_entropy as neuron_entropy
+from gbounds._activation_info import pairwise_mutual_information as pairwise_mutual_information
+from gbounds._activation_info import subsample_neurons as subsample_neurons
 # Manifold geometry (_manifold.py)
 from gbounds._manifold import AnchorSolution as AnchorSolution
 from gbounds._manifold import DimensionFormula as DimensionFormula

@@ -1,0 +1,506 @@
+"""Label-free memorization measures: per-neuron activation entropy and neuron-neuron mutual information.
+
+Bansal, Pruthi and Belinkov, "Measures of Information Reflect Memorization Patterns", NeurIPS 2022
+(arXiv 2210.09404). On held-out *unlabelled* inputs, shortcut (heuristic) memorization lowers the
+entropy of neuron activations and raises the mutual information between neurons; example-level
+memorization (fitting noisy labels) does the opposite. Mean entropy and mean MI then rank models
+without labels.
+
+Everything takes an activation matrix ``A`` of shape ``(S, N)``: ``S`` inputs by ``N`` neurons
+(see :func:`gbounds.capture_activations` and :func:`gbounds.stack_activations`). All values are in
+nats.
+
+* :func:`neuron_entropy` -- plug-in Shannon entropy of a histogram of each neuron,
+  ``H_n = -sum_b p_nb log p_nb`` with ``p_nb = c_nb / S``.
+* :func:`pairwise_mutual_information` -- KSG estimator 1 (Kraskov, Stoegbauer and Grassberger,
+  Phys. Rev. E 69, 066138 (2004), eq. 8) for every pair of a neuron subset.
+* :func:`activation_information` -- both, with the aggregates (mean entropy, mean MI) and a seeded
+  neuron subsample for the MI.
+
+The KSG nearest-neighbour search is exact and runs on blocks of pairs at once: for a pair
+``(x, y)`` the samples are scanned outwards in the sorted order of ``x`` and, at the same time, in
+the sorted order of ``y``, keeping the ``k`` smallest Chebyshev distances seen so far; a sample is
+finished as soon as its current ``k``-th distance is no larger than the marginal distance to the
+next unscanned sample of either scan (every unscanned sample is at least that far away in the
+max-norm). The loop stops when every sample of the block is finished, so the work is
+``O(S * w)`` per pair, ``w`` the scan depth the hardest sample of the block needs, instead of the
+``O(S^2)`` of a dense search; memory is ``O(block_size * S)``. Marginal neighbour counts use
+binary search in the sorted columns.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gbounds import _errors
+
+
+class Binning(enum.Enum):
+  """How histogram bin edges are chosen for :func:`neuron_entropy`.
+
+  GLOBAL: one set of ``bins`` equal-width bins spanning the minimum to the maximum over *all*
+    neurons analysed together (the paper's convention): entropies are comparable across neurons
+    and a neuron with a narrow range has low entropy.
+  PER_NEURON: each neuron's own range is cut into ``bins`` equal-width bins: the entropy then
+    measures the shape of each neuron's distribution only (scale-free).
+  """
+  GLOBAL = "global"
+  PER_NEURON = "per_neuron"
+
+
+class PairwiseMI(NamedTuple):
+  """KSG mutual information for pairs of neurons.
+
+  Attributes:
+    neurons: ``(n,)`` column indices of the analysed neurons in the activation matrix.
+    pairs: ``(P, 2)`` column indices ``(i, j)``, ``i < j``, of each pair.
+    values: ``(P,)`` MI estimates in nats (not clipped: small negative values are estimation
+      noise around zero).
+  """
+  neurons: jax.Array
+  pairs: jax.Array
+  values: jax.Array
+
+  def matrix(self) -> jax.Array:
+    """``(n, n)`` symmetric matrix over :attr:`neurons` with NaN on the diagonal."""
+    n = self.neurons.shape[0]
+    pos = {int(c): r for r, c in enumerate(np.asarray(self.neurons))}
+    p = np.asarray(self.pairs)
+    a = np.array([pos[int(c)] for c in p[:, 0]], dtype=np.int64)
+    b = np.array([pos[int(c)] for c in p[:, 1]], dtype=np.int64)
+    m = jnp.full((n, n), jnp.nan, self.values.dtype)
+    return m.at[a, b].set(self.values).at[b, a].set(self.values)
+
+
+class ActivationInformation(NamedTuple):
+  """Entropy and MI of the neurons of a network on a set of inputs (all in nats).
+
+  Attributes:
+    mean_entropy: mean over neurons of :attr:`entropies`.
+    mean_mi: mean over pairs of :attr:`mi.values`.
+    entropies: ``(N,)`` histogram entropy of every neuron.
+    mi: the pairwise KSG MI of the (sub)sampled neurons.
+  """
+  mean_entropy: jax.Array
+  mean_mi: jax.Array
+  entropies: jax.Array
+  mi: PairwiseMI
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check_activations(name: str, a) -> jax.Array:
+  _errors.check_rank(name, a, 2)
+  _errors.check_nonempty(name, a, axis=0)
+  _errors.check_nonempty(name, a, axis=1)
+  a = jnp.asarray(a)
+  if not jnp.issubdtype(a.dtype, jnp.floating):
+    a = a.astype(jnp.result_type(float))
+  if not isinstance(a, jax.core.Tracer):
+    _errors.check_finite(name, a)
+  return a
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    _errors.fail(name, f"an integer >= {minimum}", repr(value))
+  return int(value)
+
+
+# ----------------------------------------------------------------------------- entropy
+
+
+def histogram_bin_indices(activations: jax.typing.ArrayLike, *, bins: int = 100,
+                          binning: Binning | str = Binning.GLOBAL) -> jax.Array:
+  """Bin index of every activation, ``(S, N)`` ints in ``[0, bins)``.
+
+  Equal-width bins from ``lo`` to ``hi`` (global or per-neuron extremes):
+  ``b = min(floor((a - lo) / (hi - lo) * bins), bins - 1)``, so the maximum falls in the last
+  bin (numpy's ``histogram`` convention; no overflow bin). A zero range (constant activations)
+  puts everything in bin 0.
+  """
+  a = _check_activations("activations", activations)
+  bins = _check_int("bins", bins, 2)
+  binning = _errors.as_enum("binning", binning, Binning)
+  return _bin_indices(a, bins, binning)
+
+
+def _bin_indices(a: jax.Array, bins: int, binning: Binning) -> jax.Array:
+  if binning is Binning.GLOBAL:
+    lo, hi = jnp.min(a), jnp.max(a)
+  else:
+    lo, hi = jnp.min(a, axis=0), jnp.max(a, axis=0)
+  width = hi - lo
+  safe = jnp.where(width > 0, width, 1)
+  idx = jnp.floor((a - lo) / safe * bins).astype(jnp.int32)
+  idx = jnp.where(width > 0, idx, 0)
+  return jnp.clip(idx, 0, bins - 1)
+
+
+def neuron_entropy(activations: jax.typing.ArrayLike, *, bins: int = 100,
+                   binning: Binning | str = Binning.GLOBAL) -> jax.Array:
+  """Plug-in Shannon entropy (nats) of each neuron's activation histogram.
+
+  ``H_n = -sum_b p_nb log p_nb``, ``p_nb = #{s : b(a_sn) = b} / S`` with the bins of
+  :func:`histogram_bin_indices` (Bansal et al., NeurIPS 2022, Sec. 3; they use 100 global bins).
+  ``0 <= H_n <= log(bins)``; a constant neuron has ``H_n = 0``.
+
+  Args:
+    activations: ``(S, N)`` activations of ``N`` neurons on ``S`` inputs.
+    bins: number of equal-width bins (>= 2).
+    binning: :class:`Binning` (``"global"`` or ``"per_neuron"``).
+
+  Returns:
+    ``(N,)`` entropies in nats, in the dtype of ``activations``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> float(neuron_entropy(jnp.array([[0.0], [1.0]]), bins=2)[0])  # log 2
+    0.6931...
+  """
+  a = _check_activations("activations", activations)
+  bins = _check_int("bins", bins, 2)
+  binning = _errors.as_enum("binning", binning, Binning)
+  return _entropy(a, bins, binning)
+
+
+def _entropy(a: jax.Array, bins: int, binning: Binning) -> jax.Array:
+  s, n = a.shape
+  idx = _bin_indices(a, bins, binning)
+  cols = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (s, n))
+  counts = jnp.zeros((n, bins), jnp.int32).at[cols, idx].add(1)
+  p = counts.astype(a.dtype) / s
+  return -jnp.sum(jax.scipy.special.xlogy(p, p), axis=1)
+
+
+# ----------------------------------------------------------------------------- KSG
+
+
+def _insert(best: tuple[jax.Array, ...], c: jax.Array) -> tuple[jax.Array, ...]:
+  """Inserts candidate distances into the ascending k-smallest lists (elementwise)."""
+  out = []
+  for b in best:
+    out.append(jnp.minimum(b, c))
+    c = jnp.maximum(b, c)
+  return tuple(out)
+
+
+def _ksg_block(xt: jax.Array, sorted_vals: jax.Array, order: jax.Array, inverse: jax.Array,
+               i: jax.Array, j: jax.Array, k: int, unroll: int) -> jax.Array:
+  """KSG-1 MI for a block of pairs ``(i[b], j[b])``; ``xt`` is ``(N, S)`` activations.
+
+  Stage 0 scans all ``B * S`` samples with contiguous slices until at most ``B * S / 8`` are
+  unfinished; each later stage gathers the unfinished samples (with their scan state) into a
+  buffer 8 times smaller and goes on scanning only those; the last stage runs to the end.
+  """
+  nb, s = i.shape[0], xt.shape[1]
+  dtype = xt.dtype
+  inf = jnp.asarray(jnp.inf, dtype)
+
+  def side(a_idx, b_idx):
+    u = sorted_vals[a_idx]                                         # (B, S) sorted
+    v = jnp.take_along_axis(xt[b_idx], order[a_idx], axis=1)       # partner, same order
+    pad = jnp.full(u.shape, inf)
+    upad = jnp.concatenate([-pad, u, pad], axis=1)
+    vpad = jnp.concatenate([jnp.zeros_like(u), v, jnp.zeros_like(u)], axis=1)
+    return u, v, upad, vpad
+
+  sides = (side(i, j), side(j, i))
+  inverses = (inverse[i], inverse[j])
+
+  # ---- stage 0: dense scan with slices, in each side's sorted order
+  def step0(d, best):
+    new = []
+    for (u, v, upad, vpad), bst in zip(sides, best):
+      valid = d <= s - 1
+      ur = jax.lax.dynamic_slice_in_dim(upad, s + d, s, axis=1)
+      vr = jax.lax.dynamic_slice_in_dim(vpad, s + d, s, axis=1)
+      ul = jax.lax.dynamic_slice_in_dim(upad, s - d, s, axis=1)
+      vl = jax.lax.dynamic_slice_in_dim(vpad, s - d, s, axis=1)
+      cr = jnp.where(valid, jnp.maximum(ur - u, jnp.abs(vr - v)), inf)
+      cl = jnp.where(valid, jnp.maximum(u - ul, jnp.abs(vl - v)), inf)
+      new.append(_insert(_insert(bst, cr), cl))
+    return tuple(new)
+
+  def certified0(d, best):
+    # after offsets 1..d every unscanned sample is at least the gap to position p +- (d + 1)
+    flags = []
+    for (u, _, upad, _), bst, inv in zip(sides, best, inverses):
+      ur = jax.lax.dynamic_slice_in_dim(upad, jnp.minimum(s + d + 1, 2 * s), s, axis=1)
+      ul = jax.lax.dynamic_slice_in_dim(upad, jnp.maximum(s - d - 1, 0), s, axis=1)
+      gap = jnp.where(d + 1 <= s - 1, jnp.minimum(ur - u, u - ul), inf)
+      flags.append(jnp.take_along_axis(bst[-1] <= gap, inv, axis=1))  # to sample order
+    return flags
+
+  caps = []
+  c = nb * s
+  while c // 8 >= 32:
+    c //= 8
+    caps.append(c)
+  first_cap = caps[0] if caps else 0
+
+  def cond0(state):
+    d, _, fx, fy = state
+    return (d < s) & (jnp.sum(~(fx | fy)) > first_cap)
+
+  def body0(state):
+    d, best, _, _ = state
+    for t in range(unroll):
+      best = step0(d + t, best)
+    fx, fy = certified0(d + unroll - 1, best)
+    return d + unroll, best, fx, fy
+
+  no = jnp.zeros((nb, s), bool)
+  init = tuple(tuple(jnp.full((nb, s), inf) for _ in range(k)) for _ in range(2))
+  d, best, fx, fy = jax.lax.while_loop(cond0, body0, (jnp.asarray(1), init, no, no))
+  ex, ey = (jnp.take_along_axis(bst[-1], inv, axis=1) for bst, inv in zip(best, inverses))
+  eps = jnp.where(fx, ex, jnp.where(fy, ey, inf)).reshape(-1)     # (B * S,), sample order
+
+  # ---- later stages: compacted scans with gathers on the flattened padded arrays
+  flat_u = [sd[2].reshape(-1) for sd in sides]
+  flat_v = [sd[3].reshape(-1) for sd in sides]
+  rows = jnp.arange(nb)[:, None]
+  # per sample (flattened, sample order): index of its own entry in each padded flat array
+  base = [(rows * 3 * s + s + inv).reshape(-1) for inv in inverses]
+  # per sample: scan state in sample order
+  state_best = [tuple(jnp.take_along_axis(b_m, inv, axis=1).reshape(-1) for b_m in bst)
+                for bst, inv in zip(best, inverses)]
+  active = ~(fx | fy).reshape(-1)
+  ent_idx = jnp.arange(nb * s)
+  ent_base = base
+  ent_best = state_best
+  for t, cap in enumerate(caps):
+    sel = jnp.nonzero(active, size=cap, fill_value=0)[0]
+    valid = jnp.arange(cap) < jnp.sum(active)
+    ent_idx = ent_idx[sel]
+    ent_base = [bs[sel] for bs in ent_base]
+    ent_best = [tuple(b_m[sel] for b_m in bst) for bst in ent_best]
+    next_cap = caps[t + 1] if t + 1 < len(caps) else 0
+    cur = [(fu[bs], fv[bs]) for fu, fv, bs in zip(flat_u, flat_v, ent_base)]
+
+    def stepc(d, bests, ent_base=ent_base, cur=cur):
+      new = []
+      for fu, fv, bs, (u, v), bst in zip(flat_u, flat_v, ent_base, cur, bests):
+        ok = d <= s - 1
+        dd = jnp.minimum(d, s)
+        cr = jnp.where(ok, jnp.maximum(fu[bs + dd] - u, jnp.abs(fv[bs + dd] - v)), inf)
+        cl = jnp.where(ok, jnp.maximum(u - fu[bs - dd], jnp.abs(fv[bs - dd] - v)), inf)
+        new.append(_insert(_insert(bst, cr), cl))
+      return new
+
+    def certc(d, bests, ent_base=ent_base, cur=cur):
+      flags = []
+      for fu, bs, (u, _), bst in zip(flat_u, ent_base, cur, bests):
+        dd = jnp.minimum(d + 1, s)
+        gap = jnp.where(d + 1 <= s - 1, jnp.minimum(fu[bs + dd] - u, u - fu[bs - dd]), inf)
+        flags.append(bst[-1] <= gap)
+      return flags
+
+    def condc(st, valid=valid, next_cap=next_cap):
+      d, _, fxe, fye = st
+      return (d < s) & (jnp.sum(valid & ~(fxe | fye)) > next_cap)
+
+    def bodyc(st, stepc=stepc, certc=certc):
+      d, bests, _, _ = st
+      for r in range(unroll):
+        bests = stepc(d + r, bests)
+      fxe, fye = certc(d + unroll - 1, bests)
+      return d + unroll, bests, fxe, fye
+
+    noe = jnp.zeros((cap,), bool)
+    fx0, fy0 = certc(d - 1, ent_best)
+    d, ent_best, fxe, fye = jax.lax.while_loop(condc, bodyc, (d, ent_best, fx0, fy0))
+    ent_best = list(ent_best)
+    done_e = fxe | fye
+    val = jnp.where(fxe, ent_best[0][-1], ent_best[1][-1])
+    eps = eps.at[jnp.where(valid & done_e, ent_idx, nb * s)].set(val, mode="drop")
+    active = valid & ~done_e
+    del noe
+  eps = eps.reshape(nb, s)
+
+  def count(a_idx):
+    # n(s) = #{t != s : |v_t - v_s| < eps_s}, by binary search on the sorted column using the
+    # same differences as the distances above (no rounding of v_s +- eps_s)
+    vals = xt[a_idx]                                               # (B, S) sample order
+    srt = sorted_vals[a_idx]
+    upper = _prefix_count(srt, lambda w: w - vals < eps)          # sorted - v < eps
+    lower = _prefix_count(srt, lambda w: vals - w >= eps)         # v - sorted >= eps
+    return jnp.where(eps > 0, upper - lower - 1, 0)                # strictly inside, minus self
+
+  nx, ny = count(i), count(j)
+  psi = jax.scipy.special.digamma
+  const = psi(jnp.asarray(s, dtype)) + psi(jnp.asarray(k, dtype))
+  return const - jnp.mean(psi((nx + 1).astype(dtype)) + psi((ny + 1).astype(dtype)), axis=1)
+
+
+_ksg_block_jit = jax.jit(_ksg_block, static_argnums=(6, 7))
+
+
+def _prefix_count(srt: jax.Array, pred) -> jax.Array:
+  """Length of the prefix of each sorted row on which the monotone ``pred`` holds."""
+  nb, s = srt.shape
+  lo = jnp.zeros((nb, s), jnp.int32)
+  hi = jnp.full((nb, s), s, jnp.int32)
+  for _ in range(int(np.ceil(np.log2(s + 1)))):
+    mid = (lo + hi) // 2
+    w = jnp.take_along_axis(srt, jnp.minimum(mid, s - 1), axis=1)
+    ok = pred(w) & (mid < hi)
+    lo = jnp.where(ok, mid + 1, lo)
+    hi = jnp.where(ok, hi, mid)
+  return lo
+
+
+def _sorted_columns(xt: jax.Array):
+  order = jnp.argsort(xt, axis=1)
+  return jnp.take_along_axis(xt, order, axis=1), order, jnp.argsort(order, axis=1)
+
+
+def ksg_mutual_information(x: jax.typing.ArrayLike, y: jax.typing.ArrayLike, *, k: int = 3,
+                           ) -> jax.Array:
+  """KSG estimator 1 of the mutual information between two scalar variables, in nats.
+
+  Kraskov, Stoegbauer and Grassberger (2004), eq. 8:
+  ``I(X; Y) = psi(S) + psi(k) - <psi(n_x + 1) + psi(n_y + 1)>``, where for sample ``s``,
+  ``eps_s`` is the Chebyshev (max-norm) distance ``max(|x_s - x_t|, |y_s - y_t|)`` to its
+  ``k``-th nearest neighbour ``t != s``, and ``n_x(s) = #{t != s : |x_s - x_t| < eps_s}``
+  (strictly inside), likewise ``n_y``. Not clipped at zero. Jittable and vmappable.
+
+  Args:
+    x: ``(S,)`` samples of the first variable.
+    y: ``(S,)`` samples of the second variable, paired with ``x``.
+    k: neighbour order (>= 1); needs ``S >= k + 1``.
+
+  Returns:
+    A scalar estimate in nats.
+  """
+  _errors.check_rank("x", x, 1)
+  _errors.check_rank("y", y, 1)
+  _errors.check_same_leading(("x", "y"), x, y)
+  k = _check_int("k", k, 1)
+  a = _check_activations("x and y", jnp.stack([jnp.asarray(x), jnp.asarray(y)], axis=1))
+  if a.shape[0] < k + 1:
+    _errors.fail("x", f"at least k + 1 = {k + 1} samples", a.shape[0])
+  return _ksg_pair_jit(a.T, k)
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
+def _ksg_pair_jit(xt: jax.Array, k: int) -> jax.Array:
+  sv, order, inverse = _sorted_columns(xt)
+  zero, one = jnp.zeros((1,), jnp.int32), jnp.ones((1,), jnp.int32)
+  return _ksg_block(xt, sv, order, inverse, zero, one, k, 4)[0]
+
+
+def subsample_neurons(num_neurons: int, num: int | None, *, seed: int = 0) -> jax.Array:
+  """``num`` distinct neuron indices out of ``range(num_neurons)``, uniformly at random, sorted.
+
+  ``num=None`` or ``num >= num_neurons`` returns all of them. Deterministic given ``seed``.
+  """
+  num_neurons = _check_int("num_neurons", num_neurons, 1)
+  if num is None or num >= num_neurons:
+    return jnp.arange(num_neurons)
+  num = _check_int("num", num, 2)
+  pick = jax.random.choice(jax.random.key(seed), num_neurons, (num,), replace=False)
+  return jnp.sort(pick)
+
+
+def pairwise_mutual_information(
+    activations: jax.typing.ArrayLike, *, k: int = 3,
+    neurons: jax.typing.ArrayLike | None = None, block_size: int = 128, unroll: int = 4,
+    progress: Callable[[int, int], None] | None = None) -> PairwiseMI:
+  """KSG-1 mutual information (nats) between every pair of the chosen neurons.
+
+  For each pair ``(i, j)``, ``i < j``, of columns of ``activations``, the estimator of
+  :func:`ksg_mutual_information` (Kraskov et al. 2004, eq. 8; ``k = 3`` and the max-norm as in
+  Bansal et al., NeurIPS 2022). Pairs are processed ``block_size`` at a time (memory
+  ``O(block_size * S)``); the result does not depend on ``block_size`` or ``unroll``.
+
+  Args:
+    activations: ``(S, N)`` activations.
+    k: neighbour order (>= 1); needs ``S >= k + 1``.
+    neurons: column indices to analyse (e.g. from :func:`subsample_neurons`); default all.
+    block_size: pairs per compiled block.
+    unroll: neighbour offsets scanned between two termination checks.
+    progress: optional ``progress(done_pairs, total_pairs)`` callback after each block.
+
+  Returns:
+    :class:`PairwiseMI` with ``n (n - 1) / 2`` values.
+  """
+  a = _check_activations("activations", activations)
+  k = _check_int("k", k, 1)
+  block_size = _check_int("block_size", block_size, 1)
+  unroll = _check_int("unroll", unroll, 1)
+  s, n_total = a.shape
+  if s < k + 1:
+    _errors.fail("activations", f"at least k + 1 = {k + 1} inputs (rows)", s)
+  if neurons is None:
+    cols = np.arange(n_total)
+  else:
+    cols = np.asarray(neurons)
+    if cols.ndim != 1 or cols.dtype.kind not in "iu" or cols.size < 2:
+      _errors.fail("neurons", "a 1-D integer array of at least 2 column indices",
+                   f"shape {cols.shape}, dtype {cols.dtype}")
+    if cols.min() < 0 or cols.max() >= n_total or np.unique(cols).size != cols.size:
+      _errors.fail("neurons", f"distinct column indices in [0, {n_total})",
+                   f"range [{cols.min()}, {cols.max()}] with {cols.size - np.unique(cols).size}"
+                   " duplicates")
+  if cols.size < 2:
+    _errors.fail("activations", "at least 2 neurons (columns) for pairwise MI", cols.size)
+  xt = a[:, cols].T
+  sv, order, inverse = _sorted_columns(xt)
+  li, lj = np.triu_indices(cols.size, 1)
+  total = li.size
+  bsz = min(block_size, total)
+  out = []
+  for start in range(0, total, bsz):
+    bi, bj = li[start:start + bsz], lj[start:start + bsz]
+    m = bi.size
+    if m < bsz:
+      bi = np.concatenate([bi, np.full(bsz - m, li[0])])
+      bj = np.concatenate([bj, np.full(bsz - m, lj[0])])
+    vals = _ksg_block_jit(xt, sv, order, inverse, jnp.asarray(bi, jnp.int32), jnp.asarray(bj, jnp.int32),
+                 k, unroll)
+    out.append(vals[:m])
+    if progress is not None:
+      progress(start + m, total)
+  pairs = jnp.asarray(np.stack([cols[li], cols[lj]], axis=1))
+  return PairwiseMI(jnp.asarray(cols), pairs, jnp.concatenate(out))
+
+
+def activation_information(
+    activations: jax.typing.ArrayLike, *, bins: int = 100,
+    binning: Binning | str = Binning.GLOBAL, k: int = 3, mi_neurons: int | None = None,
+    seed: int = 0, block_size: int = 128,
+    progress: Callable[[int, int], None] | None = None) -> ActivationInformation:
+  """Mean neuron entropy and mean pairwise neuron MI (nats) of an activation matrix.
+
+  ``mean_entropy = 1/N sum_n H_n`` over all ``N`` neurons (:func:`neuron_entropy`) and
+  ``mean_mi = 2 / (n (n - 1)) sum_{i<j} I(a_i; a_j)`` over a uniformly subsampled set of ``n``
+  neurons (:func:`pairwise_mutual_information`): Bansal, Pruthi and Belinkov (NeurIPS 2022),
+  Sec. 3 and Table 2 (low entropy and high MI: heuristic memorization; high entropy and low MI:
+  example-level memorization).
+
+  Args:
+    activations: ``(S, N)`` activations on held-out inputs (no labels needed).
+    bins: histogram bins for the entropy (>= 2).
+    binning: :class:`Binning` for the entropy.
+    k: KSG neighbour order.
+    mi_neurons: number of neurons subsampled for the MI (``None``: all ``N``, i.e.
+      ``N (N - 1) / 2`` pairs).
+    seed: seed of the neuron subsample.
+    block_size: pairs per KSG block.
+    progress: forwarded to :func:`pairwise_mutual_information`.
+  """
+  a = _check_activations("activations", activations)
+  ent = neuron_entropy(a, bins=bins, binning=binning)
+  cols = subsample_neurons(a.shape[1], mi_neurons, seed=seed)
+  mi = pairwise_mutual_information(a, k=k, neurons=cols, block_size=block_size,
+                                   progress=progress)
+  return ActivationInformation(jnp.mean(ent), jnp.mean(mi.values), ent, mi)
