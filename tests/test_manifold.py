@@ -307,3 +307,15 @@ def test_cli_geometry(tmp_path):
   direct = gbounds.manifold_geometry(np.load(path), key=0, n_t=N_T, center_rank=0)
   np.testing.assert_allclose(res["capacity"], direct.capacity, rtol=1e-10)
   assert res["shape"] == list(SHAPE)
+
+
+@pytest.mark.slow
+def test_manifold_notebook_executes(data_root, monkeypatch):
+  nbformat = pytest.importorskip("nbformat")
+  nbclient = pytest.importorskip("nbclient")
+  import pathlib
+  monkeypatch.setenv("GBOUNDS_DATA_DIR", data_root)
+  path = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "manifold_geometry.ipynb"
+  nb = nbformat.read(path, as_version=4)
+  nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                          resources={"metadata": {"path": str(path.parent)}}).execute()
