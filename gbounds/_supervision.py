@@ -110,7 +110,8 @@ def _prepare(kernel, targets, ridge, check_singular=True, rtol=None):
   k = k.astype(dtype)
   y2 = y2.astype(dtype)
   mu, v = jnp.linalg.eigh(0.5 * (k + k.T) + ridge * jnp.eye(m, dtype=dtype))
-  if check_singular and not isinstance(mu, jax.core.Tracer):
+  if check_singular and not isinstance(mu, jax.core.Tracer) and not isinstance(
+      ridge, jax.core.Tracer) and ridge == 0:
     tol = (m * float(jnp.finfo(dtype).eps) * 10) if rtol is None else rtol
     top = float(jnp.max(jnp.abs(mu)))
     low = float(jnp.min(mu))

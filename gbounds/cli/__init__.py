@@ -17,6 +17,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "_main",
     "_fcmi",
     "_manifold",
+    "_weights",
 )
 
 

@@ -1,0 +1,228 @@
+"""``gbounds weight-info``, ``gbounds limit``, ``gbounds supervision-complexity``.
+
+Each command reads its flags, calls the public API, shows progress, and writes JSON and CSV (and
+a PNG figure) to ``--out`` atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+
+from gbounds.cli import _common
+
+
+def _floats(s: str) -> list[float]:
+  return [float(v) for v in s.split(",") if v.strip()]
+
+
+def _ints(s: str) -> list[int]:
+  return [int(v) for v in s.split(",") if v.strip()]
+
+
+def register(sub) -> None:
+  p = sub.add_parser("weight-info", help="information in the weights of an MLP trained on MNIST "
+                     "(Achille et al. 2019): diagonal / K-FAC / exact Fisher forms")
+  p.add_argument("--data-dir", default=None)
+  p.add_argument("--n", type=int, default=1000, help="training examples (MNIST test split)")
+  p.add_argument("--hidden", type=_ints, default=[64], help="comma-separated hidden widths")
+  p.add_argument("--epochs", type=int, default=20)
+  p.add_argument("--noise-rates", type=_floats, default=[0.0, 0.5],
+                 help="comma-separated label-noise rates (one model each)")
+  p.add_argument("--betas", type=_floats, default=[0.1, 1.0, 10.0])
+  p.add_argument("--prior-scale", type=float, default=1.0, help="prior std lambda")
+  p.add_argument("--forms", default="diagonal,kfac", help="comma-separated: exact,diagonal,kfac")
+  p.add_argument("--fisher", default="true", choices=["true", "sampled", "empirical"])
+  p.add_argument("--scaling", default="sum", choices=["sum", "mean"])
+  p.add_argument("--chunk-size", type=int, default=100)
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--out", default="runs/weight_info")
+  p.set_defaults(func=_weight_info)
+
+  p = sub.add_parser("limit", help="LIMIT vs cross-entropy under label noise "
+                     "(Harutyunyan et al. 2020)")
+  p.add_argument("--data-dir", default=None)
+  p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"])
+  p.add_argument("--noise-rates", type=_floats, default=[0.0, 0.2, 0.4, 0.6])
+  p.add_argument("--methods", default="cross_entropy,limit_g",
+                 help="comma-separated: cross_entropy,limit_g,limit_l")
+  p.add_argument("--n-train", type=int, default=5000)
+  p.add_argument("--n-test", type=int, default=5000)
+  p.add_argument("--hidden", type=_ints, default=[256, 256])
+  p.add_argument("--epochs", type=int, default=30)
+  p.add_argument("--batch-size", type=int, default=128)
+  p.add_argument("--learning-rate", type=float, default=1e-3)
+  p.add_argument("--beta", type=float, default=1.0)
+  p.add_argument("--noise-scale", type=float, default=0.1)
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--out", default="runs/limit")
+  p.set_defaults(func=_limit)
+
+  p = sub.add_parser("supervision-complexity", help="one-hot vs teacher soft labels under the "
+                     "student NTK (Harutyunyan et al. 2023)")
+  p.add_argument("--data-dir", default=None)
+  p.add_argument("--n-student", type=int, default=500)
+  p.add_argument("--n-teacher", type=int, default=4000)
+  p.add_argument("--teacher-hidden", type=_ints, default=[512, 512])
+  p.add_argument("--student-hidden", type=_ints, default=[128])
+  p.add_argument("--teacher-epochs", type=int, default=20)
+  p.add_argument("--temperatures", type=_floats, default=[1.0, 4.0])
+  p.add_argument("--ridge-fraction", type=float, default=1e-3)
+  p.add_argument("--margin", type=float, default=0.5)
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--out", default="runs/supervision_complexity")
+  p.set_defaults(func=_supervision)
+
+
+def _write_csv(path, rows: list[dict]) -> None:
+  buf = io.StringIO()
+  w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+  w.writeheader()
+  w.writerows(rows)
+  _common.atomic_write_text(path, buf.getvalue())
+
+
+def _save_figure(fig, path) -> None:
+  import os
+  import tempfile
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".png")
+  os.close(fd)
+  fig.savefig(tmp, dpi=120, bbox_inches="tight")
+  os.replace(tmp, path)
+
+
+def _pyplot():
+  try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+  except ImportError:  # pragma: no cover
+    return None
+
+
+def _weight_info(args) -> int:
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  import gbounds
+
+  out = _common.output_dir(args.out)
+  forms = [f.strip() for f in args.forms.split(",") if f.strip()]
+  x, y = gbounds.load_mnist("test", data_dir=args.data_dir)
+  x, y = gbounds.subsample(x, y, args.n, seed=args.seed)
+  x = jnp.asarray(np.asarray(x, np.float32).reshape(len(y), -1))
+  model = gbounds.MLP(hidden=tuple(args.hidden), out=10)
+  mf = gbounds.as_model_fn(model, example_input=x[:2], key=args.seed)
+  cfg = gbounds.TrainConfig(optimizer="adam", learning_rate=1e-3, batch_size=100, seed=args.seed,
+                            steps=gbounds.steps_for_epochs(args.epochs, len(y), 100))
+  rows = []
+  jobs = [(r, f, b) for r in args.noise_rates for f in forms for b in args.betas]
+  bar = _common.progress(total=len(jobs), desc="weight-info")
+  trained = {}
+  for rate, form, beta in jobs:
+    if rate not in trained:
+      noisy = gbounds.inject_label_noise(y, rate=rate, num_classes=10, seed=args.seed)
+      params = gbounds.train(mf.apply_fn, mf.params, x, noisy.labels, cfg).params
+      trained[rate] = (params, noisy.labels,
+                       float(gbounds.accuracy(mf.apply_fn(params, x), noisy.labels)))
+    params, labels, acc = trained[rate]
+    r = gbounds.information_in_weights(
+        mf.apply_fn, params, x, labels, beta=beta, prior_scale=args.prior_scale, form=form,
+        fisher=args.fisher, scaling=args.scaling, chunk_size=args.chunk_size,
+        key=jax.random.key(args.seed))
+    row = dict(noise_rate=rate, form=form, beta=beta, prior_scale=args.prior_scale,
+               fisher=args.fisher, scaling=args.scaling, train_accuracy_noisy=acc,
+               information_nats=float(r.total), log_det=float(r.log_det),
+               trace_term=float(r.trace_term), norm_term=float(r.norm_term),
+               fisher_trace=float(r.fisher_trace), num_params=r.num_params)
+    row.update({f"layer_{k}": float(v) for k, v in r.per_layer.items()})
+    rows.append(row)
+    if bar is not None:
+      bar.update(1)
+  if bar is not None:
+    bar.close()
+  _common.atomic_write_json(out / "weight_info.json",
+                            dict(settings=vars_json(args), rows=rows))
+  _write_csv(out / "weight_info.csv", rows)
+  plt = _pyplot()
+  if plt is not None:
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for rate in args.noise_rates:
+      for form in forms:
+        pts = [(r["beta"], r["information_nats"]) for r in rows
+               if r["noise_rate"] == rate and r["form"] == form]
+        ax.plot(*zip(*pts), marker="o", label=f"noise {rate:.0%}, {form}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("beta")
+    ax.set_ylabel("information in the weights (nats)")
+    ax.legend(fontsize=7)
+    _save_figure(fig, str(out / "weight_info.png"))
+    plt.close(fig)
+  for r in rows:
+    print(f"noise {r['noise_rate']:.0%} {r['form']:>8} beta={r['beta']:<6g} "
+          f"I={r['information_nats']:.4g} nats  tr F={r['fisher_trace']:.4g}")
+  return 0
+
+
+def vars_json(args) -> dict:
+  return {k: v for k, v in vars(args).items() if k != "func"}
+
+
+def _limit(args) -> int:
+  from gbounds import _weight_info_experiments as exp
+
+  out = _common.output_dir(args.out)
+  methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+  bar = _common.progress(total=len(args.noise_rates) * len(methods), desc="limit")
+  res = exp.reproduce_limit(
+      data_dir=args.data_dir, dataset=args.dataset, noise_rates=args.noise_rates, methods=methods,
+      n_train=args.n_train, n_test=args.n_test, hidden=args.hidden, epochs=args.epochs,
+      batch_size=args.batch_size, learning_rate=args.learning_rate, beta=args.beta,
+      noise_scale=args.noise_scale, seed=args.seed,
+      callback=(lambda row: bar.update(1)) if bar is not None else None)
+  if bar is not None:
+    bar.close()
+  rows = [dataclasses.asdict(r) for r in res.rows]
+  _common.atomic_write_json(out / "limit.json", dict(settings=res.settings, rows=rows))
+  _write_csv(out / "limit.csv", rows)
+  _common.atomic_write_text(out / "limit.md", res.table() + "\n")
+  plt = _pyplot()
+  if plt is not None:
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for m in methods:
+      pts = [r for r in rows if r["method"] == m]
+      axes[0].plot([r["noise_rate"] for r in pts], [r["test_accuracy"] for r in pts], "o-",
+                   label=m)
+      axes[1].plot([r["noise_rate"] for r in pts], [r["train_accuracy_noisy"] for r in pts], "o-",
+                   label=m)
+    axes[0].set_title("test accuracy")
+    axes[1].set_title("train accuracy on noisy labels")
+    for ax in axes:
+      ax.set_xlabel("label-noise rate")
+      ax.legend()
+    _save_figure(fig, str(out / "limit.png"))
+    plt.close(fig)
+  print(res.table())
+  return 0
+
+
+def _supervision(args) -> int:
+  from gbounds import _weight_info_experiments as exp
+
+  out = _common.output_dir(args.out)
+  res = exp.reproduce_supervision_complexity(
+      data_dir=args.data_dir, n_student=args.n_student, n_teacher=args.n_teacher,
+      teacher_hidden=args.teacher_hidden, student_hidden=args.student_hidden,
+      teacher_epochs=args.teacher_epochs, temperatures=args.temperatures,
+      ridge_fraction=args.ridge_fraction, margin=args.margin, seed=args.seed)
+  rows = [dataclasses.asdict(r) for r in res.rows]
+  _common.atomic_write_json(out / "supervision_complexity.json",
+                            dict(settings=res.settings, rows=rows))
+  _write_csv(out / "supervision_complexity.csv", rows)
+  _common.atomic_write_text(out / "supervision_complexity.md", res.table() + "\n")
+  print(res.table())
+  return 0
