@@ -140,6 +140,16 @@ from gbounds._activation_info import ksg_mutual_information as ksg_mutual_inform
 from gbounds._activation_info import neuron_entropy as neuron_entropy
 from gbounds._activation_info import pairwise_mutual_information as pairwise_mutual_information
 from gbounds._activation_info import subsample_neurons as subsample_neurons
+from gbounds._memorization_settings import MemorizationReproduction as MemorizationReproduction
+from gbounds._memorization_settings import ModelRecord as ModelRecord
+from gbounds._memorization_settings import Setting as Setting
+from gbounds._memorization_settings import SettingsConfig as SettingsConfig
+from gbounds._memorization_settings import SettingsResult as SettingsResult
+from gbounds._memorization_settings import colored_mnist as colored_mnist
+from gbounds._memorization_settings import model_selection_table as model_selection_table
+from gbounds._memorization_settings import reproduce_activation_information as reproduce_activation_information
+from gbounds._memorization_settings import run_setting as run_setting
+from gbounds._memorization_settings import shuffled_labels as shuffled_labels
 # Manifold geometry (_manifold.py)
 from gbounds._manifold import AnchorSolution as AnchorSolution
 from gbounds._manifold import DimensionFormula as DimensionFormula

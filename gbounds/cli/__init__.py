@@ -14,8 +14,10 @@ import sys
 from gbounds import _errors
 
 _COMMAND_MODULES: tuple[str, ...] = (
+    "_activation",
     "_main",
     "_fcmi",
+    "_analyze",
     "_manifold",
     "_weights",
 )

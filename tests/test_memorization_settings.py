@@ -1,0 +1,82 @@
+"""Tests for gbounds._memorization_settings (data construction; a reduced reproduction is slow)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from gbounds import InvalidInputError
+from gbounds import _memorization_settings as ms
+
+
+def test_colorize_puts_digit_in_one_channel():
+  img = np.random.default_rng(0).random((4, 14, 14)).astype(np.float32)
+  colors = np.array([0, 1, 1, 0])
+  out = ms.colorize(img, colors)
+  assert out.shape == (4, 14, 14, 2)
+  for i, c in enumerate(colors):
+    np.testing.assert_array_equal(out[i, ..., c], img[i])
+    np.testing.assert_array_equal(out[i, ..., 1 - c], 0)
+
+
+def test_colored_mnist_rates():
+  n = 20000
+  rng = np.random.default_rng(1)
+  digits = rng.integers(0, 10, n)
+  img = rng.random((n, 14, 14)).astype(np.float32)
+  for e in (0.0, 0.25, 0.5):
+    x, y = ms.colored_mnist(img, digits, e=e, label_noise=0.25, seed=2)
+    color = (x[..., 1].sum(axis=(1, 2)) > 0).astype(int)
+    assert abs(np.mean(y != (digits < 5)) - 0.25) < 0.015      # label noise
+    assert abs(np.mean(color != y) - e) < 0.015                # colour flips
+  with pytest.raises(InvalidInputError, match="e:"):
+    ms.colored_mnist(img, digits, e=1.5)
+
+
+def test_shuffled_labels_fraction():
+  digits = np.random.default_rng(3).integers(0, 10, 10000)
+  for beta in (0.0, 0.5, 1.0):
+    y = ms.shuffled_labels(digits, beta=beta, seed=4)
+    # a redrawn label keeps its value with probability 1/10
+    assert abs(np.mean(y != digits) - 0.9 * beta) < 0.02
+  np.testing.assert_array_equal(ms.shuffled_labels(digits, beta=0.3, seed=5),
+                                ms.shuffled_labels(digits, beta=0.3, seed=5))
+
+
+def test_downsample_is_2x2_average():
+  x = np.random.default_rng(6).random((2, 28, 28, 1)).astype(np.float32)
+  d = ms._downsample(x)
+  np.testing.assert_allclose(d[1, 3, 5], x[1, 6:8, 10:12, 0].mean(), rtol=1e-6)
+
+
+def test_config_validation():
+  with pytest.raises(InvalidInputError, match="seeds"):
+    ms.SettingsConfig(seeds=0)
+  with pytest.raises(InvalidInputError, match="5000"):
+    ms.SettingsConfig(n_train=6000)
+
+
+def test_kendall_matches_scipy_definition():
+  assert ms._kendall([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+  assert ms._kendall([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+
+
+@pytest.mark.slow
+def test_reduced_reproduction_directions(data_root, tmp_path):
+  """Reduced run: the entropy effect of label shuffling, and a sane table."""
+  cfg = ms.SettingsConfig(seeds=1, n_train=500, n_val=500, n_measure=300, epochs=20,
+                          mi_neurons=12)
+  res = ms.run_setting("shuffled", config=cfg, levels=(0.0, 1.0), data_dir=data_root)
+  lm = res.level_means
+  assert lm["val_accuracy"][0] > lm["val_accuracy"][1] + 0.3
+  assert lm["mean_entropy"][1] > lm["mean_entropy"][0]    # example-level memorization: higher H
+  assert len(res.records) == 2 and res.entropies[0].shape == (768,)
+  assert res.mi_values[0].shape == (66,)
+  from gbounds.cli import main
+  rc = main(["activation-info", "--out", str(tmp_path), "--data-dir", data_root, "--settings",
+             "colored", "--seeds", "1", "--n-train", "300", "--n-val", "300", "--n-measure",
+             "200", "--epochs", "5", "--mi-neurons", "6"])
+  assert rc == 0
+  summary = json.loads((tmp_path / "activation_info.json").read_text())
+  assert len(summary["colored"]["records"]) == 5
+  assert (tmp_path / "models.csv").exists() and (tmp_path / "activation_info.png").exists()
