@@ -17,7 +17,6 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "_activation",
     "_main",
     "_fcmi",
-    "_analyze",
     "_manifold",
     "_weights",
 )
