@@ -188,6 +188,13 @@ from gbounds._supervision import KernelMarginBound as KernelMarginBound
 from gbounds._supervision import SupervisionComplexity as SupervisionComplexity
 from gbounds._supervision import kernel_margin_bound as kernel_margin_bound
 from gbounds._supervision import supervision_complexity as supervision_complexity
+from gbounds._weight_info_experiments import LimitMethod as LimitMethod
+from gbounds._weight_info_experiments import LimitReproduction as LimitReproduction
+from gbounds._weight_info_experiments import LimitRow as LimitRow
+from gbounds._weight_info_experiments import SupervisionReproduction as SupervisionReproduction
+from gbounds._weight_info_experiments import SupervisionRow as SupervisionRow
+from gbounds._weight_info_experiments import reproduce_limit as reproduce_limit
+from gbounds._weight_info_experiments import reproduce_supervision_complexity as reproduce_supervision_complexity
 # Front door (_analyze.py, _reproduce.py)
 
 __version__ = "0.1.0"
