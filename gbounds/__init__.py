@@ -196,5 +196,21 @@ from gbounds._weight_info_experiments import SupervisionRow as SupervisionRow
 from gbounds._weight_info_experiments import reproduce_limit as reproduce_limit
 from gbounds._weight_info_experiments import reproduce_supervision_complexity as reproduce_supervision_complexity
 # Front door (_analyze.py, _reproduce.py)
+from gbounds._analyze import Analysis as Analysis
+from gbounds._analyze import AnalysisConfig as AnalysisConfig
+from gbounds._analyze import AnalysisData as AnalysisData
+from gbounds._analyze import BoundRow as BoundRow
+from gbounds._analyze import SampleInfoRanking as SampleInfoRanking
+from gbounds._analyze import analysis_data as analysis_data
+from gbounds._analyze import analysis_report as analysis_report
+from gbounds._analyze import analyze as analyze
+from gbounds._analyze import default_data as default_data
+from gbounds._analyze import load_checkpoint as load_checkpoint
+from gbounds._analyze import load_module as load_module
+from gbounds._analyze import save_checkpoint as save_checkpoint
+from gbounds._analyze import write_analysis_report as write_analysis_report
+from gbounds._reproduce import Reproduction as Reproduction
+from gbounds._reproduce import list_targets as list_targets
+from gbounds._reproduce import reproduce as reproduce
 
 __version__ = "0.1.0"

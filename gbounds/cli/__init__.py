@@ -17,8 +17,10 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "_activation",
     "_main",
     "_fcmi",
+    "_analyze",
     "_manifold",
     "_weights",
+    "_sample_info",
 )
 
 

@@ -1,0 +1,234 @@
+"""Tests for gbounds._analyze (the front door) and the ``gbounds analyze`` / ``pac-bayes`` CLI.
+
+Tiny sizes (scikit-learn digits 4-vs-9, an MLP with 16 hidden units). The tests that run a whole
+analysis (NTK, supersample trainings, Monte Carlo; ~1 CPU-minute of compilation) are in the slow
+tier; input checks, data splitting, budget scaling and checkpoints are in the default tier. Numbers are checked against independent recomputations: errors by numpy, CMI
+bounds by gbounds.cmi_bounds on the results directory read back with load_supersample_results,
+PAC-Bayes by the formula on the reported fields.
+"""
+
+import json
+import math
+import os
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+import gbounds
+from gbounds import InvalidInputError
+from gbounds import _analyze as an
+from gbounds.cli import main as cli_main
+
+RECIPE = gbounds.TrainConfig(optimizer="adam", learning_rate=1e-2, batch_size=30, steps=40)
+CONFIG = an.AnalysisConfig(k1=2, k2=3, mc_samples=8, sigmas=(0.03, 0.3), si_heldout=20,
+                           ntk_chunk_size=64)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  data = an.analysis_data("digits", n_train=60, n_test=60, seed=1)
+  model = gbounds.MLP((16,), 2)
+  m = gbounds.as_model_fn(model, example_input=data.x_train[:1], key=0)
+  trained = gbounds.train(m.apply_fn, m.params, data.x_train, data.y_train, RECIPE).params
+  return data, model, m.params, trained
+
+
+@pytest.fixture(scope="module")
+def analysis(tiny, tmp_path_factory):
+  data, model, init, trained = tiny
+  out = tmp_path_factory.mktemp("analysis")
+  a = an.analyze(model, data, RECIPE, params=trained, init_params=init, config=CONFIG,
+                 out_dir=out, progress=False)
+  return a, out
+
+
+def test_analysis_data_split():
+  d = an.analysis_data("digits", n_train=50, n_test=40, seed=0)
+  assert d.x_train.shape[0] == 50 and d.x_test.shape[0] == 40
+  assert len(d.y_pool) == 361 - 40  # 181 fours + 180 nines, minus the test set
+  np.testing.assert_array_equal(d.x_pool[:50], d.x_train)
+  assert set(np.unique(d.y_train)) <= {0, 1}
+
+
+def test_unknown_dataset_lists_valid_ones():
+  with pytest.raises(InvalidInputError) as e:
+    an.analysis_data("cifar11")
+  for name in gbounds.DATASETS:
+    assert name in str(e.value)
+
+
+@pytest.mark.slow
+def test_measured_errors_match_numpy(analysis, tiny):
+  a, _ = analysis
+  data, model, _, trained = tiny
+  pred_te = np.argmax(np.asarray(model.apply({"params": trained}, data.x_test)), -1)
+  pred_tr = np.argmax(np.asarray(model.apply({"params": trained}, data.x_train)), -1)
+  assert a.test_error == pytest.approx(np.mean(pred_te != data.y_test))
+  assert a.train_error == pytest.approx(np.mean(pred_tr != data.y_train))
+  assert a.gap == pytest.approx(a.test_error - a.train_error)
+  assert a.num_params == gbounds.count_params(trained)
+
+
+@pytest.mark.slow
+def test_cmi_bounds_match_results_directory(analysis):
+  a, out = analysis
+  r = gbounds.load_supersample_results(out / "supersample")
+  assert r.masks.shape == (2, 3, 60)
+  rep = gbounds.cmi_bounds(r.masks, r.predictions, r.labels, full_vector=False)
+  assert a.cmi["fcmi"].value == pytest.approx(rep["fcmi"].value)
+  assert a.supersample["gap"] == pytest.approx(r.gap)
+  rows = {x.name: x for x in a.bound_rows()}
+  assert rows["fcmi"].gap_bound == pytest.approx(rep["fcmi"].value)
+  assert rows["fcmi"].measured_gap == pytest.approx(r.gap)
+
+
+@pytest.mark.slow
+def test_sample_information_ranking(analysis):
+  a, _ = analysis
+  s = a.sample_info
+  assert s.si.shape == (60,) and np.all(np.isfinite(s.si)) and np.all(s.si >= 0)
+  assert np.all(np.diff(s.si[s.order]) <= 0)
+  assert sorted(s.order.tolist()) == list(range(60))
+  assert s.settings["expansion"] == "trained"
+
+
+@pytest.mark.slow
+def test_pac_bayes_fields_consistent(analysis):
+  a, _ = analysis
+  p = a.pac_bayes
+  assert p.n == 60 and p.grid_size == 2
+  assert p.kl == pytest.approx(p.distance_sq / (2 * p.sigma ** 2))
+  b = p.kl + math.log(2 * math.sqrt(60) / p.delta) + math.log(2)
+  assert p.mcallester == pytest.approx(p.empirical_error_bound + math.sqrt(b / 120), rel=1e-6)
+  rows = [r for r in a.bound_rows() if r.family.startswith("PAC")]
+  assert {r.name for r in rows} == {"mcallester", "pac_bayes_kl", "catoni"}
+
+
+@pytest.mark.slow
+def test_resume_loads_finished_stages(analysis, tiny, monkeypatch):
+  a, out = analysis
+  data, model, init, trained = tiny
+  from gbounds import _pac_bayes, _sample_info, _supersample
+
+  def boom(*args, **kwargs):
+    raise AssertionError("stage recomputed instead of loaded")
+
+  monkeypatch.setattr(_sample_info, "sample_information", boom)
+  monkeypatch.setattr(_pac_bayes, "pac_bayes_certificate", boom)
+  monkeypatch.setattr(_supersample, "run_supersample", boom)
+  b = an.analyze(model, data, RECIPE, params=trained, init_params=init, config=CONFIG,
+                 out_dir=out, progress=False)
+  np.testing.assert_array_equal(b.sample_info.order, a.sample_info.order)
+  assert b.pac_bayes.pac_bayes_kl == a.pac_bayes.pac_bayes_kl
+  assert b.cmi["fcmi"].value == a.cmi["fcmi"].value
+
+
+@pytest.mark.slow
+def test_report_files(analysis, tiny, tmp_path):
+  a, _ = analysis
+  data = tiny[0]
+  files = an.write_analysis_report(a, tmp_path, data=data)
+  payload = json.loads(files.json.read_text())
+  assert payload["n_train"] == 60 and len(payload["bounds"]) == len(a.bound_rows())
+  page = files.html.read_text()
+  assert page.count("data:image/png;base64,") == len(files.png) >= 3
+  names = {p.name for p in files.csv}
+  assert {"bounds.csv", "measured.csv", "sample_information_all.csv",
+          "pac_bayes_grid.csv"} <= names
+  lines = (tmp_path / "sample_information_all.csv").read_text().splitlines()
+  assert len(lines) == 61
+  for p in files.png:
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_budget_scaling():
+  c = an.AnalysisConfig(k1=4, k2=12, budget=0.125)
+  assert c.scaled(100) == (2, 6, 50)
+  assert an.AnalysisConfig(k1=1, k2=2, budget=1e-6).scaled(10) == (1, 2, 1)
+
+
+def test_bad_inputs(tiny, tmp_path):
+  data, model, init, trained = tiny
+  with pytest.raises(InvalidInputError, match="params"):
+    an.analyze(gbounds.MLP((8,), 2), data, RECIPE, params=trained, config=CONFIG,
+               progress=False)
+  blocker = tmp_path / "file"
+  blocker.write_text("x")
+  with pytest.raises(InvalidInputError, match="out_dir"):
+    an.analyze(model, data, RECIPE, params=trained, out_dir=blocker / "sub", progress=False)
+  with pytest.raises(InvalidInputError, match="module"):
+    an.load_module("gbounds.no_such_module:MLP")
+  with pytest.raises(InvalidInputError, match="module"):
+    an.load_module("gbounds._models:NoSuchClass")
+  with pytest.raises(InvalidInputError, match="module_kwargs"):
+    an.load_module("gbounds._models:MLP", {"widths": 3})
+
+
+def test_checkpoint_roundtrip_and_mismatch(tiny, tmp_path):
+  data, model, init, trained = tiny
+  ck = tmp_path / "ck"
+  an.save_checkpoint(ck, trained, init_params=init)
+  p, i = an.load_checkpoint(ck, an.load_module("gbounds._models:MLP", {"hidden": [16]}),
+                            data.x_train)
+  for a_, b_ in zip(jax.tree_util.tree_leaves(p), jax.tree_util.tree_leaves(trained)):
+    np.testing.assert_array_equal(np.asarray(a_), np.asarray(b_))
+  assert i is not None
+  with pytest.raises(InvalidInputError, match="checkpoint"):
+    an.load_checkpoint(ck, gbounds.MLP((32,), 2), data.x_train)
+  with pytest.raises(InvalidInputError, match="checkpoint"):
+    an.load_checkpoint(tmp_path / "missing", model, data.x_train)
+  with pytest.raises(InvalidInputError, match="path"):
+    an.save_checkpoint(ck, trained)  # never overwrites
+
+
+def _cli_args(ck, out, *extra):
+  return ["analyze", "--checkpoint", str(ck), "--module", "gbounds._models:MLP",
+          "--module-kwargs", '{"hidden": [16]}', "--dataset", "digits", "--n-train", "60",
+          "--n-test", "60", "--data-seed", "1", "--optimizer", "adam", "--learning-rate", "0.01",
+          "--batch-size", "30", "--steps", "40", "--out", str(out), "--no-progress", *extra]
+
+
+@pytest.mark.slow
+def test_cli_analyze_and_errors_keep_existing_files(tiny, tmp_path, capsys):
+  data, model, init, trained = tiny
+  ck = tmp_path / "ck"
+  an.save_checkpoint(ck, trained, init_params=init)
+  out = tmp_path / "out"
+  rc = cli_main(_cli_args(ck, out, "--k1", "1", "--k2", "2", "--mc-samples", "4",
+                          "--skip", "sample_info"))
+  assert rc == 0
+  printed = capsys.readouterr().out
+  assert "fcmi" in printed and "pac_bayes_kl" in printed
+  before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+  assert "report.html" in before
+  # A mismatching module, a bad module path, an unknown dataset: clear errors, files untouched.
+  for bad in (["--module-kwargs", '{"hidden": [32]}'], ["--module", "nope.nope:MLP"],
+              ["--dataset", "cifar11"]):
+    rc = cli_main(_cli_args(ck, out, *bad))
+    err = capsys.readouterr().err
+    assert rc == 2 and "error:" in err
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == before
+  blocker = tmp_path / "blocker"
+  blocker.write_text("")
+  assert cli_main(_cli_args(ck, blocker / "x")) == 2
+  assert "out_dir: expected a writable directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_pac_bayes(tiny, tmp_path, capsys):
+  data, model, init, trained = tiny
+  ck = tmp_path / "ck"
+  an.save_checkpoint(ck, trained)  # bare: no init_params -> fresh-init prior, noted
+  rc = cli_main(["pac-bayes", "--checkpoint", str(ck), "--module", "gbounds._models:MLP",
+                 "--module-kwargs", '{"hidden": [16]}', "--dataset", "digits", "--n-train", "60",
+                 "--n-test", "60", "--data-seed", "1", "--mc-samples", "4", "--out",
+                 str(tmp_path / "pb"), "--no-progress"])
+  assert rc == 0
+  payload = json.loads((tmp_path / "pb" / "report.json").read_text())
+  assert payload["pac_bayes"]["n"] == 60
+  assert any("fresh initialisation" in n for n in payload["notes"])
+  assert pathlib.Path(tmp_path / "pb" / "report.html").exists()
