@@ -20,7 +20,6 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "_analyze",
     "_manifold",
     "_weights",
-    "_sample_info",
 )
 
 
