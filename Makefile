@@ -22,6 +22,7 @@ run: setup
 	GBOUNDS_DATA_DIR=$(DATA) $(BIN)/gbounds main
 
 test: setup
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && bash scripts/ensure_chromium.sh; } || true
 	GBOUNDS_DATA_DIR=$(DATA) $(BIN)/python -m pytest -n 2 -q
 
 test-slow: setup
