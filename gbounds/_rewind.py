@@ -52,7 +52,8 @@ MANIFOLD_KINDS = ("unpermuted", "permuted", "restored")
 
 @dataclasses.dataclass(frozen=True)
 class PermutedLabelConfig:
-  """Recipe of the permuted-label experiment (defaults: ~5-10 minutes on 2 CPU cores).
+  """Recipe of the permuted-label experiment (defaults: 17 minutes measured on 2 heavily shared
+  CPU cores, load ~16; the geometry at 7 checkpoints x 5 layers x 3 kinds dominates).
 
   Attributes:
     dataset: ``"mnist"`` (t10k split, see the module docstring) or ``"fashion_mnist"``.
@@ -256,7 +257,7 @@ def _accuracy(apply, params, x, y):
 
 
 def _select(labels, mask, m, rng):
-  """Indices (P, m) of m examples per class among ``mask``, or None if a class is short."""
+  """Indices (10, m): m examples of each class among ``mask`` (raises if a class is short)."""
   out = []
   for c in range(10):
     idx = np.flatnonzero(mask & (labels == c))

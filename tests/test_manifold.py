@@ -14,7 +14,6 @@ import pytest
 from scipy import optimize
 
 import gbounds
-from gbounds import _manifold as mf
 
 
 def _manifold_matrix(rng, d, m, *, scale=1.0, corr=0.0):
