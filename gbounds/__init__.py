@@ -69,6 +69,28 @@ from gbounds._dynamics import phi as phi
 from gbounds._dynamics import train_linearized_explicit as train_linearized_explicit
 
 # Sample information (_sample_info.py)
+from gbounds._sample_info import Expansion as Expansion
+from gbounds._sample_info import LeaveOneOut as LeaveOneOut
+from gbounds._sample_info import LooMethod as LooMethod
+from gbounds._sample_info import SampleInfoSettings as SampleInfoSettings
+from gbounds._sample_info import SampleInformation as SampleInformation
+from gbounds._sample_info import leave_one_out as leave_one_out
+from gbounds._sample_info import loo_weight_change as loo_weight_change
+from gbounds._sample_info import projected_jacobian_fn as projected_jacobian_fn
+from gbounds._sample_info import sample_information as sample_information
+from gbounds._sample_info import sample_information_from_kernels as sample_information_from_kernels
+from gbounds._sample_info import sgd_steady_state_si as sgd_steady_state_si
+from gbounds._sample_info_experiments import LooCorrelation as LooCorrelation
+from gbounds._sample_info_experiments import MislabeledDetection as MislabeledDetection
+from gbounds._sample_info_experiments import PUBLISHED_TABLE1_MLP as PUBLISHED_TABLE1_MLP
+from gbounds._sample_info_experiments import RetrainedLoo as RetrainedLoo
+from gbounds._sample_info_experiments import SampleInfoReproduction as SampleInfoReproduction
+from gbounds._sample_info_experiments import Summarisation as Summarisation
+from gbounds._sample_info_experiments import data_summarisation as data_summarisation
+from gbounds._sample_info_experiments import loo_correlation as loo_correlation
+from gbounds._sample_info_experiments import mislabeled_detection as mislabeled_detection
+from gbounds._sample_info_experiments import reproduce_sample_info as reproduce_sample_info
+from gbounds._sample_info_experiments import retrain_leave_one_out as retrain_leave_one_out
 # CMI bounds (_cmi.py, _kl.py) and supersample experiments (_supersample.py)
 from gbounds._supersample import SupersampleDesign as SupersampleDesign
 from gbounds._supersample import SupersampleResult as SupersampleResult

@@ -20,6 +20,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "_analyze",
     "_manifold",
     "_weights",
+    "_sample_info",
 )
 
 
