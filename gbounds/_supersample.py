@@ -197,6 +197,14 @@ def _fingerprint(*arrays) -> str:
   return h.hexdigest()[:16]
 
 
+def _describe(model) -> str:
+  """A run-independent description of the model (no memory addresses)."""
+  if callable(model) and not hasattr(model, "init"):
+    name = getattr(model, "__qualname__", type(model).__name__)
+    return f"{getattr(model, '__module__', '?')}.{name}"
+  return repr(model)
+
+
 def _jsonable(v):
   return json.loads(json.dumps(v, default=_io._default))
 
@@ -394,7 +402,7 @@ def run_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any = None,
   has_test = x_test is not None
   config = _jsonable({
       "mode": "sgd", "n": n, "k1": k1, "k2": k2, "seed": seed, "init_seed": init_seed,
-      "model": repr(model), "train": dataclasses.asdict(train),
+      "model": _describe(model), "train": dataclasses.asdict(train),
       "pool": {"size": len(y_pool), "fingerprint": _fingerprint(x_pool, y_pool)},
       "test": ({"size": len(y_test), "fingerprint": _fingerprint(x_test, y_test)}
                if has_test else None),
@@ -567,7 +575,7 @@ def run_linearized_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any
   n_test = len(y_test) if has_test else 0
   config = _jsonable({
       "mode": "linearized", "n": n, "k1": k1, "k2": k2, "seed": seed, "init_seed": init_seed,
-      "model": repr(model), "learning_rate": learning_rate, "t": str(t),
+      "model": _describe(model), "learning_rate": learning_rate, "t": str(t),
       "weight_decay": weight_decay, "time": time, "targets": targets,
       "param_dtype": None if param_dtype is None else np.dtype(param_dtype).name,
       "pool": {"size": len(y_pool), "fingerprint": _fingerprint(x_pool, y_pool)},

@@ -194,6 +194,7 @@ def test_resume_after_crash_equals_uninterrupted(data, reference, tmp_path):
     ss.run_supersample(MODEL, x, y, xt, yt, **{**kw, "seed": 8})
 
 
+@pytest.mark.slow
 def test_process_split_assembles_to_single_process_run(data, reference, tmp_path):
   x, y, xt, yt = data
   kw = dict(n=N, k1=K1, k2=K2, train=CFG, seed=7, chunk_size=2, strategy="vmap",
@@ -207,6 +208,25 @@ def test_process_split_assembles_to_single_process_run(data, reference, tmp_path
   both = ss.load_supersample_results(tmp_path)
   np.testing.assert_array_equal(both.predictions, reference.predictions)
   np.testing.assert_array_equal(both.test_error, reference.test_error)
+
+
+@pytest.mark.slow
+def test_custom_init_and_apply_fn_resume(data, reference, tmp_path):
+  x, y, xt, yt = data
+
+  def init(key, example):
+    return MODEL.init(key, example)["params"]
+
+  def apply_fn(p, xx):
+    return MODEL.apply({"params": p}, xx)
+
+  kw = dict(n=N, k1=K1, k2=K2, train=CFG, seed=7, strategy="vmap", apply_fn=apply_fn,
+            results_dir=tmp_path)
+  r = ss.run_supersample(init, x, y, xt, yt, **kw)
+  np.testing.assert_allclose(r.predictions, reference.predictions, rtol=1e-6, atol=1e-7)
+  done = []
+  ss.run_supersample(init, x, y, xt, yt, callback=lambda d, t: done.append(d), **kw)
+  assert done == [K1 * K2]                          # the description is run-independent
 
 
 @pytest.mark.slow
@@ -250,20 +270,21 @@ def test_sharded_over_four_cpu_devices_equals_unsharded():
 # ----------------------------------------------------------------------------- linearized
 
 
-@pytest.mark.parametrize("t, time", [(np.inf, "continuous"), (7.0, "discrete")])
+@pytest.mark.parametrize("t, time", [
+    (np.inf, "continuous"), pytest.param(7.0, "discrete", marks=pytest.mark.slow)])
 def test_linearized_matches_per_mask_closed_form(t, time):
   x, y = _data(30, d=3)
   xt, yt = _data(8, d=3, seed=2)
   model = gbounds.MLP(hidden=(6,), out=2, param_dtype=jnp.float64)
   x64, xt64 = x.astype(np.float64), xt.astype(np.float64)
   lr = 0.05
-  r = ss.run_linearized_supersample(model, x64, y, xt64, yt, n=5, k1=2, k2=3, seed=4,
+  r = ss.run_linearized_supersample(model, x64, y, xt64, yt, n=5, k1=1, k2=3, seed=4,
                                     learning_rate=lr, t=t, time=time, weight_decay=1e-3,
                                     mask_batch_size=2)
-  design = ss.draw_supersamples(30, n=5, k1=2, k2=3, seed=4)
+  design = ss.draw_supersamples(30, n=5, k1=1, k2=3, seed=4)
   apply_fn = lambda p, xx: model.apply({"params": p}, xx)  # noqa: E731
   ntk = gbounds.empirical_ntk_fn(apply_fn)
-  for a in range(2):
+  for a in range(1):
     p0 = model.init(jax.random.fold_in(jax.random.key(4), a), x64[:1])["params"]
     xs = x64[design.supersample_idx[a].reshape(-1)]
     for b in range(3):
@@ -282,6 +303,7 @@ def test_linearized_matches_per_mask_closed_form(t, time):
     assert r.train_error < 0.21                     # (almost) interpolates with tiny ridge
 
 
+@pytest.mark.slow
 def test_linearized_many_masks_is_consistent_with_losses():
   x, y = _data(40, d=3)
   r = ss.run_linearized_supersample(gbounds.MLP(hidden=(4,), out=2), x, y, n=8, k1=1, k2=200,
