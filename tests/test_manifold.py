@@ -220,6 +220,7 @@ def test_invariant_to_point_order():
   np.testing.assert_allclose(a.dimension_per_manifold, b.dimension_per_manifold, rtol=1e-8)
 
 
+@pytest.mark.slow  # compiles the Stiefel optimiser (~10-20 s of XLA compile on CPU)
 def test_invariant_to_manifold_order_and_center_subspace():
   rng = np.random.default_rng(12)
   p, m, n = SHAPE
