@@ -255,7 +255,8 @@ def _run_activation(config, *, data_dir, out_dir, progress):
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("fcmi_mnist_4v9", "f-CMI bound vs n, MNIST 4 vs 9 (Table/Fig. 1)",
            "Harutyunyan et al., NeurIPS 2021", ("gbounds._fcmi_experiments:reproduce_fcmi",),
-           {"scale": "cpu"}, {"scale": "full"}, _run_fcmi, "~10 min (MLP 512-512, 5 x 20, n 75/250; per _fcmi_experiments)"),
+           {"scale": "cpu"}, {"scale": "full"}, _run_fcmi,
+           "~10 min (MLP 512-512, 5 x 20, n 75/250; per _fcmi_experiments)"),
     Target("sample_info_correlation",
            "Linearized vs retrained leave-one-out change, Pearson r (Table 1, MLP column)",
            "Harutyunyan et al., ICLR 2021",
@@ -294,7 +295,8 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            "Activation entropy / neuron MI on Colored and Shuffled MNIST (Table 2)",
            "Bansal et al., NeurIPS 2022",
            ("gbounds._memorization_settings:reproduce_activation_information",), {},
-           {"seeds": 10, "n_train": 5000, "epochs": 100, "mi_neurons": 768}, _run_activation, "see gbounds/_memorization_settings.py"),
+           {"seeds": 10, "n_train": 5000, "epochs": 100, "mi_neurons": 768}, _run_activation,
+           "see gbounds/_memorization_settings.py"),
 )}
 
 

@@ -2,9 +2,10 @@
 
 Tiny sizes (scikit-learn digits 4-vs-9, an MLP with 16 hidden units). The tests that run a whole
 analysis (NTK, supersample trainings, Monte Carlo; ~1 CPU-minute of compilation) are in the slow
-tier; input checks, data splitting, budget scaling and checkpoints are in the default tier. Numbers are checked against independent recomputations: errors by numpy, CMI
-bounds by gbounds.cmi_bounds on the results directory read back with load_supersample_results,
-PAC-Bayes by the formula on the reported fields.
+tier; input checks, data splitting, budget scaling and checkpoints are in the default tier.
+Numbers are checked against independent recomputations: errors by numpy, CMI bounds by
+gbounds.cmi_bounds on the results directory read back with load_supersample_results, PAC-Bayes
+by the formula on the reported fields.
 """
 
 import json
