@@ -150,8 +150,23 @@ def information_from_spectrum(eigenvalues: jax.typing.ArrayLike, sq_norm: jax.ty
           + jnp.sum(0.5 * jnp.log1p(u) - 0.5 * u / (1 + u)))
 
 
+@jax.jit
 def _terms(u):
   return jnp.sum(0.5 * jnp.log1p(u)), jnp.sum(-0.5 * u / (1 + u))
+
+
+@jax.jit
+def _matrix_terms(h, c):
+  """``_terms`` of ``c`` times the (clipped) eigenvalues of a symmetric matrix."""
+  return _terms(c * jnp.maximum(jnp.linalg.eigvalsh(0.5 * (h + h.T)), 0))
+
+
+@jax.jit
+def _kron_terms(a, g, c):
+  """``_terms`` of ``c a_p g_q`` over the eigenvalues of the K-FAC factors."""
+  ea = jnp.maximum(jnp.linalg.eigvalsh(a), 0)
+  eg = jnp.maximum(jnp.linalg.eigvalsh(g), 0)
+  return _terms(c * jnp.outer(ea, eg))
 
 
 # ----------------------------------------------------------------------------- output Fisher factors
@@ -441,8 +456,7 @@ def information_in_weights(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLi
   per_layer: dict[str, Any] = {}
   if form == FisherForm.EXACT:
     h = fisher_matrix(apply_fn, params, x, y, **kw)
-    eig = jnp.maximum(jnp.linalg.eigvalsh(0.5 * (h + h.T)), 0)
-    log_det, trace_term = _terms(c * eig)
+    log_det, trace_term = _matrix_terms(h, c)
     _, unravel = ravel_pytree(params)
     offset = 0
     blocks: dict[str, list] = {}
@@ -452,7 +466,7 @@ def information_in_weights(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLi
     for name, idx in blocks.items():
       idx = np.asarray(idx)
       sub = h[np.ix_(idx, idx)]
-      ld, tt = _terms(c * jnp.maximum(jnp.linalg.eigvalsh(0.5 * (sub + sub.T)), 0))
+      ld, tt = _matrix_terms(sub, c)
       per_layer[name] = ld + tt + norm_by_layer[name]
     fisher_tr = jnp.trace(h)
   else:
@@ -463,9 +477,7 @@ def information_in_weights(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLi
     if form == FisherForm.KFAC:
       factors = kfac_factors(apply_fn, params, x, y, **kw)
       for mpath, (a, g) in factors.items():
-        ea = jnp.maximum(jnp.linalg.eigvalsh(a), 0)
-        eg = jnp.maximum(jnp.linalg.eigvalsh(g), 0)
-        ld, tt = _terms(c * jnp.outer(ea, eg))
+        ld, tt = _kron_terms(a, g, c)
         name = "/".join(mpath)
         contrib.setdefault(name, []).append((ld, tt))
         covered.add(name)
