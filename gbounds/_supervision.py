@@ -35,6 +35,13 @@ student-teacher disagreement, and the disagreement is bounded by the margin boun
 teacher's labels (the paper's interplay of teacher accuracy, student margin with respect to the
 teacher, and complexity of the teacher's targets). Caveat: :math:`\\Lambda` is computed from the data;
 a union bound over a grid of norms would add a lower-order term that is omitted here.
+
+Verification status: the definition :math:`\sqrt{Y^\top K^{-1} Y}` with :math:`K` the student's NTK
+Gram matrix is the one in the issue and in the paper's abstract ("alignment between
+teacher-provided supervision and the student's neural tangent kernel"). The paper's body (its
+theorem and constants) could not be retrieved from the stored copies available when this module
+was written, so the bound above is the textbook margin bound it instantiates, with its constants
+stated; the paper's exact constants are [unverified].
 """
 
 from __future__ import annotations
