@@ -36,7 +36,7 @@ teacher's labels (the paper's interplay of teacher accuracy, student margin with
 teacher, and complexity of the teacher's targets). Caveat: :math:`\\Lambda` is computed from the data;
 a union bound over a grid of norms would add a lower-order term that is omitted here.
 
-Verification status: the definition :math:`\sqrt{Y^\top K^{-1} Y}` with :math:`K` the student's NTK
+Verification status: the definition :math:`\\sqrt{Y^\\top K^{-1} Y}` with :math:`K` the student's NTK
 Gram matrix is the one in the issue and in the paper's abstract ("alignment between
 teacher-provided supervision and the student's neural tangent kernel"). The paper's body (its
 theorem and constants) could not be retrieved from the stored copies available when this module

@@ -1,6 +1,7 @@
 """Tests for the information in the weights (exact, diagonal and K-FAC Fisher forms)."""
 
 import jax
+import jax.flatten_util  # noqa: F401 (jax.flatten_util.ravel_pytree below)
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -99,8 +100,6 @@ def test_kfac_equals_exact_for_single_dense_layer():
   a, g = kf[("head",)]
   # Kronecker check against the exact block (kernel rows then bias row, row-major).
   h = _brute_fisher(apply_fn, params, x)
-  flat_names = jax.flatten_util.ravel_pytree(params)[0]
-  del flat_names
   # ravel order is bias (3) then kernel (12); reorder to [kernel; bias] row-major.
   order = np.r_[np.arange(3, 15), np.arange(0, 3)]
   np.testing.assert_allclose(np.kron(a, g), h[np.ix_(order, order)], rtol=1e-10, atol=1e-13)
