@@ -15,13 +15,11 @@ Writes benchmarks/out/bench_harness.json.
 """
 
 import argparse
-import json
 import os
 import pathlib
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import gbounds
