@@ -164,9 +164,16 @@ def gradient_descent_mse(theta_train: jax.Array, y_train: jax.Array, f0_train: j
     if not isinstance(v, jax.core.Tracer):
       _errors.check_finite(name, v)
   r0 = jnp.ravel(f0_train) - jnp.ravel(y_train)
+  eigh = _eigh_of(theta_train, weight_decay)
   a = gd_coefficients(theta_train, r0, learning_rate=learning_rate, t=t,
-                      weight_decay=weight_decay, time=time)
-  train = jnp.reshape(jnp.ravel(f0_train) + theta_train @ a, np.shape(f0_train))
+                      weight_decay=weight_decay, time=time, eigh=eigh)
+  # Training predictions in the eigenbasis: Theta a = -V [(mu - lambda) phi_t(mu)] V^T r0.
+  # (Theta @ a would cancel catastrophically late in training, losing ~cond(Theta) in float32.)
+  mu = jnp.maximum(eigh.values, 0.0)
+  p = phi(eigh.values, learning_rate=learning_rate, t=t, time=time)
+  gain = -jnp.maximum(mu - weight_decay, 0.0) * p
+  train = jnp.reshape(jnp.ravel(f0_train) + eigh.vectors @ (gain * (eigh.vectors.T @ r0)),
+                      np.shape(f0_train))
   test = None
   if theta_test_train is not None:
     if f0_test is None:

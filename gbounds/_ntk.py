@@ -12,8 +12,10 @@ neural-tangents' default (``trace_axes=(-1,)``).
 
 Everything is chunked over inputs: at most ``chunk_size`` examples of each side are
 differentiated at once, so memory is ``O(chunk_size k d)`` for the Jacobians plus the kernel
-itself. When ``x2`` is omitted the kernel is symmetric and only the blocks on and above the
-diagonal are computed (half the contraction flops).
+itself. When ``x2`` is omitted the kernel is symmetric and only the chunk blocks on and above
+the diagonal are computed (about half the contraction flops when there are several chunks; the
+Jacobian of a column chunk is recomputed for each row chunk, which is cheap next to the
+contraction for dense networks).
 
 Precision follows the inputs: pass float64 parameters and inputs (which needs
 ``jax.config.update("jax_enable_x64", True)`` or the ``jax.enable_x64(True)`` context, set by
@@ -160,7 +162,7 @@ def _nvp_block(apply_fn, params, x1, x2, output: NtkOutput):
     return jax.jvp(f1, (params,), (ct,))[1]  # (c1, k)
 
   basis = jnp.eye(c2 * k, dtype=y2.dtype).reshape(c2 * k, c2, k)
-  cols = jax.lax.map(column, basis, batch_size=min(c2 * k, 256))  # (c2 k, c1, k)
+  cols = jax.vmap(column)(basis)  # (c2 k, c1, k); memory bounded by the chunk size
   full = cols.reshape(c2 * k, -1).T  # (c1 k, c2 k)
   if output == NtkOutput.FULL:
     return full
