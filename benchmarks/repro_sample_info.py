@@ -5,7 +5,7 @@ leave-one-out change of a one-hidden-layer ReLU MLP on MNIST 4-vs-9, for >= 100 
 leave-one-out networks, plus mislabeled-example detection AUROC (10% label noise, F-SI).
 The same run is available as :func:`gbounds.reproduce_sample_info`.
 
-Run: ``.venv/bin/python benchmarks/repro_sample_info.py [--n 200 --width 256 --steps 1000]``;
+Run: ``.venv/bin/python benchmarks/repro_sample_info.py [--n 100 --width 128 --steps 500]``;
 writes ``benchmarks/out/repro_sample_info.json``.
 """
 
@@ -19,14 +19,14 @@ import gbounds
 
 def main():
   ap = argparse.ArgumentParser()
-  ap.add_argument("--n", type=int, default=200)
+  ap.add_argument("--n", type=int, default=100)
   ap.add_argument("--heldout", type=int, default=200)
-  ap.add_argument("--width", type=int, default=256)
-  ap.add_argument("--steps", type=int, default=1000)
+  ap.add_argument("--width", type=int, default=128)
+  ap.add_argument("--steps", type=int, default=500)
   ap.add_argument("--lr-fraction", type=float, default=0.5)
   ap.add_argument("--retrained", type=int, default=100)
   ap.add_argument("--weight-decays", type=float, nargs="+", default=[0.0])
-  ap.add_argument("--mislabeled-n", type=int, default=500)
+  ap.add_argument("--mislabeled-n", type=int, default=300)
   args = ap.parse_args()
   res = gbounds.reproduce_sample_info(
       n_train=args.n, n_heldout=args.heldout, width=args.width, steps=args.steps,

@@ -196,155 +196,112 @@ def _insert(best: tuple[jax.Array, ...], c: jax.Array) -> tuple[jax.Array, ...]:
   return tuple(out)
 
 
-def _ksg_block(xt: jax.Array, sorted_vals: jax.Array, order: jax.Array, inverse: jax.Array,
-               i: jax.Array, j: jax.Array, k: int, unroll: int) -> jax.Array:
-  """KSG-1 MI for a block of pairs ``(i[b], j[b])``; ``xt`` is ``(N, S)`` activations.
+def _ksg_block(x: jax.Array, y: jax.Array, ux: jax.Array, vx: jax.Array, ix: jax.Array,
+               uy: jax.Array, vy: jax.Array, iy: jax.Array, k: int, chunk: int,
+               cap: int) -> jax.Array:
+  """KSG-1 MI for a block of ``B`` pairs; every argument is ``(B, S)``.
 
-  Stage 0 scans all ``B * S`` samples with contiguous slices until at most ``B * S / 8`` are
-  unfinished; each later stage gathers the unfinished samples (with their scan state) into a
-  buffer 8 times smaller and goes on scanning only those; the last stage runs to the end.
+  ``x, y``: the pairs' samples in sample order; ``ux`` is ``x`` sorted, ``vx`` is ``y`` in that
+  order and ``ix`` the position of each sample in it (likewise ``uy, vy, iy`` for the order of
+  ``y``). Both orders are scanned outwards ``chunk`` offsets at a time (static slices of the
+  padded rows, one fused loop per chunk) until at most ``cap`` samples of the block are
+  uncertified; the rest get an exact dense row each, ``cap`` at a time.
   """
-  nb, s = i.shape[0], xt.shape[1]
-  dtype = xt.dtype
+  nb, s = x.shape
+  dtype = x.dtype
   inf = jnp.asarray(jnp.inf, dtype)
+  pad = s + chunk + 1
 
-  def side(a_idx, b_idx):
-    u = sorted_vals[a_idx]                                         # (B, S) sorted
-    v = jnp.take_along_axis(xt[b_idx], order[a_idx], axis=1)       # partner, same order
-    pad = jnp.full(u.shape, inf)
-    upad = jnp.concatenate([-pad, u, pad], axis=1)
-    vpad = jnp.concatenate([jnp.zeros_like(u), v, jnp.zeros_like(u)], axis=1)
-    return u, v, upad, vpad
+  def padded(u, v):
+    full = jnp.full((nb, pad), inf, dtype)
+    zero = jnp.zeros((nb, pad), dtype)
+    return (jnp.concatenate([-full, u, full], axis=1), jnp.concatenate([zero, v, zero], axis=1))
 
-  sides = (side(i, j), side(j, i))
-  inverses = (inverse[i], inverse[j])
+  sides = ((ux, vx, *padded(ux, vx), ix), (uy, vy, *padded(uy, vy), iy))
 
-  # ---- stage 0: dense scan with slices, in each side's sorted order
-  def step0(d, best):
+  def sl(a, off):
+    return jax.lax.dynamic_slice_in_dim(a, pad + off, s, axis=1)
+
+  def scan_chunk(d0, best):
     new = []
-    for (u, v, upad, vpad), bst in zip(sides, best):
-      valid = d <= s - 1
-      ur = jax.lax.dynamic_slice_in_dim(upad, s + d, s, axis=1)
-      vr = jax.lax.dynamic_slice_in_dim(vpad, s + d, s, axis=1)
-      ul = jax.lax.dynamic_slice_in_dim(upad, s - d, s, axis=1)
-      vl = jax.lax.dynamic_slice_in_dim(vpad, s - d, s, axis=1)
-      cr = jnp.where(valid, jnp.maximum(ur - u, jnp.abs(vr - v)), inf)
-      cl = jnp.where(valid, jnp.maximum(u - ul, jnp.abs(vl - v)), inf)
-      new.append(_insert(_insert(bst, cr), cl))
+    for (u, v, upad, vpad, _), bst in zip(sides, best):
+      for t in range(chunk):
+        d = d0 + t
+        ok = d <= s - 1
+        cr = jnp.where(ok, jnp.maximum(sl(upad, d) - u, jnp.abs(sl(vpad, d) - v)), inf)
+        cl = jnp.where(ok, jnp.maximum(u - sl(upad, -d), jnp.abs(sl(vpad, -d) - v)), inf)
+        bst = _insert(_insert(bst, cr), cl)
+      new.append(bst)
     return tuple(new)
 
-  def certified0(d, best):
-    # after offsets 1..d every unscanned sample is at least the gap to position p +- (d + 1)
-    flags = []
-    for (u, _, upad, _), bst, inv in zip(sides, best, inverses):
-      ur = jax.lax.dynamic_slice_in_dim(upad, jnp.minimum(s + d + 1, 2 * s), s, axis=1)
-      ul = jax.lax.dynamic_slice_in_dim(upad, jnp.maximum(s - d - 1, 0), s, axis=1)
-      gap = jnp.where(d + 1 <= s - 1, jnp.minimum(ur - u, u - ul), inf)
-      flags.append(jnp.take_along_axis(bst[-1] <= gap, inv, axis=1))  # to sample order
-    return flags
+  def certify(d_next, best):
+    # eps_hat = min of the two k-th distances found so far, an upper bound on eps; it is exact
+    # once it is <= the marginal gap to the first unscanned sample of either order (every
+    # unscanned sample is at least that far away in the max-norm)
+    kth, gaps = [], []
+    for (u, _, upad, _, inv), bst in zip(sides, best):
+      gap = jnp.where(d_next <= s - 1, jnp.minimum(sl(upad, d_next) - u, u - sl(upad, -d_next)),
+                      inf)
+      kth.append(jnp.take_along_axis(bst[-1], inv, axis=1))
+      gaps.append(jnp.take_along_axis(gap, inv, axis=1))
+    eps_hat = jnp.minimum(*kth)
+    return eps_hat, (eps_hat <= gaps[0]) | (eps_hat <= gaps[1])
 
-  caps = []
-  c = nb * s
-  while c // 8 >= 32:
-    c //= 8
-    caps.append(c)
-  first_cap = caps[0] if caps else 0
+  def cond(state):
+    d, _, _, done = state
+    return (d <= s - 1) & (jnp.sum(~done) > cap)
 
-  def cond0(state):
-    d, _, fx, fy = state
-    return (d < s) & (jnp.sum(~(fx | fy)) > first_cap)
-
-  def body0(state):
+  def body(state):
     d, best, _, _ = state
-    for t in range(unroll):
-      best = step0(d + t, best)
-    fx, fy = certified0(d + unroll - 1, best)
-    return d + unroll, best, fx, fy
+    best = scan_chunk(d, best)
+    eps_hat, done = certify(d + chunk, best)
+    return d + chunk, best, eps_hat, done
 
+  init = tuple(tuple(jnp.full((nb, s), inf, dtype) for _ in range(k)) for _ in range(2))
   no = jnp.zeros((nb, s), bool)
-  init = tuple(tuple(jnp.full((nb, s), inf) for _ in range(k)) for _ in range(2))
-  d, best, fx, fy = jax.lax.while_loop(cond0, body0, (jnp.asarray(1), init, no, no))
-  ex, ey = (jnp.take_along_axis(bst[-1], inv, axis=1) for bst, inv in zip(best, inverses))
-  eps = jnp.where(fx, ex, jnp.where(fy, ey, inf)).reshape(-1)     # (B * S,), sample order
+  _, _, eps, done = jax.lax.while_loop(
+      cond, body, (jnp.asarray(1), init, jnp.full((nb, s), inf, dtype), no))
 
-  # ---- later stages: compacted scans with gathers on the flattened padded arrays
-  flat_u = [sd[2].reshape(-1) for sd in sides]
-  flat_v = [sd[3].reshape(-1) for sd in sides]
-  rows = jnp.arange(nb)[:, None]
-  # per sample (flattened, sample order): index of its own entry in each padded flat array
-  base = [(rows * 3 * s + s + inv).reshape(-1) for inv in inverses]
-  # per sample: scan state in sample order
-  state_best = [tuple(jnp.take_along_axis(b_m, inv, axis=1).reshape(-1) for b_m in bst)
-                for bst, inv in zip(best, inverses)]
-  active = ~(fx | fy).reshape(-1)
-  ent_idx = jnp.arange(nb * s)
-  ent_base = base
-  ent_best = state_best
-  for t, cap in enumerate(caps):
-    sel = jnp.nonzero(active, size=cap, fill_value=0)[0]
-    valid = jnp.arange(cap) < jnp.sum(active)
-    ent_idx = ent_idx[sel]
-    ent_base = [bs[sel] for bs in ent_base]
-    ent_best = [tuple(b_m[sel] for b_m in bst) for bst in ent_best]
-    next_cap = caps[t + 1] if t + 1 < len(caps) else 0
-    cur = [(fu[bs], fv[bs]) for fu, fv, bs in zip(flat_u, flat_v, ent_base)]
+  # exact dense rows for the (at most a few) uncertified samples, cap at a time
+  eps, done = eps.reshape(-1), done.reshape(-1)
+  cols = jnp.arange(s)
 
-    def stepc(d, bests, ent_base=ent_base, cur=cur):
-      new = []
-      for fu, fv, bs, (u, v), bst in zip(flat_u, flat_v, ent_base, cur, bests):
-        ok = d <= s - 1
-        dd = jnp.minimum(d, s)
-        cr = jnp.where(ok, jnp.maximum(fu[bs + dd] - u, jnp.abs(fv[bs + dd] - v)), inf)
-        cl = jnp.where(ok, jnp.maximum(u - fu[bs - dd], jnp.abs(fv[bs - dd] - v)), inf)
-        new.append(_insert(_insert(bst, cr), cl))
-      return new
+  def dense_cond(state):
+    return ~jnp.all(state[1])
 
-    def certc(d, bests, ent_base=ent_base, cur=cur):
-      flags = []
-      for fu, bs, (u, _), bst in zip(flat_u, ent_base, cur, bests):
-        dd = jnp.minimum(d + 1, s)
-        gap = jnp.where(d + 1 <= s - 1, jnp.minimum(fu[bs + dd] - u, u - fu[bs - dd]), inf)
-        flags.append(bst[-1] <= gap)
-      return flags
+  def dense_body(state):
+    eps, done = state
+    sel = jnp.nonzero(~done, size=cap, fill_value=0)[0]
+    valid = jnp.arange(cap) < jnp.sum(~done)
+    b, p = sel // s, sel % s
+    xr, yr = x[b], y[b]                                              # (cap, S)
+    dist = jnp.maximum(jnp.abs(xr - xr[jnp.arange(cap), p][:, None]),
+                       jnp.abs(yr - yr[jnp.arange(cap), p][:, None]))
+    dist = jnp.where(cols == p[:, None], inf, dist)
+    for _ in range(k - 1):                                           # drop the k - 1 smallest
+      dist = jnp.where(cols == jnp.argmin(dist, axis=1)[:, None], inf, dist)
+    target = jnp.where(valid, sel, nb * s)
+    eps = eps.at[target].set(jnp.min(dist, axis=1), mode="drop")
+    done = done.at[target].set(True, mode="drop")
+    return eps, done
 
-    def condc(st, valid=valid, next_cap=next_cap):
-      d, _, fxe, fye = st
-      return (d < s) & (jnp.sum(valid & ~(fxe | fye)) > next_cap)
-
-    def bodyc(st, stepc=stepc, certc=certc):
-      d, bests, _, _ = st
-      for r in range(unroll):
-        bests = stepc(d + r, bests)
-      fxe, fye = certc(d + unroll - 1, bests)
-      return d + unroll, bests, fxe, fye
-
-    noe = jnp.zeros((cap,), bool)
-    fx0, fy0 = certc(d - 1, ent_best)
-    d, ent_best, fxe, fye = jax.lax.while_loop(condc, bodyc, (d, ent_best, fx0, fy0))
-    ent_best = list(ent_best)
-    done_e = fxe | fye
-    val = jnp.where(fxe, ent_best[0][-1], ent_best[1][-1])
-    eps = eps.at[jnp.where(valid & done_e, ent_idx, nb * s)].set(val, mode="drop")
-    active = valid & ~done_e
-    del noe
+  eps, _ = jax.lax.while_loop(dense_cond, dense_body, (eps, done))
   eps = eps.reshape(nb, s)
 
-  def count(a_idx):
+  def count(vals, srt):
     # n(s) = #{t != s : |v_t - v_s| < eps_s}, by binary search on the sorted column using the
     # same differences as the distances above (no rounding of v_s +- eps_s)
-    vals = xt[a_idx]                                               # (B, S) sample order
-    srt = sorted_vals[a_idx]
     upper = _prefix_count(srt, lambda w: w - vals < eps)          # sorted - v < eps
     lower = _prefix_count(srt, lambda w: vals - w >= eps)         # v - sorted >= eps
     return jnp.where(eps > 0, upper - lower - 1, 0)                # strictly inside, minus self
 
-  nx, ny = count(i), count(j)
+  nx, ny = count(x, ux), count(y, uy)
   psi = jax.scipy.special.digamma
   const = psi(jnp.asarray(s, dtype)) + psi(jnp.asarray(k, dtype))
   return const - jnp.mean(psi((nx + 1).astype(dtype)) + psi((ny + 1).astype(dtype)), axis=1)
 
 
-_ksg_block_jit = jax.jit(_ksg_block, static_argnums=(6, 7))
+_ksg_block_jit = jax.jit(_ksg_block, static_argnums=(8, 9, 10))
 
 
 def _prefix_count(srt: jax.Array, pred) -> jax.Array:
@@ -361,9 +318,23 @@ def _prefix_count(srt: jax.Array, pred) -> jax.Array:
   return lo
 
 
-def _sorted_columns(xt: jax.Array):
-  order = jnp.argsort(xt, axis=1)
-  return jnp.take_along_axis(xt, order, axis=1), order, jnp.argsort(order, axis=1)
+def _sorted_columns(xt):
+  """Rows of ``xt`` sorted, the sorting permutation and its inverse (numpy or jax arrays)."""
+  xp = np if isinstance(xt, np.ndarray) else jnp
+  order = xp.argsort(xt, axis=1)
+  return xp.take_along_axis(xt, order, axis=1), order, xp.argsort(order, axis=1)
+
+
+def _block_args(xt, sv, order, inverse, i, j):
+  """The ``(B, S)`` arguments of :func:`_ksg_block` for the pairs ``(i[b], j[b])`` of rows."""
+  xp = np if isinstance(xt, np.ndarray) else jnp
+  x, y = xt[i], xt[j]
+  return (x, y, sv[i], xp.take_along_axis(y, order[i], axis=1), inverse[i],
+          sv[j], xp.take_along_axis(x, order[j], axis=1), inverse[j])
+
+
+_CHUNK = 16     # neighbour offsets scanned per termination check
+_CAP = 256      # samples per dense fallback pass
 
 
 def ksg_mutual_information(x: jax.typing.ArrayLike, y: jax.typing.ArrayLike, *, k: int = 3,
@@ -398,7 +369,8 @@ def ksg_mutual_information(x: jax.typing.ArrayLike, y: jax.typing.ArrayLike, *, 
 def _ksg_pair_jit(xt: jax.Array, k: int) -> jax.Array:
   sv, order, inverse = _sorted_columns(xt)
   zero, one = jnp.zeros((1,), jnp.int32), jnp.ones((1,), jnp.int32)
-  return _ksg_block(xt, sv, order, inverse, zero, one, k, 4)[0]
+  args = _block_args(xt, sv, order, inverse, zero, one)
+  return _ksg_block(*args, k, _CHUNK, min(_CAP, xt.shape[1]))[0]
 
 
 def subsample_neurons(num_neurons: int, num: int | None, *, seed: int = 0) -> jax.Array:
@@ -416,7 +388,7 @@ def subsample_neurons(num_neurons: int, num: int | None, *, seed: int = 0) -> ja
 
 def pairwise_mutual_information(
     activations: jax.typing.ArrayLike, *, k: int = 3,
-    neurons: jax.typing.ArrayLike | None = None, block_size: int = 128, unroll: int = 4,
+    neurons: jax.typing.ArrayLike | None = None, block_size: int = 128, unroll: int = 16,
     progress: Callable[[int, int], None] | None = None) -> PairwiseMI:
   """KSG-1 mutual information (nats) between every pair of the chosen neurons.
 
@@ -456,11 +428,14 @@ def pairwise_mutual_information(
                    " duplicates")
   if cols.size < 2:
     _errors.fail("activations", "at least 2 neurons (columns) for pairwise MI", cols.size)
-  xt = a[:, cols].T
+  # per-neuron sorts once, shared by all pairs; the per-block gathers run in numpy so the
+  # compiled block depends only on (block size, S, k, unroll, dtype), not on the neuron count
+  xt = np.asarray(a[:, cols].T)
   sv, order, inverse = _sorted_columns(xt)
   li, lj = np.triu_indices(cols.size, 1)
   total = li.size
-  bsz = min(block_size, total)
+  # a power of two up to block_size: few distinct compiled shapes for small problems
+  bsz = min(block_size, 1 << (total - 1).bit_length())
   out = []
   for start in range(0, total, bsz):
     bi, bj = li[start:start + bsz], lj[start:start + bsz]
@@ -468,8 +443,7 @@ def pairwise_mutual_information(
     if m < bsz:
       bi = np.concatenate([bi, np.full(bsz - m, li[0])])
       bj = np.concatenate([bj, np.full(bsz - m, lj[0])])
-    vals = _ksg_block_jit(xt, sv, order, inverse, jnp.asarray(bi, jnp.int32), jnp.asarray(bj, jnp.int32),
-                 k, unroll)
+    vals = _ksg_block_jit(*_block_args(xt, sv, order, inverse, bi, bj), k, unroll, _CAP)
     out.append(vals[:m])
     if progress is not None:
       progress(start + m, total)

@@ -159,6 +159,22 @@ def _check_kernel(theta, residual0, num_outputs):
 # ----------------------------------------------------------------------------- LOO algorithms
 
 
+def _host_eigh_np(a):
+  w, v = np.linalg.eigh(np.asarray(a))
+  return w.astype(a.dtype), v.astype(a.dtype)
+
+
+def _eigh(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Symmetric eigendecomposition (batched over leading axes) by LAPACK on the host.
+
+  A ``pure_callback`` instead of ``jnp.linalg.eigh``: on a 2-core CPU the batched XLA eigh
+  inside these loops deadlocked intermittently (all XLA worker threads idle, the result never
+  ready; jaxlib 0.10.2), twice in the test suite. Works under ``jit`` and ``vmap``.
+  """
+  shapes = (jax.ShapeDtypeStruct(a.shape[:-1], a.dtype), jax.ShapeDtypeStruct(a.shape, a.dtype))
+  return jax.pure_callback(_host_eigh_np, shapes, a, vmap_method="expand_dims")
+
+
 @functools.partial(jax.jit, static_argnames=("k",))
 def _downdate(values, vectors, a, idx, k):
   """``c_i = B[:, R] (B_RR)^{-1} a_R`` with ``B = A^{-1}``."""
@@ -175,7 +191,7 @@ def _downdate(values, vectors, a, idx, k):
 
 def _masked_eigh_one(amat, r0, mask, *, learning_rate, t, time):
   am = amat * mask[:, None] * mask[None, :]
-  mu, v = jnp.linalg.eigh(am)
+  mu, v = _eigh(am)
   p = phi(mu, learning_rate=learning_rate, t=t, time=time)
   return -(v @ (p * (v.T @ (mask * r0))))
 
@@ -244,7 +260,7 @@ def _lanczos_loo(mu, zs, rho, *, steps, learning_rate, t, time):
     be = betas[:order - 1].T
     tri = (jax.vmap(jnp.diag)(al) + jax.vmap(lambda x: jnp.diag(x, 1))(be)
            + jax.vmap(lambda x: jnp.diag(x, -1))(be))
-    theta, s = jnp.linalg.eigh(tri)
+    theta, s = _eigh(tri)
     p = phi(theta, learning_rate=learning_rate, t=t, time=time)
     y = jnp.einsum("bij,bj->bi", s, p * s[:, 0, :])  # phi(T) e1
     return jnp.pad(y, ((0, 0), (0, steps - order)))
@@ -282,7 +298,7 @@ def _lanczos_chunk(mu, vectors, rho, a_v, idx, *, k, steps, learning_rate, t, ti
 def _spectral(theta, r0, weight_decay, learning_rate, t, *, time):
   nk = theta.shape[0]
   amat = 0.5 * (theta + theta.T) + weight_decay * jnp.eye(nk, dtype=theta.dtype)
-  mu, vectors = jnp.linalg.eigh(amat)
+  mu, vectors = _eigh(amat)
   rho = vectors.T @ r0
   a_v = -phi(mu, learning_rate=learning_rate, t=t, time=time) * rho
   return amat, mu, vectors, rho, a_v, vectors @ a_v
@@ -502,14 +518,14 @@ def _sgd_si(delta_w, jacobian, residual, learning_rate, weight_decay, *, num_out
   gc = g - jnp.mean(g, axis=0, keepdims=True)
   lam = gc.T @ gc / n
   h = jacobian.T @ jacobian + weight_decay * jnp.eye(d, dtype=jacobian.dtype)
-  hv, u = jnp.linalg.eigh(0.5 * (h + h.T))
+  hv, u = _eigh(0.5 * (h + h.T))
   hv = jnp.maximum(hv, 0.0)
   lam_t = u.T @ lam @ u
   denom = hv[:, None] + hv[None, :]
   hcut = (jnp.finfo(hv.dtype).eps * d * 10) * jnp.max(hv)
   sig_t = jnp.where(denom > 2 * hcut, learning_rate * n * n / batch_size * lam_t
                     / jnp.where(denom > 0, denom, 1.0), 0.0)
-  sv, sw = jnp.linalg.eigh(0.5 * (sig_t + sig_t.T))
+  sv, sw = _eigh(0.5 * (sig_t + sig_t.T))
   cut = (jnp.finfo(sv.dtype).eps * d * 10 if rcond is None else rcond) * jnp.max(sv)
   inv = jnp.where(sv > cut, 1.0 / jnp.where(sv > cut, sv, 1.0), 0.0)
   z = (delta_w @ u) @ sw
@@ -521,7 +537,7 @@ def projected_jacobian_fn(apply_fn: Callable, *, projection_dim: int | None, see
   """Returns ``jac(params, x) -> (n k, d')``: the Jacobian in a random orthonormal subspace.
 
   ``J P^T`` with ``P`` a normalised count sketch (parameter ``p`` goes to bucket ``h(p)`` with
-  sign ``s(p)``, rows scaled to unit norm), so ``P P^T = I`` exactly and
+  sign ``s(p)``, rows scaled to unit norm; every bucket non-empty), so ``P P^T = I`` exactly and
   ``P (J^T J + lambda I) P^T = (JP^T)^T (JP^T) + lambda I``. ``projection_dim=None``: ``P = I``.
   """
   jac = jacobian_fn(apply_fn, chunk_size=chunk_size)
@@ -532,7 +548,9 @@ def projected_jacobian_fn(apply_fn: Callable, *, projection_dim: int | None, see
     if projection_dim is None or projection_dim >= d:
       return jac(params, x)
     rng = np.random.default_rng(seed)
-    buckets = rng.integers(0, projection_dim, size=d)
+    # Balanced hashing (a random permutation of 0..d'-1 repeated): no bucket is empty, so no
+    # row of P is zero and P P^T = I holds exactly (independent hashing left empty rows).
+    buckets = rng.permutation(np.arange(d) % projection_dim)
     signs = rng.choice(np.array([-1.0, 1.0]), size=d)
     counts = np.bincount(buckets, minlength=projection_dim).astype(float)
     scale = signs / np.sqrt(np.maximum(counts[buckets], 1.0))

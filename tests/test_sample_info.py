@@ -83,7 +83,11 @@ def _eta(j, lam):
   return 0.9 / (np.linalg.eigvalsh(j @ j.T)[-1] + lam)
 
 
-CASES = [(k, time, lam, t) for k in (1, 2) for lam in (0.0, 0.3)
+_DEFAULT_TIER = {(1, "discrete", 0.0, 150), (2, "continuous", 0.3, 40.0),
+                 (2, "discrete", 0.0, np.inf), (1, "discrete", 0.3, np.inf)}
+CASES = [pytest.param(k, time, lam, t,
+                      marks=() if (k, time, lam, t) in _DEFAULT_TIER else pytest.mark.slow)
+         for k in (1, 2) for lam in (0.0, 0.3)
          for time, t in (("discrete", 150), ("continuous", 40.0), ("discrete", np.inf))]
 
 
