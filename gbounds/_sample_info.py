@@ -159,9 +159,11 @@ def _check_kernel(theta, residual0, num_outputs):
 # ----------------------------------------------------------------------------- LOO algorithms
 
 
-def _host_eigh_np(a):
-  w, v = np.linalg.eigh(np.asarray(a))
-  return w.astype(a.dtype), v.astype(a.dtype)
+def _host_eigh_bytes(a, dtype):
+  w, v = np.linalg.eigh(np.asarray(a, dtype))
+  as_bytes = lambda z: np.ascontiguousarray(z.astype(dtype)).view(np.uint8).reshape(  # noqa: E731
+      z.shape + (dtype.itemsize,))
+  return as_bytes(w), as_bytes(v)
 
 
 def _eigh(a: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -169,10 +171,18 @@ def _eigh(a: jax.Array) -> tuple[jax.Array, jax.Array]:
 
   A ``pure_callback`` instead of ``jnp.linalg.eigh``: on a 2-core CPU the batched XLA eigh
   inside these loops deadlocked intermittently (all XLA worker threads idle, the result never
-  ready; jaxlib 0.10.2), twice in the test suite. Works under ``jit`` and ``vmap``.
+  ready; jaxlib 0.10.2), twice in the test suite. Works under ``jit`` and ``vmap``. The results
+  cross the callback boundary as raw bytes (``uint8``) and are bit-cast back: JAX re-canonicalises
+  callback outputs in the callback's own thread, where a ``with jax.enable_x64(True)`` block of
+  the caller is not in effect, which would turn float64 results into float32 and fail.
   """
-  shapes = (jax.ShapeDtypeStruct(a.shape[:-1], a.dtype), jax.ShapeDtypeStruct(a.shape, a.dtype))
-  return jax.pure_callback(_host_eigh_np, shapes, a, vmap_method="expand_dims")
+  dtype = np.dtype(a.dtype)
+  b = dtype.itemsize
+  shapes = (jax.ShapeDtypeStruct(a.shape[:-1] + (b,), jnp.uint8),
+            jax.ShapeDtypeStruct(a.shape + (b,), jnp.uint8))
+  w8, v8 = jax.pure_callback(functools.partial(_host_eigh_bytes, dtype=dtype), shapes, a,
+                             vmap_method="expand_dims")
+  return jax.lax.bitcast_convert_type(w8, a.dtype), jax.lax.bitcast_convert_type(v8, a.dtype)
 
 
 @functools.partial(jax.jit, static_argnames=("k",))

@@ -305,3 +305,25 @@ def test_bad_input():
   with pytest.raises(gbounds.InvalidInputError, match="sgd_batch_size"):
     si.sample_information(apply_fn, params, x, y, sgd_batch_size=0, **kw)
 
+
+
+def test_host_eigh_under_a_local_x64_context():
+  """float64 eigh inside ``with jax.enable_x64(True)`` while x64 is globally off (the notebook case).
+
+  The host callback runs in another thread, where the local context does not hold.
+  """
+  rng = np.random.default_rng(0)
+  m = rng.normal(size=(3, 6, 6))
+  m = m + np.swapaxes(m, 1, 2)
+  ref_w, ref_v = np.linalg.eigh(m)
+  previous = jax.config.jax_enable_x64
+  jax.config.update("jax_enable_x64", False)
+  try:
+    with jax.enable_x64(True):
+      w, v = jax.jit(jax.vmap(si._eigh))(jnp.asarray(m))
+      assert w.dtype == jnp.float64 and v.dtype == jnp.float64
+      w, v = np.asarray(w), np.asarray(v)
+  finally:
+    jax.config.update("jax_enable_x64", previous)
+  np.testing.assert_allclose(w, ref_w, rtol=1e-12, atol=1e-12)
+  np.testing.assert_allclose(np.abs(np.einsum("bij,bij->bj", v, ref_v)), 1.0, rtol=1e-10)
