@@ -152,21 +152,42 @@ def _contract(leaves1, leaves2, k: int, output: NtkOutput):
   return total / k
 
 
+# (column, x1 example) pairs evaluated at once, per backend: bounds the memory. On CPU one x2
+# example at a time was fastest (CNN, n = 256: 15.6 s vs 34.9 s at 2^16; MLP 2.2 s vs 2.6 s);
+# accelerators get wide batches.
+_NVP_COLUMNS = {"cpu": 1 << 9}
+_NVP_COLUMNS_DEFAULT = 1 << 16
+
+
 def _nvp_block(apply_fn, params, x1, x2, output: NtkOutput):
+  """NTK block by vector products, one ``x2`` example's ``k`` columns at a time.
+
+  Column ``(i, j)`` is ``jvp(f(x1), vjp(f(x2_i))(e_j))``: as examples do not interact, the
+  vector-Jacobian product needs only example ``i`` (one backward pass of one example instead of
+  the whole ``x2`` chunk). ``x2`` examples are vmapped in groups of about
+  ``_NVP_COLUMNS / (k n1)`` (per backend) so that memory stays bounded.
+  """
   f1 = lambda p: apply_fn(p, x1)  # noqa: E731
-  y2, vjp2 = jax.vjp(lambda p: apply_fn(p, x2), params)
-  c2, k = y2.shape
+  c1 = x1.shape[0]
 
-  def column(v):
-    (ct,) = vjp2(v.astype(y2.dtype))
-    return jax.jvp(f1, (params,), (ct,))[1]  # (c1, k)
+  def example_columns(xi):
+    yi, vjp_i = jax.vjp(lambda p: apply_fn(p, xi[None]), params)
+    k = yi.shape[-1]
 
-  basis = jnp.eye(c2 * k, dtype=y2.dtype).reshape(c2 * k, c2, k)
-  cols = jax.vmap(column)(basis)  # (c2 k, c1, k); memory bounded by the chunk size
-  full = cols.reshape(c2 * k, -1).T  # (c1 k, c2 k)
+    def column(v):
+      (ct,) = vjp_i(v[None].astype(yi.dtype))
+      return jax.jvp(f1, (params,), (ct,))[1]  # (c1, k)
+
+    return jax.vmap(column)(jnp.eye(k, dtype=yi.dtype))  # (k, c1, k)
+
+  k = jax.eval_shape(f1, params).shape[-1]
+  budget = _NVP_COLUMNS.get(jax.default_backend(), _NVP_COLUMNS_DEFAULT)
+  group = max(1, min(x2.shape[0], budget // (k * c1)))
+  cols = jax.lax.map(example_columns, x2, batch_size=group)  # (c2, k, c1, k)
+  c2 = x2.shape[0]
+  full = cols.reshape(c2 * k, c1 * k).T  # (c1 k, c2 k), sample-major
   if output == NtkOutput.FULL:
     return full
-  c1 = full.shape[0] // k
   return jnp.einsum("akbk->ab", full.reshape(c1, k, c2, k)) / k
 
 
