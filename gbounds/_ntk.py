@@ -168,19 +168,17 @@ def _nvp_block(apply_fn, params, x1, x2, output: NtkOutput):
   ``_NVP_COLUMNS / (k n1)`` (per backend) so that memory stays bounded.
   """
   f1 = lambda p: apply_fn(p, x1)  # noqa: E731
-  c1 = x1.shape[0]
+  c1, k = jax.eval_shape(f1, params).shape
 
   def example_columns(xi):
     yi, vjp_i = jax.vjp(lambda p: apply_fn(p, xi[None]), params)
-    k = yi.shape[-1]
 
     def column(v):
-      (ct,) = vjp_i(v[None].astype(yi.dtype))
+      (ct,) = vjp_i(v[None])
       return jax.jvp(f1, (params,), (ct,))[1]  # (c1, k)
 
     return jax.vmap(column)(jnp.eye(k, dtype=yi.dtype))  # (k, c1, k)
 
-  k = jax.eval_shape(f1, params).shape[-1]
   budget = _NVP_COLUMNS.get(jax.default_backend(), _NVP_COLUMNS_DEFAULT)
   group = max(1, min(x2.shape[0], budget // (k * c1)))
   cols = jax.lax.map(example_columns, x2, batch_size=group)  # (c2, k, c1, k)
