@@ -388,7 +388,7 @@ def subsample_neurons(num_neurons: int, num: int | None, *, seed: int = 0) -> ja
 
 def pairwise_mutual_information(
     activations: jax.typing.ArrayLike, *, k: int = 3,
-    neurons: jax.typing.ArrayLike | None = None, block_size: int = 128, unroll: int = 16,
+    neurons: jax.typing.ArrayLike | None = None, block_size: int = 128, unroll: int = _CHUNK,
     progress: Callable[[int, int], None] | None = None) -> PairwiseMI:
   """KSG-1 mutual information (nats) between every pair of the chosen neurons.
 
