@@ -95,3 +95,111 @@ def as_enum(name: str, value: Any, enum_cls: type[enum.Enum]) -> Any:
   except (ValueError, TypeError):
     valid = ", ".join(m.name.lower() for m in enum_cls)
     fail(name, f"one of {{{valid}}}", repr(value))
+
+
+class StoreLockedError(GBoundsError, RuntimeError):
+  """A results directory is held by another writer (its lock file names the holder)."""
+
+
+class CorruptFileError(GBoundsError, ValueError):
+  """A file on disk is truncated, corrupt or of the wrong format (the message names it)."""
+
+
+class ConvergenceError(GBoundsError, ArithmeticError):
+  """An iterative method did not meet its tolerance (and no exact fallback was allowed)."""
+
+
+def is_concrete(*xs: Any) -> bool:
+  """True when no argument is a JAX tracer (its values can be checked eagerly)."""
+  import jax  # local: keep this module importable without initialising JAX
+
+  leaves = jax.tree_util.tree_leaves(xs)
+  return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
+
+
+def check_open_unit_interval(name: str, x: Any) -> None:
+  """Values strictly inside (0, 1), e.g. a confidence parameter ``delta``."""
+  arr = np.asarray(x, dtype=float)
+  if arr.size == 0 or not (np.all(np.isfinite(arr)) and np.all(arr > 0) and np.all(arr < 1)):
+    fail(name, "values in the open interval (0, 1)", _describe(arr))
+
+
+def check_probability(name: str, x: Any) -> None:
+  """Finite values in the closed interval [0, 1] (error rates, probabilities)."""
+  arr = np.asarray(x, dtype=float)
+  if not (np.all(np.isfinite(arr)) and np.all(arr >= 0) and np.all(arr <= 1)):
+    fail(name, "probabilities in [0, 1]", _describe(arr))
+
+
+def check_nonnegative_int(name: str, x: Any, *, minimum: int = 0) -> None:
+  """Integer-valued (int dtype or whole floats), finite, at least ``minimum``."""
+  arr = np.asarray(x)
+  ok = arr.dtype.kind in "iub" or (
+      arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
+  if not ok or (arr.size and np.min(arr) < minimum):
+    fail(name, f"integers >= {minimum}", _describe(arr))
+
+
+def check_labels(name: str, y: Any, num_classes: int) -> None:
+  """Integer class labels in ``[0, num_classes)``."""
+  arr = np.asarray(y)
+  if arr.dtype.kind not in "iu":
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+      arr = arr.astype(np.int64)
+    else:
+      fail(name, f"integer class labels in [0, {num_classes})", f"dtype {arr.dtype}")
+  if arr.size and (arr.min() < 0 or arr.max() >= num_classes):
+    fail(name, f"class labels in [0, {num_classes}) (the model has {num_classes} outputs)",
+         f"labels in [{arr.min()}, {arr.max()}]")
+
+
+def check_finite_tree(name: str, tree: Any) -> None:
+  """Eager NaN/inf check over every floating leaf of a pytree (e.g. model parameters)."""
+  import jax
+
+  leaves = jax.tree_util.tree_leaves_with_path(tree)
+  bad = []
+  for path, leaf in leaves:
+    arr = np.asarray(leaf)
+    if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+      bad.append(jax.tree_util.keystr(path) or "<root>")
+  if bad:
+    fail(name, "finite values (no NaN or inf) in every leaf",
+         f"non-finite values in {', '.join(bad[:5])}" + (" ..." if len(bad) > 5 else ""))
+
+
+def error_if(x: Any, pred: Any, message: str) -> Any:
+  """Raises :class:`InvalidInputError` with ``message`` where ``pred`` holds; jit-safe.
+
+  On concrete values the check is eager. Under ``jit``/``vmap`` it runs as a host callback,
+  so a traced call fails at run time (JAX wraps the error; its text contains ``message``)
+  instead of returning a number. Returns ``x`` unchanged so the check can be threaded
+  through a computation.
+  """
+  import jax
+
+  if is_concrete(pred):
+    if bool(np.any(np.asarray(pred))):
+      raise InvalidInputError(message)
+    return x
+
+  def _raise(p):
+    if np.any(np.asarray(p)):
+      raise InvalidInputError(message)
+
+  jax.debug.callback(_raise, pred)
+  return x
+
+
+def _describe(arr: np.ndarray) -> str:
+  if arr.size == 0:
+    return "an empty array"
+  if arr.size == 1:
+    return repr(arr.reshape(()).item())
+  finite = arr[np.isfinite(arr)] if arr.dtype.kind in "fc" else arr
+  parts = [f"shape {arr.shape}"]
+  if finite.size:
+    parts.append(f"range [{finite.min()}, {finite.max()}]")
+  if arr.dtype.kind in "fc" and finite.size < arr.size:
+    parts.append(f"{arr.size - finite.size} non-finite")
+  return ", ".join(parts)

@@ -1,0 +1,22 @@
+"""Bad-input cases, one module per family; collected by ``tests/test_bad_inputs.py``.
+
+Each module defines ``CASES``: a list of :class:`tests.bad_inputs.Case`. A case is a call that
+must fail: ``call()`` raises ``exc`` (or a subclass) whose message matches ``match`` (a regular
+expression that names the offending argument, searched case-insensitively). A case whose call
+returns anything fails the test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  id: str                         # unique, e.g. "kl/binary_kl_p_above_one"
+  family: str                     # e.g. "probabilities", "shapes", "nan", "cli", "files"
+  call: Callable[[], Any]         # the bad call; must raise
+  exc: type[BaseException] | tuple[type[BaseException], ...]
+  match: str                      # regex the message must contain (names the argument)
