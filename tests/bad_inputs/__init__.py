@@ -4,7 +4,16 @@ Each module defines ``CASES``: a list of :class:`tests.bad_inputs.Case`. A case 
 must fail: ``call()`` raises ``exc`` (or a subclass) whose message matches ``match`` (a regular
 expression that names the offending argument, searched case-insensitively). A case whose call
 returns anything fails the test.
+
+Families (use these names): "shapes", "ranks", "dtypes", "nan" (NaN/inf in data, params or
+kernels), "empty", "labels" (out-of-range labels), "classes", "probabilities", "confidences"
+(delta), "counts", "sizes", "options" (unknown options or enum values), "files" (corrupt or
+truncated files), "checkpoints" (wrong-architecture checkpoints), "concurrency", "cli".
 """
+
+FAMILIES = ("shapes", "ranks", "dtypes", "nan", "empty", "labels", "classes", "probabilities",
+            "confidences", "counts", "sizes", "options", "files", "checkpoints", "concurrency",
+            "cli")
 
 from __future__ import annotations
 
