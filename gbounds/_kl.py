@@ -8,14 +8,25 @@ The inverses are computed by a fixed number of bisection steps (enough to reach 
 the dtype on [0, 1]) followed by a few safeguarded Newton steps that fix the relative accuracy of
 roots close to 0 or 1 (in ``p`` for the upper inverse, in ``log p`` for the lower one, where roots
 such as ``1e-200`` occur when ``c >> q``). Absolute error: a few ulps (about 1e-16 in float64).
+
+Every public function validates its arguments before computing anything: probabilities must lie
+in [0, 1], budgets be ``>= 0`` (``inf`` allowed), and nothing may be NaN. The check is eager
+(an :class:`gbounds.InvalidInputError` naming the argument) on concrete values; under
+``jax.jit``/``jax.vmap`` it runs at execution time through :func:`gbounds._errors.error_if`, so a
+traced call with an invalid value fails (JAX re-raises it as a runtime error whose text holds the
+same message) instead of returning a number. :func:`_checked` and :func:`_check_broadcast` are
+shared with the CMI and PAC-Bayes modules.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import xlogy
 from jax.typing import ArrayLike
+
+from gbounds._errors import error_if, fail, is_concrete
 
 # Bisection on [0, 1] halves the bracket each step: 64 steps take it below the float64 spacing
 # of numbers in [0.5, 1]; the Newton steps that follow fix the relative accuracy near 0.
@@ -28,6 +39,75 @@ def _float_dtype(*xs):
   if not jnp.issubdtype(dtype, jnp.floating):
     dtype = jnp.result_type(float)
   return dtype
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Argument validation shared by the bound helpers (_kl, _cmi, _pac_bayes).
+
+_INF = float("inf")
+# domain -> (what is expected, predicate ok(xp, x) on float values; NaN fails every predicate).
+_DOMAINS = {
+    "probability": ("probabilities in [0, 1]", lambda xp, x: (x >= 0) & (x <= 1)),
+    "open_unit": ("values in the open interval (0, 1)", lambda xp, x: (x > 0) & (x < 1)),
+    "budget": ("values >= 0 in nats (inf allowed, no NaN)", lambda xp, x: x >= 0),
+    "nonnegative": ("finite values >= 0", lambda xp, x: (x >= 0) & (x < _INF)),
+    "positive": ("finite values > 0", lambda xp, x: (x > 0) & (x < _INF)),
+    "count": ("integers >= 1", lambda xp, x: (x >= 1) & (x < _INF) & (x == xp.floor(x))),
+    "nonnegative_count": ("finite integer counts >= 0",
+                          lambda xp, x: (x >= 0) & (x < _INF) & (x == xp.floor(x))),
+    "finite": ("finite values (no NaN or inf)", lambda xp, x: xp.abs(x) < _INF),
+}
+
+
+def _describe_bad(arr: np.ndarray, good: np.ndarray) -> str:
+  if arr.size == 1:
+    return repr(arr.reshape(()).item())
+  bad = arr[~good]
+  return (f"{bad.size} of {arr.size} entries outside it (first {bad.reshape(-1)[0].item()!r}; "
+          f"shape {arr.shape})")
+
+
+def _checked(name: str, x, domain: str):
+  """Validates ``x`` against ``domain`` (a key of :data:`_DOMAINS`) and returns it.
+
+  Eager on concrete values (raises :class:`gbounds.InvalidInputError` naming ``name``); under a
+  JAX transformation the check is threaded through ``error_if`` (a host callback) so the traced
+  computation fails at run time instead of returning a number.
+  """
+  what, ok = _DOMAINS[domain]
+  if is_concrete(x):
+    try:
+      arr = np.asarray(x)
+    except Exception as e:  # ragged lists, objects
+      fail(name, f"a numeric array of {what}", f"{type(x).__name__} ({e})")
+    if arr.dtype.kind not in "biuf":
+      fail(name, f"a real numeric array of {what}", f"dtype {arr.dtype}")
+    vals = arr.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+      good = np.asarray(ok(np, vals), bool)
+    if not np.all(good):
+      fail(name, what, _describe_bad(vals, good))
+    return x
+  x = jnp.asarray(x)
+  if not (jnp.issubdtype(x.dtype, jnp.number) or x.dtype == jnp.bool_) or jnp.issubdtype(
+      x.dtype, jnp.complexfloating):
+    fail(name, f"a real numeric array of {what}", f"dtype {x.dtype}")
+  xf = x.astype(_float_dtype(x))
+  return error_if(x, ~ok(jnp, xf),
+                  f"{name}: expected {what}, got a value outside that (or NaN) instead "
+                  "(checked at run time under a JAX transformation).")
+
+
+def _check_broadcast(names, *xs) -> None:
+  """Raises naming the first argument whose shape does not broadcast against the earlier ones."""
+  shape = np.shape(xs[0])
+  for name, x in zip(names[1:], xs[1:]):
+    try:
+      shape = np.broadcast_shapes(shape, np.shape(x))
+    except ValueError:
+      fail(name, f"a shape that broadcasts against {' and '.join(names[:names.index(name)])} "
+           f"{shape}", f"shape {np.shape(x)}")
 
 
 def _x_minus_log1p(x, log_b, log_a):
@@ -45,7 +125,6 @@ def _x_minus_log1p(x, log_b, log_a):
   return jnp.where(small, series, x - log1p_x)
 
 
-@jax.jit
 def binary_kl(q: ArrayLike, p: ArrayLike) -> jax.Array:
   r"""Binary Kullback-Leibler divergence in nats.
 
@@ -62,6 +141,14 @@ def binary_kl(q: ArrayLike, p: ArrayLike) -> jax.Array:
   Returns:
     ``kl(q || p) >= 0`` in nats, with the broadcast shape of ``q`` and ``p``.
   """
+  q = _checked("q", q, "probability")
+  p = _checked("p", p, "probability")
+  _check_broadcast(("q", "p"), q, p)
+  return _binary_kl(q, p)
+
+
+@jax.jit
+def _binary_kl(q, p):
   dtype = _float_dtype(q, p)
   q = jnp.asarray(q, dtype)
   p = jnp.asarray(p, dtype)
@@ -83,7 +170,6 @@ def _dkl_dp(q, p):
   return (p - q) / (p * (1 - p))
 
 
-@jax.jit
 def kl_inverse_upper(q: ArrayLike, c: ArrayLike) -> jax.Array:
   r"""Upper inverse of the binary KL divergence.
 
@@ -97,12 +183,19 @@ def kl_inverse_upper(q: ArrayLike, c: ArrayLike) -> jax.Array:
 
   Args:
     q: empirical value(s) in [0, 1].
-    c: budget(s) in nats, ``>= 0`` (``inf`` allowed); broadcast against ``q``. Negative ``c``
-      gives NaN.
+    c: budget(s) in nats, ``>= 0`` (``inf`` allowed); broadcast against ``q``.
 
   Returns:
     The supremum, with the broadcast shape of ``q`` and ``c``.
   """
+  q = _checked("q", q, "probability")
+  c = _checked("c", c, "budget")
+  _check_broadcast(("q", "c"), q, c)
+  return _kl_inverse_upper(q, c)
+
+
+@jax.jit
+def _kl_inverse_upper(q, c):
   dtype = _float_dtype(q, c)
   q = jnp.clip(jnp.asarray(q, dtype), 0, 1)
   c = jnp.asarray(c, dtype)
@@ -110,7 +203,7 @@ def kl_inverse_upper(q: ArrayLike, c: ArrayLike) -> jax.Array:
   one = jnp.ones((), dtype)
 
   def feasible(p):
-    return binary_kl(q, p) <= c
+    return _binary_kl(q, p) <= c
 
   def bisect(_, bracket):
     lo, hi = bracket
@@ -123,7 +216,7 @@ def kl_inverse_upper(q: ArrayLike, c: ArrayLike) -> jax.Array:
   def newton(_, p):
     # From p with kl(q||p) > c, a Newton step on the convex increasing kl(q||.) - c lands in
     # [root, p]; clamp to the bisection bracket to be safe against rounding.
-    f = binary_kl(q, p) - c
+    f = _binary_kl(q, p) - c
     step = f / _dkl_dp(q, p)
     new = jnp.clip(p - step, lo, p)
     good = (f > 0) & jnp.isfinite(new) & (p > q) & (p < one)
@@ -134,10 +227,9 @@ def kl_inverse_upper(q: ArrayLike, c: ArrayLike) -> jax.Array:
   p = jnp.where(q == 0, -jnp.expm1(-c), p)
   p = jnp.where(c == 0, q, p)
   p = jnp.where((q == 1) | (c == jnp.inf), one, p)
-  return jnp.where(c < 0, jnp.nan, p)
+  return p
 
 
-@jax.jit
 def kl_inverse_lower(q: ArrayLike, c: ArrayLike) -> jax.Array:
   r"""Lower inverse of the binary KL divergence.
 
@@ -154,6 +246,14 @@ def kl_inverse_lower(q: ArrayLike, c: ArrayLike) -> jax.Array:
   Returns:
     The infimum, with the broadcast shape of ``q`` and ``c``.
   """
+  q = _checked("q", q, "probability")
+  c = _checked("c", c, "budget")
+  _check_broadcast(("q", "c"), q, c)
+  return _kl_inverse_lower(q, c)
+
+
+@jax.jit
+def _kl_inverse_lower(q, c):
   dtype = _float_dtype(q, c)
   q = jnp.clip(jnp.asarray(q, dtype), 0, 1)
   c = jnp.asarray(c, dtype)
@@ -161,7 +261,7 @@ def kl_inverse_lower(q: ArrayLike, c: ArrayLike) -> jax.Array:
   zero = jnp.zeros((), dtype)
 
   def feasible(p):
-    return binary_kl(q, p) <= c
+    return _binary_kl(q, p) <= c
 
   def bisect(_, bracket):
     lo, hi = bracket
@@ -187,4 +287,4 @@ def kl_inverse_lower(q: ArrayLike, c: ArrayLike) -> jax.Array:
   p = jnp.where(q == 1, jnp.exp(-c), p)
   p = jnp.where(c == 0, q, p)
   p = jnp.where((q == 0) | (c == jnp.inf), zero, p)
-  return jnp.where(c < 0, jnp.nan, p)
+  return p

@@ -45,7 +45,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from gbounds import _errors
-from gbounds._kl import kl_inverse_upper
+from gbounds._kl import _check_broadcast, _checked, _kl_inverse_upper
 
 # Catoni's C grid: 1/8 ... 64 in factors of 2 (the cost ln 10 = 2.3 nats is paid in the bound).
 CATONI_GRID: tuple[float, ...] = tuple(2.0 ** k for k in range(-3, 7))
@@ -60,7 +60,6 @@ def _dtype(*xs):
   return dtype
 
 
-@jax.jit
 def pac_bayes_confidence(kl: ArrayLike, n: ArrayLike, delta: ArrayLike,
                          log_grid_size: ArrayLike = 0.0) -> jax.Array:
   r"""The complexity term ``B = KL + ln(2 sqrt(n) / delta) + ln G`` in nats.
@@ -71,13 +70,22 @@ def pac_bayes_confidence(kl: ArrayLike, n: ArrayLike, delta: ArrayLike,
     delta: confidence parameter in (0, 1).
     log_grid_size: ``ln G`` for a union bound over ``G`` priors (0: a single prior).
   """
+  kl = _checked("kl", kl, "budget")
+  n = _checked("n", n, "count")
+  delta = _checked("delta", delta, "open_unit")
+  log_grid_size = _checked("log_grid_size", log_grid_size, "nonnegative")
+  _check_broadcast(("kl", "n", "delta", "log_grid_size"), kl, n, delta, log_grid_size)
+  return _pac_bayes_confidence(kl, n, delta, log_grid_size)
+
+
+@jax.jit
+def _pac_bayes_confidence(kl, n, delta, log_grid_size):
   dtype = _dtype(kl, delta, float(0))
   n = jnp.asarray(n, dtype)
   return (jnp.asarray(kl, dtype) + jnp.log(2 * jnp.sqrt(n) / jnp.asarray(delta, dtype))
           + jnp.asarray(log_grid_size, dtype))
 
 
-@jax.jit
 def mcallester_bound(empirical_error: ArrayLike, kl: ArrayLike, n: ArrayLike, delta: ArrayLike,
                      log_grid_size: ArrayLike = 0.0) -> jax.Array:
   r"""McAllester's PAC-Bayes bound (with Maurer's ``ln(2 sqrt n / delta)``).
@@ -97,12 +105,23 @@ def mcallester_bound(empirical_error: ArrayLike, kl: ArrayLike, n: ArrayLike, de
   Returns:
     The bound on ``e_D(Q)`` (broadcast shape of the inputs).
   """
-  b = pac_bayes_confidence(kl, n, delta, log_grid_size)
+  empirical_error = _checked("empirical_error", empirical_error, "probability")
+  kl = _checked("kl", kl, "budget")
+  n = _checked("n", n, "count")
+  delta = _checked("delta", delta, "open_unit")
+  log_grid_size = _checked("log_grid_size", log_grid_size, "nonnegative")
+  _check_broadcast(("empirical_error", "kl", "n", "delta", "log_grid_size"), empirical_error, kl, n,
+                   delta, log_grid_size)
+  return _mcallester_bound(empirical_error, kl, n, delta, log_grid_size)
+
+
+@jax.jit
+def _mcallester_bound(empirical_error, kl, n, delta, log_grid_size):
+  b = _pac_bayes_confidence(kl, n, delta, log_grid_size)
   e = jnp.asarray(empirical_error, b.dtype)
   return e + jnp.sqrt(b / (2 * jnp.asarray(n, b.dtype)))
 
 
-@jax.jit
 def pac_bayes_kl_bound(empirical_error: ArrayLike, kl: ArrayLike, n: ArrayLike,
                        delta: ArrayLike, log_grid_size: ArrayLike = 0.0) -> jax.Array:
   r"""The PAC-Bayes-kl bound (Seeger 2002; Maurer 2004), inverted exactly.
@@ -113,12 +132,23 @@ def pac_bayes_kl_bound(empirical_error: ArrayLike, kl: ArrayLike, n: ArrayLike,
 
   with :func:`gbounds.kl_inverse_upper`. Always in [0, 1].
   """
-  b = pac_bayes_confidence(kl, n, delta, log_grid_size)
-  e = jnp.asarray(empirical_error, b.dtype)
-  return kl_inverse_upper(e, b / jnp.asarray(n, b.dtype))
+  empirical_error = _checked("empirical_error", empirical_error, "probability")
+  kl = _checked("kl", kl, "budget")
+  n = _checked("n", n, "count")
+  delta = _checked("delta", delta, "open_unit")
+  log_grid_size = _checked("log_grid_size", log_grid_size, "nonnegative")
+  _check_broadcast(("empirical_error", "kl", "n", "delta", "log_grid_size"), empirical_error, kl, n,
+                   delta, log_grid_size)
+  return _pac_bayes_kl_bound(empirical_error, kl, n, delta, log_grid_size)
 
 
 @jax.jit
+def _pac_bayes_kl_bound(empirical_error, kl, n, delta, log_grid_size):
+  b = _pac_bayes_confidence(kl, n, delta, log_grid_size)
+  e = jnp.asarray(empirical_error, b.dtype)
+  return _kl_inverse_upper(e, b / jnp.asarray(n, b.dtype))
+
+
 def catoni_bound(empirical_error: ArrayLike, kl: ArrayLike, n: ArrayLike, delta: ArrayLike,
                  c: ArrayLike, log_grid_size: ArrayLike = 0.0) -> jax.Array:
   r"""Catoni's bound (2007, Thm. 1.2.6) for a fixed ``C > 0``.
@@ -130,6 +160,19 @@ def catoni_bound(empirical_error: ArrayLike, kl: ArrayLike, n: ArrayLike, delta:
   For a grid of ``C`` values, evaluate each with ``log_grid_size = ln |grid|`` (plus any other
   union-bound cost) and take the minimum. Always in [0, 1 / (1 - e^{-C})].
   """
+  empirical_error = _checked("empirical_error", empirical_error, "probability")
+  kl = _checked("kl", kl, "budget")
+  n = _checked("n", n, "count")
+  delta = _checked("delta", delta, "open_unit")
+  log_grid_size = _checked("log_grid_size", log_grid_size, "nonnegative")
+  c = _checked("c", c, "positive")
+  _check_broadcast(("empirical_error", "kl", "n", "delta", "c", "log_grid_size"),
+                   empirical_error, kl, n, delta, c, log_grid_size)
+  return _catoni_bound(empirical_error, kl, n, delta, c, log_grid_size)
+
+
+@jax.jit
+def _catoni_bound(empirical_error, kl, n, delta, c, log_grid_size):
   dtype = _dtype(empirical_error, kl, c, float(0))
   e, kl, c = (jnp.asarray(v, dtype) for v in (empirical_error, kl, c))
   n = jnp.asarray(n, dtype)
@@ -137,7 +180,6 @@ def catoni_bound(empirical_error: ArrayLike, kl: ArrayLike, n: ArrayLike, delta:
   return -jnp.expm1(-c * e - b / n) / -jnp.expm1(-c)
 
 
-@jax.jit
 def mc_error_upper_bound(mc_error: ArrayLike, num_samples: ArrayLike,
                          delta: ArrayLike) -> jax.Array:
   r"""Upper confidence bound on ``e_S(Q)`` from ``m`` Monte Carlo weight draws.
@@ -148,9 +190,18 @@ def mc_error_upper_bound(mc_error: ArrayLike, num_samples: ArrayLike,
   with probability ``1 - delta'`` over the draws (Langford & Caruana 2002; Dziugaite & Roy 2017,
   sec. 3). ``mc_error`` is the mean, over the draws, of each draw's training error.
   """
+  mc_error = _checked("mc_error", mc_error, "probability")
+  num_samples = _checked("num_samples", num_samples, "count")
+  delta = _checked("delta", delta, "open_unit")
+  _check_broadcast(("mc_error", "num_samples", "delta"), mc_error, num_samples, delta)
+  return _mc_error_upper_bound(mc_error, num_samples, delta)
+
+
+@jax.jit
+def _mc_error_upper_bound(mc_error, num_samples, delta):
   dtype = _dtype(mc_error, float(0))
   m = jnp.asarray(num_samples, dtype)
-  return kl_inverse_upper(jnp.asarray(mc_error, dtype),
+  return _kl_inverse_upper(jnp.asarray(mc_error, dtype),
                           jnp.log(2 / jnp.asarray(delta, dtype)) / m)
 
 
@@ -162,7 +213,8 @@ def gaussian_kl(mean_q: Any, mean_p: Any, var_q: ArrayLike, var_p: ArrayLike) ->
       - 1 + \ln\frac{v_p}{v_q}\Big].
 
   ``var_q`` and ``var_p`` are scalars (isotropic) or pytrees of the parameters' structure
-  (diagonal covariances).
+  (diagonal covariances). Non-finite means and variances that are not finite and positive are
+  rejected (eagerly, or at run time under a JAX transformation).
 
   Args:
     mean_q, mean_p: pytrees of the same structure (the posterior and prior means).
@@ -179,8 +231,20 @@ def gaussian_kl(mean_q: Any, mean_p: Any, var_q: ArrayLike, var_p: ArrayLike) ->
       return [v] * len(like)
     return jax.tree_util.tree_leaves(v)
 
+  vqs, vps = leaves(var_q, lq), leaves(var_p, lq)
+  if len(vqs) != len(lq) or len(vps) != len(lq):
+    _errors.fail("var_q" if len(vqs) != len(lq) else "var_p",
+                 f"a scalar or a pytree of {len(lq)} leaves matching mean_q",
+                 f"{len(vqs) if len(vqs) != len(lq) else len(vps)} leaves")
   total = 0.0
-  for a, b, vq, vp in zip(lq, lp, leaves(var_q, lq), leaves(var_p, lq)):
+  for j, (a, b, vq, vp) in enumerate(zip(lq, lp, vqs, vps)):
+    if np.shape(a) != np.shape(b):
+      _errors.fail("mean_p", f"leaf {j} of shape {np.shape(a)} as in mean_q",
+                   f"shape {np.shape(b)}")
+    a = _checked("mean_q", a, "finite")
+    b = _checked("mean_p", b, "finite")
+    vq = _checked("var_q", vq, "positive")
+    vp = _checked("var_p", vp, "positive")
     a, b = jnp.asarray(a), jnp.asarray(b)
     vq = jnp.broadcast_to(jnp.asarray(vq, a.dtype), a.shape)
     vp = jnp.broadcast_to(jnp.asarray(vp, a.dtype), a.shape)
@@ -294,7 +358,10 @@ def _stochastic_error_fn(apply_fn, params, x, y, batch: int):
     noisy = [w + sigma.astype(w.dtype) * jax.random.normal(k, w.shape, w.dtype)
              for w, k in zip(leaves, ks)]
     p = jax.tree_util.tree_unflatten(treedef, noisy)
-    return jnp.mean(jnp.argmax(apply_fn(p, x), axis=-1) != y)
+    logits = apply_fn(p, x)
+    # A draw whose logits are not finite has no prediction: counted as an error (conservative).
+    wrong = (jnp.argmax(logits, axis=-1) != y) | ~jnp.all(jnp.isfinite(logits), axis=-1)
+    return jnp.mean(wrong)
 
   fn = jax.jit(lambda sigma, keys: jax.lax.map(lambda k: one(sigma, k), keys, batch_size=batch))
   return fn
@@ -350,12 +417,34 @@ def pac_bayes_certificate(apply_fn: Callable, params: Any, init_params: Any, x_t
 
   Returns:
     :class:`PacBayesCertificate`.
+
+  Raises:
+    gbounds.InvalidInputError: before any draw, naming the argument, when ``params``,
+      ``init_params``, ``x_train`` or ``x_test`` hold NaN/inf, the model's logits on
+      ``x_train`` are not finite, a label lies outside the model's ``K`` outputs, the two
+      trees differ, or a setting is out of its domain. (A weight draw whose logits are not
+      finite is counted as a misclassification, which can only loosen the certificates.)
   """
+  if not callable(apply_fn):
+    _errors.fail("apply_fn", "a callable apply_fn(params, x) -> logits", type(apply_fn).__name__)
   x_train = np.asarray(x_train)
   y_train = np.asarray(y_train)
   _errors.check_nonempty("x_train", x_train)
-  _errors.check_same_leading(("x_train", "y_train"), x_train, y_train)
   _errors.check_rank("y_train", y_train, 1)
+  _errors.check_same_leading(("x_train", "y_train"), x_train, y_train)
+  _errors.check_finite("x_train", x_train)
+  if (x_test is None) != (y_test is None):
+    _errors.fail("x_test and y_test", "both given or both None",
+                 "only " + ("x_test" if y_test is None else "y_test"))
+  if x_test is not None:
+    x_test, y_test = np.asarray(x_test), np.asarray(y_test)
+    _errors.check_nonempty("x_test", x_test)
+    _errors.check_rank("y_test", y_test, 1)
+    _errors.check_same_leading(("x_test", "y_test"), x_test, y_test)
+    _errors.check_finite("x_test", x_test)
+    if np.shape(x_test)[1:] != np.shape(x_train)[1:]:
+      _errors.fail("x_test", f"examples of shape {np.shape(x_train)[1:]} as in x_train",
+                   f"shape {np.shape(x_test)[1:]}")
   if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(init_params):
     _errors.fail("init_params", "a pytree with the structure of params",
                  jax.tree_util.tree_structure(init_params))
@@ -363,25 +452,65 @@ def pac_bayes_certificate(apply_fn: Callable, params: Any, init_params: Any, x_t
     if np.shape(a) != np.shape(b):
       _errors.fail("init_params", "leaves with the shapes of params", f"{np.shape(b)} vs "
                    f"{np.shape(a)}")
+  if not jax.tree_util.tree_leaves(params):
+    _errors.fail("params", "a pytree with at least one array", "an empty pytree")
+  # No certificate from non-finite quantities: NaN/inf weights would give KL = nan and a
+  # plausible-looking error rate (argmax of NaN logits is class 0).
+  _errors.check_finite_tree("params", params)
+  _errors.check_finite_tree("init_params", init_params)
   sigmas = np.asarray(sigmas, np.float64)
   _errors.check_nonempty("sigmas", sigmas)
+  _errors.check_rank("sigmas", sigmas, 1)
   _errors.check_positive("sigmas", sigmas)
-  for name, v in (("delta", delta), ("delta_mc", delta_mc)):
-    if not 0 < v < 1:
-      _errors.fail(name, "a confidence in (0, 1)", v)
+  _errors.check_open_unit_interval("delta", delta)
+  _errors.check_open_unit_interval("delta_mc", delta_mc)
+  if float(delta) + float(delta_mc) >= 1:
+    _errors.fail("delta + delta_mc", "a total failure probability below 1",
+                 float(delta) + float(delta_mc))
   for name, v in (("mc_samples", mc_samples), ("selection_samples", selection_samples),
                   ("batch_size", batch_size)):
-    if int(v) != v or v < 1:
-      _errors.fail(name, "a positive integer", v)
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer, float, np.floating)) or (
+        not math.isfinite(v) or int(v) != v or v < 1):
+      _errors.fail(name, "a positive integer", repr(v))
+  mc_samples, selection_samples, batch_size = (int(mc_samples), int(selection_samples),
+                                               int(batch_size))
   catoni_grid = np.asarray(catoni_grid, np.float64)
+  _errors.check_nonempty("catoni_grid", catoni_grid)
+  _errors.check_rank("catoni_grid", catoni_grid, 1)
   _errors.check_positive("catoni_grid", catoni_grid)
+  # Labels against the model's outputs (an out-of-range label is never predicted: error 1.0).
+  try:
+    out = jax.eval_shape(apply_fn, params, jnp.asarray(x_train[:1]))
+  except Exception as e:  # a model/input mismatch surfaces here with the model's own message
+    _errors.fail("apply_fn", f"a model that accepts inputs of shape {np.shape(x_train)[1:]}",
+                 f"{type(e).__name__}: {str(e)[:200]}")
+  if not hasattr(out, "shape") or len(out.shape) != 2 or out.shape[0] != 1:
+    _errors.fail("apply_fn", "logits of shape (batch, K)",
+                 f"{getattr(out, 'shape', type(out).__name__)} for a batch of 1")
+  num_classes = int(out.shape[-1])
+  _errors.check_labels("y_train", y_train, num_classes)
+  if y_test is not None:
+    _errors.check_labels("y_test", y_test, num_classes)
+  y_train = y_train.astype(np.int64)
+  if y_test is not None:
+    y_test = y_test.astype(np.int64)
   n = len(y_train)
   w = _flat(params)
   dtype = w.dtype
-  dist_sq = float(jnp.sum((w - _flat(init_params)) ** 2))
+  dist_sq = float(sum(np.sum((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+                      for a, b in zip(jax.tree_util.tree_leaves(params),
+                                      jax.tree_util.tree_leaves(init_params))))
+  if not math.isfinite(dist_sq):
+    _errors.fail("params", "weights at a finite distance from init_params",
+                 f"||params - init_params||^2 = {dist_sq}")
   num_params = int(w.size)
   log_g = math.log(len(sigmas))
   xj, yj = jnp.asarray(x_train), jnp.asarray(y_train)
+  logits = apply_fn(params, xj)
+  if not bool(jnp.all(jnp.isfinite(logits))):
+    _errors.fail("params", "a model whose outputs on x_train are finite",
+                 "non-finite logits")
+  det = float(jnp.mean(jnp.argmax(logits, axis=-1) != yj))
   fn = _stochastic_error_fn(apply_fn, params, xj, yj, batch_size)
   key = jax.random.key(seed)
   total = len(sigmas) * selection_samples + mc_samples * (1 if x_test is None else 2)
@@ -416,13 +545,16 @@ def pac_bayes_certificate(apply_fn: Callable, params: Any, init_params: Any, x_t
     test_err = float(np.mean(_mc_errors(fn_t, sigma, jax.random.fold_in(key, 20_000), mc_samples,
                                         dtype, batch_size)))
     tick(mc_samples)
-  det = float(jnp.mean(jnp.argmax(apply_fn(params, xj), axis=-1) != yj))
   f64 = np.float64
   mca = float(mcallester_bound(f64(e_ub), f64(kl), n, f64(delta), log_g))
   pbkl = float(pac_bayes_kl_bound(f64(e_ub), f64(kl), n, f64(delta), log_g))
   cat_all = np.asarray(catoni_bound(f64(e_ub), f64(kl), n, f64(delta), catoni_grid,
                                     log_g + math.log(len(catoni_grid))))
   j = int(np.argmin(cat_all))
+  for name, v in (("mcallester", mca), ("pac_bayes_kl", pbkl), ("catoni", cat_all[j])):
+    if not math.isfinite(v):  # cannot happen on validated inputs; never report it as a bound
+      raise ArithmeticError(f"pac_bayes_certificate: the {name} certificate is {v} "
+                            f"(kl {kl}, empirical bound {e_ub}); please report this.")
   return PacBayesCertificate(
       n=n, num_params=num_params, sigma=sigma, distance_sq=dist_sq, kl=kl,
       grid_size=len(sigmas), delta=float(delta), delta_mc=float(delta_mc),

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gbounds import binary_kl, kl_inverse_lower, kl_inverse_upper
+from gbounds import InvalidInputError, binary_kl, kl_inverse_lower, kl_inverse_upper
 
 getcontext().prec = 40
 
@@ -131,7 +131,9 @@ def test_kl_inverse_edges():
   assert float(kl_inverse_upper(0.3, 0.0)) == 0.3 and float(kl_inverse_lower(0.3, 0.0)) == 0.3
   assert float(kl_inverse_upper(0.3, np.inf)) == 1.0
   assert float(kl_inverse_lower(0.3, np.inf)) == 0.0
-  assert np.isnan(float(kl_inverse_upper(0.3, -1.0)))
+  # A negative budget used to return NaN; it is now refused with a message naming c.
+  with pytest.raises(InvalidInputError, match=r"^c: expected values >= 0"):
+    kl_inverse_upper(0.3, -1.0)
 
 
 def test_kl_inverse_symmetry():
@@ -159,3 +161,19 @@ def test_float32():
   want_l = np.array([_lower_ref(float(a), float(b)) for a, b in zip(q32, c32)])
   np.testing.assert_allclose(np.asarray(up), want_u, atol=2e-6)
   np.testing.assert_allclose(np.asarray(lo), want_l, atol=2e-6)
+
+
+def test_invalid_arguments_refused_eagerly_and_under_jit():
+  # Eager: the house message names the argument.
+  for call, arg in ((lambda: binary_kl(1.2, 0.5), "q"), (lambda: binary_kl(0.2, -0.1), "p"),
+                    (lambda: binary_kl(0.2, np.nan), "p"),
+                    (lambda: kl_inverse_lower(0.2, np.nan), "c"),
+                    (lambda: kl_inverse_upper([0.1, 0.2], [0.1, 0.2, 0.3]), "c")):
+    with pytest.raises(InvalidInputError, match=rf"^{arg}: expected"):
+      call()
+  # Traced: the check runs at execution time and the call fails instead of returning a number.
+  with pytest.raises(Exception, match=r"q: expected probabilities in \[0, 1\]"):
+    np.asarray(jax.jit(kl_inverse_upper)(jnp.asarray(1.5), jnp.asarray(0.1)))
+  with pytest.raises(Exception, match=r"c: expected values >= 0"):
+    np.asarray(jax.jit(jax.vmap(kl_inverse_lower))(jnp.asarray([0.1, 0.2]),
+                                                   jnp.asarray([0.1, -1.0])))

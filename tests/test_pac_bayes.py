@@ -59,9 +59,10 @@ def test_pac_bayes_kl_matches_bisection_float64(e, kl, n, delta, log_g):
 
 
 def test_kl_inverse_edges():
-  # c = 0 -> q; q = 0 -> 1 - exp(-c); c = inf -> 1.
-  assert float(pb.pac_bayes_kl_bound(0.3, -math.log(2 * math.sqrt(4) / 0.5), 4, 0.5)) == \
-      pytest.approx(0.3, abs=1e-15)
+  # q = 0 -> 1 - exp(-c); c = inf -> 1. (This test used a negative KL to reach c = 0; a
+  # negative KL is not a divergence and is now refused; c = 0 is covered in test_kl.py.)
+  with pytest.raises(InvalidInputError, match=r"^kl: expected"):
+    pb.pac_bayes_kl_bound(0.3, -math.log(2 * math.sqrt(4) / 0.5), 4, 0.5)
   c = _conf(2.0, 100, 0.05) / 100
   assert float(pb.pac_bayes_kl_bound(0.0, 2.0, 100, 0.05)) == pytest.approx(-math.expm1(-c),
                                                                            rel=1e-13)
