@@ -27,6 +27,14 @@ Mutual informations used (per pair ``i``; conditional ones per supersample ``z~`
 Constants were checked against the public code of the papers ([code]: hrayrhar/f-CMI and
 ZiqiaoWangGeothe/ld-single-CMI, ``modules/bound_utils.py`` and ``BoundCompare.py``); equation
 numbers in the ``source`` strings are given only where confirmed, otherwise the theorem is named.
+
+Every public function validates its arguments first (:class:`gbounds.InvalidInputError` naming
+the argument): error rates in [0, 1], informations finite and ``>= 0``, counts non-negative
+integers, masks in {0, 1}, no NaN anywhere. The formula helpers (``sqrt_bound``,
+``ecmi_*_test_error``, ``ldcmi_fast_rate_gap``, ``mutual_information_from_counts``,
+``plugin_mutual_information``) check eagerly on concrete values and at run time under
+``jax.jit``/``jax.vmap`` (a host callback), so no traced call returns a number from invalid
+inputs. A bound whose value comes out non-finite is reported as not applicable.
 """
 
 from __future__ import annotations
@@ -45,8 +53,8 @@ from jax.scipy.special import xlogy
 from jax.typing import ArrayLike
 
 from gbounds._errors import as_enum, check_binary, check_finite, check_in_unit_interval
-from gbounds._errors import check_rank, fail
-from gbounds._kl import kl_inverse_upper
+from gbounds._errors import check_nonnegative_int, check_open_unit_interval, check_rank, fail
+from gbounds._kl import _check_broadcast, _checked, _kl_inverse_upper
 
 _LOG2 = math.log(2.0)
 
@@ -175,13 +183,18 @@ def mutual_information_from_counts(counts: ArrayLike, *,
   numbers of non-empty cells, rows and columns).
 
   Args:
-    counts: ``(..., mx, my)`` non-negative counts (may be non-integer weights).
+    counts: ``(..., mx, my)`` non-negative integer counts (whole floats accepted). Negative,
+      fractional or non-finite entries are refused: the plug-in and Miller-Madow estimates
+      are functions of sample counts.
     estimator: plug-in (the papers) or Miller-Madow (a departure).
     clip: clip the estimate at 0.
 
   Returns:
     ``(...)`` estimates in nats. An all-zero table gives 0.
   """
+  if np.ndim(counts) < 2:
+    fail("counts", "a contingency table (..., mx, my) of rank >= 2", f"shape {np.shape(counts)}")
+  counts = _checked("counts", counts, "nonnegative_count")
   return _mi_from_counts(counts, estimator=as_enum("estimator", estimator, MIEstimator),
                          clip=bool(clip))
 
@@ -218,7 +231,7 @@ def plugin_mutual_information(x: ArrayLike, y: ArrayLike, *,
   element (fine for ``N = k2`` in the hundreds).
 
   Args:
-    x: ``(..., N)`` discrete samples.
+    x: ``(..., N)`` discrete samples (finite values; NaN would equal nothing, itself included).
     y: ``(..., N)`` discrete samples, broadcast against ``x``.
     estimator: plug-in (the papers) or Miller-Madow (a departure).
     clip: clip the estimate at 0.
@@ -226,6 +239,12 @@ def plugin_mutual_information(x: ArrayLike, y: ArrayLike, *,
   Returns:
     ``(...)`` estimates in nats (float dtype of JAX's default float).
   """
+  for name, v in (("x", x), ("y", y)):
+    if np.ndim(v) < 1 or np.shape(v)[-1] == 0:
+      fail(name, "samples (..., N) with N >= 1 along the last axis", f"shape {np.shape(v)}")
+  x = _checked("x", x, "finite")
+  y = _checked("y", y, "finite")
+  _check_broadcast(("x", "y"), x, y)
   return _plugin_mi(x, y, estimator=as_enum("estimator", estimator, MIEstimator),
                     clip=bool(clip))
 
@@ -250,8 +269,18 @@ def _plugin_mi(x, y, *, estimator, clip):
 
 
 def sqrt_bound(mi: ArrayLike) -> jax.Array:
-  r"""Sample-wise square-root bound ``(1/n) sum_i sqrt(2 I_i)`` over the last axis (nats in)."""
-  mi = jnp.asarray(mi)
+  r"""Sample-wise square-root bound ``(1/n) sum_i sqrt(2 I_i)`` over the last axis (nats in).
+
+  Args:
+    mi: ``(..., n)`` per-pair mutual informations in nats: finite and ``>= 0`` (clip
+      Miller-Madow estimates at 0 first), with ``n >= 1``.
+
+  Returns:
+    ``(...)`` bounds on ``|gap|``.
+  """
+  if np.ndim(mi) < 1 or np.shape(mi)[-1] == 0:
+    fail("mi", "an array (..., n) of per-pair informations with n >= 1", f"shape {np.shape(mi)}")
+  mi = jnp.asarray(_checked("mi", mi, "nonnegative"))
   return jnp.mean(jnp.sqrt(2 * jnp.maximum(mi, 0)), axis=-1)
 
 
@@ -288,7 +317,6 @@ def _expm1_minus_x_over_x2(lam):
   return jnp.where(small, series, (jnp.expm1(big) - big) / big**2)
 
 
-@jax.jit
 def ecmi_linear_test_error(train_error: ArrayLike, cmi: ArrayLike) -> jax.Array:
   r"""Linear e-CMI bound on the test error (Hellstrom & Durisi 2022), optimised.
 
@@ -309,6 +337,14 @@ def ecmi_linear_test_error(train_error: ArrayLike, cmi: ArrayLike) -> jax.Array:
   Returns:
     Bound(s) on the expected test error.
   """
+  train_error = _checked("train_error", train_error, "probability")
+  cmi = _checked("cmi", cmi, "nonnegative")
+  _check_broadcast(("train_error", "cmi"), train_error, cmi)
+  return _ecmi_linear_test_error(train_error, cmi)
+
+
+@jax.jit
+def _ecmi_linear_test_error(train_error, cmi):
   dtype = jnp.result_type(train_error, cmi, float)
   ls = jnp.asarray(train_error, dtype)[..., None]
   info = jnp.asarray(cmi, dtype)[..., None]
@@ -327,7 +363,6 @@ def ecmi_linear_test_error(train_error: ArrayLike, cmi: ArrayLike) -> jax.Array:
   return jnp.where(info[..., 0] == 0, ls[..., 0], out)
 
 
-@jax.jit
 def ecmi_kl_test_error(train_error: ArrayLike, cmi: ArrayLike) -> jax.Array:
   r"""Binary-KL e-CMI bound on the test error (Hellstrom & Durisi 2022).
 
@@ -342,12 +377,19 @@ def ecmi_kl_test_error(train_error: ArrayLike, cmi: ArrayLike) -> jax.Array:
   Returns:
     Bound(s) on the expected test error (can exceed 1 when vacuous).
   """
-  dtype = jnp.result_type(train_error, cmi, float)
-  ls = jnp.asarray(train_error, dtype)
-  return 2 * kl_inverse_upper(ls, jnp.asarray(cmi, dtype)) - ls
+  train_error = _checked("train_error", train_error, "probability")
+  cmi = _checked("cmi", cmi, "nonnegative")
+  _check_broadcast(("train_error", "cmi"), train_error, cmi)
+  return _ecmi_kl_test_error(train_error, cmi)
 
 
 @jax.jit
+def _ecmi_kl_test_error(train_error, cmi):
+  dtype = jnp.result_type(train_error, cmi, float)
+  ls = jnp.asarray(train_error, dtype)
+  return 2 * _kl_inverse_upper(ls, jnp.asarray(cmi, dtype)) - ls
+
+
 def ldcmi_fast_rate_gap(train_error: ArrayLike, mi: ArrayLike) -> jax.Array:
   r"""Fast-rate single-loss MI bound on the gap (Wang & Mao 2023), optimised over (C1, C2).
 
@@ -367,6 +409,14 @@ def ldcmi_fast_rate_gap(train_error: ArrayLike, mi: ArrayLike) -> jax.Array:
   Returns:
     Bound(s) on the expected gap (test minus training error).
   """
+  train_error = _checked("train_error", train_error, "probability")
+  mi = _checked("mi", mi, "nonnegative")
+  _check_broadcast(("train_error", "mi"), train_error, mi)
+  return _ldcmi_fast_rate_gap(train_error, mi)
+
+
+@jax.jit
+def _ldcmi_fast_rate_gap(train_error, mi):
   dtype = jnp.result_type(train_error, mi, float)
   ls = jnp.asarray(train_error, dtype)[..., None]
   info = jnp.asarray(mi, dtype)[..., None]
@@ -700,7 +750,7 @@ def _gap_fn(name: str) -> Callable[[_Stats, np.ndarray], tuple[np.ndarray, np.nd
   """Returns ``f(stats, weights (R, k1)) -> (gap bounds (R,), test-error bounds (R,))``."""
 
   def train_of(st, w):
-    return _normalise(w) @ st.train_ss
+    return np.clip(_normalise(w) @ st.train_ss, 0.0, 1.0)  # a mean of errors, up to rounding
 
   def from_gap(st, w, gap):
     tr = train_of(st, w)
@@ -721,9 +771,9 @@ def _gap_fn(name: str) -> Callable[[_Stats, np.ndarray], tuple[np.ndarray, np.nd
       "ecmi_sqrt": lambda st, w: from_gap(
           st, w, _normalise(w) @ _sqrt_bound_np(st.mi_cond["pair_loss"])),
       "ecmi_linear": lambda st, w: from_test(st, w, _padded(
-          ecmi_linear_test_error, train_of(st, w), cond_mean(st, "pair_loss", w))),
+          _ecmi_linear_test_error, train_of(st, w), cond_mean(st, "pair_loss", w))),
       "ecmi_kl": lambda st, w: from_test(st, w, _padded(
-          ecmi_kl_test_error, train_of(st, w), cond_mean(st, "pair_loss", w))),
+          _ecmi_kl_test_error, train_of(st, w), cond_mean(st, "pair_loss", w))),
       "ecmi_interpolating": lambda st, w: from_test(
           st, w, cond_mean(st, "pair_loss", w) / _LOG2),
       "ldcmi_sqrt": lambda st, w: from_gap(
@@ -733,7 +783,7 @@ def _gap_fn(name: str) -> Callable[[_Stats, np.ndarray], tuple[np.ndarray, np.nd
       "ldcmi_interpolating": lambda st, w: from_test(
           st, w, st.mi_weighted("delta_loss", w).mean(axis=1) / _LOG2),
       "ldcmi_fast_rate": lambda st, w: from_gap(st, w, _padded(
-          ldcmi_fast_rate_gap, train_of(st, w),
+          _ldcmi_fast_rate_gap, train_of(st, w),
           0.5 * (st.mi_weighted("loss0", w) + st.mi_weighted("loss1", w)).mean(axis=1))),
   }
   return fns[name]
@@ -767,6 +817,8 @@ def _evaluate(name: str, st: _Stats, *, bootstrap: int, confidence: float,
   gap, test = gaps[:1], tests[:1]
   per_ss = gaps[1:1 + st.k1]
   applicable, note = _applicability(name, st)
+  if not (np.isfinite(gap[0]) and np.isfinite(test[0])):  # never a guarantee from NaN/inf
+    applicable, note = False, (note + "; " if note else "") + "non-finite value"
   interval = test_interval = None
   if bootstrap > 0:
     g_b, t_b = gaps[1 + st.k1:], tests[1 + st.k1:]
@@ -785,10 +837,12 @@ def _common(masks, losses, estimator, bootstrap, confidence):
   masks = _check_masks(masks)
   losses = _check_losses(losses, masks)
   estimator = as_enum("estimator", estimator, MIEstimator)
-  if int(bootstrap) < 0:
-    fail("bootstrap", "a non-negative number of resamples", bootstrap)
-  if not 0 < confidence < 1:
-    fail("confidence", "a level in (0, 1)", confidence)
+  if isinstance(bootstrap, bool) or np.ndim(bootstrap) != 0:
+    fail("bootstrap", "a non-negative integer number of resamples", repr(bootstrap))
+  check_nonnegative_int("bootstrap", bootstrap)
+  if isinstance(confidence, bool) or np.ndim(confidence) != 0:
+    fail("confidence", "a level in the open interval (0, 1)", repr(confidence))
+  check_open_unit_interval("confidence", confidence)
   return masks, losses, estimator
 
 
@@ -927,6 +981,7 @@ def _losses_from(labels_or_losses, predictions, masks):
     k1, _, n = masks.shape
     if arr.shape != (k1, n, 2):
       fail("labels_or_losses", f"labels of shape (k1, n, 2) = {(k1, n, 2)}", f"shape {arr.shape}")
+    check_nonnegative_int("labels_or_losses", arr)
     return (predictions != arr[:, None]).astype(np.float64)
   fail("labels_or_losses", "labels (k1, n, 2) or losses (k1, k2, n, 2)", f"shape {arr.shape}")
 

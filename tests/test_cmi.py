@@ -6,6 +6,7 @@ import functools
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -400,3 +401,19 @@ def test_every_bound_holds_on_synthetic_study(n):
       assert b.test_error >= rep.measured.test_error
   # The ordering of the measures carries over to the bounds on the same runs.
   assert rep["ecmi_sqrt"].value <= rep["fcmi"].value + 1e-12
+
+
+def test_formula_helpers_refuse_invalid_inputs_eagerly_and_traced():
+  bad = [(lambda: ecmi_kl_test_error(1.5, 0.1), "train_error"),
+         (lambda: ecmi_linear_test_error(0.1, -0.2), "cmi"),
+         (lambda: ldcmi_fast_rate_gap(0.1, np.nan), "mi"),
+         (lambda: sqrt_bound(np.array([0.1, -0.1])), "mi"),
+         (lambda: mutual_information_from_counts(np.array([[1.0, 2.5], [3.0, 4.0]])), "counts"),
+         (lambda: plugin_mutual_information(np.array([0.0, np.nan]), np.array([0, 1])), "x")]
+  for call, arg in bad:
+    with pytest.raises(InvalidInputError, match=rf"^{arg}: expected"):
+      call()
+  with pytest.raises(Exception, match=r"train_error: expected probabilities"):
+    np.asarray(jax.jit(ecmi_kl_test_error)(jnp.asarray(-0.1), jnp.asarray(0.1)))
+  with pytest.raises(Exception, match=r"counts: expected finite integer counts"):
+    np.asarray(jax.jit(mutual_information_from_counts)(-jnp.ones((2, 2))))
