@@ -32,8 +32,12 @@ Conventions (both matter for the numbers):
 * **Loss scaling.** :class:`LossScaling.SUM` (default): :math:`L_D(w) = \\sum_i -\\log p_w(y_i|x_i)`,
   so :math:`H = n F`, with :math:`F = \\tfrac1n \\sum_i J_i^\\top H_i J_i` the per-example mean
   Fisher; with ``beta = 1`` the optimal :math:`Q` is then the Laplace approximation of the Bayesian
-  posterior. :class:`LossScaling.MEAN`: :math:`L_D` is the mean, :math:`H = F` (equivalent to
-  ``beta * n`` under SUM).
+  posterior. :class:`LossScaling.MEAN`: :math:`L_D` is the mean (per-example average) cross-entropy,
+  :math:`H = F`; **this is the convention of Achille, Paolini & Soatto (2019)**, whose
+  :math:`L_D` is the average loss over the training set, so their numbers correspond to
+  ``scaling=LossScaling.MEAN``. The two differ only by :math:`\\beta`: SUM with ``beta`` equals
+  MEAN with ``beta / n``. SUM is kept as the default (it is what every earlier version computed);
+  pass ``scaling="mean"`` to reproduce the paper's values.
 * **Parameterisation.** The Fisher of the raw Flax parameters (kernels and biases as stored), logits
   ``apply_fn(params, x)`` and :math:`p = \\mathrm{softmax}` of them; :math:`J_i = \\partial f(x_i)/\\partial w`
   and :math:`H_i` is the ``k x k`` output Fisher of example ``i`` (:class:`FisherType`).
@@ -82,10 +86,13 @@ class FisherForm(enum.IntEnum):
       only (a few thousand parameters).
     DIAGONAL: only the diagonal ``F_jj``; ``O(d)``; exact when the Fisher is diagonal.
     KFAC: per ``flax.linen.Dense`` layer, ``F ~ A (x) G`` with ``A = E[a a^T]`` over the layer's inputs
-      (with a constant 1 appended for the bias) and ``G = E[delta H delta^T]`` over the output
-      gradients (Martens & Grosse, 2015); ``log det(I + c A (x) G) = sum_ij log(1 + c a_i g_j)``.
+      (with a constant 1 appended only when the layer has a bias) and ``G = E[delta H delta^T]`` over
+      the output gradients (Martens & Grosse, 2015); ``log det(I + c A (x) G) = sum_ij log(1 + c a_i
+      g_j)``, so the layer contributes exactly as many eigenvalues as it has weights. A layer called
+      several times per forward pass sums its factors over the calls (see :func:`kfac_factors`).
       Exact for a single dense layer whose output Fisher is the same for every example. Parameters
-      outside Dense layers fall back to the diagonal form.
+      outside Dense layers (and Dense layers on inputs of rank other than 2) fall back to the
+      diagonal form.
   """
   EXACT = 1
   DIAGONAL = 2
@@ -93,7 +100,12 @@ class FisherForm(enum.IntEnum):
 
 
 class LossScaling(enum.IntEnum):
-  """Whether the loss in the Lagrangian is the sum (``H = n F``) or the mean (``H = F``)."""
+  """Whether the loss in the Lagrangian is the sum (``H = n F``) or the mean (``H = F``).
+
+  Attributes:
+    SUM: summed cross-entropy, ``H = n F`` (the default; the Bayesian/Laplace choice at beta = 1).
+    MEAN: mean cross-entropy, ``H = F``: the convention of Achille, Paolini & Soatto (2019).
+  """
   SUM = 1
   MEAN = 2
 
@@ -103,8 +115,9 @@ class WeightInformation(NamedTuple):
 
   Attributes:
     total: :math:`KL^*` in nats.
-    per_layer: dict from layer name (``"/"``-joined parameter path without the leaf name) to that
-      layer's information in nats. For ``DIAGONAL`` and ``KFAC`` these sum to ``total``; for
+    per_layer: dict from layer name (``"/"``-joined parameter path without the leaf name, so
+      ``"params/dense0"`` when ``params`` is the full variables dict) to that layer's information
+      in nats (its norm term included). For ``DIAGONAL`` and ``KFAC`` these sum to ``total``; for
       ``EXACT`` each is the layer's exact diagonal block alone (they do not sum to ``total`` when
       layers are coupled).
     log_det: :math:`\\sum_i \\tfrac12 \\log(1 + u_i)` (nats).
@@ -123,6 +136,8 @@ class WeightInformation(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- closed form
+
+_PSD_RTOL = 1e-6  # negative eigenvalues up to this fraction of the largest are round-off
 
 
 def information_from_spectrum(eigenvalues: jax.typing.ArrayLike, sq_norm: jax.typing.ArrayLike, *,
@@ -144,9 +159,25 @@ def information_from_spectrum(eigenvalues: jax.typing.ArrayLike, sq_norm: jax.ty
   Returns:
     :math:`KL^*` in nats.
   """
-  h = jnp.maximum(jnp.asarray(eigenvalues), 0)
+  _check_scalar("beta", beta)
+  _check_scalar("prior_scale", prior_scale)
+  ev = jnp.asarray(eigenvalues)
+  sq = jnp.asarray(sq_norm)
+  if _errors.is_concrete(ev, sq):
+    _errors.check_finite("eigenvalues", ev)
+    _errors.check_finite("sq_norm", sq)
+    _errors.check_positive("sq_norm", sq, strict=False)
+    if ev.size and float(jnp.min(ev)) < -_PSD_RTOL * max(float(jnp.max(jnp.abs(ev))), 1e-300):
+      _errors.fail("eigenvalues", "the spectrum of a positive semi-definite curvature (negative "
+                   f"round-off below {_PSD_RTOL:g} x the largest is clipped)",
+                   f"smallest {float(jnp.min(ev)):.3g}, largest {float(jnp.max(ev)):.3g}")
+  else:
+    ev = _errors.error_if(ev, ~jnp.all(jnp.isfinite(ev)) | ~jnp.isfinite(sq) | (sq < 0),
+                          "eigenvalues: expected finite values and sq_norm >= 0, got non-finite "
+                          "or negative values instead.")
+  h = jnp.maximum(ev, 0)
   u = (prior_scale ** 2 / beta) * h
-  return (jnp.asarray(sq_norm) / (2 * prior_scale ** 2)
+  return (sq / (2 * prior_scale ** 2)
           + jnp.sum(0.5 * jnp.log1p(u) - 0.5 * u / (1 + u)))
 
 
@@ -186,33 +217,59 @@ def _output_factors(logits, fisher: FisherType, y, key, num_samples):
   return rows / jnp.sqrt(jnp.asarray(num_samples, logits.dtype))
 
 
-def _check(apply_fn, params, x, y, fisher, key, num_samples, beta=None, prior_scale=None):
+def _check(apply_fn, params, x, y, fisher, key, num_samples, beta=None, prior_scale=None,
+           chunk_size=None):
+  """Eager validation shared by every public entry; returns the :class:`FisherType`."""
   fisher = _errors.as_enum("fisher", fisher, FisherType)
+  if not callable(apply_fn):
+    _errors.fail("apply_fn", "a callable apply_fn(params, x) -> logits", type(apply_fn).__name__)
+  if beta is not None:
+    _check_scalar("beta", beta)
+  if prior_scale is not None:
+    _check_scalar("prior_scale", prior_scale)
+  if np.ndim(x) < 1:
+    _errors.fail("x", "an input batch with a leading batch axis", f"shape {np.shape(x)}")
   _errors.check_nonempty("x", x)
   _errors.check_finite("x", x)
-  if beta is not None:
-    _errors.check_positive("beta", beta)
-  if prior_scale is not None:
-    _errors.check_positive("prior_scale", prior_scale)
-  if fisher == FisherType.EMPIRICAL:
+  if not jax.tree_util.tree_leaves(params):
+    _errors.fail("params", "a pytree with at least one parameter array", "no leaves")
+  _errors.check_finite_tree("params", params)
+  if isinstance(num_samples, bool) or int(num_samples) != num_samples or num_samples < 1:
+    _errors.fail("num_samples", "a positive integer", repr(num_samples))
+  if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(
+      chunk_size, (int, np.integer)) or chunk_size < 1):
+    _errors.fail("chunk_size", "a positive integer or None", repr(chunk_size))
+  try:
+    out = jax.eval_shape(apply_fn, params, jnp.asarray(x)[:1])
+  except _errors.GBoundsError:
+    raise
+  except Exception as exc:  # noqa: BLE001 - report the model/input mismatch by argument name
+    _errors.fail("apply_fn", "a function that accepts (params, x) with these params and inputs",
+                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+  if not hasattr(out, "shape") or len(out.shape) != 2 or out.shape[-1] < 2:
+    _errors.fail("apply_fn", "logits of shape (batch, k) with k >= 2 classes",
+                 f"{getattr(out, 'shape', type(out).__name__)}")
+  num_classes = int(out.shape[-1])
+  if y is not None or fisher == FisherType.EMPIRICAL:
     if y is None:
       _errors.fail("y", "integer labels for the empirical Fisher", None)
-    y = np.asarray(y)
     _errors.check_rank("y", y, 1)
     _errors.check_same_leading(("x", "y"), x, y)
-  if fisher == FisherType.SAMPLED:
-    if key is None:
-      _errors.fail("key", "a PRNG key for the sampled Fisher", None)
-    if int(num_samples) != num_samples or num_samples < 1:
-      _errors.fail("num_samples", "a positive integer", num_samples)
+    _errors.check_labels("y", y, num_classes)
+  if fisher == FisherType.SAMPLED and key is None:
+    _errors.fail("key", "a PRNG key for the sampled Fisher", None)
   return fisher
+
+
+def _check_scalar(name, value):
+  if isinstance(value, bool) or np.ndim(value) != 0:
+    _errors.fail(name, "a positive finite scalar", repr(value))
+  _errors.check_positive(name, value)
 
 
 def _chunks(n, chunk_size):
   if chunk_size is None or chunk_size >= n:
     return [(0, n)]
-  if chunk_size < 1:
-    _errors.fail("chunk_size", "a positive integer or None", chunk_size)
   return [(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
 
 
@@ -264,7 +321,8 @@ def fisher_matrix(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLike,
 
   with :math:`H_i` the output Fisher of :class:`FisherType`. ``O(d^2)`` memory.
   """
-  fisher = _check(apply_fn, params, x, y, fisher, key, num_samples)
+  fisher = _check(apply_fn, params, x, y, fisher, key, num_samples,
+                  chunk_size=chunk_size)
   scaling = _errors.as_enum("scaling", scaling, LossScaling)
   total, _, _ = _accumulate(apply_fn, params, x, y, fisher, key, num_samples, chunk_size, "full")
   return total * _scale(np.shape(x)[0], scaling)
@@ -278,7 +336,8 @@ def fisher_diagonal(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLike,
                     chunk_size: int | None = None) -> Any:
   """Diagonal of the Fisher curvature, :math:`H_{jj} = s \\sum_i (J_i^\\top H_i J_i)_{jj}`, as a
   pytree shaped like ``params`` (chunked over examples: memory ``O(chunk_size k d)``)."""
-  fisher = _check(apply_fn, params, x, y, fisher, key, num_samples)
+  fisher = _check(apply_fn, params, x, y, fisher, key, num_samples,
+                  chunk_size=chunk_size)
   scaling = _errors.as_enum("scaling", scaling, LossScaling)
   total, _, unravel = _accumulate(apply_fn, params, x, y, fisher, key, num_samples, chunk_size,
                                   "diag")
@@ -293,30 +352,118 @@ def fisher_trace(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLike,
   return sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(diag))
 
 
-# ----------------------------------------------------------------------------- K-FAC
+
+
+class _DenseCall(NamedTuple):
+  """Static description of one call of a ``flax.linen.Dense`` layer (found by tracing shapes)."""
+  path: tuple      # module path, e.g. ("dense0",)
+  call: int        # 0 for the first call of that module in a forward pass, 1 for the second, ...
+  use_bias: bool
+  in_features: int
+  out_shape: tuple  # (batch, features)
+  out_dtype: Any
+
+
+def _is_dense_call(context) -> bool:
+  return isinstance(context.module, nn.Dense) and context.method_name == "__call__"
 
 
 def _dense_forward(apply_fn, params, x, perturb):
-  """Runs ``apply_fn`` recording every 2-D ``nn.Dense`` input and adding ``perturb[path]`` to its
-  output; returns ``(logits, {path: input})``."""
+  """Runs ``apply_fn`` recording the input of every 2-D ``nn.Dense`` call and adding
+  ``perturb[(path, call)]`` to its output; returns ``(logits, {(path, call): input})``."""
   inputs = {}
+  counts: dict[tuple, int] = {}
 
   def interceptor(next_fun, args, kwargs, context):
-    if not (isinstance(context.module, nn.Dense) and context.method_name == "__call__"):
+    if not _is_dense_call(context):
       return next_fun(*args, **kwargs)
     path = tuple(context.module.path)
+    call = counts.get(path, 0)
+    counts[path] = call + 1
     out = next_fun(*args, **kwargs)
-    if out.ndim != 2:
-      _errors.fail("apply_fn", "Dense layers applied to (batch, features) inputs for K-FAC",
-                   f"a Dense output of shape {out.shape} at {'/'.join(path)}")
-    inputs[path] = args[0]
-    if perturb is not None:
-      out = out + perturb[path]
+    key = (path, call)
+    if perturb is not None and key in perturb:
+      inputs[key] = args[0]
+      out = out + perturb[key]
     return out
 
   with nn.intercept_methods(interceptor):
     logits = apply_fn(params, x)
   return logits, inputs
+
+
+def _dense_calls(apply_fn, params, x) -> list[_DenseCall]:
+  """Every ``nn.Dense`` call of one forward pass, in call order (shapes only, nothing computed)."""
+  calls: list[_DenseCall] = []
+
+  def probe(p, xx):
+    counts: dict[tuple, int] = {}
+
+    def interceptor(next_fun, args, kwargs, context):
+      out = next_fun(*args, **kwargs)
+      if _is_dense_call(context):
+        path = tuple(context.module.path)
+        call = counts.get(path, 0)
+        counts[path] = call + 1
+        calls.append(_DenseCall(path, call, bool(context.module.use_bias),
+                                int(args[0].shape[-1]), tuple(out.shape),
+                                np.dtype(out.dtype)))
+      return out
+
+    with nn.intercept_methods(interceptor):
+      return apply_fn(p, xx)
+
+  jax.eval_shape(probe, params, x)
+  return calls
+
+
+def _key_name(k) -> str:
+  return str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))))
+
+
+def _leaf_keys(params) -> list[tuple]:
+  return [tuple(_key_name(k) for k in path)
+          for path, _ in jax.tree_util.tree_leaves_with_path(params)]
+
+
+def _locate_dense(params, calls: list[_DenseCall]) -> dict[tuple, dict[str, tuple]]:
+  """Maps each Dense module path to the leaf key tuples of its ``kernel`` (and ``bias``) in
+  ``params``, whatever the nesting (``{"params": ...}``, the bare dict, or deeper).
+
+  A leaf belongs to the module when its key path ends with ``(*module_path, "kernel")``; when
+  several leaves match, the one with the shortest prefix is taken if it is unique. A module
+  whose kernel is not in ``params`` (a closed-over, non-trained layer) is left out: its weights
+  are not part of ``w``. Raises when the match is ambiguous or the shapes disagree.
+  """
+  keys = _leaf_keys(params)
+  shapes = {k: np.shape(v) for k, v in zip(keys, jax.tree_util.tree_leaves(params))}
+  found: dict[tuple, dict[str, tuple]] = {}
+  for c in calls:
+    if c.path in found or len(c.out_shape) != 2:
+      continue
+    tail = (*c.path, "kernel")
+    matches = [k for k in keys if k[-len(tail):] == tail]
+    if not matches:
+      continue
+    shortest = min(len(k) for k in matches)
+    best = [k for k in matches if len(k) == shortest]
+    if len(best) > 1:
+      _errors.fail("params", f"one kernel for the Dense layer {'/'.join(c.path)}",
+                   f"{len(best)} candidates {['/'.join(b) for b in best]}")
+    kernel = best[0]
+    want = (c.in_features, c.out_shape[-1])
+    if shapes[kernel] != want:
+      _errors.fail("params", f"a kernel of shape {want} at {'/'.join(kernel)}",
+                   f"shape {shapes[kernel]}")
+    entry = {"kernel": kernel}
+    bias = (*kernel[:-1], "bias")
+    if c.use_bias:
+      if bias not in shapes:
+        _errors.fail("params", f"a bias at {'/'.join(bias)} (the layer has use_bias=True)",
+                     "no such leaf")
+      entry["bias"] = bias
+    found[c.path] = entry
+  return found
 
 
 def kfac_factors(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLike,
@@ -325,85 +472,94 @@ def kfac_factors(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLike,
                  scaling: LossScaling | str = LossScaling.SUM,
                  key: jax.Array | None = None, num_samples: int = 1,
                  chunk_size: int | None = None) -> dict:
-  """K-FAC factors of every ``flax.linen.Dense`` layer called by ``apply_fn``.
+  """K-FAC factors of every ``flax.linen.Dense`` layer called by ``apply_fn`` on 2-D inputs.
 
-  For a layer with input :math:`a_i` and output :math:`z_i`, with :math:`\\tilde a = [a; 1]` and
-  :math:`\\delta_{im} = (\\partial f(x_i)/\\partial z_i)^\\top u_{im}` (rows of the output-Fisher
+  For a layer called ``T`` times per forward pass, with input :math:`a_{it}` and output
+  :math:`z_{it}` at call ``t`` on example ``i``, :math:`\\tilde a = [a; 1]` when the layer has a bias
+  and :math:`\\tilde a = a` when it has none (``use_bias=False``), and
+  :math:`\\delta_{itm} = (\\partial f(x_i)/\\partial z_{it})^\\top u_{im}` (rows of the output-Fisher
   factor, :math:`\\sum_m u_{im} u_{im}^\\top = H_i`),
 
-  .. math:: A = \\tfrac1n \\sum_i \\tilde a_i \\tilde a_i^\\top, \\qquad
-            G = s\\,n \\cdot \\tfrac1n \\sum_{i,m} \\delta_{im}\\delta_{im}^\\top
+  .. math:: A = \\frac{1}{nT} \\sum_{i,t} \\tilde a_{it} \\tilde a_{it}^\\top, \\qquad
+            G = s \\sum_{i,t,m} \\delta_{itm}\\delta_{itm}^\\top
 
-  so that the layer's block of :math:`H` (kernel rows then the bias row, row-major) is
-  approximately :math:`A \\otimes G` (Martens & Grosse, 2015, eq. 1-2).
+  (:math:`s = 1` for SUM, :math:`1/n` for MEAN), so that the layer's block of :math:`H` (kernel
+  rows then the bias row, row-major) is approximately :math:`A \\otimes G` (Martens & Grosse, 2015,
+  eq. 1-2; for ``T = 1`` their factors). For a shared layer (``T > 1``) this is the "expand"
+  weight-sharing rule (Eschenhagen et al., NeurIPS 2023): the calls are treated as extra examples
+  of the layer, exact when every call sees the same input second moment. The factors' sizes are
+  those of the layer's own parameters: ``A`` is ``(in + 1)`` or ``in`` square, ``G`` ``out``.
+
+  ``params`` may be nested in any way (``variables["params"]``, the full ``{"params": ...}``
+  variables dict, or deeper): each layer's parameters are found by their module path. Dense
+  calls on inputs of rank other than 2 and layers whose kernel is not in ``params`` are skipped.
 
   Returns:
     ``{layer_path: (A, G)}`` with ``layer_path`` a tuple of module names (``("dense0",)``).
   """
-  fisher = _check(apply_fn, params, x, y, fisher, key, num_samples)
+  fisher = _check(apply_fn, params, x, y, fisher, key, num_samples,
+                  chunk_size=chunk_size)
   scaling = _errors.as_enum("scaling", scaling, LossScaling)
+  factors, _ = _kfac(apply_fn, params, x, y, fisher, scaling, key, num_samples, chunk_size)
+  if not factors:
+    _errors.fail("apply_fn", "a model whose parameters include flax.linen.Dense layers for K-FAC",
+                 "no Dense layer on 2-D inputs with its kernel in params")
+  return factors
+
+
+def _kfac(apply_fn, params, x, y, fisher, scaling, key, num_samples, chunk_size):
+  """``({path: (A, G)}, {path: {"kernel": leaf keys, "bias": leaf keys}})``."""
   x = jnp.asarray(x)
   n = x.shape[0]
+  calls = _dense_calls(apply_fn, params, x[:1])
+  located = _locate_dense(params, calls)
+  if not located:
+    return {}, {}
+  use = tuple(c for c in calls if c.path in located)
   yy = jnp.zeros(n, jnp.int32) if y is None else jnp.asarray(y)
   key = jax.random.key(0) if key is None else key
-
-  chunk = _kfac_chunk_fn(apply_fn, fisher, int(num_samples))
-
+  chunk = _kfac_chunk_fn(apply_fn, fisher, int(num_samples), use)
   acc = None
   for j, (s, e) in enumerate(_chunks(n, chunk_size)):
     part = chunk(params, x[s:e], yy[s:e], jax.random.fold_in(key, j))
     acc = part if acc is None else jax.tree_util.tree_map(jnp.add, acc, part)
-  if not acc:
-    _errors.fail("apply_fn", "a model built from flax.linen.Dense layers for K-FAC", "no Dense calls")
-  s = _scale(n, scaling)
-  return {p: (a / n, g * s) for p, (a, g) in acc.items()}
+  scale = _scale(n, scaling)
+  num_calls = {}
+  for c in use:
+    num_calls[c.path] = num_calls.get(c.path, 0) + 1
+  factors = {p: (a / (n * num_calls[p]), g * scale) for p, (a, g) in acc.items()}
+  return factors, located
 
 
 @functools.lru_cache(maxsize=64)
-def _kfac_chunk_fn(apply_fn, fisher: FisherType, num_samples: int):
+def _kfac_chunk_fn(apply_fn, fisher: FisherType, num_samples: int, calls: tuple):
   @jax.jit
   def chunk(params, xc, yc, kc):
-    out_shapes = jax.eval_shape(lambda: _dense_out_shapes(apply_fn, params, xc))
-    perturb = {p: jnp.zeros(s.shape, s.dtype) for p, s in out_shapes.items()}
+    c = xc.shape[0]
+    perturb = {(d.path, d.call): jnp.zeros((c, d.out_shape[-1]), d.out_dtype) for d in calls}
     fn = lambda pt: _dense_forward(apply_fn, params, xc, pt)  # noqa: E731
     logits, vjp, inputs = jax.vjp(fn, perturb, has_aux=True)
     u = _output_factors(logits, fisher, yc, kc, num_samples)  # (c, m, k)
-    deltas = jax.vmap(lambda um: vjp(um)[0], in_axes=1)(u)  # {path: (m, c, out)}
-    res = {}
-    for path, a in inputs.items():
-      a1 = jnp.concatenate([a, jnp.ones((a.shape[0], 1), a.dtype)], axis=1)
-      dl = deltas[path].reshape(-1, deltas[path].shape[-1])
-      res[path] = (a1.T @ a1, dl.T @ dl)
+    deltas = jax.vmap(lambda um: vjp(um)[0], in_axes=1)(u)  # {(path, call): (m, c, out)}
+    res: dict[tuple, Any] = {}
+    for d in calls:
+      a = inputs[(d.path, d.call)]
+      if d.use_bias:
+        a = jnp.concatenate([a, jnp.ones((a.shape[0], 1), a.dtype)], axis=1)
+      dl = deltas[(d.path, d.call)].reshape(-1, d.out_shape[-1])
+      part = (a.T @ a, dl.T @ dl)
+      res[d.path] = part if d.path not in res else (res[d.path][0] + part[0],
+                                                    res[d.path][1] + part[1])
     return res
   return chunk
-
-
-def _dense_out_shapes(apply_fn, params, x):
-  shapes = {}
-
-  def interceptor(next_fun, args, kwargs, context):
-    out = next_fun(*args, **kwargs)
-    if isinstance(context.module, nn.Dense) and context.method_name == "__call__":
-      shapes[tuple(context.module.path)] = out
-    return out
-
-  with nn.intercept_methods(interceptor):
-    apply_fn(params, x)
-  return shapes
 
 
 # ----------------------------------------------------------------------------- the estimator
 
 
-def _layer_name(path) -> str:
-  keys = [getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))) for k in path]
-  return "/".join(str(k) for k in keys[:-1]) or str(keys[-1])
-
-
-def _get(tree, path):
-  for p in path:
-    tree = tree[p]
-  return tree
+def _layer_name(keys: tuple) -> str:
+  """Layer name of a parameter leaf: its key path without the leaf name, ``/``-joined."""
+  return "/".join(keys[:-1]) or keys[-1]
 
 
 def information_in_weights(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLike,
@@ -425,43 +581,47 @@ def information_in_weights(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLi
 
   Args:
     apply_fn: ``apply_fn(params, x) -> logits (batch, k)``; the likelihood is ``softmax(logits)``.
-    params: the trained weights :math:`w^*` (a pytree).
+    params: the trained weights :math:`w^*` (a pytree, passed to ``apply_fn`` as is: the Linen
+      ``variables["params"]`` or the full ``{"params": ...}`` variables dict, as ``apply_fn``
+      expects); every floating leaf counts as a parameter.
     x: inputs ``(n, ...)``.
     y: integer labels ``(n,)`` (needed for ``FisherType.EMPIRICAL`` only).
     beta: Lagrange multiplier :math:`\\beta > 0`.
     prior_scale: prior standard deviation :math:`\\lambda > 0`.
     form: :class:`FisherForm`.
     fisher: :class:`FisherType`.
-    scaling: :class:`LossScaling` (default SUM, :math:`H = nF`).
+    scaling: :class:`LossScaling` (default SUM, :math:`H = nF`; the paper's convention is MEAN,
+      :math:`H = F`, equivalent to SUM with ``beta / n``).
     key, num_samples: for ``FisherType.SAMPLED``.
     chunk_size: at most this many examples differentiated at once.
 
   Returns:
     :class:`WeightInformation`.
   """
-  fisher = _check(apply_fn, params, x, y, fisher, key, num_samples, beta, prior_scale)
+  fisher = _check(apply_fn, params, x, y, fisher, key, num_samples, beta, prior_scale,
+                  chunk_size)
   form = _errors.as_enum("form", form, FisherForm)
   scaling = _errors.as_enum("scaling", scaling, LossScaling)
   kw = dict(fisher=fisher, scaling=scaling, key=key, num_samples=num_samples,
             chunk_size=chunk_size)
   c = prior_scale ** 2 / beta
-  leaves = jax.tree_util.tree_leaves_with_path(params)
-  num_params = int(sum(np.size(v) for _, v in leaves))
-  sq_norm = sum(jnp.sum(jnp.square(v)) for _, v in leaves)
+  keys = _leaf_keys(params)
+  values = jax.tree_util.tree_leaves(params)
+  num_params = int(sum(np.size(v) for v in values))
+  sq_norm = sum(jnp.sum(jnp.square(v)) for v in values)
   norm_by_layer: dict[str, Any] = {}
-  for path, v in leaves:
-    name = _layer_name(path)
+  for k, v in zip(keys, values):
+    name = _layer_name(k)
     norm_by_layer[name] = norm_by_layer.get(name, 0.0) + jnp.sum(jnp.square(v)) / (2 * prior_scale ** 2)
 
   per_layer: dict[str, Any] = {}
   if form == FisherForm.EXACT:
     h = fisher_matrix(apply_fn, params, x, y, **kw)
     log_det, trace_term = _matrix_terms(h, c)
-    _, unravel = ravel_pytree(params)
     offset = 0
     blocks: dict[str, list] = {}
-    for path, v in leaves:
-      blocks.setdefault(_layer_name(path), []).extend(range(offset, offset + int(np.size(v))))
+    for k, v in zip(keys, values):
+      blocks.setdefault(_layer_name(k), []).extend(range(offset, offset + int(np.size(v))))
       offset += int(np.size(v))
     for name, idx in blocks.items():
       idx = np.asarray(idx)
@@ -475,23 +635,29 @@ def information_in_weights(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLi
     contrib: dict[str, list] = {}
     covered: set = set()
     if form == FisherForm.KFAC:
-      factors = kfac_factors(apply_fn, params, x, y, **kw)
+      factors, located = _kfac(apply_fn, params, x, y, fisher, scaling, key, num_samples,
+                               chunk_size)
+      if not factors:
+        _errors.fail("form", "a model with flax.linen.Dense layers (whose kernels are in params) "
+                     "for K-FAC; use form='diagonal'", "no such layer")
       for mpath, (a, g) in factors.items():
-        ld, tt = _kron_terms(a, g, c)
-        name = "/".join(mpath)
-        contrib.setdefault(name, []).append((ld, tt))
-        covered.add(name)
-    for path, v in jax.tree_util.tree_leaves_with_path(diag):
-      name = _layer_name(path)
-      if name in covered:
+        leaf_keys = located[mpath]
+        contrib.setdefault(_layer_name(leaf_keys["kernel"]), []).append(_kron_terms(a, g, c))
+        covered.update(leaf_keys.values())
+    for k, v in zip(_leaf_keys(diag), jax.tree_util.tree_leaves(diag)):
+      if k in covered:
         continue
-      contrib.setdefault(name, []).append(_terms(c * jnp.maximum(v, 0)))
+      contrib.setdefault(_layer_name(k), []).append(_terms(c * jnp.maximum(v, 0)))
     log_det = sum(ld for parts in contrib.values() for ld, _ in parts)
     trace_term = sum(tt for parts in contrib.values() for _, tt in parts)
     for name in norm_by_layer:
       per_layer[name] = sum(ld + tt for ld, tt in contrib.get(name, [])) + norm_by_layer[name]
   norm_term = sq_norm / (2 * prior_scale ** 2)
-  return WeightInformation(total=log_det + trace_term + norm_term, per_layer=per_layer,
+  total = log_det + trace_term + norm_term
+  if not bool(jnp.isfinite(total)) or not bool(jnp.isfinite(fisher_tr)):
+    _errors.fail("apply_fn", "finite logits and Fisher on these params and inputs",
+                 f"information {float(total)}, Fisher trace {float(fisher_tr)}")
+  return WeightInformation(total=total, per_layer=per_layer,
                            log_det=log_det, trace_term=trace_term, norm_term=norm_term,
                            fisher_trace=fisher_tr, num_params=num_params)
 
@@ -500,10 +666,21 @@ def information_lagrangian_posterior(curvature: jax.typing.ArrayLike, *, beta: f
                                      prior_scale: float) -> jax.Array:
   """The optimal posterior covariance :math:`\\Sigma^* = \\beta (H + \\tfrac{\\beta}{\\lambda^2} I)^{-1}`
   (Achille, Paolini & Soatto, 2019, Prop. 3.1) for a ``d x d`` curvature ``H``."""
-  _errors.check_positive("beta", beta)
-  _errors.check_positive("prior_scale", prior_scale)
+  _check_scalar("beta", beta)
+  _check_scalar("prior_scale", prior_scale)
   h = jnp.asarray(curvature)
   _errors.check_rank("curvature", h, 2)
+  if h.shape[0] != h.shape[1] or h.shape[0] == 0:
+    _errors.fail("curvature", "a non-empty square (d, d) matrix", f"shape {h.shape}")
+  _errors.check_finite("curvature", h)
+  hn = np.asarray(h, dtype=float)
+  scale = max(float(np.max(np.abs(hn))), 1e-300)
+  if not np.allclose(hn, hn.T, rtol=0, atol=1e-8 * scale):
+    _errors.fail("curvature", "a symmetric matrix", "an asymmetric one")
+  low = float(np.linalg.eigvalsh(0.5 * (hn + hn.T))[0])
+  if low < -_PSD_RTOL * scale:
+    _errors.fail("curvature", "a positive semi-definite matrix",
+                 f"smallest eigenvalue {low:.3g} (largest |entry| {scale:.3g})")
   d = h.shape[0]
   return beta * jnp.linalg.inv(h + (beta / prior_scale ** 2) * jnp.eye(d, dtype=h.dtype))
 

@@ -5,6 +5,7 @@ import jax.flatten_util  # noqa: F401 (jax.flatten_util.ravel_pytree below)
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import linen as nn
 
 import gbounds
 from gbounds import _weight_info as wi
@@ -180,3 +181,112 @@ def test_bad_input():
     wi.fisher_diagonal(mf.apply_fn, mf.params, x, fisher="sampled")
   with pytest.raises(gbounds.InvalidInputError, match="form"):
     wi.information_in_weights(mf.apply_fn, mf.params, x, beta=1.0, prior_scale=1.0, form="full")
+
+
+# ----------------------------------------------------------------------------- K-FAC against an
+# independent dense Kronecker computation (hand-written forward pass, np.kron, numpy eigvalsh)
+
+
+class _TwoLayer(nn.Module):
+  """A bias-free hidden Dense (optionally applied twice: a shared layer) and a head with bias."""
+  shared: bool = False
+
+  @nn.compact
+  def __call__(self, x):
+    d = nn.Dense(5, use_bias=False, param_dtype=F64, name="hidden")
+    h = jnp.tanh(d(x))
+    if self.shared:
+      h = jnp.tanh(d(h))
+    return nn.Dense(3, param_dtype=F64, name="head")(h)
+
+
+def _hand_kfac_information(p, x, *, shared, beta, lam, mean=False):
+  """Per-layer K-FAC information from factors built by hand: A = mean over examples and calls of
+  a a^T (1 appended only for the head, which has a bias), G = sum over examples and calls of
+  J_z^T H_i J_z (J_z: Jacobian of the logits w.r.t. that call's pre-activation)."""
+  w1 = p["hidden"]["kernel"]
+  w2, b2 = p["head"]["kernel"], p["head"]["bias"]
+
+  def forward(xi, pert):  # one example; pert = pre-activation offsets of each call
+    z = [xi @ w1 + pert[0]]
+    acts = [xi]
+    h = jnp.tanh(z[0])
+    if shared:
+      acts.append(h)
+      h = jnp.tanh(h @ w1 + pert[1])
+    acts.append(h)
+    return h @ w2 + b2 + pert[-1], acts
+
+  calls = 2 if shared else 1
+  n = x.shape[0]
+  a_hid, g_hid, a_head, g_head = 0, 0, 0, 0
+  for i in range(n):
+    zeros = [jnp.zeros(5, F64)] * calls + [jnp.zeros(3, F64)]
+    logits, acts = forward(x[i], zeros)
+    jac = jax.jacrev(lambda pt, xi=x[i]: forward(xi, pt)[0])(zeros)
+    q = np.asarray(jax.nn.softmax(logits))
+    h_i = np.diag(q) - np.outer(q, q)
+    for t in range(calls):
+      a = np.asarray(acts[t])
+      jt = np.asarray(jac[t])
+      a_hid = a_hid + np.outer(a, a) / (n * calls)
+      g_hid = g_hid + jt.T @ h_i @ jt
+    a1 = np.r_[np.asarray(acts[-1]), 1.0]
+    a_head = a_head + np.outer(a1, a1) / n
+    g_head = g_head + np.asarray(jac[-1]).T @ h_i @ np.asarray(jac[-1])
+  scale = 1.0 / n if mean else 1.0
+  out = {}
+  for name, a, g, leaves in (("hidden", a_hid, g_hid * scale, [w1]),
+                             ("head", a_head, g_head * scale, [w2, b2])):
+    block = np.kron(a, g)
+    assert block.shape[0] == sum(np.size(v) for v in leaves)  # one eigenvalue per weight
+    u = lam ** 2 / beta * np.clip(np.linalg.eigvalsh(block), 0, None)
+    norm = sum(float(np.sum(np.asarray(v) ** 2)) for v in leaves) / (2 * lam ** 2)
+    out[name] = float(np.sum(0.5 * np.log1p(u) - 0.5 * u / (1 + u))) + norm
+  return out
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_kfac_matches_dense_kronecker_computation(shared):
+  x = jax.random.normal(jax.random.key(5), (6, 5), F64)
+  model = _TwoLayer(shared=shared)
+  params = model.init(jax.random.key(2), x)["params"]
+  want = _hand_kfac_information(params, x, shared=shared, beta=0.5, lam=0.8)
+  apply_fn = lambda p, xx: model.apply({"params": p}, xx)  # noqa: E731
+  got = wi.information_in_weights(apply_fn, params, x, beta=0.5, prior_scale=0.8, form="kfac",
+                                  chunk_size=4)
+  assert set(got.per_layer) == {"hidden", "head"}
+  for name in want:
+    np.testing.assert_allclose(got.per_layer[name], want[name], rtol=1e-9)
+  np.testing.assert_allclose(got.total, sum(want.values()), rtol=1e-9)
+  np.testing.assert_allclose(sum(got.per_layer.values()), got.total, rtol=1e-12)
+  a, g = wi.kfac_factors(apply_fn, params, x)[("hidden",)]
+  assert a.shape == (5, 5) and g.shape == (5, 5)  # bias-free: no constant input appended
+  # Variables dict {"params": ...} with model.apply: same numbers, each layer counted once.
+  nested = wi.information_in_weights(model.apply, {"params": params}, x, beta=0.5,
+                                     prior_scale=0.8, form="kfac")
+  np.testing.assert_allclose(nested.total, got.total, rtol=1e-12)
+  assert set(nested.per_layer) == {"params/hidden", "params/head"}
+  np.testing.assert_allclose(sum(nested.per_layer.values()), nested.total, rtol=1e-12)
+  # MEAN scaling (the paper's convention) equals SUM with beta / n.
+  mean = wi.information_in_weights(apply_fn, params, x, beta=0.5, prior_scale=0.8, form="kfac",
+                                   scaling="mean")
+  want_mean = _hand_kfac_information(params, x, shared=shared, beta=0.5, lam=0.8, mean=True)
+  np.testing.assert_allclose(mean.total, sum(want_mean.values()), rtol=1e-9)
+  sum_small_beta = wi.information_in_weights(apply_fn, params, x, beta=0.5 * x.shape[0],
+                                             prior_scale=0.8, form="kfac")
+  np.testing.assert_allclose(mean.total, sum_small_beta.total, rtol=1e-10)
+
+
+def test_kfac_mixes_with_diagonal_for_non_dense_parameters():
+  """A free scale parameter outside any Dense layer: diagonal form for it, K-FAC for the rest."""
+  x = jax.random.normal(jax.random.key(6), (6, 5), F64)
+  model = _TwoLayer()
+  params = {"net": model.init(jax.random.key(2), x)["params"], "temp": jnp.array([1.3], F64)}
+  apply_fn = lambda p, xx: p["temp"] * model.apply({"params": p["net"]}, xx)  # noqa: E731
+  got = wi.information_in_weights(apply_fn, params, x, beta=1.0, prior_scale=1.0, form="kfac")
+  diag = wi.information_in_weights(apply_fn, params, x, beta=1.0, prior_scale=1.0,
+                                   form="diagonal")
+  assert set(got.per_layer) == {"net/hidden", "net/head", "temp"}
+  np.testing.assert_allclose(got.per_layer["temp"], diag.per_layer["temp"], rtol=1e-12)
+  np.testing.assert_allclose(sum(got.per_layer.values()), got.total, rtol=1e-12)
