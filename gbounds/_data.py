@@ -11,8 +11,13 @@ Files are looked up in the data directory: the ``data_dir`` argument, else the
 ``GBOUNDS_DATA_DIR`` environment variable, else ``~/.cache/gbounds``. Inside it each dataset
 has a folder (``mnist/``, ``fashion-mnist/``) holding the canonical IDX ``.gz`` files. A file that
 is absent is downloaded from its canonical URL and verified against the md5 of the canonical
-``.gz`` file; files already present are only checked to be valid IDX; with no network, the error names the directory
-and the files expected.
+``.gz`` file; files already present are only checked to be valid gzip-compressed IDX (a
+non-gzip, truncated or inconsistent file, or image and label files of different lengths, raise
+:class:`gbounds.CorruptFileError` naming the file and the fix: delete it to re-download it);
+with no network, the error names the directory and the files expected.
+
+Class selections (:func:`binary_task`, :func:`select_classes`) require distinct classes that
+occur in the labels, and the splitting helpers require ``x`` and ``y`` of the same length.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import pathlib
 import shutil
 import tempfile
 import urllib.request
+import zlib
+
 import numpy as np
 
 from gbounds import _errors
@@ -104,17 +111,43 @@ def _ensure(folder: str, name: str, root: pathlib.Path) -> pathlib.Path:
   return path
 
 
-def _read_idx(path: pathlib.Path) -> np.ndarray:
-  with gzip.open(path, "rb") as f:
-    raw = f.read()
+def _corrupt(path: pathlib.Path, problem: str) -> _errors.CorruptFileError:
+  """The error for a damaged data file: names the file, the problem and the fix."""
+  md5 = _FILES.get(path.parent.name, {}).get(path.name)
+  check = f" (the canonical file has md5 {md5})" if md5 else ""
+  return _errors.CorruptFileError(
+      f"{path}: {problem}. It is not a valid gzip-compressed IDX file{check}: delete it so that "
+      f"gbounds downloads it again, or replace it with a good copy.")
+
+
+def _read_idx(path: pathlib.Path, *, ndim: int | None = None) -> np.ndarray:
+  """Reads a gzip-compressed unsigned-byte IDX file; a damaged file raises
+  :class:`gbounds.CorruptFileError` naming it (``ndim``: the expected number of dimensions)."""
+  path = pathlib.Path(path)
+  try:
+    with gzip.open(path, "rb") as f:
+      raw = f.read()
+  except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
+    kind = "truncated" if isinstance(e, EOFError) else "not readable as gzip"
+    raise _corrupt(path, f"{kind} ({type(e).__name__}: {e})") from e
   if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
-    raise _errors.ChecksumError(f"{path}: not an unsigned-byte IDX file")
-  ndim = raw[3]
-  dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-  data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-  if data.size != int(np.prod(dims)):
-    raise _errors.ChecksumError(f"{path}: truncated IDX file ({data.size} of {np.prod(dims)})")
-  return data.reshape(dims)
+    raise _corrupt(path, f"bad IDX magic number {raw[:4].hex() or '(empty)'} (expected "
+                         f"00000801 or 00000803: unsigned bytes)")
+  rank = raw[3]
+  if rank < 1 or (ndim is not None and rank != ndim):
+    raise _corrupt(path, f"an IDX header with {rank} dimensions (expected "
+                         f"{ndim if ndim is not None else 'at least 1'})")
+  header = 4 + 4 * rank
+  if len(raw) < header:
+    raise _corrupt(path, f"truncated IDX header ({len(raw)} of {header} bytes)")
+  dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(rank))
+  expected = int(np.prod(dims, dtype=np.int64))
+  got = len(raw) - header
+  if got != expected:
+    what = "truncated" if got < expected else "longer than its header says"
+    raise _corrupt(path, f"{what}: the header declares shape {dims} ({expected} bytes of data), "
+                         f"the file holds {got}")
+  return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
 def _load_idx_pair(folder: str, split: str, root) -> tuple[np.ndarray, np.ndarray]:
@@ -122,8 +155,17 @@ def _load_idx_pair(folder: str, split: str, root) -> tuple[np.ndarray, np.ndarra
     _errors.fail("split", "'train' or 'test'", repr(split))
   prefix = "train" if split == "train" else "t10k"
   root = data_dir(root)
-  images = _read_idx(_ensure(folder, f"{prefix}-images-idx3-ubyte.gz", root))
-  labels = _read_idx(_ensure(folder, f"{prefix}-labels-idx1-ubyte.gz", root))
+  image_path = _ensure(folder, f"{prefix}-images-idx3-ubyte.gz", root)
+  label_path = _ensure(folder, f"{prefix}-labels-idx1-ubyte.gz", root)
+  images = _read_idx(image_path, ndim=3)
+  labels = _read_idx(label_path, ndim=1)
+  if len(images) != len(labels):
+    raise _errors.CorruptFileError(
+        f"{image_path} holds {len(images)} images but {label_path} holds {len(labels)} labels: "
+        f"one of them is truncated or from another split. Delete both so that gbounds "
+        f"downloads them again, or replace them with good copies.")
+  if labels.size and labels.max() >= 10:
+    raise _corrupt(label_path, f"labels up to {labels.max()} (expected class labels 0..9)")
   x = (images.astype(np.float32) / 255.0)[..., None]
   return x, labels.astype(np.int32)
 
@@ -151,6 +193,8 @@ def load_digits():
 
 def load_mnist1d(*, num_samples: int = 4000, seed: int = 0):
   """MNIST-1D from the ``mnist1d`` generator: ``x`` (N, 40) float32, ``y`` int32 in 0..9."""
+  if isinstance(num_samples, bool) or int(num_samples) != num_samples or num_samples < 1:
+    _errors.fail("num_samples", "a positive integer", repr(num_samples))
   try:
     from mnist1d.data import get_dataset_args, make_dataset
   except ImportError as e:  # pragma: no cover
@@ -166,6 +210,8 @@ def load_mnist1d(*, num_samples: int = 4000, seed: int = 0):
 
 def load_dataset(name: str, split: str = "test", *, data_dir=None):
   """Loads a dataset by name; ``name`` is one of :data:`DATASETS`."""
+  if not isinstance(name, str):
+    _errors.fail("name", f"a dataset name in {list(DATASETS)}", repr(name))
   key = name.strip().lower().replace("-", "_")
   if key == "mnist":
     return load_mnist(split, data_dir=data_dir)
@@ -178,12 +224,61 @@ def load_dataset(name: str, split: str = "test", *, data_dir=None):
   _errors.fail("name", f"a dataset name in {list(DATASETS)}", repr(name))
 
 
-def binary_task(x: np.ndarray, y: np.ndarray, negative: int = 4, positive: int = 9):
-  """Keeps classes ``negative`` and ``positive`` and relabels them 0 and 1 (e.g. MNIST 4-vs-9)."""
+def _check_xy(x: np.ndarray, y: np.ndarray) -> None:
+  _errors.check_rank("y", y, 1)
+  _errors.check_nonempty("y", y)
+  if np.ndim(x) < 1:
+    _errors.fail("x", "an array with a leading example axis", f"shape {np.shape(x)}")
   _errors.check_same_leading(("x", "y"), x, y)
+
+
+def _check_classes(y: np.ndarray, classes, name: str = "classes") -> tuple[int, ...]:
+  """``classes`` as distinct ints that all occur in ``y`` (else a clear error naming ``name``)."""
+  try:
+    arr = np.asarray(classes)
+    ok = arr.ndim == 1 and arr.size > 0 and (
+        arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and np.all(arr == np.round(arr))))
+  except (TypeError, ValueError):
+    ok = False
+  if not ok:
+    _errors.fail(name, "a list of integer class labels", repr(classes))
+  cls = tuple(int(c) for c in arr)
+  if len(set(cls)) != len(cls):
+    dup = sorted({c for c in cls if cls.count(c) > 1})
+    _errors.fail(name, "distinct class labels", f"{list(cls)} (repeated: {dup})")
+  present = set(np.unique(y).tolist())
+  missing = [c for c in cls if c not in present]
+  if missing:
+    _errors.fail(name, f"classes present in the dataset (labels {sorted(present)})",
+                 f"{list(cls)} ({missing} absent)")
+  return cls
+
+
+def select_classes(x: np.ndarray, y: np.ndarray, classes) -> tuple[np.ndarray, np.ndarray]:
+  """Keeps the examples of ``classes`` and relabels class ``classes[j]`` as ``j``.
+
+  ``classes`` must be distinct labels that all occur in ``y`` (an absent or repeated class
+  would silently give a task with fewer classes than asked for). ``select_classes(x, y, (4, 9))``
+  equals :func:`binary_task` ``(x, y, 4, 9)``.
+  """
+  x, y = np.asarray(x), np.asarray(y)
+  _check_xy(x, y)
+  cls = _check_classes(y, classes)
+  keep = np.isin(y, cls)
+  lookup = {c: j for j, c in enumerate(cls)}
+  relabel = np.array([lookup[int(v)] for v in y[keep]], dtype=np.int32)
+  return x[keep], relabel
+
+
+def binary_task(x: np.ndarray, y: np.ndarray, negative: int = 4, positive: int = 9):
+  """Keeps classes ``negative`` and ``positive`` and relabels them 0 and 1 (e.g. MNIST 4-vs-9).
+
+  Both classes must occur in ``y`` and differ (else :class:`gbounds.InvalidInputError` naming
+  ``classes``: a missing or repeated class would silently give a one-class task).
+  """
+  _check_xy(x, np.asarray(y))
+  _check_classes(np.asarray(y), (negative, positive), "classes (negative, positive)")
   keep = (y == negative) | (y == positive)
-  if not keep.any():
-    _errors.fail("negative/positive", "classes present in y", f"{negative}, {positive}")
   return x[keep], (y[keep] == positive).astype(np.int32)
 
 
@@ -197,22 +292,51 @@ class NoisyLabels:
   seed: int
 
 
+def _check_int(name: str, v, minimum: int, maximum: int | None = None) -> int:
+  try:
+    ok = not isinstance(v, bool) and int(v) == v
+  except (TypeError, ValueError, OverflowError):
+    ok = False
+  if not ok or v < minimum or (maximum is not None and v > maximum):
+    rng = f"[{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
+    _errors.fail(name, f"an integer in {rng}", repr(v))
+  return int(v)
+
+
+def _int_labels(name: str, y, num_classes: int | None = None) -> np.ndarray:
+  """``y`` as int64 class labels, checked to be whole numbers in ``[0, num_classes)``."""
+  arr = np.asarray(y)
+  whole = arr.dtype.kind in "iu" or (
+      arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
+  if not whole:
+    _errors.fail(name, "integer class labels", f"dtype {arr.dtype}")
+  arr = arr.astype(np.int64)
+  hi = np.inf if num_classes is None else num_classes
+  if arr.size and (arr.min() < 0 or arr.max() >= hi):
+    rng = "[0, inf)" if num_classes is None else f"[0, {num_classes}) (num_classes = {num_classes})"
+    _errors.fail(name, f"class labels in {rng}", f"labels in [{arr.min()}, {arr.max()}]")
+  return arr
+
+
 def inject_label_noise(y: np.ndarray, *, rate: float, num_classes: int | None = None,
                        seed: int = 0) -> NoisyLabels:
   """Flips exactly ``round(rate * N)`` labels, each to a different class chosen uniformly.
 
   Args:
-    y: int class labels, shape (N,).
+    y: int class labels, shape (N,), in ``[0, num_classes)``.
     rate: fraction of labels to flip, in [0, 1].
     num_classes: number of classes (default ``max(y) + 1``, at least 2).
     seed: numpy seed; the same seed gives the same flips.
   """
   y = np.asarray(y)
   _errors.check_rank("y", y, 1)
+  _errors.check_nonempty("y", y)
   _errors.check_in_unit_interval("rate", rate)
+  if num_classes is not None:
+    _check_int("num_classes", num_classes, 2)
+  y = _int_labels("y", y)
   k = int(num_classes if num_classes is not None else max(int(y.max()) + 1, 2))
-  if k < 2:
-    _errors.fail("num_classes", "at least 2", k)
+  _int_labels("y", y, k)
   rng = np.random.default_rng(seed)
   idx = rng.choice(y.size, size=int(round(rate * y.size)), replace=False)
   noisy = y.copy()
@@ -223,29 +347,47 @@ def inject_label_noise(y: np.ndarray, *, rate: float, num_classes: int | None = 
 
 def subsample(x: np.ndarray, y: np.ndarray, n: int, *, seed: int = 0,
               balanced: bool = False) -> tuple[np.ndarray, np.ndarray]:
-  """Draws ``n`` examples without replacement (optionally class-balanced)."""
-  if n > len(y) or n < 1:
-    _errors.fail("n", f"an integer in [1, {len(y)}]", n)
+  """Draws ``n`` examples without replacement (optionally class-balanced: the ``n`` draws
+  split as evenly as possible over the classes present in ``y``)."""
+  _check_xy(x, np.asarray(y))
+  n = _check_int("n", n, 1, len(y))
   rng = np.random.default_rng(seed)
   if not balanced:
     idx = rng.choice(len(y), size=n, replace=False)
   else:
-    classes = np.unique(y)
+    yy = np.asarray(y)
+    classes, counts = np.unique(yy, return_counts=True)
     per = np.array_split(np.arange(n), len(classes))
-    idx = np.concatenate([rng.choice(np.flatnonzero(y == c), size=len(p), replace=False)
+    short = [(int(c), int(k), len(p)) for c, k, p in zip(classes, counts, per) if len(p) > k]
+    if short:
+      c, k, want = short[0]
+      _errors.fail("n", f"at most {len(classes)} x {int(counts.min())} for a balanced draw "
+                   f"(class {c} has {k} examples, {want} wanted)", n)
+    idx = np.concatenate([rng.choice(np.flatnonzero(yy == c), size=len(p), replace=False)
                           for c, p in zip(classes, per)])
     idx = rng.permutation(idx)
   return x[idx], y[idx]
 
 
 def one_hot(y: np.ndarray, num_classes: int) -> np.ndarray:
-  return np.eye(num_classes, dtype=np.float32)[np.asarray(y)]
+  """``(N, num_classes)`` float32 one-hot rows of integer labels in ``[0, num_classes)``."""
+  num_classes = _check_int("num_classes", num_classes, 1)
+  return np.eye(num_classes, dtype=np.float32)[_int_labels("y", y, num_classes)]
 
 
 def train_test_split(x, y, *, test_fraction: float = 0.5, seed: int = 0):
-  """Random split into (x_train, y_train, x_test, y_test)."""
+  """Random split into (x_train, y_train, x_test, y_test).
+
+  ``round(test_fraction * N)`` examples go to the test set; both sets must be non-empty
+  (``test_fraction`` in (0, 1)).
+  """
+  _check_xy(x, np.asarray(y))
+  _errors.check_open_unit_interval("test_fraction", test_fraction)
+  n_test = int(round(test_fraction * len(y)))
+  if not 0 < n_test < len(y):
+    _errors.fail("test_fraction", f"a fraction that leaves both sets non-empty with "
+                 f"{len(y)} examples", f"{test_fraction} ({n_test} test examples)")
   rng = np.random.default_rng(seed)
   perm = rng.permutation(len(y))
-  n_test = int(round(test_fraction * len(y)))
   te, tr = perm[:n_test], perm[n_test:]
   return x[tr], y[tr], x[te], y[te]

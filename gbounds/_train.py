@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import errors as flax_errors
 
 from gbounds import _errors
 
@@ -78,17 +79,41 @@ class TrainConfig:
   def __post_init__(self):
     object.__setattr__(self, "loss", _errors.as_enum("loss", self.loss, Loss))
     object.__setattr__(self, "optimizer", _errors.as_enum("optimizer", self.optimizer, Optimizer))
-    _errors.check_positive("learning_rate", self.learning_rate)
-    if int(self.steps) != self.steps or self.steps < 0:
-      _errors.fail("steps", "a non-negative integer", self.steps)
-    if self.batch_size is not None and (int(self.batch_size) != self.batch_size
-                                        or self.batch_size < 1):
-      _errors.fail("batch_size", "a positive integer or None", self.batch_size)
-    _errors.check_positive("weight_decay", self.weight_decay, strict=False)
+    _check_real("learning_rate", self.learning_rate, "a positive finite number", lambda v: v > 0)
+    _check_integer("steps", self.steps, 1)
+    if self.batch_size is not None:
+      _check_integer("batch_size", self.batch_size, 1, what="a positive integer or None")
+    _check_real("weight_decay", self.weight_decay, "a non-negative finite number",
+                lambda v: v >= 0)
+    _check_real("momentum", self.momentum, "a number in [0, 1)", lambda v: 0 <= v < 1)
+    _check_integer("seed", self.seed, None)
+
+
+def _check_real(name: str, value: Any, expected: str, ok: Callable[[float], bool]) -> None:
+  """A real, finite scalar (not a bool or a string) for which ``ok`` holds."""
+  good = (isinstance(value, (int, float, np.integer, np.floating))
+          and not isinstance(value, (bool, np.bool_)) and np.isfinite(value) and ok(value))
+  if not good:
+    _errors.fail(name, expected, repr(value))
+
+
+def _check_integer(name: str, value: Any, minimum: int | None, *, what: str | None = None
+                   ) -> None:
+  """An integer (int type, or a whole float) at least ``minimum``."""
+  good = (isinstance(value, (int, float, np.integer, np.floating))
+          and not isinstance(value, (bool, np.bool_)) and np.isfinite(value)
+          and value == int(value) and (minimum is None or value >= minimum))
+  if not good:
+    expected = what or ("an integer" if minimum is None else f"an integer >= {minimum}")
+    _errors.fail(name, expected, repr(value))
 
 
 def steps_for_epochs(epochs: int, n: int, batch_size: int | None) -> int:
   """Number of steps that make ``epochs`` passes over ``n`` examples."""
+  _check_integer("epochs", epochs, 1)
+  _check_integer("n", n, 1)
+  if batch_size is not None:
+    _check_integer("batch_size", batch_size, 1, what="a positive integer or None")
   per_epoch = 1 if batch_size is None else max(1, n // batch_size)
   return int(epochs * per_epoch)
 
@@ -157,19 +182,81 @@ def _resolve_strategy(strategy: MapStrategy, params: Any) -> MapStrategy:
 
 def train(apply_fn: Callable, params: Any, x: jax.Array, y: jax.Array, config: TrainConfig
           ) -> TrainResult:
-  """Trains one model on all of ``(x, y)``."""
+  """Trains one model on all of ``(x, y)``.
+
+  Checked before anything is compiled (:class:`gbounds.InvalidInputError` naming the argument):
+  ``x`` non-empty, numeric and finite, ``y`` of the same length, ``params`` finite, the model
+  applicable to ``x`` with outputs ``(batch, k)``, and ``y`` integer labels in ``[0, k)`` (or,
+  for the MSE loss, float targets with ``k`` values per example). A ``batch_size`` above the
+  number of examples is clamped to it (full-batch steps).
+  """
+  _check_config(config)
   _check_data(x, y)
+  _check_model_and_labels(apply_fn, params, x, y, config, model_axis=False)
   fn = jax.jit(lambda p, xx, yy, idx, key: _train_one(apply_fn, config, p, xx, yy, idx, key))
   key = jax.random.fold_in(jax.random.key(config.seed), 0)  # = model 0 of train_many
   p, loss = fn(params, jnp.asarray(x), jnp.asarray(y), jnp.arange(len(y)), key)
   return TrainResult(p, loss)
 
 
+def _check_config(config: Any) -> None:
+  if not isinstance(config, TrainConfig):
+    _errors.fail("config", "a gbounds.TrainConfig", type(config).__name__)
+
+
 def _check_data(x, y):
+  if np.ndim(x) < 1:
+    _errors.fail("x", "an array with a leading example axis", f"shape {np.shape(x)}")
   _errors.check_nonempty("x", x)
+  if np.ndim(y) < 1:
+    _errors.fail("y", "an array with a leading example axis", f"shape {np.shape(y)}")
   _errors.check_same_leading(("x", "y"), x, y)
+  for name, a in (("x", x), ("y", y)):
+    kind = np.asarray(a).dtype.kind if not isinstance(a, jax.Array) else a.dtype.kind
+    if kind not in "biuf":
+      _errors.fail(name, "a numeric array", f"dtype {np.asarray(a).dtype}")
   _errors.check_finite("x", x)
   _errors.check_finite("y", y)
+
+
+def _check_model_and_labels(apply_fn, params, x, y, config: TrainConfig, *, model_axis: bool,
+                            used: np.ndarray | None = None) -> int:
+  """Finite ``params``; ``apply_fn(params, x)`` of shape ``(batch, k)``; ``y`` (rows ``used``)
+  valid labels or targets for ``k`` outputs and ``config.loss``. Returns ``k``."""
+  if not callable(apply_fn):
+    _errors.fail("apply_fn", "a function apply_fn(params, x) -> (batch, k)",
+                 type(apply_fn).__name__)
+  _errors.check_finite_tree("params", params)
+  p_spec = jax.tree_util.tree_map(
+      lambda a: jax.ShapeDtypeStruct(np.shape(a)[1:] if model_axis else np.shape(a),
+                                     jnp.asarray(a).dtype if not hasattr(a, "dtype") else a.dtype),
+      params)
+  x_dtype = jax.dtypes.canonicalize_dtype(x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype)
+  x_spec = jax.ShapeDtypeStruct(np.shape(x), x_dtype)
+  try:
+    out = jax.eval_shape(apply_fn, p_spec, x_spec)
+  except (TypeError, ValueError, IndexError, flax_errors.FlaxError) as e:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    _errors.fail("x", "inputs the model accepts with these params",
+                 f"shape {np.shape(x)} ({type(e).__name__}: {first[:300]})")
+  shape = getattr(out, "shape", None)
+  if shape is None or len(shape) != 2 or shape[0] != np.shape(x)[0]:
+    _errors.fail("apply_fn", "outputs of shape (batch, k)",
+                 f"{shape if shape is not None else type(out).__name__} for inputs of shape "
+                 f"{np.shape(x)}")
+  k = int(shape[1])
+  y_arr = np.asarray(y)
+  if used is not None:
+    y_arr = y_arr[used]
+  if config.loss == Loss.CROSS_ENTROPY or y_arr.dtype.kind in "iu":
+    if y_arr.dtype.kind not in "iu":
+      _errors.fail("y", "integer class labels for the cross-entropy loss", f"dtype {y_arr.dtype}")
+    _errors.check_rank("y", y_arr, 1)
+    _errors.check_labels("y", y_arr, k)
+  elif int(np.prod(y_arr.shape[1:], dtype=np.int64)) != k:
+    _errors.fail("y", f"integer labels or float targets with {k} values per example (the model "
+                 f"has {k} outputs)", f"shape {y_arr.shape}")
+  return k
 
 
 def train_many(apply_fn: Callable, params: Any, x: jax.Array, y: jax.Array,
@@ -194,15 +281,32 @@ def train_many(apply_fn: Callable, params: Any, x: jax.Array, y: jax.Array,
   Returns:
     :class:`TrainResult` with a leading model axis.
   """
+  _check_config(config)
   _check_data(x, y)
   train_idx = np.asarray(train_idx)
   _errors.check_rank("train_idx", train_idx, 2)
+  if train_idx.dtype.kind not in "iu":
+    _errors.fail("train_idx", "integer indices into the pool", f"dtype {train_idx.dtype}")
+  if 0 in train_idx.shape:
+    _errors.fail("train_idx", "at least one model and one training example",
+                 f"shape {train_idx.shape}")
   if train_idx.size and (train_idx.min() < 0 or train_idx.max() >= len(y)):
     _errors.fail("train_idx", f"indices in [0, {len(y)})", f"[{train_idx.min()}, {train_idx.max()}]")
   m = train_idx.shape[0]
-  leading = {np.shape(leaf)[0] for leaf in jax.tree_util.tree_leaves(params)}
+  leading = {np.shape(leaf)[0] if np.ndim(leaf) else None
+             for leaf in jax.tree_util.tree_leaves(params)}
   if leading != {m}:
-    _errors.fail("params", f"a leading model axis of size {m} (train_idx rows)", sorted(leading))
+    _errors.fail("params", f"a leading model axis of size {m} (train_idx rows)",
+                 sorted(leading, key=str))
+  if chunk_size is not None:
+    _check_integer("chunk_size", chunk_size, 1, what="a positive integer or None")
+  if model_ids is not None and np.shape(model_ids) != (m,):
+    _errors.fail("model_ids", f"an array of shape ({m},) (one id per model)",
+                 f"shape {np.shape(model_ids)}")
+  if model_ids is not None and np.asarray(model_ids).dtype.kind not in "iu":
+    _errors.fail("model_ids", "integer ids", f"dtype {np.asarray(model_ids).dtype}")
+  _check_model_and_labels(apply_fn, params, x, y, config, model_axis=True,
+                          used=np.unique(train_idx))
   strategy = _resolve_strategy(_errors.as_enum("strategy", strategy, MapStrategy), params)
   ids = np.arange(m) if model_ids is None else np.asarray(model_ids)
   keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(config.seed), i))(jnp.asarray(ids))
