@@ -31,6 +31,7 @@ the measured counterpart), while the PAC-Bayes certificates bound, with probabil
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib
@@ -38,6 +39,7 @@ import json
 import math
 import os
 import pathlib
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -92,23 +94,45 @@ def analysis_data(dataset: str = "mnist", *, classes: Sequence[int] | None = (4,
   analyse it. (The offline data directory holds only MNIST's test split, hence ``split``.)
   """
   key = _check_dataset_name(dataset)
+  for name, v in (("n_train", n_train), ("n_test", n_test)):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 2:
+      _errors.fail(name, "an integer >= 2", repr(v))
+  if classes is not None:
+    try:
+      raw = list(classes)
+      classes = tuple(int(c) for c in raw)
+    except (TypeError, ValueError, OverflowError):
+      _errors.fail("classes", "a sequence of integer class labels", repr(classes))
+    if any(c != r for c, r in zip(classes, raw)):
+      _errors.fail("classes", "integer class labels", repr(raw))
+    if len(classes) < 2:
+      _errors.fail("classes", "at least two classes (a one-class task has nothing to bound)",
+                   list(classes))
+    if len(set(classes)) != len(classes):
+      _errors.fail("classes", "distinct classes (a repeated class would silently make a "
+                   "smaller task)", list(classes))
   x, y = _data.load_dataset(key, split, data_dir=data_dir)
   if classes is not None:
-    classes = tuple(int(c) for c in classes)
-    if len(classes) == 2:
-      x, y = _data.binary_task(x, y, *classes)
-    else:
-      keep = np.isin(y, classes)
-      x, y = x[keep], np.searchsorted(np.asarray(classes), y[keep]).astype(np.int32)
-  for name, v in (("n_train", n_train), ("n_test", n_test)):
-    if int(v) != v or v < 2:
-      _errors.fail(name, "an integer >= 2", v)
+    present = set(np.unique(np.asarray(y)).tolist())
+    missing = [c for c in classes if c not in present]
+    if missing:
+      _errors.fail("classes", f"classes present in {key} ({split} split): "
+                   f"{sorted(present)}", f"{list(classes)} ({missing} absent)")
+    keep = np.isin(y, classes)
+    # Relabel in the order given: classes[j] -> j (for two classes: negative 0, positive 1).
+    lookup = {c: j for j, c in enumerate(classes)}
+    x, y = x[keep], np.asarray([lookup[int(v)] for v in np.asarray(y)[keep]], np.int32)
   if n_train + n_test > len(y):
     _errors.fail("n_train + n_test", f"at most the {len(y)} examples of the task",
                  n_train + n_test)
   perm = np.random.default_rng([int(seed), 777]).permutation(len(y))
   x, y = x[perm], y[perm]
   cut = len(y) - n_test
+  for part, labels in (("training set", y[:n_train]), ("test set", y[cut:])):
+    if len(np.unique(labels)) < 2:
+      _errors.fail("classes", f"at least two classes in the {part}",
+                   f"only class {np.unique(labels).tolist()} among its {len(labels)} examples "
+                   "(use more examples or classes that both occur)")
   desc = f"{key} ({split} split)" + (f", classes {list(classes)}" if classes is not None else "")
   return AnalysisData(x[:n_train], y[:n_train], x[cut:], y[cut:], x[:cut], y[:cut],
                       f"{desc}: {n_train} train, {n_test} test, pool {cut}")
@@ -127,23 +151,39 @@ def default_data(*, n_train: int = 500, n_test: int = 500, seed: int = 0,
 
 def load_module(path: str, kwargs: dict | None = None):
   """Instantiates a Flax Linen module from ``"package.module:Class"`` (or ``package.module.Class``)
-  with constructor ``kwargs``."""
+  with constructor ``kwargs``.
+
+  The module is IMPORTED, which executes its top-level code: name only modules you trust. A
+  module in the current working directory is found (the directory is put on ``sys.path`` for
+  the import only, as ``python -m`` would), as are installed packages.
+  """
   from flax import linen as nn
   if not isinstance(path, str) or not path.strip():
     _errors.fail("module", "an import path 'package.module:Class'", repr(path))
   mod_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
   if not mod_name or not attr:
     _errors.fail("module", "an import path 'package.module:Class'", repr(path))
+  cwd = os.getcwd()
+  added = cwd not in sys.path and "" not in sys.path
+  if added:
+    sys.path.insert(0, cwd)
   try:
     mod = importlib.import_module(mod_name)
   except ImportError as e:
-    _errors.fail("module", "an importable module path 'package.module:Class'",
-                 f"{path!r} ({type(e).__name__}: {e})")
+    _errors.fail("module", "an importable module path 'package.module:Class' (installed, or a "
+                 f"file in the current directory {cwd})", f"{path!r} ({type(e).__name__}: {e})")
+  finally:
+    if added:
+      with contextlib.suppress(ValueError):
+        sys.path.remove(cwd)
   if not hasattr(mod, attr):
     _errors.fail("module", f"a class defined in {mod_name}", f"{path!r} (no attribute {attr!r})")
   cls = getattr(mod, attr)
   if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
     _errors.fail("module", "a flax.linen.Module class", f"{path!r} ({type(cls).__name__})")
+  if kwargs is not None and not isinstance(kwargs, dict):
+    _errors.fail("module_kwargs", "a JSON object of constructor arguments",
+                 type(kwargs).__name__)
   kwargs = dict(kwargs or {})
   try:
     return cls(**kwargs)
@@ -264,15 +304,40 @@ class AnalysisConfig:
   seed: int = 0
 
   def __post_init__(self):
-    _errors.check_positive("budget", self.budget)
-    for name in ("k1", "k2", "si_heldout", "mc_samples", "ntk_chunk_size"):
+    for name in ("budget", "si_ridge", "si_sigma"):
       v = getattr(self, name)
-      if int(v) != v or v < 1:
-        _errors.fail(name, "a positive integer", v)
-    if self.k2 < 2:
-      _errors.fail("k2", "at least 2 masks per supersample", self.k2)
-    _errors.check_positive("si_ridge", self.si_ridge)
-    _errors.check_positive("si_sigma", self.si_sigma)
+      if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        _errors.fail(name, "a positive number", repr(v))
+      _errors.check_positive(name, v)
+    for name in ("k1", "k2", "si_heldout", "mc_samples", "ntk_chunk_size", "seed",
+                 "supersample_n"):
+      v = getattr(self, name)
+      if name == "supersample_n" and v is None:
+        continue
+      minimum = {"k2": 2, "seed": 0, "supersample_n": 1}.get(name, 1)
+      if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+        what = ("at least 2 masks per supersample (an integer >= 2)" if name == "k2"
+                else f"an integer >= {minimum}")
+        _errors.fail(name, what, repr(v))
+    for name in ("sample_info", "cmi", "pac_bayes"):
+      if not isinstance(getattr(self, name), bool):
+        _errors.fail(name, "True or False", repr(getattr(self, name)))
+    for name in ("delta", "delta_mc"):
+      v = getattr(self, name)
+      if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        _errors.fail(name, "a confidence in the open interval (0, 1)", repr(v))
+      _errors.check_open_unit_interval(name, v)
+    if self.delta + self.delta_mc >= 1:
+      _errors.fail("delta + delta_mc", "a total failure probability below 1",
+                   self.delta + self.delta_mc)
+    if self.sigmas is not None:
+      try:
+        sig = np.asarray(self.sigmas, np.float64)
+      except (TypeError, ValueError):
+        _errors.fail("sigmas", "a sequence of positive scales", repr(self.sigmas))
+      _errors.check_rank("sigmas", sig, 1)
+      _errors.check_nonempty("sigmas", sig)
+      _errors.check_positive("sigmas", sig)
 
   def scaled(self, steps: int) -> tuple[int, int, int]:
     """``(k1, k2, steps)`` at this budget."""
@@ -312,8 +377,10 @@ class BoundRow(NamedTuple):
     measured_gap: the gap it bounds (supersample mean gap; for PAC-Bayes, the stochastic
       network's Monte Carlo test error minus its Monte Carlo training error).
     measured_test_error: the test error it bounds.
-    valid: applicable (CMI) and non-vacuous (PAC-Bayes: bound < 1).
+    valid: the row is a guarantee: applicable (CMI) or non-vacuous (PAC-Bayes: bound < 1),
+      and its bound values are finite. False rows are reported but certify nothing.
     source: paper and formula.
+    reason: why ``valid`` is False ("" when valid).
   """
   name: str
   family: str
@@ -323,6 +390,7 @@ class BoundRow(NamedTuple):
   measured_test_error: float
   valid: bool
   source: str
+  reason: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -346,29 +414,39 @@ class Analysis:
   notes: tuple[str, ...]
 
   def bound_rows(self) -> list[BoundRow]:
+    """One row per bound; ``valid`` is False, with a ``reason``, for every row that certifies
+    nothing (not applicable, vacuous, or a non-finite value)."""
     rows = []
+
+    def row(name, family, gap, test, m_gap, m_test, ok, why, source):
+      gap, test = float(gap), float(test)
+      if not (math.isfinite(gap) and math.isfinite(test)):
+        ok, why = False, "; ".join(s for s in (why, "non-finite bound value") if s)
+      rows.append(BoundRow(name, family, gap, test, float(m_gap), float(m_test), bool(ok),
+                           source, "" if ok else (why or "not certified")))
+
     if self.cmi is not None:
       ss = self.supersample
       for b in self.cmi.bounds:
-        rows.append(BoundRow(b.name, "CMI (expected)", float(b.value), float(b.test_error),
-                             float(ss["gap"]), float(ss["ghost_error"]), bool(b.applicable),
-                             b.source))
+        row(b.name, "CMI (expected)", b.value, b.test_error, ss["gap"], ss["ghost_error"],
+            b.applicable, "" if b.applicable else f"not applicable: {b.note}", b.source)
     if self.pac_bayes is not None:
       pb = self.pac_bayes
       for r in pb.rows():
-        rows.append(BoundRow(r["name"], "PAC-Bayes (w.p. 1-delta)", r["gap_bound"],
-                             r["test_error_bound"],
-                             pb.stochastic_test_error - pb.mc_error,
-                             pb.stochastic_test_error, not r["vacuous"], r["source"]))
+        row(r["name"], "PAC-Bayes (w.p. 1-delta)", r["gap_bound"], r["test_error_bound"],
+            pb.stochastic_test_error - pb.mc_error, pb.stochastic_test_error,
+            not r["vacuous"], "vacuous (bound >= 1)" if r["vacuous"] else "", r["source"])
     return rows
 
   def bound_table(self) -> rp.Table:
     rows = tuple((r.name, r.family, r.gap_bound, r.measured_gap, r.test_error_bound,
-                  r.measured_test_error, r.valid and r.gap_bound >= r.measured_gap)
+                  r.measured_test_error, r.valid,
+                  r.valid and r.gap_bound >= r.measured_gap, r.reason)
                  for r in self.bound_rows())
     return rp.Table("bounds", "Generalization bounds beside the measured errors",
                     ("bound", "family", "gap bound", "measured gap", "test-error bound",
-                     "measured test error", "valid and above gap"), rows,
+                     "measured test error", "valid", "valid and above gap", "why not valid"),
+                    rows,
                     note=("CMI bounds: expected gap of the training algorithm at this n, measured "
                           "by the supersample runs (mutual informations in nats inside). "
                           "PAC-Bayes: test error of the stochastic network N(w, s^2 I), "
@@ -475,10 +553,50 @@ class _Bar:
       self.bar.close()
 
 
+def _check_data_arrays(data: AnalysisData) -> None:
+  """Shapes, finiteness and non-degeneracy of the data (before any work)."""
+  x_shape = None
+  for part in ("train", "test", "pool"):
+    x, y = getattr(data, f"x_{part}"), getattr(data, f"y_{part}")
+    _errors.check_nonempty(f"data.x_{part}", x)
+    _errors.check_rank(f"data.y_{part}", y, 1)
+    _errors.check_same_leading((f"data.x_{part}", f"data.y_{part}"), x, y)
+    _errors.check_finite(f"data.x_{part}", x)
+    if x_shape is None:
+      x_shape = np.shape(x)[1:]
+    elif np.shape(x)[1:] != x_shape:
+      _errors.fail(f"data.x_{part}", f"examples of shape {x_shape} as in data.x_train",
+                   f"shape {np.shape(x)[1:]}")
+  for part in ("train", "pool"):
+    y = np.asarray(getattr(data, f"y_{part}"))
+    if len(np.unique(y)) < 2:
+      _errors.fail(f"data.y_{part}", "labels of at least two classes (a one-class task makes "
+                   "every bound trivially 0)", f"only class {np.unique(y).tolist()}")
+  if len(data.y_pool) < 2:
+    _errors.fail("data.x_pool", "at least 2 examples to draw supersample pairs from",
+                 len(data.y_pool))
+
+
+def _check_labels_against_model(apply_fn, params, data: AnalysisData) -> int:
+  out = jax.eval_shape(apply_fn, params, jnp.asarray(data.x_train[:1]))
+  if not hasattr(out, "shape") or len(out.shape) != 2:
+    _errors.fail("model", "a classifier with outputs (batch, K)",
+                 f"outputs {getattr(out, 'shape', type(out).__name__)}")
+  k = int(out.shape[-1])
+  if k < 2:
+    _errors.fail("model", "a classifier with at least 2 outputs", f"{k} output")
+  for part in ("train", "test", "pool"):
+    _errors.check_labels(f"data.y_{part}", getattr(data, f"y_{part}"), k)
+  return k
+
+
 def _err(apply_fn, params, x, y, batch=1024) -> float:
   wrong = 0
   for s in range(0, len(y), batch):
     logits = apply_fn(params, jnp.asarray(x[s:s + batch]))
+    if not bool(jnp.all(jnp.isfinite(logits))):
+      _errors.fail("params", "a model whose outputs are finite on the data",
+                   "non-finite logits (NaN or inf)")
     wrong += int(jnp.sum(jnp.argmax(logits, -1) != jnp.asarray(y[s:s + batch])))
   return wrong / len(y)
 
@@ -556,13 +674,15 @@ def analyze(model: Any, data: AnalysisData, recipe: TrainConfig, *, params: Any,
   if not isinstance(data, AnalysisData):
     _errors.fail("data", "a gbounds.AnalysisData (see gbounds.analysis_data)",
                  type(data).__name__)
-  out = None if out_dir is None else check_output_dir(out_dir)
-  if results_dir is not None:
-    check_output_dir(results_dir)
-  log = log or (lambda s: None)
+  _check_data_arrays(data)
   apply_fn = lambda p, x: model.apply({"params": p}, x)  # noqa: E731
-  expected = jax.eval_shape(lambda: model.init(jax.random.key(0),
-                                               jnp.asarray(data.x_train[:1]))["params"])
+  try:
+    expected = jax.eval_shape(lambda: model.init(jax.random.key(0),
+                                                 jnp.asarray(data.x_train[:1]))["params"])
+  except Exception as e:  # the model cannot take these inputs; say so without a deep trace
+    _errors.fail("data", f"inputs that {type(model).__name__} accepts",
+                 f"examples of shape {np.shape(data.x_train)[1:]} ({type(e).__name__}: "
+                 f"{str(e)[:200]})")
   if _shapes(expected) != _shapes(params):
     _errors.fail("params", f"parameters of {type(model).__name__} on inputs of shape "
                  f"{np.shape(data.x_train)[1:]}", "a different parameter tree")
@@ -574,6 +694,14 @@ def analyze(model: Any, data: AnalysisData, recipe: TrainConfig, *, params: Any,
                  f"from a fresh initialisation (seed {config.seed}), not the training run's.")
   elif _shapes(init_params) != _shapes(params):
     _errors.fail("init_params", "a tree with the shapes of params", "a different tree")
+  # No bound from non-finite quantities: NaN/inf weights are refused before any stage runs.
+  _errors.check_finite_tree("params", params)
+  _errors.check_finite_tree("init_params", init_params)
+  _check_labels_against_model(apply_fn, params, data)
+  out = None if out_dir is None else check_output_dir(out_dir)
+  if results_dir is not None:
+    check_output_dir(results_dir)
+  log = log or (lambda s: None)
   key_base = [_tree_digest(params), _tree_digest(init_params),
               _digest(data.x_train, data.y_train, data.x_test, data.y_test),
               dataclasses.asdict(recipe), repr(model)]

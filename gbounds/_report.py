@@ -4,8 +4,10 @@ A :class:`Report` is a title, a JSON-able payload and a list of :class:`Section`
 paragraphs, :class:`Table` s and :class:`Figure` s (PNG bytes). :func:`write_report` writes
 
 * ``report.json``: the payload (every number of the analysis);
-* ``<table>.csv``: one file per table;
-* ``<figure>.png``: one file per figure;
+* ``<table>.csv``: one file per table (cells that a spreadsheet would evaluate as formulas are
+  prefixed with ``'``, see :func:`csv_cell`);
+* ``<figure>.png``: one file per figure (file names from table and figure names made safe by
+  :func:`safe_file_stem`: they never leave ``out_dir``);
 * ``report.html``: all sections, with the PNGs embedded as base64 ``data:`` URIs, so the page
   is one file that opens anywhere (no network, no neighbouring files).
 
@@ -24,6 +26,7 @@ import io
 import math
 import os
 import pathlib
+import re
 import tempfile
 from collections.abc import Sequence
 from typing import Any
@@ -119,13 +122,59 @@ def _fmt(v: Any) -> str:
   return str(v)
 
 
+# A cell a spreadsheet would read as a formula starts with one of these (OWASP, "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_cell(v: Any) -> Any:
+  """One CSV cell: floats as ``repr`` (exact round trip), text that a spreadsheet would run as
+  a formula (starting with ``= + - @``, tab or CR) prefixed with ``'`` as OWASP recommends.
+  Numbers, and text that is a plain number such as ``-0.5``, stay numbers. CR line breaks in
+  text become LF."""
+  if isinstance(v, float):
+    return repr(v)
+  if isinstance(v, (bool, int)) or v is None:
+    return v
+  s = str(v)
+  if s.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(s):
+    s = "'" + s
+  # A bare CR is not quoted by the csv module under a "\n" line terminator and would split the
+  # row in a reader: line breaks inside text become "\n" (which is quoted).
+  return s.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def table_csv(table: Table) -> str:
   buf = io.StringIO()
   w = csv.writer(buf, lineterminator="\n")
-  w.writerow(table.columns)
+  w.writerow([csv_cell(c) for c in table.columns])
   for row in table.rows:
-    w.writerow([repr(v) if isinstance(v, float) else v for v in row])
+    w.writerow([csv_cell(v) for v in row])
   return buf.getvalue()
+
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_file_stem(name: str, default: str = "item") -> str:
+  """A file name stem made from a user-supplied name that cannot leave its directory: path
+  separators and every other character outside ``[A-Za-z0-9._-]`` become ``_``, leading dots
+  are dropped (no ``..``, no hidden files), and the result is at most 100 characters."""
+  stem = _UNSAFE_NAME.sub("_", str(name)).lstrip(".")[:100].strip()
+  return stem or default
+
+
+def _file_in(out: pathlib.Path, name: str, suffix: str, used: set[str], default: str
+             ) -> pathlib.Path:
+  stem = safe_file_stem(name, default)
+  base, k = stem, 2
+  while stem.lower() + suffix in used:  # two tables with one name would overwrite each other
+    stem, k = f"{base}_{k}", k + 1
+  used.add(stem.lower() + suffix)
+  path = out / f"{stem}{suffix}"
+  if path.parent.resolve() != out.resolve():  # belt and braces: never outside out_dir
+    raise ValueError(f"report file {path} would leave the output directory {out}")
+  return path
 
 
 def format_table(table: Table) -> str:
@@ -196,13 +245,14 @@ def write_report(report: Report, out_dir: str | os.PathLike) -> ReportFiles:
   out = pathlib.Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   csvs, pngs = [], []
+  used = {"report.json", "report.html"}
   for sec in report.sections:
     for t in sec.tables:
-      p = out / f"{t.name}.csv"
+      p = _file_in(out, t.name, ".csv", used, "table")
       _io.atomic_write_text(p, table_csv(t))
       csvs.append(p)
     for f in sec.figures:
-      p = out / f"{f.name}.png"
+      p = _file_in(out, f.name, ".png", used, "figure")
       atomic_write_bytes(p, f.png)
       pngs.append(p)
   js = out / "report.json"

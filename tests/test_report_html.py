@@ -91,3 +91,40 @@ def test_chromium_renders_the_figures(tmp_path):
   # The red curves of the figures are on screen: some strongly red pixels.
   red = (img[..., 0] > 0.7) & (img[..., 1] < 0.35) & (img[..., 2] < 0.35)
   assert red.sum() > 50
+
+
+def test_csv_cells_that_look_like_formulas_are_escaped(tmp_path):
+  import csv
+  import io
+  evil = ("=HYPERLINK(\"http://x\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx")
+  rows = tuple((s, -0.5) for s in evil) + (("-0.5", 3), ("plain", float("nan")))
+  t = rp.Table("t", "T", ("=name", "value"), rows)
+  text = rp.table_csv(t)
+  back = list(csv.reader(io.StringIO(text, newline="")))
+  assert back[0] == ["'=name", "value"]
+  for (s, v), got in zip(rows, back[1:]):
+    if isinstance(s, str) and s[0] in "=+-@\t\r" and s != "-0.5":
+      assert got[0] == "'" + s.replace("\r", "\n")  # OWASP: a leading quote makes it text
+    else:
+      assert got[0] == s
+    assert float(got[1]) == v or (np.isnan(v) and got[1] == "nan")  # numbers stay numbers
+  assert back[1][1] == "-0.5"
+
+
+@pytest.mark.parametrize("name", ["../x", "../../etc/passwd", "/tmp/abs_name", "a/../../b",
+                                  "..", ".hidden", "", "sub\\..\\win"])
+def test_file_names_from_user_names_stay_in_the_output_directory(tmp_path, name):
+  out = tmp_path / "out"
+  plt = rp.pyplot()
+  fig, ax = plt.subplots(figsize=(1, 1))
+  t = rp.Table(name, "T", ("a",), ((1.0,),))
+  rep = rp.Report("r", {}, (rp.Section(name, (), (t, t), (rp.Figure(name, "F",
+                                                                    rp.figure_png(fig)),)),))
+  files = rp.write_report(rep, out)
+  written = sorted(p.name for p in out.iterdir())
+  assert len(files.csv) == 2 and len(set(files.csv)) == 2  # same name twice: both kept
+  for p in (*files.csv, *files.png):
+    assert p.parent == out and p.exists() and not p.name.startswith(".")
+  # Nothing was written anywhere else under tmp_path.
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+  assert "report.json" in written and "report.html" in written
