@@ -62,7 +62,9 @@ class SupervisionComplexity(NamedTuple):
   Attributes:
     complexity: :math:`\\sqrt{\\mathrm{tr}(Y^\\top (K + rI)^{-1} Y)}` (the RKHS norm, unitless).
     per_output: :math:`\\sqrt{Y_c^\\top (K + rI)^{-1} Y_c}` for each target column ``c``.
-    adjusted: :math:`\\mathrm{complexity} \\cdot \\sqrt{\\mathrm{tr} K} / n`.
+    adjusted: :math:`\\mathrm{complexity} \\cdot \\sqrt{\\mathrm{tr} K} / n` with ``n`` the number of
+      *examples* (for a FULL ``(n k, n k)`` kernel with ``(n, k)`` targets, ``n``, not ``n k``:
+      the Rademacher complexity is an average over the ``n`` examples).
     kernel_trace: :math:`\\mathrm{tr} K`.
   """
   complexity: jax.Array
@@ -90,24 +92,55 @@ class KernelMarginBound(NamedTuple):
   norm: jax.Array
 
 
-def _prepare(kernel, targets, ridge, check_singular=True, rtol=None):
+class _Prepared(NamedTuple):
+  kernel: jax.Array       # (m, m), symmetrised dtype
+  targets: jax.Array      # (m, c)
+  mu: jax.Array           # eigenvalues of K + rI
+  v: jax.Array            # eigenvectors
+  num_examples: int       # n: m, or m / k for a FULL (n k, n k) kernel
+  num_outputs: int        # k outputs per example (columns, or the k of a FULL kernel)
+  full: bool              # FULL kernel with (n, k) targets flattened sample-major
+
+
+_PSD_RTOL = 1e-8  # negative eigenvalues of K down to this fraction of the largest are round-off
+
+
+def _prepare(kernel, targets, ridge, check_singular=True, rtol=None) -> _Prepared:
   k = kernel if isinstance(kernel, jax.core.Tracer) else jnp.asarray(kernel)
   _errors.check_rank("kernel", k, 2)
-  if k.shape[0] != k.shape[1]:
-    _errors.fail("kernel", "a square Gram matrix", f"shape {k.shape}")
+  if k.shape[0] != k.shape[1] or k.shape[0] == 0:
+    _errors.fail("kernel", "a non-empty square Gram matrix", f"shape {k.shape}")
+  if not jnp.issubdtype(k.dtype, jnp.floating):
+    k = k.astype(jnp.result_type(float))
   y = targets if isinstance(targets, jax.core.Tracer) else jnp.asarray(targets)
   _errors.check_rank("targets", y, (1, 2))
   m = k.shape[0]
+  full = False
+  n_ex, n_out = m, (1 if y.ndim == 1 else y.shape[1])
   if y.shape[0] != m:
     if y.ndim == 2 and y.shape[0] * y.shape[1] == m:  # FULL NTK (n k, n k): flatten sample-major
+      full, n_ex, n_out = True, y.shape[0], y.shape[1]
       y = y.reshape(m)
     else:
       _errors.fail("targets", f"{m} rows (one per kernel row), or (n, k) with n k = {m}",
                    f"shape {y.shape}")
+  if y.size == 0:
+    _errors.fail("targets", "at least one target column", f"shape {y.shape}")
   if not isinstance(ridge, jax.core.Tracer):
+    if isinstance(ridge, bool) or np.ndim(ridge) != 0:
+      _errors.fail("ridge", "a non-negative finite scalar", repr(ridge))
     _errors.check_positive("ridge", ridge, strict=False)
-  if not isinstance(k, jax.core.Tracer):
+  if rtol is not None and (isinstance(rtol, bool) or np.ndim(rtol) != 0):
+    _errors.fail("rtol", "a positive scalar or None", repr(rtol))
+  if rtol is not None:
+    _errors.check_positive("rtol", rtol)
+  concrete_k = not isinstance(k, jax.core.Tracer)
+  if concrete_k:
     _errors.check_finite("kernel", k)
+    kn = np.asarray(k, dtype=float)
+    scale = max(float(np.max(np.abs(kn))), np.finfo(float).tiny)
+    if not np.allclose(kn, kn.T, rtol=0, atol=1e-6 * scale):
+      _errors.fail("kernel", "a symmetric Gram matrix", "an asymmetric matrix (K != K^T)")
   if not isinstance(y, jax.core.Tracer):
     _errors.check_finite("targets", y)
   y2 = y if y.ndim == 2 else y[:, None]
@@ -116,7 +149,19 @@ def _prepare(kernel, targets, ridge, check_singular=True, rtol=None):
   dtype = jnp.result_type(k.dtype, y2.dtype)
   k = k.astype(dtype)
   y2 = y2.astype(dtype)
-  mu, v = jnp.linalg.eigh(0.5 * (k + k.T) + ridge * jnp.eye(m, dtype=dtype))
+  ks = 0.5 * (k + k.T)
+  if concrete_k:
+    low_k = float(np.linalg.eigvalsh(0.5 * (kn + kn.T))[0])
+    top_k = scale
+    tol_k = max(_PSD_RTOL, m * float(jnp.finfo(dtype).eps) * 10)
+    if low_k < -tol_k * top_k * m:
+      _errors.fail("kernel", "a positive semi-definite Gram matrix",
+                   f"smallest eigenvalue {low_k:.3g} (largest entry {top_k:.3g})")
+  else:
+    k = _errors.error_if(k, ~jnp.all(jnp.isfinite(k)),
+                         "kernel: expected finite values (no NaN or inf), got non-finite entries "
+                         "instead.")
+  mu, v = jnp.linalg.eigh(ks + ridge * jnp.eye(m, dtype=dtype))
   if check_singular and not isinstance(mu, jax.core.Tracer) and not isinstance(
       ridge, jax.core.Tracer) and ridge == 0:
     tol = (m * float(jnp.finfo(dtype).eps) * 10) if rtol is None else rtol
@@ -125,7 +170,7 @@ def _prepare(kernel, targets, ridge, check_singular=True, rtol=None):
     if low <= tol * max(top, np.finfo(float).tiny):
       _errors.fail("kernel", "a positive definite matrix (or pass ridge > 0)",
                    f"smallest eigenvalue {low:.3g} vs largest {top:.3g}")
-  return k, y2, mu, v
+  return _Prepared(k, y2, mu, v, int(n_ex), int(n_out), full)
 
 
 def _quad(mu, v, y2):
@@ -157,18 +202,39 @@ def supervision_complexity(kernel: jax.typing.ArrayLike, targets: jax.typing.Arr
   Raises:
     InvalidInputError: wrong shapes, negative ridge, or a singular kernel without a ridge.
   """
-  k, y2, mu, v = _prepare(kernel, targets, ridge, rtol=rtol)
-  q = _quad(mu, v, y2)
-  tr = jnp.trace(k)
+  pr = _prepare(kernel, targets, ridge, rtol=rtol)
+  q = _quad(pr.mu, pr.v, pr.targets)
+  tr = jnp.trace(pr.kernel)
   comp = jnp.sqrt(jnp.sum(q))
   return SupervisionComplexity(complexity=comp, per_output=jnp.sqrt(q),
-                               adjusted=comp * jnp.sqrt(tr) / k.shape[0], kernel_trace=tr)
+                               adjusted=comp * jnp.sqrt(tr) / pr.num_examples, kernel_trace=tr)
+
+
+def _binary_signs(labels):
+  """Labels in {0, 1} or {-1, +1} (ints, bools or whole floats) mapped to -1 / +1.
+
+  Both conventions give the same signs (0 and -1 are the negative class, 1 the positive one);
+  any other value, or a mix of 0 and -1, is rejected (eagerly, or under jit by ``error_if``).
+  """
+  lab = labels.astype(jnp.result_type(float)) if labels.dtype == jnp.bool_ else labels
+  bad = ~((lab == 0) | (lab == 1) | (lab == -1))
+  mixed = jnp.any(lab == 0) & jnp.any(lab == -1)
+  msg = ("labels: expected binary labels in {{0, 1}} or in {{-1, +1}} for one target column, "
+         "got {got} instead.")
+  if _errors.is_concrete(lab):
+    if bool(jnp.any(bad)) or not bool(jnp.all(jnp.isfinite(lab))):
+      vals = np.unique(np.asarray(lab))[:6]
+      raise _errors.InvalidInputError(msg.format(got=f"values {vals}"))
+    if bool(mixed):
+      raise _errors.InvalidInputError(msg.format(got="a mix of 0 and -1"))
+  else:
+    lab = _errors.error_if(lab, jnp.any(bad) | mixed, msg.format(got="other values"))
+  return jnp.where(lab > 0, 1.0, -1.0)
 
 
 def _margins(scores, labels):
-  if scores.shape[1] == 1:  # binary: labels +-1 (or {0, 1} mapped to +-1)
-    s = 2.0 * labels - 1.0 if jnp.issubdtype(labels.dtype, jnp.integer) else labels
-    return s * scores[:, 0]
+  if scores.shape[1] == 1:  # binary: labels {0, 1} or {-1, +1}, margin y f(x) with y = +-1
+    return _binary_signs(labels).astype(scores.dtype) * scores[:, 0]
   lab = labels.astype(jnp.int32)
   own = jnp.take_along_axis(scores, lab[:, None], axis=1)[:, 0]
   others = jnp.where(jax.nn.one_hot(lab, scores.shape[1], dtype=bool), -jnp.inf, scores)
@@ -191,10 +257,14 @@ def kernel_margin_bound(kernel: jax.typing.ArrayLike, targets: jax.typing.ArrayL
   distillation form.
 
   Args:
-    kernel: ``(n, n)`` Gram matrix of the training inputs.
-    targets: ``(n,)`` (binary scores, sign = class) or ``(n, k)`` targets the predictor is fit to.
-    labels: ``(n,)`` labels the margin is measured against: ints in ``0..k-1`` (``{0, 1}`` or
-      ``+-1`` for one column).
+    kernel: ``(n, n)`` Gram matrix of the training inputs, or a FULL ``(n k, n k)`` one.
+    targets: ``(n,)`` (binary scores, sign = class) or ``(n, k)`` targets the predictor is fit to
+      (with a FULL kernel, :math:`\\Lambda` is the vector-valued RKHS norm of all ``k`` outputs,
+      which bounds each output's norm, and :math:`\\mathrm{tr} K` the full trace).
+    labels: ``(n,)`` labels the margin is measured against: ints in ``0..k-1`` for ``k >= 2``
+      outputs; for one column either ``{0, 1}`` or ``{-1, +1}`` (ints, bools or whole floats;
+      both conventions give the same bound: 0 and -1 are the negative class). Anything else
+      (other values, a mix of 0 and -1) raises.
     margin: :math:`\\gamma > 0`.
     delta: confidence level in (0, 1).
     ridge: :math:`r \\ge 0`.
@@ -203,27 +273,41 @@ def kernel_margin_bound(kernel: jax.typing.ArrayLike, targets: jax.typing.ArrayL
   Returns:
     :class:`KernelMarginBound`.
   """
+  if isinstance(margin, bool) or np.ndim(margin) != 0:
+    _errors.fail("margin", "a positive finite scalar", repr(margin))
   _errors.check_positive("margin", margin)
-  if not (0 < delta < 1):
-    _errors.fail("delta", "a value in (0, 1)", delta)
-  k, y2, mu, v = _prepare(kernel, targets, ridge, rtol=rtol)
-  n = k.shape[0]
-  lab = jnp.asarray(labels)
+  if isinstance(delta, bool) or np.ndim(delta) != 0:
+    _errors.fail("delta", "a scalar in the open interval (0, 1)", repr(delta))
+  _errors.check_open_unit_interval("delta", delta)
+  if teacher_error is not None:
+    if isinstance(teacher_error, bool) or np.ndim(teacher_error) != 0:
+      _errors.fail("teacher_error", "a probability in [0, 1] or None", repr(teacher_error))
+    _errors.check_probability("teacher_error", teacher_error)
+  pr = _prepare(kernel, targets, ridge, rtol=rtol)
+  k, y2, mu, v = pr.kernel, pr.targets, pr.mu, pr.v
+  n, n_out = pr.num_examples, pr.num_outputs
+  lab = labels if isinstance(labels, jax.core.Tracer) else jnp.asarray(labels)
   _errors.check_rank("labels", lab, 1)
   if lab.shape[0] != n:
-    _errors.fail("labels", f"{n} labels (one per kernel row)", f"shape {lab.shape}")
+    _errors.fail("labels", f"{n} labels (one per example)", f"shape {lab.shape}")
+  if n_out >= 2 and not isinstance(lab, jax.core.Tracer):
+    _errors.check_labels("labels", lab, n_out)
+  elif n_out >= 2:
+    lab = _errors.error_if(lab, jnp.any((lab < 0) | (lab >= n_out) | (lab != jnp.round(lab))),
+                           f"labels: expected class labels in [0, {n_out}), got other values "
+                           "instead.")
   alpha = v @ ((v.T @ y2) / mu[:, None])  # (K + rI)^{-1} Y
-  scores = k @ alpha
+  scores = (k @ alpha).reshape(n, n_out)
   rho = _margins(scores, lab)
   emp = jnp.mean((rho <= margin).astype(k.dtype))
   q = _quad(mu, v, y2)
-  lam = jnp.sqrt(jnp.max(q))
-  c = 2.0 if y2.shape[1] == 1 else 4.0 * y2.shape[1]
+  # Lambda: the largest per-class norm (separate machines sharing K), or for a FULL kernel the
+  # vector-valued RKHS norm (each output's norm is at most it).
+  lam = jnp.sqrt(jnp.sum(q)) if pr.full else jnp.sqrt(jnp.max(q))
+  c = 2.0 if n_out == 1 else 4.0 * n_out
   comp = c * lam * jnp.sqrt(jnp.trace(k)) / (margin * n)
   conf = 3.0 * math.sqrt(math.log(2.0 / delta) / (2.0 * n))
   te = jnp.asarray(0.0 if teacher_error is None else teacher_error, k.dtype)
-  if teacher_error is not None:
-    _errors.check_in_unit_interval("teacher_error", teacher_error)
   return KernelMarginBound(bound=te + emp + comp + conf, empirical_margin_loss=emp,
                            complexity_term=comp, confidence_term=jnp.asarray(conf, k.dtype),
                            teacher_error=te, norm=lam)

@@ -112,3 +112,65 @@ def test_bad_input():
     sc.kernel_margin_bound(k, np.ones(5), np.ones(5), margin=0.0)
   with pytest.raises(gbounds.InvalidInputError, match="labels"):
     sc.kernel_margin_bound(k, np.ones(5), np.ones(4), margin=1.0)
+
+
+def test_full_kernel_adjusted_divides_by_examples():
+  """(n k, n k) kernel with (n, k) targets: adjusted = complexity sqrt(tr K) / n, n examples."""
+  n, kcls = 5, 3
+  kf = _kernel(n * kcls, seed=7)
+  yk = np.random.default_rng(8).normal(size=(n, kcls))
+  got = sc.supervision_complexity(kf, yk)
+  comp = np.sqrt(yk.reshape(-1) @ np.linalg.solve(kf, yk.reshape(-1)))
+  np.testing.assert_allclose(got.adjusted, comp * np.sqrt(np.trace(kf)) / n, rtol=1e-10)
+  # the margin bound on a FULL kernel: scores reshaped (n, k), Lambda the full norm
+  labels = np.array([0, 1, 2, 0, 1])
+  onehot = np.eye(kcls)[labels]
+  b = sc.kernel_margin_bound(kf, onehot, labels, margin=0.5)
+  lam = np.sqrt(onehot.reshape(-1) @ np.linalg.solve(kf, onehot.reshape(-1)))
+  np.testing.assert_allclose(b.complexity_term, 4 * kcls * lam * np.sqrt(np.trace(kf)) / (0.5 * n),
+                             rtol=1e-9)
+  assert float(b.empirical_margin_loss) == 0.0  # interpolation: margins exactly 1
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.float64, bool])
+def test_binary_label_conventions_agree(dtype):
+  k = _kernel(10, seed=9)
+  r = np.random.default_rng(10)
+  scores = r.normal(size=10)
+  pm = np.where(r.random(10) < 0.5, 1, -1)
+  zero_one = (pm > 0).astype(dtype)
+  a = sc.kernel_margin_bound(k, scores, zero_one, margin=0.3, ridge=0.5)
+  if dtype is not bool:
+    b = sc.kernel_margin_bound(k, scores, pm.astype(dtype), margin=0.3, ridge=0.5)
+    np.testing.assert_allclose(a.bound, b.bound, rtol=0, atol=0)
+  f = k @ np.linalg.solve(k + 0.5 * np.eye(10), scores)
+  np.testing.assert_allclose(a.empirical_margin_loss, np.mean(pm * f <= 0.3))
+
+
+@pytest.mark.parametrize("labels", [[0, 1, 2, 0, 1], [-1, 0, 1, 1, 0], [3, 3, 3, 3, 3],
+                                    [0.5, 1, 0, 1, 0], [-3, 1, 1, 1, 1]])
+def test_binary_labels_outside_both_conventions_raise(labels):
+  k = _kernel(5)
+  with pytest.raises(gbounds.InvalidInputError, match="labels"):
+    sc.kernel_margin_bound(k, np.ones(5), np.asarray(labels), margin=0.5)
+
+
+def test_binary_labels_checked_under_jit():
+  k = jnp.asarray(_kernel(5))
+  f = jax.jit(lambda lab: sc.kernel_margin_bound(k, jnp.ones(5), lab, margin=0.5).bound)
+  np.testing.assert_allclose(f(jnp.array([1, -1, 1, -1, 1])), f(jnp.array([1, 0, 1, 0, 1])))
+  with pytest.raises(Exception, match="labels"):
+    jax.block_until_ready(f(jnp.array([1, -1, 0, 2, 1])))
+
+
+def test_non_psd_and_non_finite_kernels_raise():
+  k = _kernel(5)
+  with pytest.raises(gbounds.InvalidInputError, match="kernel"):
+    sc.supervision_complexity(k - 2 * np.eye(5) * np.linalg.eigvalsh(k)[-1], np.ones(5),
+                              ridge=1.0)
+  bad = k.copy()
+  bad[0, 0] = np.nan
+  with pytest.raises(gbounds.InvalidInputError, match="kernel"):
+    sc.supervision_complexity(bad, np.ones(5), ridge=1.0)
+  with pytest.raises(gbounds.InvalidInputError, match="labels"):
+    sc.kernel_margin_bound(k, np.eye(3)[[0, 1, 2, 0, 1]], np.array([0, 1, 3, 0, 1]), margin=0.5)
