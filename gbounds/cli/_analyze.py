@@ -6,38 +6,64 @@ module (``--module package.module:Class``, ``--module-kwargs JSON``), loads the 
 ``gbounds.TrainConfig`` fields, or flags), and writes the report (JSON, CSV, PNG, HTML) to
 ``--out``. ``pac-bayes`` computes only the PAC-Bayes certificates. ``reproduce`` runs one of the
 registered reproductions (``--list`` shows them).
+
+``--module`` IMPORTS the named Python module, which executes its top-level code: name only code
+you trust. A module file in the current directory is found (``mymodels:Net`` for
+``./mymodels.py``).
+
+Every option is checked before anything is loaded or trained; a user error exits with status 2
+and one line ``gbounds <command>: error: <flag>: expected <what>, got <what> instead.``
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import functools
+import importlib
+import inspect
 import json
+import math
 import pathlib
 import sys
+from typing import Any
 
 from gbounds import _errors
 from gbounds.cli import _common
+
+_TRAIN_FLAGS = {"loss": "--loss", "optimizer": "--optimizer", "learning_rate": "--learning-rate",
+                "steps": "--steps", "batch_size": "--batch-size",
+                "weight_decay": "--weight-decay", "seed": "--train-seed"}
+_CONFIG_FLAGS = {"budget": "--budget", "k1": "--k1", "k2": "--k2", "mc_samples": "--mc-samples",
+                 "delta": "--delta", "delta_mc": "--delta-mc", "seed": "--seed",
+                 "delta + delta_mc": "--delta + --delta-mc"}
 
 
 def _model_args(p) -> None:
   p.add_argument("--checkpoint", required=True,
                  help="Orbax checkpoint directory ({'params', 'init_params'} or bare params)")
   p.add_argument("--module", required=True,
-                 help="import path of the Linen module class, e.g. gbounds._models:MLP")
-  p.add_argument("--module-kwargs", default="{}", help="constructor arguments as JSON")
+                 help="import path of the Linen module class, e.g. gbounds._models:MLP or "
+                 "mymodels:Net for ./mymodels.py. The module is IMPORTED, which runs its code: "
+                 "name only modules you trust")
+  p.add_argument("--module-kwargs", default="{}", help="constructor arguments as a JSON object")
   p.add_argument("--dataset", default="mnist", help="one of gbounds.DATASETS")
   p.add_argument("--classes", type=int, nargs="+", default=[4, 9],
-                 help="classes kept and relabelled 0..k-1 (default: 4 9)")
+                 help="two or more distinct classes present in the dataset, kept and relabelled "
+                 "0..k-1 in the order given (default: 4 9)")
   p.add_argument("--all-classes", action="store_true", help="keep every class")
   p.add_argument("--split", default="test", help="dataset split (default test)")
-  p.add_argument("--n-train", type=int, default=500)
-  p.add_argument("--n-test", type=int, default=500)
+  p.add_argument("--n-train", type=int, default=500, help="training examples (>= 2)")
+  p.add_argument("--n-test", type=int, default=500, help="test examples (>= 2)")
   p.add_argument("--data-seed", type=int, default=0, help="seed of the train/test split")
   p.add_argument("--data-dir", help="data directory (default $GBOUNDS_DATA_DIR)")
-  p.add_argument("--recipe", help="JSON file with gbounds.TrainConfig fields")
+  p.add_argument("--recipe", help="JSON file holding an object of gbounds.TrainConfig fields "
+                 "(loss, optimizer, learning_rate, steps, batch_size, weight_decay, momentum, "
+                 "seed) or epochs; flags override it")
   p.add_argument("--loss", choices=("cross_entropy", "mse"))
   p.add_argument("--optimizer", choices=("sgd", "momentum", "adam"))
   p.add_argument("--learning-rate", type=float)
-  p.add_argument("--steps", type=int)
+  p.add_argument("--steps", type=int, help="optimizer steps (a positive integer)")
   p.add_argument("--epochs", type=int, help="alternative to --steps")
   p.add_argument("--batch-size", type=int)
   p.add_argument("--weight-decay", type=float)
@@ -60,7 +86,8 @@ def register(sub) -> None:
   p.add_argument("--mc-samples", type=int, default=200)
   p.set_defaults(func=_run_analyze)
 
-  q = sub.add_parser("pac-bayes", help="PAC-Bayes certificates of a trained model")
+  q = sub.add_parser("pac-bayes", help="PAC-Bayes certificates of a trained model",
+                     description=__doc__)
   _model_args(q)
   q.add_argument("--mc-samples", type=int, default=200)
   q.add_argument("--delta", type=float, default=0.025)
@@ -71,107 +98,360 @@ def register(sub) -> None:
   r.add_argument("name", nargs="?", help="target (see --list)")
   r.add_argument("--list", action="store_true", help="list every target")
   r.add_argument("--full", action="store_true", help="paper-sized configuration (GPU)")
-  r.add_argument("--set", nargs="+", default=[], metavar="KEY=JSON",
-                 help="override configuration keys, e.g. --set epochs=5")
+  r.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                 help="override configuration keys of the target (VALUE is JSON, e.g. "
+                 "--set epochs=5 hidden=[64]; inf and nan are accepted for numbers; a "
+                 "value that is not JSON is taken as a string). Unknown keys are refused")
   r.add_argument("--data-dir", help="data directory (default $GBOUNDS_DATA_DIR)")
   r.add_argument("--out", help="output directory (default runs/reproduce/NAME)")
   r.set_defaults(func=_run_reproduce)
 
 
+# ----------------------------------------------------------------------------- errors
+
+
+def _one_line(func):
+  """Every gbounds error of a command leaves as one line (newlines of nested messages folded)."""
+
+  @functools.wraps(func)
+  def wrapper(args):
+    try:
+      return func(args)
+    except _errors.GBoundsError as e:
+      msg = " ".join(str(e).split())
+      if msg == str(e):
+        raise
+      try:
+        new = type(e)(msg)
+      except TypeError:
+        new = _errors.InvalidInputError(msg)
+      raise new from e
+
+  return wrapper
+
+
+def _rename(e: _errors.InvalidInputError, names: dict[str, str], default: str | None = None):
+  """The same error with its leading argument name replaced by the CLI flag that set it."""
+  msg = str(e)
+  head, sep, rest = msg.partition(": ")
+  if sep and head in names:
+    return _errors.InvalidInputError(f"{names[head]}: {rest}")
+  if default is not None:
+    return _errors.InvalidInputError(f"{default}: {msg}")
+  return e
+
+
+# ----------------------------------------------------------------------------- option checks
+
+
+def _json_object(flag: str, text: str) -> dict:
+  try:
+    value = json.loads(text)
+  except json.JSONDecodeError as e:
+    _errors.fail(flag, "a JSON object such as '{\"hidden\": [16]}'", f"{text!r} ({e.msg})")
+  if not isinstance(value, dict):
+    _errors.fail(flag, "a JSON object such as '{\"hidden\": [16]}'",
+                 f"a JSON {type(value).__name__} {text!r}")
+  return value
+
+
 def _recipe(args, n_train: int):
+  """The TrainConfig from --recipe and the training flags; every mistake names its flag."""
   from gbounds._train import TrainConfig, steps_for_epochs
-  fields = {}
+  fields: dict[str, Any] = {}
+  source: dict[str, str] = {}
   if args.recipe:
     path = pathlib.Path(args.recipe)
     try:
       fields = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-      _errors.fail("--recipe", "a readable JSON file", f"{path} ({e})")
+    except OSError as e:
+      _errors.fail("--recipe", "a readable JSON file", f"{path} ({e.strerror or e})")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+      _errors.fail("--recipe", "a JSON file holding an object of TrainConfig fields",
+                   f"{path} (not JSON: {e})")
     if not isinstance(fields, dict):
-      _errors.fail("--recipe", "a JSON object", type(fields).__name__)
+      _errors.fail("--recipe", "a JSON object of TrainConfig fields",
+                   f"a JSON {type(fields).__name__} in {path}")
+    known = [f.name for f in dataclasses.fields(TrainConfig)] + ["epochs"]
+    unknown = sorted(set(fields) - set(known))
+    if unknown:
+      _errors.fail("--recipe", f"keys among {known}", f"unknown key(s) {unknown} in {path}")
+    source = {k: f"--recipe {path}: key {k!r}" for k in fields}
   for name in ("loss", "optimizer", "learning_rate", "steps", "batch_size", "weight_decay"):
     v = getattr(args, name, None)
     if v is not None:
       fields[name] = v
+      source[name] = _TRAIN_FLAGS[name]
   if args.train_seed is not None:
     fields["seed"] = args.train_seed
-  epochs = fields.pop("epochs", None) if args.epochs is None else args.epochs
-  if epochs is not None:
-    fields["steps"] = steps_for_epochs(int(epochs), n_train, fields.get("batch_size"))
+    source["seed"] = "--train-seed"
+  if args.epochs is not None:
+    if args.steps is not None:
+      _errors.fail("--epochs", "either --steps or --epochs", "both")
+    fields["epochs"] = args.epochs
+    source["epochs"] = "--epochs"
+    fields.pop("steps", None)
+  epochs = fields.pop("epochs", None)
   try:
+    if epochs is not None:
+      if isinstance(epochs, bool) or not isinstance(epochs, int):
+        _errors.fail("epochs", "an integer >= 1", repr(epochs))
+      fields["steps"] = steps_for_epochs(epochs, n_train, fields.get("batch_size"))
+      source["steps"] = source.get("epochs", "--epochs")
     return TrainConfig(**fields)
-  except TypeError as e:
-    _errors.fail("--recipe", "gbounds.TrainConfig fields", f"{sorted(fields)} ({e})")
+  except _errors.InvalidInputError as e:
+    raise _rename(e, {**source, "n": "--n-train"}, default="--recipe") from None
+
+
+def _check_common(args) -> None:
+  """Checks every option of analyze/pac-bayes that needs no file, data or model."""
+  from gbounds import _analyze as an
+  from gbounds import _data
+  _json_object("--module-kwargs", args.module_kwargs)
+  if not isinstance(args.module, str) or ":" not in args.module and "." not in args.module:
+    _errors.fail("--module", "an import path 'package.module:Class'", repr(args.module))
+  key = str(args.dataset).strip().lower().replace("-", "_")
+  if key not in _data.DATASETS:
+    _errors.fail("--dataset", f"one of {list(_data.DATASETS)}", repr(args.dataset))
+  for flag, v in (("--n-train", args.n_train), ("--n-test", args.n_test)):
+    if v < 2:
+      _errors.fail(flag, "an integer >= 2", v)
+  if not args.all_classes:
+    if len(args.classes) < 2:
+      _errors.fail("--classes", "at least two classes (or --all-classes)", args.classes)
+    if len(set(args.classes)) != len(args.classes):
+      _errors.fail("--classes", "distinct classes", args.classes)
+  ck = pathlib.Path(args.checkpoint)
+  if not ck.is_dir():
+    _errors.fail("--checkpoint", "an Orbax checkpoint directory",
+                 f"{ck} ({'not a directory' if ck.exists() else 'does not exist'})")
+  _recipe(args, args.n_train)  # recipe values, before anything is loaded or trained
+  try:
+    an.check_output_dir(args.out)
+  except _errors.InvalidInputError as e:
+    raise _rename(e, {"out_dir": "--out"}) from None
+
+
+def _config(args, **kwargs):
+  from gbounds import _analyze as an
+  try:
+    return an.AnalysisConfig(**kwargs)
+  except _errors.InvalidInputError as e:
+    raise _rename(e, _CONFIG_FLAGS) from None
 
 
 def _load(args):
   from gbounds import _analyze as an
-  out = an.check_output_dir(args.out)  # fail before any work
-  kwargs = json.loads(args.module_kwargs) if args.module_kwargs else {}
-  if not isinstance(kwargs, dict):
-    _errors.fail("--module-kwargs", "a JSON object", args.module_kwargs)
-  module = an.load_module(args.module, kwargs)
-  data = an.analysis_data(args.dataset, classes=None if args.all_classes else args.classes,
-                          n_train=args.n_train, n_test=args.n_test, split=args.split,
-                          seed=args.data_seed, data_dir=args.data_dir)
-  params, init = an.load_checkpoint(args.checkpoint, module, data.x_train)
+  out = an.check_output_dir(args.out)
+  kwargs = _json_object("--module-kwargs", args.module_kwargs)
+  try:
+    module = an.load_module(args.module, kwargs)
+    data = an.analysis_data(args.dataset, classes=None if args.all_classes else args.classes,
+                            n_train=args.n_train, n_test=args.n_test, split=args.split,
+                            seed=args.data_seed, data_dir=args.data_dir)
+  except _errors.InvalidInputError as e:
+    raise _rename(e, {"module": "--module", "module_kwargs": "--module-kwargs",
+                      "classes": "--classes", "dataset": "--dataset", "n_train": "--n-train",
+                      "n_test": "--n-test", "split": "--split",
+                      "n_train + n_test": "--n-train + --n-test"}) from None
+  try:
+    params, init = an.load_checkpoint(args.checkpoint, module, data.x_train)
+  except _errors.InvalidInputError as e:
+    raise _rename(e, {"checkpoint": "--checkpoint"}) from None
   return an, out, module, data, params, init
 
 
+def _analyze_errors(e: _errors.InvalidInputError):
+  return _rename(e, {"params": "--checkpoint", "init_params": "--checkpoint",
+                     "results_dir": "--results-dir", "out_dir": "--out",
+                     **{f"data.y_{p}": "--classes" for p in ("train", "test", "pool")},
+                     **{f"data.x_{p}": "--dataset" for p in ("train", "test", "pool")}})
+
+
+@_one_line
 def _run_analyze(args) -> int:
-  try:
-    kwargs = json.loads(args.module_kwargs)
-  except json.JSONDecodeError as e:
-    _errors.fail("--module-kwargs", "a JSON object", f"{args.module_kwargs!r} ({e})")
-  del kwargs
+  _check_common(args)
+  cfg_kwargs = dict(budget=args.budget, k1=args.k1, k2=args.k2, seed=args.seed,
+                    sample_info="sample_info" not in args.skip,
+                    cmi="cmi" not in args.skip, pac_bayes="pac_bayes" not in args.skip,
+                    mc_samples=args.mc_samples)
+  _config(args, **cfg_kwargs)
+  if args.results_dir is not None:
+    rd = pathlib.Path(args.results_dir)
+    if rd.exists() and not rd.is_dir():
+      _errors.fail("--results-dir", "a directory", f"{rd} (a file)")
   an, out, module, data, params, init = _load(args)
   recipe = _recipe(args, len(data.y_train))
-  cfg = an.AnalysisConfig(budget=args.budget, k1=args.k1, k2=args.k2, seed=args.seed,
-                          sample_info="sample_info" not in args.skip,
-                          cmi="cmi" not in args.skip, pac_bayes="pac_bayes" not in args.skip,
-                          mc_samples=args.mc_samples)
-  a = an.analyze(module, data, recipe, params=params, init_params=init, config=cfg,
-                 out_dir=out, results_dir=args.results_dir, progress=not args.no_progress,
-                 log=lambda s: print(s, file=sys.stderr))
+  cfg = _config(args, **cfg_kwargs)
+  try:
+    a = an.analyze(module, data, recipe, params=params, init_params=init, config=cfg,
+                   out_dir=out, results_dir=args.results_dir, progress=not args.no_progress,
+                   log=lambda s: print(s, file=sys.stderr))
+  except _errors.InvalidInputError as e:
+    raise _analyze_errors(e) from None
   files = an.write_analysis_report(a, out, data=data)
   print(a.format())
   print(f"report: {files.html} (+ report.json, {len(files.csv)} CSV, {len(files.png)} PNG)")
   return 0
 
 
+@_one_line
 def _run_pac_bayes(args) -> int:
+  _check_common(args)
+  cfg_kwargs = dict(sample_info=False, cmi=False, pac_bayes=True, seed=args.seed,
+                    mc_samples=args.mc_samples, delta=args.delta, delta_mc=args.delta_mc)
+  _config(args, **cfg_kwargs)
   an, out, module, data, params, init = _load(args)
   recipe = _recipe(args, len(data.y_train))
-  cfg = an.AnalysisConfig(sample_info=False, cmi=False, pac_bayes=True, seed=args.seed,
-                          mc_samples=args.mc_samples, delta=args.delta, delta_mc=args.delta_mc)
-  a = an.analyze(module, data, recipe, params=params, init_params=init, config=cfg,
-                 out_dir=out, progress=not args.no_progress,
-                 log=lambda s: print(s, file=sys.stderr))
+  cfg = _config(args, **cfg_kwargs)
+  try:
+    a = an.analyze(module, data, recipe, params=params, init_params=init, config=cfg,
+                   out_dir=out, progress=not args.no_progress,
+                   log=lambda s: print(s, file=sys.stderr))
+  except _errors.InvalidInputError as e:
+    raise _analyze_errors(e) from None
   files = an.write_analysis_report(a, out, data=data)
   print(a.format())
   print(f"report: {files.html}")
   return 0
 
 
+# ----------------------------------------------------------------------------- reproduce
+
+_EMPTY = inspect.Parameter.empty
+
+
+def _signature_keys(spec: str, drop: tuple[str, ...] = ()) -> dict[str, Any] | None:
+  mod, _, attr = spec.partition(":")
+  fn = getattr(importlib.import_module(mod), attr)
+  out = {}
+  for k, p in inspect.signature(fn).parameters.items():
+    if p.kind == p.VAR_KEYWORD:
+      return None  # accepts anything: cannot check
+    if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and k not in drop:
+      out[k] = p.default
+  return out
+
+
+def _dataclass_keys(spec: str) -> dict[str, Any]:
+  mod, _, attr = spec.partition(":")
+  cls = getattr(importlib.import_module(mod), attr)
+  return {f.name: (f.default if f.default is not dataclasses.MISSING else _EMPTY)
+          for f in dataclasses.fields(cls)}
+
+
+def _reproduce_keys(name: str) -> dict[str, Any] | None:
+  """``{key: default}`` a target accepts in ``--set`` (None: cannot tell, nothing is refused).
+
+  Read from the runner's entry point (function signature or configuration dataclass) so the
+  list follows gbounds._reproduce; keys the runner itself consumes are added by hand.
+  """
+  pb_drop = ("apply_fn", "params", "init_params", "x_train", "y_train", "x_test", "y_test",
+             "callback")
+  table = {
+      "fcmi_mnist_4v9": lambda: {"scale": "cpu",
+                                 **_dataclass_keys("gbounds._fcmi_experiments:FcmiProtocol")},
+      "wang_mao_synthetic": lambda: _signature_keys(
+          "gbounds._fcmi_experiments:make_classification_study"),
+      "limit_label_noise": lambda: _signature_keys(
+          "gbounds._weight_info_experiments:reproduce_limit", ("data_dir", "callback")),
+      "supervision_complexity": lambda: _signature_keys(
+          "gbounds._weight_info_experiments:reproduce_supervision_complexity", ("data_dir",)),
+      "permuted_label_geometry": lambda: _dataclass_keys("gbounds._rewind:PermutedLabelConfig"),
+      "sample_info_correlation": lambda: _signature_keys(
+          "gbounds._sample_info_experiments:reproduce_sample_info", ("data_dir", "log")),
+      "pac_bayes_binary_mnist": lambda: {
+          "split": "test", "n_train": 4000, "n_test": 2000, "hidden": [600], "epochs": 20,
+          "learning_rate": 0.1,
+          **(_signature_keys("gbounds._pac_bayes:pac_bayes_certificate", pb_drop) or {})},
+      "activation_information": lambda: _dataclass_keys(
+          "gbounds._memorization_settings:SettingsConfig"),
+  }
+  if name not in table:
+    return None
+  try:
+    return table[name]()
+  except Exception:  # noqa: BLE001 -- an entry point moved: fall back to no key check
+    return None
+
+
+def _parse_value(text: str) -> Any:
+  word = text.strip().lower()
+  if word in ("inf", "+inf", "infinity"):
+    return math.inf
+  if word in ("-inf", "-infinity"):
+    return -math.inf
+  if word == "nan":
+    return math.nan
+  try:
+    return json.loads(text)
+  except json.JSONDecodeError:
+    return text
+
+
+def _check_set_value(key: str, value: Any, default: Any) -> None:
+  if default is _EMPTY or default is None or callable(default) and not isinstance(
+      default, enum.Enum):
+    return
+  number = isinstance(value, (int, float)) and not isinstance(value, bool)
+  if isinstance(default, bool):
+    ok, what = isinstance(value, bool), "true or false"
+  elif isinstance(default, enum.Enum):
+    ok, what = isinstance(value, (str, int)) and not isinstance(value, bool), (
+        f"one of {[m.name.lower() for m in type(default)]}")
+  elif isinstance(default, int):
+    ok, what = isinstance(value, int) and not isinstance(value, bool), (
+        f"an integer (default {default})")
+  elif isinstance(default, float):
+    ok, what = number and not math.isnan(value), f"a number (default {default})"
+  elif isinstance(default, str):
+    ok, what = isinstance(value, str), f"a string (default {default!r})"
+  elif isinstance(default, (tuple, list)):
+    ok, what = isinstance(value, list), f"a JSON list (default {json.dumps(list(default))})"
+  else:
+    return
+  if not ok:
+    _errors.fail(f"--set {key}", what, repr(value))
+
+
+def _overrides(args) -> dict:
+  overrides = {}
+  for item in args.set:
+    k, sep, v = item.partition("=")
+    k = k.strip()
+    if not sep or not k:
+      _errors.fail("--set", "KEY=VALUE (VALUE in JSON, e.g. epochs=5)", repr(item))
+    overrides[k] = _parse_value(v)
+  if not overrides:
+    return overrides
+  keys = _reproduce_keys(args.name)
+  if keys is not None:
+    unknown = sorted(set(overrides) - set(keys))
+    if unknown:
+      _errors.fail("--set", f"keys of {args.name} among {sorted(keys)}",
+                   f"unknown key(s) {unknown}")
+    for k, v in overrides.items():
+      _check_set_value(k, v, keys[k])
+  return overrides
+
+
+@_one_line
 def _run_reproduce(args) -> int:
   from gbounds import _report as rp
   from gbounds import _reproduce as rr
   if args.list or not args.name:
+    if args.set:
+      _errors.fail("--set", "a target name before --set (see --list)", "none")
     rows = rr.list_targets()
     for t in rows:
       status = "available" if t["available"] else f"unavailable: {t['reason']}"
       print(f"{t['name']:<26} {t['title']}\n{'':<26} {t['paper']}; {status}; CPU default "
             f"{json.dumps(t['cpu'])} ({t['cpu_minutes']}); --full {json.dumps(t['full'])}")
     return 0
-  overrides = {}
-  for item in args.set:
-    k, sep, v = item.partition("=")
-    if not sep:
-      _errors.fail("--set", "KEY=JSON", repr(item))
-    try:
-      overrides[k] = json.loads(v)
-    except json.JSONDecodeError:
-      overrides[k] = v
+  if args.name not in rr.TARGETS:
+    _errors.fail("name", f"one of {sorted(rr.TARGETS)} (see gbounds reproduce --list)",
+                 repr(args.name))
+  overrides = _overrides(args)
   out = _common.output_dir(args.out or f"runs/reproduce/{args.name}")
   bar = _common.progress(total=None, desc=args.name, unit="step")
   last = [0]
