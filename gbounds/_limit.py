@@ -14,14 +14,39 @@ but only a prediction of it by an auxiliary network ``q`` that sees the input an
 
 optionally plus noise :math:`\\xi_i` (Gaussian: LIMIT_G, Laplace: LIMIT_L), which bounds the
 information each step can carry. The classifier step is the back-propagation of
-:math:`\\hat g + \\xi` through the network, scaled like a mean loss:
+:math:`\\hat g + \\xi` through the network,
 
-.. math:: \\nabla_w = \\frac1b \\sum_{i \\in B} J_i^\\top (\\hat g_i + \\xi_i) \\; [+\\, \\mathrm{wd}\\, w],
+.. math:: \\nabla_w = \\frac{1}{s} \\sum_{i \\in B} J_i^\\top (\\hat g_i + \\xi_i) \\; [+\\, \\mathrm{wd}\\, w],
+          \\qquad s = b \\text{ (ClassifierStep.MEAN, default) or } 1 \\text{ (ClassifierStep.SUM)}.
 
-so that with :math:`\\hat g = g` and :math:`\\xi = 0` (:attr:`GradientSource.TRUE_LABELS`) it is exactly
-the gradient of the mean softmax cross-entropy that :func:`gbounds.train` follows. (The public
-PyTorch code back-propagates :math:`\\hat g` without the ``1/b``: a learning-rate factor.) The
-auxiliary network is trained on the same mini-batch with
+With MEAN and :math:`\\hat g = g`, :math:`\\xi = 0` (:attr:`GradientSource.TRUE_LABELS`) it is
+exactly the gradient of the mean softmax cross-entropy that :func:`gbounds.train` follows.
+
+Conventions and where they depart from the authors' public PyTorch code
+(``hrayrhar/limit-label-memorization``, ``methods/limit.py`` and ``modules/nn_utils.py``):
+
+* **Step scaling.** The authors' code replaces the gradient with respect to the logits by
+  :math:`\\hat g_i` itself, so its classifier step is the *sum* over the batch (no ``1/b``):
+  :attr:`ClassifierStep.SUM` reproduces it. The default :attr:`ClassifierStep.MEAN` divides by the
+  batch size ``b``: under SGD that is a learning rate ``b`` times smaller than the authors' for the
+  same ``learning_rate``, and under Adam (nearly invariant to the gradient's scale) the coupled
+  weight decay ``wd w`` added to the step is ``b`` times stronger relative to the data term. The
+  noise :math:`\\xi` is scaled with the step (it is added before back-propagation).
+* **Noise parameterisation.** :attr:`NoiseParameterisation.SCALE` (default): ``noise_scale`` is
+  the Gaussian standard deviation :math:`\\sigma` or the Laplace scale :math:`b_L` (standard
+  deviation :math:`\\sqrt2\\,b_L`). :attr:`NoiseParameterisation.AUTHORS_LAMBDA`: ``noise_scale`` is
+  the authors' ``lamb`` (the coefficient of their :math:`H(p, q)` term, > 0), with Gaussian
+  :math:`\\sigma = 1/\\sqrt{2\\lambda}` and Laplace scale :math:`b_L = 1/\\lambda` (standard deviation
+  :math:`\\sqrt2/\\lambda`), as their code samples it.
+* **Noise default.** The authors' code uses the mean predicted gradient unless ``sample_from_q``
+  is set (here :attr:`LimitNoise.NONE`); :class:`LimitConfig` defaults to Gaussian noise of
+  standard deviation 0.1.
+* **Warm-up** is counted in optimizer steps here (``warm_up_steps``), in epochs in their code.
+* **Auxiliary loss.** The normalisation of the authors' squared / absolute error (mean over the
+  batch and classes, or over the batch only) was not checked; here it is summed over classes and
+  averaged over the batch, as written below.
+
+The auxiliary network is trained on the same mini-batch with
 
 .. math:: \\mathcal L_q = \\frac1b \\sum_i \\|\\hat g_i - g_i\\|_2^2 \\;(\\text{Gaussian}) \\text{ or }
           \\|\\hat g_i - g_i\\|_1 \\;(\\text{Laplace}) \\; + \\; \\beta\\,\\frac1b \\sum_i \\|\\hat g_i\\|_2^2,
@@ -71,6 +96,31 @@ class AuxLoss(enum.IntEnum):
   L1 = 2
 
 
+class ClassifierStep(enum.IntEnum):
+  """How the classifier's pseudo-gradient is normalised over a mini-batch of size ``b``.
+
+  Attributes:
+    MEAN: :math:`\\frac1b \\sum_i J_i^\\top(\\hat g_i + \\xi_i)`, the gradient of a mean loss (default;
+      with true labels exactly what :func:`gbounds.train` follows).
+    SUM: :math:`\\sum_i J_i^\\top(\\hat g_i + \\xi_i)`, as the authors' public code (a factor ``b`` in
+      the SGD learning rate; under Adam, a ``b`` times weaker coupled weight decay than MEAN).
+  """
+  MEAN = 1
+  SUM = 2
+
+
+class NoiseParameterisation(enum.IntEnum):
+  """What ``LimitConfig.noise_scale`` means.
+
+  Attributes:
+    SCALE: the Gaussian standard deviation, or the Laplace scale ``b`` (std ``sqrt(2) b``); default.
+    AUTHORS_LAMBDA: the authors' ``lamb`` (> 0): Gaussian std ``1/sqrt(2 lamb)``, Laplace scale
+      ``1/lamb``.
+  """
+  SCALE = 1
+  AUTHORS_LAMBDA = 2
+
+
 class GradientSource(enum.IntEnum):
   """Which logit gradient drives the classifier.
 
@@ -99,6 +149,9 @@ class LimitConfig:
     noise: :class:`LimitNoise`; noise_scale its scale (>= 0).
     gradient_source: :class:`GradientSource`.
     warm_up_steps: the classifier is frozen for the first steps while ``q`` learns.
+    classifier_step: :class:`ClassifierStep` (keyword-only; default MEAN, the authors' code is SUM).
+    noise_parameterisation: :class:`NoiseParameterisation` (keyword-only; default SCALE, the
+      authors' code is AUTHORS_LAMBDA).
   """
   optimizer: Optimizer = Optimizer.ADAM
   learning_rate: float = 1e-3
@@ -115,11 +168,33 @@ class LimitConfig:
   noise_scale: float = 0.1
   gradient_source: GradientSource = GradientSource.PREDICTED
   warm_up_steps: int = 0
+  _: dataclasses.KW_ONLY
+  classifier_step: ClassifierStep = ClassifierStep.MEAN
+  noise_parameterisation: NoiseParameterisation = NoiseParameterisation.SCALE
 
   def __post_init__(self):
     for name, cls in (("optimizer", Optimizer), ("aux_optimizer", Optimizer), ("aux_loss", AuxLoss),
-                      ("noise", LimitNoise), ("gradient_source", GradientSource)):
+                      ("noise", LimitNoise), ("gradient_source", GradientSource),
+                      ("classifier_step", ClassifierStep),
+                      ("noise_parameterisation", NoiseParameterisation)):
       object.__setattr__(self, name, _errors.as_enum(name, getattr(self, name), cls))
+    for name in ("learning_rate", "aux_learning_rate", "momentum", "weight_decay", "noise_scale",
+                 "beta"):
+      v = getattr(self, name)
+      if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        _errors.fail(name, "a finite real number", repr(v))
+    for name in ("steps", "warm_up_steps", "seed"):
+      v = getattr(self, name)
+      if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        _errors.fail(name, "an integer", repr(v))
+    if self.batch_size is not None and (isinstance(self.batch_size, bool) or not isinstance(
+        self.batch_size, (int, np.integer))):
+      _errors.fail("batch_size", "a positive integer or None", repr(self.batch_size))
+    if (self.noise_parameterisation == NoiseParameterisation.AUTHORS_LAMBDA
+        and self.noise != LimitNoise.NONE):
+      _errors.check_positive("noise_scale", self.noise_scale)
+    if not 0 <= self.momentum < 1:
+      _errors.fail("momentum", "a value in [0, 1)", self.momentum)
     _errors.check_positive("learning_rate", self.learning_rate)
     _errors.check_positive("aux_learning_rate", self.aux_learning_rate)
     _errors.check_positive("weight_decay", self.weight_decay, strict=False)
@@ -158,7 +233,8 @@ def limit_gradients(apply_fn: ApplyFn, aux_apply_fn: ApplyFn, params: Any, aux_p
 
   Returns:
     ``(classifier_grads, aux_grads, aux_loss)``: the classifier's pseudo-gradient
-    :math:`\\frac1b \\sum_i J_i^\\top (\\hat g_i + \\xi_i)` (+ weight decay) and the gradient of
+    :math:`\\frac1s \\sum_i J_i^\\top (\\hat g_i + \\xi_i)` (+ weight decay; :math:`s = b` for
+    :attr:`ClassifierStep.MEAN`, 1 for ``SUM``) and the gradient of
     :math:`\\mathcal L_q` with respect to the auxiliary parameters.
   """
   logits, vjp = jax.vjp(lambda p: apply_fn(p, x), params)
@@ -175,17 +251,35 @@ def limit_gradients(apply_fn: ApplyFn, aux_apply_fn: ApplyFn, params: Any, aux_p
   (aux_loss, g_hat), aux_grads = jax.value_and_grad(aux_objective, has_aux=True)(aux_params)
   g = g_true if config.gradient_source == GradientSource.TRUE_LABELS else g_hat
   g = jax.lax.stop_gradient(g) + noise
-  (grads,) = vjp((g / x.shape[0]).astype(logits.dtype))
+  if config.classifier_step == ClassifierStep.MEAN:
+    g = g / x.shape[0]
+  (grads,) = vjp(g.astype(logits.dtype))
   if config.weight_decay:
     grads = jax.tree_util.tree_map(lambda gr, w: gr + config.weight_decay * w, grads, params)
   return grads, aux_grads, aux_loss
 
 
+def noise_scale_of(config: LimitConfig) -> float:
+  """The Gaussian standard deviation or the Laplace scale that ``config`` samples with.
+
+  ``noise_scale`` itself under :attr:`NoiseParameterisation.SCALE`; under ``AUTHORS_LAMBDA``
+  :math:`1/\\sqrt{2\\lambda}` (Gaussian) or :math:`1/\\lambda` (Laplace), :math:`\\lambda` = ``noise_scale``.
+  0 for :attr:`LimitNoise.NONE`.
+  """
+  if config.noise == LimitNoise.NONE:
+    return 0.0
+  s = float(config.noise_scale)
+  if config.noise_parameterisation == NoiseParameterisation.SCALE:
+    return s
+  return 1.0 / np.sqrt(2.0 * s) if config.noise == LimitNoise.GAUSSIAN else 1.0 / s
+
+
 def _sample_noise(config: LimitConfig, key, shape, dtype):
-  if config.noise == LimitNoise.GAUSSIAN and config.noise_scale > 0:
-    return config.noise_scale * jax.random.normal(key, shape, dtype)
-  if config.noise == LimitNoise.LAPLACE and config.noise_scale > 0:
-    return config.noise_scale * jax.random.laplace(key, shape, dtype)
+  scale = noise_scale_of(config)
+  if config.noise == LimitNoise.GAUSSIAN and scale > 0:
+    return scale * jax.random.normal(key, shape, dtype)
+  if config.noise == LimitNoise.LAPLACE and scale > 0:
+    return scale * jax.random.laplace(key, shape, dtype)
   return jnp.zeros(shape, dtype)
 
 
@@ -225,6 +319,20 @@ def _train_limit(apply_fn, aux_apply_fn, config: LimitConfig, params, aux_params
   return p, q, qloss
 
 
+def _num_outputs(name, fn, params, x) -> int:
+  try:
+    out = jax.eval_shape(fn, params, x[:1])
+  except _errors.GBoundsError:
+    raise
+  except Exception as exc:  # noqa: BLE001 - name the argument instead of a deep traceback
+    _errors.fail(name, "a function that accepts (params, x) with these params and inputs",
+                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+  if not hasattr(out, "shape") or len(out.shape) != 2 or out.shape[-1] < 2:
+    _errors.fail(name, "logits of shape (batch, k) with k >= 2 classes",
+                 f"{getattr(out, 'shape', type(out).__name__)}")
+  return int(out.shape[-1])
+
+
 def train_limit(apply_fn: ApplyFn, params: Any, aux_apply_fn: ApplyFn, aux_params: Any,
                 x: jax.typing.ArrayLike, y: jax.typing.ArrayLike, config: LimitConfig
                 ) -> LimitResult:
@@ -242,20 +350,27 @@ def train_limit(apply_fn: ApplyFn, params: Any, aux_apply_fn: ApplyFn, aux_param
   Returns:
     :class:`LimitResult`.
   """
+  if not isinstance(config, LimitConfig):
+    _errors.fail("config", "a gbounds.LimitConfig", type(config).__name__)
+  for name, fn in (("apply_fn", apply_fn), ("aux_apply_fn", aux_apply_fn)):
+    if not callable(fn):
+      _errors.fail(name, "a callable apply_fn(params, x) -> logits", type(fn).__name__)
+  if np.ndim(x) < 1:
+    _errors.fail("x", "an input batch with a leading batch axis", f"shape {np.shape(x)}")
   _errors.check_nonempty("x", x)
-  _errors.check_same_leading(("x", "y"), x, y)
-  _errors.check_finite("x", x)
   y = np.asarray(y)
   _errors.check_rank("y", y, 1)
-  if not np.issubdtype(y.dtype, np.integer):
-    _errors.fail("y", "integer class labels", y.dtype)
+  _errors.check_same_leading(("x", "y"), x, y)
+  _errors.check_finite("x", x)
+  _errors.check_finite_tree("params", params)
+  _errors.check_finite_tree("aux_params", aux_params)
   x = jnp.asarray(x)
-  k = jax.eval_shape(apply_fn, params, x[:1]).shape[-1]
-  kq = jax.eval_shape(aux_apply_fn, aux_params, x[:1]).shape[-1]
+  k = _num_outputs("apply_fn", apply_fn, params, x)
+  kq = _num_outputs("aux_apply_fn", aux_apply_fn, aux_params, x)
   if k != kq:
     _errors.fail("aux_apply_fn", f"{k} outputs (as the classifier)", kq)
-  if y.size and (y.min() < 0 or y.max() >= k):
-    _errors.fail("y", f"labels in [0, {k})", f"[{y.min()}, {y.max()}]")
+  _errors.check_labels("y", y, k)
+  y = y.astype(np.int32)
   fn = jax.jit(lambda p, q, xx, yy: _train_limit(apply_fn, aux_apply_fn, config, p, q, xx, yy))
   p, q, qloss = fn(params, aux_params, x, jnp.asarray(y))
   return LimitResult(p, q, qloss)

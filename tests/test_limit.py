@@ -93,3 +93,51 @@ def test_bad_input():
   with pytest.raises(gbounds.InvalidInputError, match="y"):
     _limit.train_limit(mf.apply_fn, mf.params, qf.apply_fn, qf.params, x, y + 5,
                        _limit.LimitConfig())
+
+
+def test_sum_step_is_the_authors_convention():
+  """ClassifierStep.SUM: J^T (g_hat + xi) without 1/b (the authors' gradient replacement); with
+  true labels and SGD it equals cross-entropy training on the *summed* loss."""
+  x, y, mf, qf = _setup()
+  xi = 0.1 * jax.random.normal(jax.random.key(8), (40, 3), F64)
+  cfg = _limit.LimitConfig(beta=0.3, classifier_step="sum", weight_decay=0.01)
+  grads, _, _ = _limit.limit_gradients(mf.apply_fn, qf.apply_fn, mf.params, qf.params, x,
+                                       jnp.asarray(y), xi, cfg)
+  pf = jax.nn.softmax(mf.apply_fn(mf.params, x))
+  ghat = pf - jax.nn.softmax(qf.apply_fn(qf.params, x))
+  want = jax.grad(lambda p: jnp.sum(mf.apply_fn(p, x) * (ghat + xi))
+                  + 0.005 * sum(jnp.sum(w ** 2) for w in jax.tree_util.tree_leaves(p)))(mf.params)
+  assert _maxdiff(grads, want) < 1e-13
+  # SGD on the summed cross-entropy, written out by hand (full batch, no noise)
+  lc = _limit.LimitConfig(optimizer="sgd", learning_rate=0.01, steps=5, batch_size=None,
+                          gradient_source="true_labels", noise="none", classifier_step="sum")
+  out = _limit.train_limit(mf.apply_fn, mf.params, qf.apply_fn, qf.params, x, y, lc).params
+  p = mf.params
+  for _ in range(5):
+    g = jax.grad(lambda w: -jnp.sum(jax.nn.log_softmax(mf.apply_fn(w, x))
+                                    * jax.nn.one_hot(y, 3, dtype=F64)))(p)
+    p = jax.tree_util.tree_map(lambda a, b: a - 0.01 * b, p, g)
+  assert _maxdiff(out, p) < 1e-12
+
+
+@pytest.mark.parametrize("noise,lam,want_std", [("gaussian", 2.0, 0.5), ("laplace", 4.0, 2 ** 0.5 / 4)])
+def test_authors_lambda_noise_parameterisation(noise, lam, want_std):
+  """AUTHORS_LAMBDA: Gaussian std 1/sqrt(2 lamb), Laplace scale 1/lamb (std sqrt(2)/lamb)."""
+  cfg = _limit.LimitConfig(noise=noise, noise_scale=lam, noise_parameterisation="authors_lambda")
+  xi = _limit._sample_noise(cfg, jax.random.key(0), (200_000,), F64)
+  np.testing.assert_allclose(float(jnp.std(xi)), want_std, rtol=0.01)
+  if noise == "laplace":  # Laplace(0, b): E|xi| = b
+    np.testing.assert_allclose(float(jnp.mean(jnp.abs(xi))), 1 / lam, rtol=0.01)
+  plain = _limit.LimitConfig(noise=noise, noise_scale=0.3)
+  assert _limit.noise_scale_of(plain) == 0.3
+
+
+def test_labels_outside_the_model_outputs_raise():
+  x, y, mf, qf = _setup()
+  for bad in (np.where(y == 0, 3, y), np.where(y == 0, -1, y)):
+    with pytest.raises(gbounds.InvalidInputError, match=r"y: expected class labels in \[0, 3\)"):
+      _limit.train_limit(mf.apply_fn, mf.params, qf.apply_fn, qf.params, x, bad,
+                         _limit.LimitConfig(steps=1))
+  with pytest.raises(gbounds.InvalidInputError, match="y"):
+    _limit.train_limit(mf.apply_fn, mf.params, qf.apply_fn, qf.params, x, y + 0.5,
+                       _limit.LimitConfig(steps=1))
