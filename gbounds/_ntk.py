@@ -17,6 +17,11 @@ the diagonal are computed (about half the contraction flops when there are sever
 Jacobian of a column chunk is recomputed for each row chunk, which is cheap next to the
 contraction for dense networks).
 
+Every entry point checks its arguments eagerly (outside the jitted cores, on concrete values):
+finite parameters and inputs, inputs of a shape the model accepts, ``chunk_size`` a positive
+integer, a known implementation; a bad argument raises :class:`gbounds.InvalidInputError`
+naming it.
+
 Precision follows the inputs: pass float64 parameters and inputs (which needs
 ``jax.config.update("jax_enable_x64", True)`` or the ``jax.enable_x64(True)`` context, set by
 the caller; the library never flips it) to get a float64 kernel.
@@ -32,6 +37,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import errors as flax_errors
 from jax.flatten_util import ravel_pytree
 
 from gbounds import _errors
@@ -66,6 +72,10 @@ class NtkOutput(enum.IntEnum):
 
 
 def _check_inputs(name: str, x: Any) -> jax.Array:
+  if isinstance(x, (str, bytes)) or (not isinstance(x, jax.Array)
+                                     and np.asarray(x).dtype.kind not in "biuf"):
+    _errors.fail(name, "a numeric array of inputs", type(x).__name__ if isinstance(
+        x, (str, bytes)) else f"dtype {np.asarray(x).dtype}")
   _errors.check_nonempty(name, x)
   if np.ndim(x) < 2:
     _errors.fail(name, "a batch of inputs with a leading example axis (rank >= 2)",
@@ -73,6 +83,57 @@ def _check_inputs(name: str, x: Any) -> jax.Array:
   if not isinstance(x, jax.core.Tracer):
     _errors.check_finite(name, x)
   return jnp.asarray(x)
+
+
+def _check_apply_fn(apply_fn: Any) -> None:
+  if not callable(apply_fn):
+    _errors.fail("apply_fn", "a function apply_fn(params, x) -> (batch, k)",
+                 type(apply_fn).__name__)
+
+
+def _check_params(name: str, params: Any) -> None:
+  """Eager NaN/inf check of concrete parameters (skipped under tracing, where the values are
+  unknown: the jitted cores are not slowed)."""
+  if _errors.is_concrete(params):
+    _errors.check_finite_tree(name, params)
+
+
+def _check_chunk_size(chunk_size: Any) -> None:
+  if chunk_size is not None and (isinstance(chunk_size, (bool, np.bool_))
+                                 or not isinstance(chunk_size, (int, np.integer))
+                                 or chunk_size < 1):
+    _errors.fail("chunk_size", "a positive integer or None", repr(chunk_size))
+
+
+def _check_same_tree(name: str, tree: Any, ref_name: str, ref: Any) -> None:
+  """``tree`` has the structure and leaf shapes of ``ref`` (static: safe under jit)."""
+  s1, s2 = jax.tree_util.tree_structure(tree), jax.tree_util.tree_structure(ref)
+  if s1 != s2:
+    _errors.fail(name, f"a pytree with the structure of {ref_name}", f"{s1} (vs {s2})")
+  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(tree),
+                          jax.tree_util.tree_leaves(ref)):
+    if np.shape(a) != np.shape(b):
+      _errors.fail(name, f"leaves with the shapes of {ref_name}",
+                   f"{jax.tree_util.keystr(path)} of shape {np.shape(a)} (vs {np.shape(b)})")
+
+
+def _output_shape(apply_fn, params, x, name: str = "x", shown: tuple | None = None
+                  ) -> tuple[int, ...]:
+  """Shape of ``apply_fn(params, x)`` by abstract evaluation; a model that cannot be applied
+  to ``x`` (wrong input shape for these parameters) or whose output is not ``(batch, k)``
+  raises :class:`gbounds.InvalidInputError` naming ``name``."""
+  try:
+    out = jax.eval_shape(apply_fn, params, x)
+  except (TypeError, ValueError, IndexError, flax_errors.FlaxError) as e:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    _errors.fail(name, "inputs the model accepts with these params",
+                 f"shape {shown or np.shape(x)} ({type(e).__name__}: {first[:300]})")
+  shape = getattr(out, "shape", None)
+  if shape is None or len(shape) != 2 or shape[0] != np.shape(x)[0]:
+    _errors.fail("apply_fn", "outputs of shape (batch, k)",
+                 f"{shape if shape is not None else type(out).__name__} for {name} of shape "
+                 f"{np.shape(x)}")
+  return tuple(shape)
 
 
 def linearize(apply_fn: ApplyFn, params0: Any) -> ApplyFn:
@@ -87,9 +148,14 @@ def linearize(apply_fn: ApplyFn, params0: Any) -> ApplyFn:
     params0: the expansion point.
 
   Returns:
-    ``f_lin(params, x)``, equal to ``apply_fn(params0, x)`` at ``params0``.
+    ``f_lin(params, x)``, equal to ``apply_fn(params0, x)`` at ``params0``. ``params`` must have
+    the structure and shapes of ``params0``; non-finite concrete ``params0`` are refused.
   """
+  _check_apply_fn(apply_fn)
+  _check_params("params0", params0)
+
   def f_lin(params, x):
+    _check_same_tree("params", params, "params0", params0)
     delta = jax.tree_util.tree_map(lambda p, p0: p - p0, params, params0)
     y0, dy = jax.jvp(lambda p: apply_fn(p, x), (params0,), (delta,))
     return y0 + dy
@@ -109,6 +175,9 @@ def jacobian_fn(apply_fn: ApplyFn, *, chunk_size: int | None = None
                 ) -> Callable[[Any, jax.Array], jax.Array]:
   """Returns ``jac(params, x) -> (n k, d)``: the flattened Jacobian, columns in
   ``jax.flatten_util.ravel_pytree(params)`` order, rows sample-major. Chunked over inputs."""
+  _check_apply_fn(apply_fn)
+  _check_chunk_size(chunk_size)
+
   @jax.jit
   def chunk_jac(params, xc):
     def single(p_flat, xi):
@@ -119,6 +188,8 @@ def jacobian_fn(apply_fn: ApplyFn, *, chunk_size: int | None = None
 
   def jac(params, x):
     x = _check_inputs("x", x)
+    _check_params("params", params)
+    _output_shape(apply_fn, params, x[:1], "x", x.shape)
     chunks, _ = _chunks(x, chunk_size)
     k_rows = jnp.concatenate([chunk_jac(params, xc) for xc in chunks], axis=0)
     return k_rows[:k_rows.shape[0] // (len(chunks) * chunks[0].shape[0]) * x.shape[0]]
@@ -206,10 +277,10 @@ def empirical_ntk_fn(apply_fn: ApplyFn, *,
     ``ntk_fn(x1, x2, params)``: with ``x2=None`` the symmetric kernel of ``x1`` with itself.
     Shape ``(n1 k, n2 k)`` for ``FULL`` (sample-major), ``(n1, n2)`` for ``TRACE``.
   """
+  _check_apply_fn(apply_fn)
   implementation = _errors.as_enum("implementation", implementation, NtkImplementation)
   output = _errors.as_enum("output", output, NtkOutput)
-  if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
-    _errors.fail("chunk_size", "a positive integer or None", chunk_size)
+  _check_chunk_size(chunk_size)
 
   jac_leaves = jax.jit(functools.partial(_per_example_jacobian_leaves, apply_fn))
   contract = jax.jit(_contract, static_argnums=(2, 3))
@@ -222,7 +293,8 @@ def empirical_ntk_fn(apply_fn: ApplyFn, *,
       x2 = _check_inputs("x2", x2)
       if x1.shape[1:] != x2.shape[1:]:
         _errors.fail("x2", f"examples of shape {x1.shape[1:]} (as x1)", f"{x2.shape[1:]}")
-    k = int(jax.eval_shape(apply_fn, params, x1[:1]).shape[-1])
+    _check_params("params", params)
+    k = int(_output_shape(apply_fn, params, x1[:1], "x1", x1.shape)[-1])
     c1, _ = _chunks(x1, chunk_size)
     c2 = c1 if symmetric else _chunks(x2, chunk_size)[0]
     rows = []
@@ -254,12 +326,26 @@ def empirical_ntk_fn(apply_fn: ApplyFn, *,
 def jacobian_vector_product(apply_fn: ApplyFn, params: Any, x: jax.Array, tangent: Any
                             ) -> jax.Array:
   """``J(x) v`` for a parameter-shaped tangent ``v``: shape ``(n, k)``."""
+  _check_apply_fn(apply_fn)
+  x = _check_inputs("x", x)
+  _check_params("params", params)
+  _check_same_tree("tangent", tangent, "params", params)
+  _check_params("tangent", tangent)
   return jax.jvp(lambda p: apply_fn(p, x), (params,), (tangent,))[1]
 
 
 def vector_jacobian_product(apply_fn: ApplyFn, params: Any, x: jax.Array, cotangent: jax.Array
                             ) -> Any:
   """``J(x)^T a`` for ``a`` of shape ``(n, k)`` (or ``(n k,)``): a parameter-shaped pytree."""
+  _check_apply_fn(apply_fn)
+  x = _check_inputs("x", x)
+  _check_params("params", params)
+  shape = _output_shape(apply_fn, params, x)
+  if int(np.size(cotangent)) != shape[0] * shape[1]:
+    _errors.fail("cotangent", f"shape {shape} or ({shape[0] * shape[1]},) (the outputs on x)",
+                 f"shape {np.shape(cotangent)}")
+  if not isinstance(cotangent, jax.core.Tracer):
+    _errors.check_finite("cotangent", cotangent)
   y, vjp = jax.vjp(lambda p: apply_fn(p, x), params)
   (out,) = vjp(jnp.reshape(cotangent, y.shape).astype(y.dtype))
   return out
