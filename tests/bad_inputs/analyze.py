@@ -1,0 +1,197 @@
+"""Bad inputs to the front door: gbounds.analyze, analysis_data, AnalysisConfig, load_module,
+and the ``gbounds analyze`` / ``pac-bayes`` / ``reproduce`` command lines.
+
+A CLI case calls ``gbounds.cli.main(argv)`` with stderr captured; exit status 2 (or argparse's
+SystemExit(2)) raises :class:`CliUsageError` carrying the one-line message, which must name the
+flag. Any other outcome (status 0, a traceback) fails the case. Every CLI case fails during the
+option checks, before any model is trained.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import io
+import json
+import pathlib
+import tempfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import gbounds
+from gbounds import _analyze as an
+from gbounds._errors import InvalidInputError
+from gbounds.cli import main as cli_main
+from tests.bad_inputs import Case
+
+E = InvalidInputError
+
+
+class CliUsageError(Exception):
+  """The command exited with status 2; the message is its stderr."""
+
+
+@functools.lru_cache(maxsize=1)
+def _tmp() -> pathlib.Path:
+  d = tempfile.TemporaryDirectory(prefix="gbounds_bad_analyze_")
+  _tmp.keep = d  # cleaned up when the interpreter exits
+  root = pathlib.Path(d.name)
+  (root / "ck").mkdir()  # a directory: the option checks fail before it is read
+  (root / "list.json").write_text("[1, 2]")
+  (root / "wrong_type.json").write_text(json.dumps({"steps": "many"}))
+  (root / "unknown_key.json").write_text(json.dumps({"stepz": 3}))
+  return root
+
+
+def _cli(*argv: str) -> int:
+  err = io.StringIO()
+  with contextlib.redirect_stderr(err):
+    try:
+      rc = cli_main(list(argv))
+    except SystemExit as e:  # argparse
+      rc = e.code
+  text = err.getvalue().strip()
+  if rc == 2:
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    raise CliUsageError(lines[-1] if lines else "")
+  return rc
+
+
+def _cmd(command: str, *extra: str):
+  def call():
+    root = _tmp()
+    return _cli(command, "--checkpoint", str(root / "ck"), "--module", "gbounds._models:MLP",
+                "--module-kwargs", '{"hidden": [4]}', "--dataset", "digits", "--n-train", "20",
+                "--n-test", "20", "--out", str(root / "out"), "--no-progress",
+                *extra)
+  return call
+
+
+def _recipe(name: str):
+  return lambda: _cmd("pac-bayes", "--recipe", str(_tmp() / name))()
+
+
+@functools.lru_cache(maxsize=1)
+def _setup():
+  rng = np.random.default_rng(0)
+  x, y = rng.normal(size=(60, 8)), np.arange(60) % 2  # synthetic: no dataset to load
+  data = an.AnalysisData(x[:20], y[:20], x[40:], y[40:], x[:40], y[:40], "synthetic")
+  model = gbounds.MLP((4,), 2)
+  params = model.init(jax.random.key(0), jnp.asarray(data.x_train[:1]))["params"]
+  return data, model, params
+
+
+def _analyze(data=None, params=None, init_params=None):
+  def call():
+    d, model, p = _setup()
+    d = d if data is None else data(d)
+    return an.analyze(model, d, gbounds.TrainConfig(steps=1), params=p if params is None
+                      else params(p), init_params=None if init_params is None
+                      else init_params(p), config=an.AnalysisConfig(k1=1, k2=2, mc_samples=2),
+                      progress=False)
+  return call
+
+
+def _nan_leaf(p):
+  return jax.tree_util.tree_map(lambda v: v.at[(0,) * v.ndim].set(jnp.nan), p)
+
+
+CASES = [
+    # --- analyze (Python API) ------------------------------------------------------------------
+    Case("analyze/nan_params", "nan", _analyze(params=_nan_leaf), E,
+         r"^params: expected finite values"),
+    Case("analyze/nan_init_params", "nan", _analyze(init_params=_nan_leaf), E,
+         r"^init_params: expected finite values"),
+    Case("analyze/inf_x_train", "nan",
+         _analyze(data=lambda d: d._replace(x_train=np.where(d.x_train > 0, np.inf, 0.0))), E,
+         r"^data.x_train: expected finite"),
+    Case("analyze/labels_outside_outputs", "labels",
+         _analyze(data=lambda d: d._replace(y_train=np.where(d.y_train == 1, 2, 0))), E,
+         r"^data.y_train: expected class labels in \[0, 2\)"),
+    Case("analyze/one_class_task", "classes",
+         _analyze(data=lambda d: d._replace(y_train=np.zeros_like(d.y_train),
+                                            y_pool=np.zeros_like(d.y_pool))), E,
+         r"^data.y_train: expected labels of at least two classes"),
+    Case("analyze/empty_test_split", "empty",
+         _analyze(data=lambda d: d._replace(x_test=d.x_test[:0], y_test=d.y_test[:0])), E,
+         r"^data.x_test: expected a non-empty"),
+    Case("analyze/length_mismatch", "shapes",
+         _analyze(data=lambda d: d._replace(y_train=d.y_train[:-1])), E,
+         r"data.x_train and data.y_train: expected the same size"),
+    Case("analysis_data/absent_class", "classes",
+         lambda: an.analysis_data("digits", classes=(4, 11), n_train=20, n_test=20), E,
+         r"^classes: expected classes present .*\[11\] absent"),
+    Case("analysis_data/repeated_class", "classes",
+         lambda: an.analysis_data("digits", classes=(4, 4), n_train=20, n_test=20), E,
+         r"^classes: expected distinct classes"),
+    Case("analysis_data/single_class", "classes",
+         lambda: an.analysis_data("digits", classes=(4,), n_train=20, n_test=20), E,
+         r"^classes: expected at least two classes"),
+    Case("analysis_data/n_train_one", "sizes",
+         lambda: an.analysis_data("digits", n_train=1, n_test=20), E,
+         r"^n_train: expected an integer >= 2"),
+    Case("analysis_data/too_many_examples", "sizes",
+         lambda: an.analysis_data("digits", n_train=300, n_test=300), E,
+         r"^n_train \+ n_test: expected at most"),
+    Case("analysis_config/k2_one", "counts", lambda: an.AnalysisConfig(k2=1), E, r"^k2: expected"),
+    Case("analysis_config/delta_one", "confidences", lambda: an.AnalysisConfig(delta=1.0), E,
+         r"^delta: expected values in the open interval"),
+    Case("analysis_config/budget_nan", "nan", lambda: an.AnalysisConfig(budget=float("nan")),
+         E, r"^budget: expected a positive"),
+    Case("analysis_config/supersample_n_zero", "sizes",
+         lambda: an.AnalysisConfig(supersample_n=0), E, r"^supersample_n: expected"),
+    Case("analysis_config/sigmas_negative", "sizes",
+         lambda: an.AnalysisConfig(sigmas=(0.1, -1.0)), E, r"^sigmas: expected"),
+    Case("load_module/unknown_module", "options",
+         lambda: an.load_module("no_such_module_xyz:Net"), E, r"^module: expected an importable"),
+    Case("load_module/kwargs_not_object", "options",
+         lambda: an.load_module("gbounds._models:MLP", [16]), E, r"^module_kwargs: expected"),
+    # --- CLI -----------------------------------------------------------------------------------
+    Case("cli/recipe_json_list", "cli", _recipe("list.json"), CliUsageError,
+         r"error: --recipe: expected a JSON object"),
+    Case("cli/recipe_wrong_type", "cli", _recipe("wrong_type.json"), CliUsageError,
+         r"error: --recipe .*key 'steps': expected an integer"),
+    Case("cli/recipe_unknown_key", "cli", _recipe("unknown_key.json"), CliUsageError,
+         r"error: --recipe: expected keys among .*unknown key\(s\) \['stepz'\]"),
+    Case("cli/recipe_missing_file", "cli", _recipe("absent.json"), CliUsageError,
+         r"error: --recipe: expected a readable JSON file"),
+    Case("cli/module_kwargs_not_json", "cli", _cmd("pac-bayes", "--module-kwargs", "{hidden"),
+         CliUsageError, r"error: --module-kwargs: expected a JSON object"),
+    Case("cli/module_kwargs_list", "cli", _cmd("analyze", "--module-kwargs", "[4]"),
+         CliUsageError, r"error: --module-kwargs: expected a JSON object"),
+    Case("cli/classes_absent", "cli", _cmd("analyze", "--classes", "4", "11"), CliUsageError,
+         r"error: --classes: expected classes present"),
+    Case("cli/classes_repeated", "cli", _cmd("analyze", "--classes", "4", "4"), CliUsageError,
+         r"error: --classes: expected distinct classes"),
+    Case("cli/delta_above_one", "cli", _cmd("pac-bayes", "--delta", "1.5"), CliUsageError,
+         r"error: --delta: expected values in the open interval"),
+    Case("cli/k2_one", "cli", _cmd("analyze", "--k2", "1"), CliUsageError, r"error: --k2:"),
+    Case("cli/learning_rate_negative", "cli", _cmd("analyze", "--learning-rate", "-1"),
+         CliUsageError, r"error: --learning-rate: expected a positive"),
+    Case("cli/steps_and_epochs", "cli", _cmd("pac-bayes", "--epochs", "2", "--steps", "1"), CliUsageError,
+         r"error: --epochs: expected either --steps or --epochs"),
+    Case("cli/steps_not_integer", "cli", _cmd("analyze", "--steps", "inf"), CliUsageError,
+         r"--steps: invalid int value"),
+    Case("cli/checkpoint_missing", "cli",
+         lambda: _cmd("pac-bayes", "--checkpoint", str(_tmp() / "nope"))(), CliUsageError,
+         r"error: --checkpoint: expected an Orbax checkpoint directory"),
+    Case("cli/n_train_one", "cli", _cmd("analyze", "--n-train", "1"), CliUsageError,
+         r"error: --n-train: expected an integer >= 2"),
+    Case("cli/set_unknown_key", "cli",
+         lambda: _cli("reproduce", "wang_mao_synthetic", "--set", "nope=1"), CliUsageError,
+         r"error: --set: expected keys of wang_mao_synthetic .*\['nope'\]"),
+    Case("cli/set_wrong_type", "cli",
+         lambda: _cli("reproduce", "wang_mao_synthetic", "--set", "k1=abc"), CliUsageError,
+         r"error: --set k1: expected an integer"),
+    Case("cli/set_not_key_value", "cli",
+         lambda: _cli("reproduce", "wang_mao_synthetic", "--set", "k1"), CliUsageError,
+         r"error: --set: expected KEY=VALUE"),
+    Case("cli/reproduce_unknown_target", "cli",
+         lambda: _cli("reproduce", "no_such_target"), CliUsageError,
+         r"error: name: expected one of"),
+]
+
+assert all(dataclasses.is_dataclass(c) for c in CASES)
