@@ -21,6 +21,11 @@ through ``eigh(A)`` with ``expm1``/``log1p`` and never inverts ``A``: a singular
 
 neural-tangents' ``gradient_descent_mse`` uses the MEAN loss ``1/(2N) ||f - Y||^2`` with
 ``N = Y.size``: its learning rate ``eta_nt`` equals ``eta = eta_nt / N`` here.
+
+Stability: discrete-time GD on this loss converges iff ``eta * lambda_max(A) < 2``. Larger
+steps diverge (``|1 - eta mu|^t`` grows), so the closed forms here reject them (eagerly, when
+the kernel is concrete) with an error naming ``learning_rate``; at ``t = inf`` they would
+otherwise report the converged solution that divergent GD never reaches.
 """
 
 from __future__ import annotations
@@ -53,6 +58,55 @@ def check_dynamics_args(*, learning_rate: Any, t: Any, weight_decay: Any) -> Non
       _errors.fail("t", "a non-negative time or step count (inf allowed)", t)
   if not isinstance(weight_decay, jax.core.Tracer):
     _errors.check_positive("weight_decay", weight_decay, strict=False)
+
+
+def check_step_size(learning_rate: Any, lambda_max: Any, *, time: Any = Time.DISCRETE,
+                    what: str = "Theta + weight_decay I") -> None:
+  """Rejects a divergent discrete-time step, ``eta * lambda_max >= 2`` (eager; no-op on tracers).
+
+  Args:
+    learning_rate: ``eta``.
+    lambda_max: the largest eigenvalue of the matrix GD iterates with (``Theta + lambda I``).
+    time: continuous time (gradient flow) never diverges and is not checked.
+    what: how the message names that matrix.
+  """
+  time = _errors.as_enum("time", time, Time)
+  if time != Time.DISCRETE or not _errors.is_concrete(learning_rate, lambda_max):
+    return
+  eta = float(np.asarray(learning_rate, dtype=float))
+  top = float(np.asarray(lambda_max, dtype=float))
+  # (a relative slack of 1e-9 absorbs the round-off of a computed lambda_max)
+  if np.isfinite(top) and top > 0 and eta * top >= 2.0 * (1.0 - 1e-9):
+    _errors.fail("learning_rate", f"a step below 2 / lambda_max = {2.0 / top:.6g} for convergent "
+                 f"discrete-time gradient descent (lambda_max of {what} = {top:.6g}; larger "
+                 "steps diverge)", learning_rate)
+
+
+def phi_host(mu: Any, *, learning_rate: float, t: float, time: Time | str = Time.DISCRETE,
+             rcond: float | None = None) -> np.ndarray:
+  """:func:`phi` in numpy float64 on the host (for the float64 kernel algebra of float32 runs).
+
+  Same definition and conventions as :func:`phi` (eigenvalues along the last axis).
+  """
+  time = _errors.as_enum("time", time, Time)
+  mu = np.maximum(np.asarray(mu, np.float64), 0.0)
+  eta = float(learning_rate)
+  t = float(t)
+  if rcond is None:
+    rcond = float(np.finfo(np.float64).eps) * mu.shape[-1] * 10
+  safe = np.where(mu > 0, mu, 1.0)
+  if np.isinf(t):
+    cutoff = rcond * np.max(mu, axis=-1, keepdims=True) if mu.size else 0.0
+    return np.where(mu > cutoff, 1.0 / safe, 0.0)
+  with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    if time == Time.CONTINUOUS:
+      finite = -np.expm1(-eta * t * safe) / safe
+    else:
+      base = 1.0 - eta * safe
+      stable = -np.expm1(t * np.log1p(-np.minimum(eta * safe, 1.0 - 1e-300))) / safe
+      direct = (1.0 - np.sign(base) ** t * np.abs(base) ** t) / safe
+      finite = np.where(base > 0, stable, direct)
+  return np.where(mu > 0, finite, eta * t)
 
 
 def phi(mu: jax.Array, *, learning_rate, t, time: Time | str = Time.DISCRETE,
@@ -111,8 +165,24 @@ def gd_coefficients(theta: jax.Array, residual0: jax.Array, *, learning_rate, t,
   Returns:
     ``a_t`` with the shape of ``residual0``.
   """
+  time = _errors.as_enum("time", time, Time)
+  check_dynamics_args(learning_rate=learning_rate, t=t, weight_decay=weight_decay)
+  _errors.check_rank("residual0", residual0, (1, 2))
+  nk = int(np.shape(residual0)[0])
   if eigh is None:
+    _errors.check_rank("theta", theta, 2)
+    if np.shape(theta) != (nk, nk):
+      _errors.fail("theta", f"shape ({nk}, {nk}) to match residual0", np.shape(theta))
+    if _errors.is_concrete(theta):
+      _errors.check_finite("theta", theta)
     eigh = _eigh_of(theta, weight_decay)
+  elif np.shape(eigh.vectors) != (nk, nk):
+    _errors.fail("eigh", f"vectors of shape ({nk}, {nk}) to match residual0",
+                 np.shape(eigh.vectors))
+  if _errors.is_concrete(residual0):
+    _errors.check_finite("residual0", residual0)
+  if _errors.is_concrete(eigh.values):
+    check_step_size(learning_rate, np.max(np.asarray(eigh.values)), time=time)
   p = phi(eigh.values, learning_rate=learning_rate, t=t, time=time)
   v = eigh.vectors
   proj = v.T @ residual0
@@ -143,7 +213,8 @@ def gradient_descent_mse(theta_train: jax.Array, y_train: jax.Array, f0_train: j
     theta_train: ``(nk, nk)`` kernel of the training inputs (sample-major).
     y_train: targets, ``(n, k)`` or ``(nk,)``.
     f0_train: the network's outputs at initialisation, same shape as ``y_train``.
-    learning_rate: step size ``eta > 0`` for the SUMMED loss (``eta_nt / N`` for neural-tangents).
+    learning_rate: step size ``eta > 0`` for the SUMMED loss (``eta_nt / N`` for neural-tangents);
+      in discrete time ``eta * lambda_max(Theta + lambda I) < 2`` (else GD diverges: rejected).
     t: number of steps (discrete) or time (continuous), ``>= 0``, ``inf`` allowed.
     weight_decay: ``lambda >= 0``, centred at the initial weights.
     time: :class:`Time`.
@@ -153,6 +224,7 @@ def gradient_descent_mse(theta_train: jax.Array, y_train: jax.Array, f0_train: j
   Returns:
     :class:`LinearizedPredictions`.
   """
+  time = _errors.as_enum("time", time, Time)
   check_dynamics_args(learning_rate=learning_rate, t=t, weight_decay=weight_decay)
   _errors.check_rank("theta_train", theta_train, 2)
   if np.shape(y_train) != np.shape(f0_train):
@@ -165,6 +237,8 @@ def gradient_descent_mse(theta_train: jax.Array, y_train: jax.Array, f0_train: j
       _errors.check_finite(name, v)
   r0 = jnp.ravel(f0_train) - jnp.ravel(y_train)
   eigh = _eigh_of(theta_train, weight_decay)
+  if _errors.is_concrete(eigh.values):
+    check_step_size(learning_rate, np.max(np.asarray(eigh.values)), time=time)
   a = gd_coefficients(theta_train, r0, learning_rate=learning_rate, t=t,
                       weight_decay=weight_decay, time=time, eigh=eigh)
   # Training predictions in the eigenbasis: Theta a = -V [(mu - lambda) phi_t(mu)] V^T r0.

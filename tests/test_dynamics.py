@@ -55,8 +55,9 @@ def test_infinite_time_equals_regularised_least_squares(problem, lam):
     d = -np.linalg.pinv(np.asarray(j)) @ np.asarray(r0)
   else:
     d = -np.linalg.solve(j.T @ j + lam * np.eye(j.shape[1]), j.T @ r0)
+  eta = 1.0 / (np.linalg.eigvalsh(np.asarray(j @ j.T))[-1] + lam)  # a convergent step
   for time in gbounds.Time:
-    cf = gbounds.gradient_descent_mse(j @ j.T, p["y"], p["f0"], learning_rate=0.1, t=np.inf,
+    cf = gbounds.gradient_descent_mse(j @ j.T, p["y"], p["f0"], learning_rate=eta, t=np.inf,
                                       weight_decay=lam, time=time,
                                       theta_test_train=p["jt"] @ j.T, f0_test=p["f0t"])
     assert _rel(j.T @ cf.coefficients, d) < 1e-8
@@ -126,3 +127,32 @@ class TestBadInput:
     with pytest.raises(gbounds.InvalidInputError, match="time"):
       gbounds.gradient_descent_mse(self.theta, self.y, self.y, learning_rate=0.1, t=1.0,
                                    time="stochastic")
+
+
+@pytest.mark.parametrize("t", [5, np.inf])
+def test_divergent_step_is_rejected(t):
+  """eta >= 2 / lambda_max(Theta + lambda I) diverges in discrete time; gradient flow does not."""
+  rng = np.random.default_rng(0)
+  j = rng.normal(size=(6, 9))
+  theta = j @ j.T
+  lam = 0.5
+  top = np.linalg.eigvalsh(theta)[-1] + lam  # independent of the code under test
+  y, f0 = rng.normal(size=6), np.zeros(6)
+  for eta in (2.0 / top, 2.5 / top):
+    with pytest.raises(gbounds.InvalidInputError, match="learning_rate"):
+      gbounds.gradient_descent_mse(theta, y, f0, learning_rate=eta, t=t, weight_decay=lam,
+                                   time="discrete")
+    with pytest.raises(gbounds.InvalidInputError, match="learning_rate"):
+      gbounds.gd_coefficients(theta, f0 - y, learning_rate=eta, t=t, weight_decay=lam)
+  # just below the threshold, and any step in continuous time, are accepted
+  gbounds.gd_coefficients(theta, f0 - y, learning_rate=1.99 / top, t=t, weight_decay=lam)
+  gbounds.gradient_descent_mse(theta, y, f0, learning_rate=10.0 / top, t=t, weight_decay=lam,
+                               time="continuous")
+
+
+def test_phi_host_equals_phi():
+  mu = np.array([0.0, 1e-12, 0.5, 2.0, 15.0])
+  for time, t in (("discrete", 7), ("continuous", 3.0), ("discrete", np.inf)):
+    ref = np.asarray(gbounds.phi(jnp.asarray(mu), learning_rate=0.1, t=t, time=time))
+    got = gbounds._dynamics.phi_host(mu, learning_rate=0.1, t=t, time=time)
+    np.testing.assert_allclose(got, ref, rtol=1e-13, atol=0)
