@@ -41,6 +41,7 @@ from gbounds import _io
 from gbounds._supersample import (SupersampleResult, run_linearized_supersample,
                                   run_supersample)
 from gbounds._train import MapStrategy, Optimizer, TrainConfig, steps_for_epochs
+from gbounds._train import _check_integer, _check_real
 
 # Harutyunyan et al. (2021), MNIST 4 vs 9, standard variant, k1 x k2 = 5 x 30 [code]:
 # n -> (f-CMI bound, measured gap).
@@ -114,20 +115,27 @@ class FcmiProtocol:
     set_("optimizer", _errors.as_enum("optimizer", self.optimizer, Optimizer))
     set_("training", _errors.as_enum("training", self.training, FcmiTraining))
     set_("strategy", _errors.as_enum("strategy", self.strategy, MapStrategy))
-    set_("ns", tuple(int(v) for v in np.atleast_1d(self.ns)))
-    set_("hidden", tuple(int(v) for v in self.hidden))
-    set_("classes", tuple(int(v) for v in self.classes))
-    if not self.ns or min(self.ns) < 1:
+    set_("ns", _int_tuple("ns", self.ns, 1, "positive numbers of pairs"))
+    set_("hidden", _int_tuple("hidden", self.hidden, 1, "positive hidden widths", empty=True))
+    set_("classes", _int_tuple("classes", self.classes, 0, "two class labels"))
+    if not self.ns:
       _errors.fail("ns", "positive numbers of pairs", self.ns)
     for name in ("k1", "epochs", "batch_size", "test_size"):
-      v = getattr(self, name)
-      if int(v) != v or v < 1:
-        _errors.fail(name, "a positive integer", v)
-    if int(self.k2) != self.k2 or self.k2 < 2:
-      _errors.fail("k2", "at least 2 masks per supersample", self.k2)
-    if len(self.classes) != 2:
-      _errors.fail("classes", "two class labels", self.classes)
-    _errors.check_positive("learning_rate", self.learning_rate)
+      _check_integer(name, getattr(self, name), 1, what="a positive integer")
+    _check_integer("k2", self.k2, 2, what="at least 2 masks per supersample")
+    if len(self.classes) != 2 or self.classes[0] == self.classes[1]:
+      _errors.fail("classes", "two distinct class labels", self.classes)
+    _check_real("learning_rate", self.learning_rate, "a positive finite number", lambda v: v > 0)
+    _check_real("ridge", self.ridge, "a non-negative finite number", lambda v: v >= 0)
+    if self.chunk_size is not None:
+      _check_integer("chunk_size", self.chunk_size, 1, what="a positive integer or None")
+    _check_integer("seed", self.seed, None)
+    from gbounds._data import DATASETS
+    if not isinstance(self.dataset, str) or self.dataset.strip().lower().replace(
+        "-", "_") not in DATASETS:
+      _errors.fail("dataset", f"one of {list(DATASETS)}", repr(self.dataset))
+    if self.split not in ("train", "test"):
+      _errors.fail("split", "'train' or 'test'", repr(self.split))
 
   def to_json(self) -> dict:
     """The fields as JSON values (enums by lower-case name); :meth:`from_json` inverts it."""
@@ -137,6 +145,8 @@ class FcmiProtocol:
 
   @classmethod
   def from_json(cls, obj: dict) -> FcmiProtocol:
+    if not isinstance(obj, dict):
+      _errors.fail("config", "a JSON object of FcmiProtocol fields", type(obj).__name__)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(obj) - known)
     if unknown:
@@ -144,9 +154,34 @@ class FcmiProtocol:
     return cls(**obj)
 
 
+def _int_tuple(name: str, value: Any, minimum: int, expected: str, *, empty: bool = False
+               ) -> tuple[int, ...]:
+  """A scalar or sequence of integers (whole floats accepted) each at least ``minimum``."""
+  try:
+    arr = np.atleast_1d(np.asarray(value))
+  except (TypeError, ValueError):
+    arr = None
+  ok = (arr is not None and arr.ndim == 1 and (arr.size > 0 or empty)
+        and (arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and np.all(np.isfinite(arr))
+                                        and np.all(arr == np.round(arr))))
+        and (arr.size == 0 or arr.min() >= minimum))
+  if not ok:
+    _errors.fail(name, expected, repr(value))
+  return tuple(int(v) for v in arr)
+
+
+def _check_overrides(overrides: dict) -> None:
+  """Unknown protocol fields fail with the list of valid ones (not a TypeError)."""
+  known = {f.name for f in dataclasses.fields(FcmiProtocol)}
+  unknown = sorted(set(overrides) - known)
+  if unknown:
+    _errors.fail("config", f"fields of FcmiProtocol among {sorted(known)}", unknown)
+
+
 def cpu_scale_protocol(**overrides) -> FcmiProtocol:
   """The MNIST 4-vs-9 protocol at CPU scale: MLP 512-512, Adam 1e-3, batch 128, 200 epochs,
   ``n`` in {75, 250}, ``k1 x k2 = 5 x 20`` (about 10 minutes on 2 CPU cores)."""
+  _check_overrides(overrides)
   return FcmiProtocol(**overrides)
 
 
@@ -157,6 +192,7 @@ def full_scale_protocol(**overrides) -> FcmiProtocol:
   base = dict(ns=(75, 250, 1000, 4000), k1=5, k2=30, epochs=200,
               architecture=FcmiArchitecture.FCMI_CNN, split="train", test_size=2000,
               strategy=MapStrategy.AUTO, chunk_size=30)
+  _check_overrides(overrides)
   return FcmiProtocol(**{**base, **overrides})
 
 
@@ -164,6 +200,7 @@ def small_protocol(**overrides) -> FcmiProtocol:
   """A small run for the README's main job (< 3 minutes on 2 CPU cores): MLP 256, 100 epochs,
   ``n`` in {75, 250}, ``k1 x k2 = 2 x 10``."""
   base = dict(ns=(75, 250), k1=2, k2=10, epochs=100, hidden=(256,), chunk_size=None)
+  _check_overrides(overrides)
   return FcmiProtocol(**{**base, **overrides})
 
 

@@ -43,6 +43,7 @@ from gbounds import _data
 from gbounds import _errors
 from gbounds import _models
 from gbounds import _train
+from gbounds._train import _check_integer, _check_real
 
 
 class Setting(enum.Enum):
@@ -104,7 +105,23 @@ class SettingsConfig:
     if self.n_train > 5000 or self.n_val + self.n_measure > 5000:
       _errors.fail("n_train / n_val + n_measure", "at most 5000 each (halves of the MNIST test "
                    "split)", (self.n_train, self.n_val + self.n_measure))
-    _errors.check_in_unit_interval("label_noise", self.label_noise)
+    _check_real("label_noise", self.label_noise, "a probability in [0, 1]", lambda v: 0 <= v <= 1)
+    _check_real("learning_rate", self.learning_rate, "a positive finite number", lambda v: v > 0)
+    _check_integer("seed", self.seed, None)
+    try:
+      hidden = tuple(self.hidden)
+    except TypeError:
+      hidden = None
+    if not hidden or any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1
+                         for w in hidden):
+      _errors.fail("hidden", "a non-empty sequence of positive layer widths", repr(self.hidden))
+    # checked here, before any training, as activation_information checks them after it
+    if self.mi_neurons < 2:
+      _errors.fail("mi_neurons", "an integer >= 2 (pairs of neurons)", self.mi_neurons)
+    if self.bins < 2:
+      _errors.fail("bins", "an integer >= 2", self.bins)
+    if self.k > self.n_measure - 1:
+      _errors.fail("k", f"at most n_measure - 1 = {self.n_measure - 1}", self.k)
 
 
 class ModelRecord(NamedTuple):
@@ -218,7 +235,18 @@ def run_setting(setting: Setting | str, *, config: SettingsConfig = SettingsConf
     :class:`SettingsResult`.
   """
   setting = _errors.as_enum("setting", setting, Setting)
+  if not isinstance(config, SettingsConfig):
+    _errors.fail("config", "a gbounds.SettingsConfig", type(config).__name__)
   colored = setting is Setting.COLORED
+  if levels is not None:
+    try:
+      arr = np.asarray(levels, dtype=float)
+    except (TypeError, ValueError):
+      arr = None
+    if (arr is None or arr.ndim != 1 or arr.size < 1 or not np.all(np.isfinite(arr))
+        or np.any(arr < 0) or np.any(arr > 1)):
+      _errors.fail("levels", f"a non-empty list of {'e' if colored else 'beta'} values in "
+                   "[0, 1]", repr(levels))
   levels = tuple(float(v) for v in (levels if levels is not None else
                                     (COLORED_LEVELS if colored else SHUFFLED_LEVELS)))
   say = progress or (lambda msg: None)

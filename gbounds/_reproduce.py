@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import inspect
 import math
 import os
 import pathlib
@@ -75,6 +76,8 @@ class Target:
     full: paper-sized configuration (GPU).
     runner: ``runner(config, *, data_dir, out_dir, progress) -> Reproduction``.
     cpu_minutes: measured (or estimated, stated) minutes of the CPU default on 2 cores.
+    accepts: ``accepts() -> set`` of the configuration keys the runner understands (imported
+      lazily); ``None``: not checked.
   """
   name: str
   title: str
@@ -84,6 +87,7 @@ class Target:
   full: dict
   runner: Callable[..., Reproduction]
   cpu_minutes: str = ""
+  accepts: Callable[[], set] | None = None
 
   def available(self) -> tuple[bool, str]:
     """Whether every required module (and attribute) imports; else the reason."""
@@ -115,6 +119,96 @@ def _f(v) -> float:
     return float(v)
   except (TypeError, ValueError):
     return math.nan
+
+
+def _params_of(spec: str, *, drop: tuple[str, ...] = ()) -> Callable[[], set]:
+  """Keyword parameters of ``"module:function"`` (a class: its dataclass fields)."""
+  def accepts() -> set:
+    obj = _fn(spec)
+    if dataclasses.is_dataclass(obj):
+      names = {f.name for f in dataclasses.fields(obj)}
+    else:
+      names = {n for n, p in inspect.signature(obj).parameters.items()
+               if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    return names - set(drop)
+  return accepts
+
+
+def _fcmi_keys() -> set:
+  return _params_of("gbounds._fcmi_experiments:FcmiProtocol")() | {"scale"}
+
+
+_PAC_BAYES_RUN_KEYS = {"split", "n_train", "n_test", "hidden", "epochs", "learning_rate"}
+
+
+def _pac_bayes_keys() -> set:
+  return _PAC_BAYES_RUN_KEYS | _params_of(
+      "gbounds._pac_bayes:pac_bayes_certificate",
+      drop=("apply_fn", "params", "init_params", "x_train", "y_train", "x_test", "y_test",
+            "callback"))()
+
+
+def _type_name(v) -> str:
+  if isinstance(v, bool):
+    return "a boolean"
+  if isinstance(v, int):
+    return "an integer"
+  if isinstance(v, float):
+    return "a number"
+  if isinstance(v, (list, tuple)):
+    return "a list"
+  if isinstance(v, str):
+    return "a string"
+  return type(v).__name__
+
+
+def _same_kind(value, preset) -> bool:
+  """``value`` is of the kind of ``preset`` (ints for ints, numbers for floats, lists for
+  lists, strings for strings, booleans for booleans); other presets are not checked."""
+  num = (int, float, np.integer, np.floating)
+  if isinstance(preset, bool):
+    return isinstance(value, bool)
+  if isinstance(preset, (int, np.integer)):
+    return (isinstance(value, (int, np.integer)) and not isinstance(value, bool)) or (
+        isinstance(value, (float, np.floating)) and math.isfinite(value)
+        and value == int(value))
+  if isinstance(preset, (float, np.floating)):
+    return isinstance(value, num) and not isinstance(value, bool)
+  if isinstance(preset, (list, tuple)):
+    return isinstance(value, (list, tuple))
+  if isinstance(preset, str):
+    return isinstance(value, str)
+  return True
+
+
+def check_overrides(name: str, overrides: dict) -> None:
+  """Checks configuration ``overrides`` of target ``name`` before anything runs.
+
+  Unknown keys (not understood by the target's runner) and values of another kind than the
+  preset's (an integer where the preset has an integer, a list for a list, ...) raise
+  :class:`gbounds.InvalidInputError` naming the key; the command line's ``--set KEY=VALUE``
+  goes through here.
+  """
+  if not isinstance(name, str) or name not in TARGETS:
+    _errors.fail("name", f"one of {sorted(TARGETS)}", repr(name))
+  if not isinstance(overrides, dict):
+    _errors.fail("overrides", "a dict of configuration keys", type(overrides).__name__)
+  t = TARGETS[name]
+  if t.accepts is not None:
+    try:
+      known = t.accepts()
+    except (ImportError, AttributeError):  # an unavailable target is reported by reproduce
+      known = None
+    if known is not None:
+      unknown = sorted(k for k in overrides if k not in known)
+      if unknown:
+        _errors.fail("overrides", f"configuration keys of {name} among {sorted(known)}",
+                     f"unknown key(s) {unknown}")
+  presets = {**t.full, **t.cpu}
+  for key, value in overrides.items():
+    if key in presets and not _same_kind(value, presets[key]):
+      _errors.fail(key, f"{_type_name(presets[key])} (as the preset's {presets[key]!r})",
+                   repr(value))
 
 
 # ----------------------------------------------------------------------------- runners
@@ -214,10 +308,21 @@ def _run_pac_bayes(config, *, data_dir, out_dir, progress):
   import jax
 
   from gbounds import _data, _models, _pac_bayes, _train
+  from gbounds._train import _check_integer
   cfg = dict(config)
+  for key in ("delta", "delta_mc"):  # checked again by the certificate, but only after training
+    if key in cfg:
+      _errors.check_open_unit_interval(key, cfg[key])
+  for key, lo in (("mc_samples", 1), ("selection_samples", 1), ("batch_size", 1), ("epochs", 1),
+                  ("n_train", 1), ("n_test", 1)):
+    if key in cfg:
+      _check_integer(key, cfg[key], lo, what=f"an integer >= {lo}")
   x, y = _data.load_mnist(cfg.pop("split", "test"), data_dir=data_dir)
   y = (y >= 5).astype(np.int32)  # binary MNIST of Dziugaite & Roy: digits 0-4 vs 5-9
   n_train, n_test = cfg.pop("n_train"), cfg.pop("n_test")
+  if n_train + n_test > len(y):
+    _errors.fail("n_train + n_test", f"at most the {len(y)} examples of the split",
+                 n_train + n_test)
   xtr, ytr, xte, yte = _data.train_test_split(x, y, test_fraction=n_test / len(y), seed=0)
   xtr, ytr = xtr[:n_train], ytr[:n_train]
   hidden = tuple(cfg.pop("hidden"))
@@ -256,47 +361,57 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("fcmi_mnist_4v9", "f-CMI bound vs n, MNIST 4 vs 9 (Table/Fig. 1)",
            "Harutyunyan et al., NeurIPS 2021", ("gbounds._fcmi_experiments:reproduce_fcmi",),
            {"scale": "cpu"}, {"scale": "full"}, _run_fcmi,
-           "~10 min (MLP 512-512, 5 x 20, n 75/250; per _fcmi_experiments)"),
+           "~10 min (MLP 512-512, 5 x 20, n 75/250; per _fcmi_experiments)", _fcmi_keys),
     Target("sample_info_correlation",
            "Linearized vs retrained leave-one-out change, Pearson r (Table 1, MLP column)",
            "Harutyunyan et al., ICLR 2021",
            ("gbounds._sample_info_experiments:reproduce_sample_info",), {},
            {"n_train": 1000, "width": 1024, "steps": 2000, "num_retrained": 1000,
             "weight_decays": [0.0, 1000.0], "mislabeled_n": 1000}, _run_sample_info,
-           "see gbounds/_sample_info_experiments.py"),
+           "see gbounds/_sample_info_experiments.py",
+           _params_of("gbounds._sample_info_experiments:reproduce_sample_info",
+                      drop=("data_dir", "log"))),
     Target("pac_bayes_binary_mnist",
            "PAC-Bayes certificate of an MLP on binary MNIST (Table 1, T-600)",
            "Dziugaite & Roy, UAI 2017", ("gbounds._pac_bayes",),
            {"n_train": 4000, "n_test": 2000, "hidden": [600], "epochs": 20,
             "learning_rate": 0.1, "mc_samples": 200},
            {"split": "train", "n_train": 55000, "n_test": 5000, "hidden": [600], "epochs": 20,
-            "learning_rate": 0.1, "mc_samples": 1000}, _run_pac_bayes, "~3 min"),
+            "learning_rate": 0.1, "mc_samples": 1000}, _run_pac_bayes, "~3 min",
+           _pac_bayes_keys),
     Target("wang_mao_synthetic", "CMI bounds on make_classification (Fig. 1)",
            "Wang & Mao, ICML 2023",
            ("gbounds._fcmi_experiments:make_classification_study",),
            {"ns": [5, 10, 20], "k1": 10, "k2": 30},
-           {"ns": [5, 10, 20, 30, 50], "k1": 50, "k2": 100}, _run_synthetic, "~2 min"),
+           {"ns": [5, 10, 20, 30, 50], "k1": 50, "k2": 100}, _run_synthetic, "~2 min",
+           _params_of("gbounds._fcmi_experiments:make_classification_study")),
     Target("limit_label_noise", "Test accuracy and memorization under label noise, CE vs LIMIT",
            "Harutyunyan et al., ICML 2020",
            ("gbounds._weight_info_experiments:reproduce_limit",), {"epochs": 10},
            {"dataset": "fashion_mnist", "n_train": 60000, "n_test": 10000, "epochs": 200},
-           _run_limit, "see gbounds/_weight_info_experiments.py"),
+           _run_limit, "see gbounds/_weight_info_experiments.py",
+           _params_of("gbounds._weight_info_experiments:reproduce_limit",
+                      drop=("data_dir", "callback"))),
     Target("supervision_complexity", "Supervision complexity of one-hot vs teacher labels",
            "Harutyunyan et al., ICLR 2023",
            ("gbounds._weight_info_experiments:reproduce_supervision_complexity",), {},
            {"n_student": 2000, "teacher_epochs": 50}, _run_supervision,
-           "see gbounds/_weight_info_experiments.py"),
+           "see gbounds/_weight_info_experiments.py",
+           _params_of("gbounds._weight_info_experiments:reproduce_supervision_complexity",
+                      drop=("data_dir",))),
     Target("permuted_label_geometry",
            "Manifold geometry and layer rewinding under permuted labels (Figs. 2-5)",
            "Stephenson et al., ICLR 2021", ("gbounds._rewind:permuted_label_experiment",), {},
            {"n_train": 10000, "epochs": 100, "n_per_manifold": 50, "n_t": 300},
-           _run_permuted, "5-10 min (PermutedLabelConfig defaults)"),
+           _run_permuted, "5-10 min (PermutedLabelConfig defaults)",
+           _params_of("gbounds._rewind:PermutedLabelConfig")),
     Target("activation_information",
            "Activation entropy / neuron MI on Colored and Shuffled MNIST (Table 2)",
            "Bansal et al., NeurIPS 2022",
            ("gbounds._memorization_settings:reproduce_activation_information",), {},
            {"seeds": 10, "n_train": 5000, "epochs": 100, "mi_neurons": 768}, _run_activation,
-           "see gbounds/_memorization_settings.py"),
+           "see gbounds/_memorization_settings.py",
+           _params_of("gbounds._memorization_settings:SettingsConfig")),
 )}
 
 
@@ -322,17 +437,20 @@ def reproduce(name: str, *, full: bool = False, data_dir: str | os.PathLike | No
     data_dir: the data directory.
     out_dir: where the runner may keep resumable intermediate results and figures.
     progress: ``progress(done, total)`` for runners that report it.
-    **overrides: configuration keys replacing the preset's.
+    **overrides: configuration keys replacing the preset's (checked by
+      :func:`check_overrides` before anything runs: unknown keys and values of the wrong kind
+      raise :class:`gbounds.InvalidInputError`).
 
   Returns:
     :class:`Reproduction` with our numbers beside the published ones.
   """
-  if name not in TARGETS:
+  if not isinstance(name, str) or name not in TARGETS:
     _errors.fail("name", f"one of {sorted(TARGETS)}", repr(name))
   t = TARGETS[name]
   ok, why = t.available()
   if not ok:
     raise _errors.GBoundsError(f"reproduce {name}: not available in this installation ({why}).")
+  check_overrides(name, overrides)
   config = {**(t.full if full else t.cpu), **overrides}
   t0 = time.perf_counter()
   rows, payload, figs, text = t.runner(dict(config), data_dir=data_dir, out_dir=out_dir,
@@ -341,4 +459,5 @@ def reproduce(name: str, *, full: bool = False, data_dir: str | os.PathLike | No
                       tuple(figs), text, time.perf_counter() - t0)
 
 
-__all__ = ["Comparison", "Reproduction", "TARGETS", "Target", "list_targets", "reproduce"]
+__all__ = ["Comparison", "Reproduction", "TARGETS", "Target", "check_overrides", "list_targets",
+           "reproduce"]

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -46,6 +46,7 @@ from gbounds import _data
 from gbounds import _errors
 from gbounds import _manifold
 from gbounds import _models
+from gbounds._train import _check_integer, _check_real
 
 MANIFOLD_KINDS = ("unpermuted", "permuted", "restored")
 
@@ -86,18 +87,29 @@ class PermutedLabelConfig:
   seed: int = 0
 
   def __post_init__(self):
-    if self.dataset not in ("mnist", "fashion_mnist"):
+    if not isinstance(self.dataset, str) or self.dataset not in ("mnist", "fashion_mnist"):
       _errors.fail("dataset", "'mnist' or 'fashion_mnist'", repr(self.dataset))
-    _errors.check_in_unit_interval("permute_fraction", self.permute_fraction)
+    _check_real("permute_fraction", self.permute_fraction, "a fraction in [0, 1]",
+                lambda v: 0 <= v <= 1)
     for name in ("n_train", "n_test", "epochs", "batch_size", "n_per_manifold", "n_t"):
-      if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
-        _errors.fail(name, "a positive integer", getattr(self, name))
-    _errors.check_positive("learning_rate", self.learning_rate)
+      _check_integer(name, getattr(self, name), 1, what="a positive integer")
+    _check_integer("rewind_epoch", self.rewind_epoch, 0)
+    _check_integer("seed", self.seed, None)
+    _check_real("learning_rate", self.learning_rate, "a positive finite number", lambda v: v > 0)
     if not 0 <= self.rewind_epoch <= self.epochs:
       _errors.fail("rewind_epoch", f"an epoch in [0, {self.epochs}]", self.rewind_epoch)
-    if self.kappa < 0:
-      _errors.fail("kappa", "a margin kappa >= 0", self.kappa)
-    eps = sorted({int(e) for e in self.checkpoint_epochs if 0 <= e <= self.epochs}
+    _check_real("kappa", self.kappa, "a margin kappa >= 0", lambda v: v >= 0)
+    if self.center_rank is not None:
+      _check_integer("center_rank", self.center_rank, 0, what="an integer >= 0 or None")
+    try:
+      given = [e for e in self.checkpoint_epochs]
+    except TypeError:
+      given = None
+    if given is None or any(isinstance(e, bool) or not isinstance(e, (int, np.integer))
+                            for e in given):
+      _errors.fail("checkpoint_epochs", "a sequence of integer epochs",
+                   repr(self.checkpoint_epochs))
+    eps = sorted({int(e) for e in given if 0 <= e <= self.epochs}
                  | {self.epochs, self.rewind_epoch})
     object.__setattr__(self, "checkpoint_epochs", tuple(eps))
 
@@ -188,14 +200,44 @@ def parameter_layers(params: Any) -> tuple[str, ...]:
 
 
 def rewind_layers(params: Any, early_params: Any, layers: Sequence[str]) -> Any:
-  """``params`` with the top-level groups ``layers`` replaced by those of ``early_params``."""
+  """``params`` with the top-level groups ``layers`` replaced by those of ``early_params``.
+
+  ``early_params`` (an earlier checkpoint of the same network) must hold each rewound group with
+  the same leaves and shapes as ``params``, and finite values; otherwise
+  :class:`gbounds.InvalidInputError` names the first mismatching leaf.
+  """
+  for name, tree in (("params", params), ("early_params", early_params)):
+    if not isinstance(tree, Mapping):
+      _errors.fail(name, "a parameter dict keyed by layer name", type(tree).__name__)
+  if isinstance(layers, str) or not all(isinstance(n, str) for n in layers):
+    _errors.fail("layers", "a sequence of layer names", repr(layers))
   unknown = [n for n in layers if n not in params]
   if unknown:
     _errors.fail("layers", f"names among {sorted(params.keys())}", unknown)
+  missing = [n for n in layers if n not in early_params]
+  if missing:
+    _errors.fail("early_params", f"a checkpoint of the same architecture holding layers "
+                 f"{list(layers)}", f"no {missing[0]!r} (layers {sorted(early_params.keys())})")
+  for n in layers:
+    _check_same_architecture(n, params[n], early_params[n])
+  _errors.check_finite_tree("early_params", {n: early_params[n] for n in layers})
   out = dict(params)
   for n in layers:
     out[n] = early_params[n]
   return out
+
+
+def _check_same_architecture(layer: str, now: Any, early: Any) -> None:
+  """Same leaf paths and shapes in ``early`` as in ``now`` (the first difference is named)."""
+  want = {jax.tree_util.keystr(k): np.shape(v)
+          for k, v in jax.tree_util.tree_flatten_with_path(now)[0]}
+  got = {jax.tree_util.keystr(k): np.shape(v)
+         for k, v in jax.tree_util.tree_flatten_with_path(early)[0]}
+  for key in sorted(set(want) | set(got)):
+    if want.get(key) != got.get(key):
+      _errors.fail("early_params", "a checkpoint of the same architecture as params",
+                   f"[{layer!r}]{key} of shape {got.get(key, 'absent')} (params: "
+                   f"{want.get(key, 'absent')})")
 
 
 def layer_features(model: nn.Module, params: Any, x: jax.typing.ArrayLike, *,
@@ -209,6 +251,11 @@ def layer_features(model: nn.Module, params: Any, x: jax.typing.ArrayLike, *,
   Returns:
     ``{"input": (n, H*W*C), "conv0": (n, ...), ..., "head": (n, k)}`` numpy arrays.
   """
+  _check_integer("chunk_size", chunk_size, 1, what="a positive integer")
+  if np.ndim(x) < 2 or np.shape(x)[0] == 0:
+    _errors.fail("x", "a non-empty batch of inputs (rank >= 2)", f"shape {np.shape(x)}")
+  _errors.check_finite("x", x)
+  _errors.check_finite_tree("params", params)
   x = jnp.asarray(x)
 
   @jax.jit
@@ -289,8 +336,20 @@ def permuted_label_experiment(config: PermutedLabelConfig = PermutedLabelConfig(
   """
   xtr, ytr, xte, yte = _load(config, data_dir)
   y_noisy, perm_mask = permute_labels(ytr, fraction=config.permute_fraction, seed=config.seed)
+  if not isinstance(config, PermutedLabelConfig):
+    _errors.fail("config", "a gbounds.PermutedLabelConfig", type(config).__name__)
+  if model is not None and not isinstance(model, nn.Module):
+    _errors.fail("model", "a flax.linen.Module", type(model).__name__)
   model = _models.CNN(out=10) if model is None else model
   key = jax.random.key(config.seed)
+  try:
+    out_shape = jax.eval_shape(lambda: model.init_with_output(key, jnp.asarray(xtr[:1]))[0]).shape
+  except (TypeError, ValueError, IndexError) as e:
+    _errors.fail("model", "a Linen model that accepts the images (N, 28, 28, 1)",
+                 f"{type(model).__name__} ({type(e).__name__}: {str(e)[:200]})")
+  if tuple(out_shape) != (1, 10):
+    _errors.fail("model", "a model with 10 outputs (one per class)",
+                 f"{type(model).__name__} with outputs of shape {tuple(out_shape)} for one image")
   params = model.init(key, jnp.asarray(xtr[:1]))["params"]
   opt = optax.adam(config.learning_rate)
   opt_state = opt.init(params)
