@@ -1,19 +1,38 @@
-"""Results on disk: atomic JSON/text/npz writes (temporary file + ``os.replace``).
+"""Results on disk: atomic JSON/text/npz writes (temporary file + ``os.replace``), checked reads.
 
-A reader never sees a half-written file: each writer creates a temporary file in the target's
-directory and renames it over the target, which POSIX makes atomic.
+A reader never sees a half-written file: each writer creates a temporary file
+``.<name>.<random>.tmp`` in the target's directory, writes and ``fsync``\\ s it, and renames it
+over the target, which POSIX makes atomic; the directory is then ``fsync``\\ ed so that the
+rename survives a power loss. A writer killed mid-write (``SIGKILL``, power loss) leaves only
+such a temporary file behind, never a truncated target: :func:`temporaries` lists them and
+:func:`temporary_target` names the file each one was for, so that the owner of a directory can
+remove them when it resumes (see :mod:`gbounds._supersample`).
+
+Reads of files that may be damaged (:func:`read_npz`, :func:`read_json`) raise
+:class:`gbounds._errors.CorruptFileError` naming the file, whatever the damage (truncated, not a
+zip archive, a checksum mismatch, not JSON), instead of a bare ``BadZipFile`` or ``EOFError``.
 """
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
+import io
 import json
 import os
 import pathlib
+import re
 import tempfile
+import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
+
+from gbounds import _errors
+
+# `.<target name>.<random part>.tmp` (mkstemp's random part has no dots); `.tmp.npz` is the
+# suffix of earlier versions' npz temporaries.
+_TEMP_RE = re.compile(r"^\.(?P<target>.+)\.[^./]+\.tmp(?:\.npz)?$")
 
 
 def _default(o: Any):
@@ -26,35 +45,139 @@ def _default(o: Any):
   raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-  """Writes ``text`` to ``path`` through a temporary file and ``os.replace``."""
+def _write_all(f, data: bytes) -> None:
+  """Writes ``data`` to the open temporary file ``f`` (one place, so tests can slow it down)."""
+  f.write(data)
+
+
+def _fsync_dir(directory: pathlib.Path) -> None:
+  try:
+    fd = os.open(directory, os.O_RDONLY)
+  except OSError:  # pragma: no cover (platforms without directory handles)
+    return
+  try:
+    os.fsync(fd)
+  except OSError:  # pragma: no cover
+    pass
+  finally:
+    os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> str:
+  """Writes ``data`` to ``path`` through a temporary file and ``os.replace``.
+
+  Returns:
+    The SHA-256 hex digest of ``data`` (what a reader can check the file against).
+  """
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
   try:
-    with os.fdopen(fd, "w") as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    with contextlib.suppress(OSError):
-      os.unlink(tmp)
-    raise
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-  atomic_write_text(path, json.dumps(obj, indent=2, default=_default) + "\n")
-
-
-def atomic_write_npz(path: str | os.PathLike, **arrays: Any) -> None:
-  """Writes ``arrays`` to ``path`` (a ``.npz``) atomically."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")
-  try:
     with os.fdopen(fd, "wb") as f:
-      np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+      _write_all(f, data)
+      f.flush()
+      os.fsync(f.fileno())
     os.replace(tmp, path)
   except BaseException:
-    with contextlib.suppress(OSError):
+    try:
       os.unlink(tmp)
+    except OSError:
+      pass
     raise
+  _fsync_dir(path.parent)
+  return hashlib.sha256(data).hexdigest()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> str:
+  """Writes ``text`` (UTF-8) to ``path`` atomically; returns its SHA-256 hex digest."""
+  return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> str:
+  """Writes ``obj`` as indented JSON atomically; returns the file's SHA-256 hex digest."""
+  return atomic_write_text(path, json.dumps(obj, indent=2, default=_default) + "\n")
+
+
+def npz_bytes(**arrays: Any) -> bytes:
+  """The bytes of an uncompressed ``.npz`` archive of ``arrays``."""
+  buf = io.BytesIO()
+  np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+  return buf.getvalue()
+
+
+def atomic_write_npz(path: str | os.PathLike, **arrays: Any) -> str:
+  """Writes ``arrays`` to ``path`` (a ``.npz``) atomically; returns its SHA-256 hex digest."""
+  return atomic_write_bytes(path, npz_bytes(**arrays))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+  return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
+def _corrupt(path: pathlib.Path, expected: str, got: str) -> None:
+  raise _errors.CorruptFileError(f"{path}: expected {expected}, got {got} instead.")
+
+
+def read_npz(path: str | os.PathLike, *, sha256: str | None = None) -> dict[str, np.ndarray]:
+  """Reads every array of a ``.npz`` file (no pickles), checking it end to end.
+
+  Args:
+    path: the file.
+    sha256: its expected SHA-256 hex digest, when the writer recorded one.
+
+  Raises:
+    CorruptFileError: the file is absent, truncated, not a zip archive, fails a member's CRC or
+      the checksum, or holds something that is not an array; the message names the file.
+  """
+  path = pathlib.Path(path)
+  try:
+    data = path.read_bytes()
+  except FileNotFoundError:
+    _corrupt(path, "an existing .npz file", "no such file")
+  except OSError as e:
+    _corrupt(path, "a readable .npz file", f"{type(e).__name__}: {e}")
+  if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+    _corrupt(path, f"the recorded SHA-256 {sha256[:12]}...",
+             f"{hashlib.sha256(data).hexdigest()[:12]}... ({len(data)} bytes; truncated or "
+             f"modified)")
+  try:
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+      return {k: np.asarray(z[k]) for k in z.files}
+  except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError,
+          AttributeError) as e:
+    _corrupt(path, "a complete .npz archive of arrays",
+             f"{type(e).__name__}: {e} ({len(data)} bytes)")
+  raise AssertionError("unreachable")  # pragma: no cover
+
+
+def read_json(path: str | os.PathLike) -> Any:
+  """Reads a JSON file; a missing, unreadable or malformed file raises CorruptFileError."""
+  path = pathlib.Path(path)
+  try:
+    return json.loads(path.read_text(encoding="utf-8"))
+  except FileNotFoundError:
+    _corrupt(path, "an existing JSON file", "no such file")
+  except (OSError, UnicodeDecodeError, ValueError) as e:
+    _corrupt(path, "a complete JSON document", f"{type(e).__name__}: {e}")
+  raise AssertionError("unreachable")  # pragma: no cover
+
+
+def temporary_target(name: str) -> str | None:
+  """The file name a temporary file ``name`` of these writers was for, or None."""
+  m = _TEMP_RE.match(name)
+  return None if m is None else m.group("target")
+
+
+def temporaries(directory: str | os.PathLike) -> list[tuple[pathlib.Path, str]]:
+  """``(temporary file, target name)`` for every temporary file of these writers in a folder.
+
+  A temporary file outlives its writer only when the writer was killed mid-write; whoever owns
+  the directory (holds its lock) may delete the ones whose targets it writes.
+  """
+  directory = pathlib.Path(directory)
+  out = []
+  for p in sorted(directory.iterdir()):
+    target = temporary_target(p.name)
+    if target is not None and p.is_file():
+      out.append((p, target))
+  return out

@@ -20,6 +20,14 @@ lost or duplicated work. Model ``j = a * k2 + b``
 mini-batches from ``fold_in(key(train.seed), j)``, so its run does not depend on the chunking,
 on resuming or on how the supersamples are split over processes.
 
+The results directory is guarded against crashes and concurrent writers: a lock file per
+writer names its holder (a second writer of the same supersamples is refused with
+:class:`gbounds.StoreLockedError`; a lock of a killed run on this host is taken over), a
+resumed run removes the temporary files of interrupted writes, every chunk is checked
+(SHA-256, arrays, shapes) before use, and a corrupt chunk is moved to ``<file>.corrupt`` with a
+:class:`SupersampleStoreWarning` naming it and its models are recomputed. Chunks written with
+different chunk sizes merge. See :func:`run_supersample`.
+
 :func:`run_linearized_supersample` replaces SGD by the closed-form gradient-descent dynamics of
 the linearized network (Lee et al., 2019; :func:`gbounds.gd_coefficients`): one empirical NTK of
 the ``2n`` supersample and test points per supersample, then a batched solve over the masks.
@@ -31,14 +39,23 @@ pair ``i`` is column ``masks[a, b, i]``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime
 import enum
-import glob
 import hashlib
 import json
+import logging
 import os
 import pathlib
 import platform
+import re
+import socket
+import sys
+import tempfile
+import time
+import uuid
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -56,6 +73,7 @@ from gbounds._train import MapStrategy, TrainConfig, _resolve_strategy, _train_o
 
 _MODEL_AXIS = "models"
 _FORMAT_VERSION = 1
+_log = logging.getLogger(__name__)
 
 
 class SupersampleDesign(NamedTuple):
@@ -135,9 +153,9 @@ def draw_supersamples(pool_size: int, *, n: int, k1: int, k2: int, seed: int = 0
   Both come from ``numpy.random.default_rng(seed)``, supersample ``a`` from its own stream
   ``default_rng([seed, a])``, so the design of supersample ``a`` does not depend on ``k1``.
   """
-  for name, v in (("pool_size", pool_size), ("n", n), ("k1", k1), ("k2", k2)):
-    if int(v) != v or v < 1:
-      _errors.fail(name, "a positive integer", v)
+  pool_size, n, k1, k2 = (_check_int(name, v, minimum=1) for name, v in (
+      ("pool_size", pool_size), ("n", n), ("k1", k1), ("k2", k2)))
+  seed = _check_int("seed", seed, minimum=0)
   if k2 < 2:
     _errors.fail("k2", "at least 2 masks per supersample (MI needs several runs)", k2)
   if 2 * n > pool_size:
@@ -210,58 +228,485 @@ def _jsonable(v):
 
 
 def _local_supersamples(k1: int, process_index: int, process_count: int) -> np.ndarray:
-  if int(process_count) != process_count or process_count < 1:
-    _errors.fail("process_count", "a positive integer", process_count)
-  if int(process_index) != process_index or not 0 <= process_index < process_count:
-    _errors.fail("process_index", f"an integer in [0, {process_count})", process_index)
-  return np.arange(process_index, k1, process_count)
+  process_count = _check_int("process_count", process_count, minimum=1)
+  ok = isinstance(process_index, (int, np.integer)) and not isinstance(process_index, bool)
+  if not ok or not 0 <= process_index < process_count:
+    _errors.fail("process_index", f"an integer in [0, {process_count})", repr(process_index))
+  return np.arange(int(process_index), k1, process_count)
 
 
 # ----------------------------------------------------------------------------- results dir
 
 
-class _Store:
-  """Chunk files in a results directory: ``chunk_<first id>.npz`` then its ``.json`` marker.
+class SupersampleStoreWarning(UserWarning):
+  """A results directory needed repair: a corrupt or conflicting chunk was moved aside."""
 
-  A chunk counts as done only when its JSON exists; the JSON is written after the npz, both
-  atomically, so a crash leaves either a finished chunk or nothing that counts.
+
+class CorruptResultsError(_errors.CorruptFileError, _errors.InvalidInputError):
+  """A file of a results directory is corrupt (the message names it).
+
+  It is also an :class:`gbounds.InvalidInputError`, like the error for an unfinished directory,
+  so a caller that resumes unfinished runs also resumes damaged ones: :func:`run_supersample`
+  on the directory moves the damaged file aside and recomputes its models.
   """
 
-  def __init__(self, path, config: dict):
+
+_CHUNK_RE = re.compile(r"^chunk_(\d+)(?:-(\d+))?\.(npz|json)$")
+_LOCK_RE = re.compile(r"^writer_(\d+)_of_(\d+)\.lock$")
+_LOCK_TEMP_AGE_S = 60.0       # lock temporaries younger than this may belong to a live writer
+_CHUNK_KEYS = ("model_ids", "predictions", "losses", "test_error", "final_loss")
+
+
+def _pid_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except OSError:            # PermissionError: alive, owned by another user
+    return True
+  return True
+
+
+def _holder(info: dict | None) -> str:
+  if not isinstance(info, dict):
+    return "an unknown writer (the lock file is unreadable)"
+  return (f"pid {info.get('pid')} on host {info.get('host')!r}, started "
+          f"{info.get('time')}")
+
+
+def _read_lock(path: pathlib.Path) -> tuple[str | None, dict | None]:
+  """(raw text, parsed dict or None); text None when the lock is gone."""
+  try:
+    text = path.read_text(encoding="utf-8")
+  except FileNotFoundError:
+    return None, None
+  except OSError:
+    return "", None
+  try:
+    info = json.loads(text)
+  except ValueError:
+    return text, None
+  return text, info if isinstance(info, dict) else None
+
+
+def _is_stale(info: dict | None) -> bool:
+  """A lock is stale when its writer ran on this host and its process no longer exists."""
+  if not isinstance(info, dict) or info.get("host") != socket.gethostname():
+    return False
+  pid = info.get("pid")
+  return isinstance(pid, int) and pid > 0 and not _pid_alive(pid)
+
+
+def _quarantine(path: pathlib.Path) -> pathlib.Path | None:
+  """Renames ``path`` to ``<path>.corrupt`` (``.corrupt.1``, ... if taken); None if absent."""
+  if not path.exists():
+    return None
+  target = path.with_name(path.name + ".corrupt")
+  i = 0
+  while target.exists():
+    i += 1
+    target = path.with_name(f"{path.name}.corrupt.{i}")
+  os.replace(path, target)
+  return target
+
+
+class _WriterLock:
+  """The lock of one writer of a results directory: ``writer_<i>_of_<p>.lock``.
+
+  Process ``i`` of ``p`` writes supersamples ``a`` with ``a % p == i``. Its lock file is created
+  atomically together with its content, a JSON object naming the holder (pid, host, start time,
+  a random token): the content is written to a temporary file that is then hard-linked to the
+  lock's name, which like ``open(O_CREAT | O_EXCL)`` fails when the lock exists (where the file
+  system has no hard links, ``O_CREAT | O_EXCL`` itself is used). After taking its own lock a
+  writer looks at the other writers' locks and refuses to run when one of them covers a
+  supersample it covers (e.g. ``writer_0_of_1`` and ``writer_1_of_2``).
+
+  A lock is *stale* when its holder ran on this host and its pid no longer exists (a killed
+  run); a stale lock is taken over: moved aside by an atomic rename, then checked to still be
+  the stale lock that was judged (else put back). A lock held on another host cannot be judged
+  and is never taken over: the error names the holder and the file to delete if that run is
+  dead. The holder checks its token before each chunk it writes and releases the lock when it
+  returns or raises.
+  """
+
+  def __init__(self, directory: pathlib.Path, process_index: int, process_count: int, k1: int):
+    self.directory = directory
+    self.index, self.count, self.k1 = process_index, process_count, k1
+    self.path = directory / f"writer_{process_index}_of_{process_count}.lock"
+    self.token = uuid.uuid4().hex
+    self.others_live = False
+    self.held = False
+
+  def _refuse(self, path: pathlib.Path, info: dict | None) -> None:
+    raise _errors.StoreLockedError(
+        f"results_dir: expected a directory no other run is writing, got {self.directory} "
+        f"locked by {_holder(info)} (lock file {path}) instead. Wait for that run to finish; "
+        f"if it is no longer running, delete {path}.")
+
+  def _create(self, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{self.path.name}.", suffix=".tmp")
+    try:
+      with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+      try:
+        os.link(tmp, self.path)
+      except (FileExistsError, FileNotFoundError):
+        raise
+      except OSError:  # no hard links here: exclusive create (empty for a moment)
+        fd2 = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        with os.fdopen(fd2, "w", encoding="utf-8") as f:
+          f.write(text)
+    finally:
+      with contextlib.suppress(OSError):
+        os.unlink(tmp)
+
+  def _take_over(self, path: pathlib.Path, judged: str) -> None:
+    grave = path.with_name(f".{path.name}.stale{os.getpid()}x{uuid.uuid4().hex[:6]}.tmp")
+    try:
+      os.rename(path, grave)
+    except FileNotFoundError:
+      return
+    try:
+      if grave.read_text(encoding="utf-8") != judged:   # a fresh lock arrived: put it back
+        with contextlib.suppress(OSError):
+          os.link(grave, path)
+    finally:
+      with contextlib.suppress(OSError):
+        os.unlink(grave)
+    _log.info("took over the stale lock %s (%s)", path, judged.strip())
+
+  def _overlaps(self, index: int, count: int) -> bool:
+    mine = set(range(self.index, self.k1, self.count))
+    return bool(mine.intersection(range(index, self.k1, max(count, 1))))
+
+  def acquire(self) -> None:
+    text = json.dumps({
+        "pid": os.getpid(), "host": socket.gethostname(),
+        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "token": self.token, "process_index": self.index, "process_count": self.count,
+        "argv": sys.argv[:4]}) + "\n"
+    for _ in range(20):
+      try:
+        self._create(text)
+        break
+      except FileNotFoundError:       # our temporary was removed by a starting writer: retry
+        continue
+      except FileExistsError:
+        raw, info = _read_lock(self.path)
+        if raw is None:
+          continue
+        if _is_stale(info):
+          self._take_over(self.path, raw)
+          continue
+        self._refuse(self.path, info)
+    else:  # pragma: no cover (a lock that keeps appearing and vanishing)
+      self._refuse(self.path, _read_lock(self.path)[1])
+    self.held = True
+    try:
+      for other in sorted(self.directory.glob("writer_*_of_*.lock")):
+        m = _LOCK_RE.match(other.name)
+        if other == self.path or m is None:
+          continue
+        raw, info = _read_lock(other)
+        if raw is None:
+          continue
+        if _is_stale(info):
+          if self._overlaps(int(m.group(1)), int(m.group(2))):
+            self._take_over(other, raw)
+          continue
+        if self._overlaps(int(m.group(1)), int(m.group(2))):
+          self._refuse(other, info)
+        self.others_live = True
+    except BaseException:
+      self.release()
+      raise
+
+  def verify(self) -> None:
+    """Raises StoreLockedError when this writer no longer holds its lock."""
+    _, info = _read_lock(self.path)
+    if not isinstance(info, dict) or info.get("token") != self.token:
+      raise _errors.StoreLockedError(
+          f"results_dir: expected this run to hold its lock file {self.path}, got "
+          f"{'no lock file' if info is None else 'a lock of ' + _holder(info)} instead (it "
+          f"was deleted or taken over); nothing more is written. Make sure one run writes the "
+          f"directory, then resume.")
+
+  def release(self) -> None:
+    if not self.held:
+      return
+    self.held = False
+    _, info = _read_lock(self.path)
+    if isinstance(info, dict) and info.get("token") == self.token:
+      with contextlib.suppress(OSError):
+        os.unlink(self.path)
+
+
+def _chunk_first_id(name: str) -> int | None:
+  m = _CHUNK_RE.match(name)
+  return None if m is None else int(m.group(1))
+
+
+class _ChunkProblem(Exception):
+  pass
+
+
+def _validate_chunk(npz: pathlib.Path, arrays: dict, ids: list[int], *, n: int, k2: int,
+                    labels: np.ndarray, num_outputs: int | None) -> None:
+  """Raises CorruptFileError naming ``npz`` unless it holds the arrays of models ``ids``."""
+  def bad(expected, got):
+    raise _errors.CorruptFileError(f"{npz}: expected {expected}, got {got} instead.")
+
+  missing = [k for k in _CHUNK_KEYS if k not in arrays]
+  if missing:
+    bad(f"the arrays {', '.join(_CHUNK_KEYS)}", f"no {', '.join(missing)}")
+  m = len(ids)
+  mid = arrays["model_ids"]
+  if mid.dtype.kind not in "iu" or mid.shape != (m,) or not np.array_equal(mid, ids):
+    bad(f"model_ids {ids[:4]}{'...' if m > 4 else ''} (as its .json lists)",
+        f"{mid.dtype} {mid.shape} {mid.tolist()[:4]}")
+  p = arrays["predictions"]
+  if p.dtype.kind != "f" or p.ndim != 4 or p.shape[:3] != (m, n, 2):
+    bad(f"predictions of shape ({m}, {n}, 2, K), floating", f"{p.dtype} {p.shape}")
+  if num_outputs is not None and p.shape[3] != num_outputs:
+    bad(f"predictions with K = {num_outputs} outputs", f"K = {p.shape[3]}")
+  for key, shape in (("losses", (m, n, 2)), ("test_error", (m,)), ("final_loss", (m,))):
+    v = arrays[key]
+    if v.dtype.kind != "f" or v.shape != shape:
+      bad(f"{key} of shape {shape}, floating", f"{v.dtype} {v.shape}")
+  want = (p.argmax(-1) != labels[np.asarray(ids) // k2]).astype(arrays["losses"].dtype)
+  if not np.array_equal(arrays["losses"], want):
+    bad("losses equal to argmax(predictions) != labels", "other values")
+
+
+class _ResultsDir:
+  """A results directory: ``config.json``, ``design.npz``, chunk files and writer locks.
+
+  Every file is written atomically (:mod:`gbounds._io`). A chunk is the pair
+  ``chunk_<first>-<last>.npz`` (arrays of its models, keyed by ``model_ids``) and its
+  ``.json`` marker (model ids, configuration digest, SHA-256 of the npz), written in that order:
+  a chunk counts only when its marker exists, and is then checked end to end (checksum, arrays,
+  shapes, losses against the design's labels) before its models are used.
+
+  As a writer (``open``, under the lock) it repairs what interrupted or damaged runs leave:
+  temporary files and npz files without a marker are removed; a corrupt chunk or ``design.npz``
+  or ``config.json`` is renamed to ``<file>.corrupt`` with a :class:`SupersampleStoreWarning`
+  naming it, and its models are recomputed. As a reader (``read``, no lock) it raises
+  :class:`CorruptResultsError` naming the damaged file instead.
+  """
+
+  def __init__(self, path, config: dict, *, k1: int, k2: int, n: int, process_index: int = 0,
+               process_count: int = 1):
     self.path = pathlib.Path(path)
-    self.path.mkdir(parents=True, exist_ok=True)
     self.config = config
     self.digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
-    cfg_file = self.path / "config.json"
-    if cfg_file.exists():
-      old = json.loads(cfg_file.read_text())
-      if old.get("config_digest") != self.digest:
-        _errors.fail("results_dir", "a directory of a run with the same configuration (or a new "
-                     "directory)", f"{self.path} holding a run with a different configuration")
-    else:
-      _io.atomic_write_json(cfg_file, {"config": config, "config_digest": self.digest,
-                                       "versions": package_versions()})
+    self.k1, self.k2, self.n = k1, k2, n
+    self.index, self.count = process_index, process_count
+    self.lock: _WriterLock | None = None
 
-  def done(self) -> dict[int, pathlib.Path]:
-    """Model id -> npz file of every finished chunk."""
-    out = {}
-    for js in sorted(glob.glob(str(self.path / "chunk_*.json"))):
-      meta = json.loads(pathlib.Path(js).read_text())
-      if meta.get("config_digest") != self.digest:
-        _errors.fail("results_dir", "chunks of the same configuration", f"{js} (different run)")
-      npz = pathlib.Path(js).with_suffix(".npz")
-      for i in meta["model_ids"]:
-        if i in out:
-          _errors.fail("results_dir", "each model in one chunk", f"model {i} twice")
-        out[int(i)] = npz
-    return out
+  def mine(self, model_id: int) -> bool:
+    return (int(model_id) // self.k2) % self.count == self.index
+
+  # -- writer ------------------------------------------------------------------------------
+
+  def open(self, design: SupersampleDesign, labels: np.ndarray) -> None:
+    """Takes the lock, removes leftovers, checks or writes config.json and design.npz."""
+    if self.path.exists() and not self.path.is_dir():
+      _errors.fail("results_dir", "a directory (or a path to create one at)",
+                   f"{self.path} (a file)")
+    try:
+      self.path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+      _errors.fail("results_dir", "a writable directory", f"{self.path} ({e})")
+    self.lock = _WriterLock(self.path, self.index, self.count, self.k1)
+    self.lock.acquire()
+    try:
+      self._clean()
+      self._open_config_and_design(design, labels)
+    except BaseException:
+      self.close()
+      raise
+
+  def close(self) -> None:
+    if self.lock is not None:
+      self.lock.release()
+
+  def _warn(self, message: str) -> None:
+    warnings.warn(message, SupersampleStoreWarning, stacklevel=4)
+
+  def _clean(self) -> None:
+    sole = not self.lock.others_live
+    removed = []
+    now = time.time()
+    for tmp, target in _io.temporaries(self.path):
+      first = _chunk_first_id(target)
+      if _LOCK_RE.match(target):
+        ok = now - tmp.stat().st_mtime > _LOCK_TEMP_AGE_S
+      elif first is not None:
+        ok = sole or self.mine(first)
+      else:
+        ok = sole
+      if ok:
+        with contextlib.suppress(FileNotFoundError):
+          tmp.unlink()
+          removed.append(tmp.name)
+    for npz in sorted(self.path.glob("chunk_*.npz")):
+      first = _chunk_first_id(npz.name)
+      if (first is not None and not npz.with_suffix(".json").exists()
+          and (sole or self.mine(first))):
+        with contextlib.suppress(FileNotFoundError):
+          npz.unlink()
+          removed.append(npz.name)
+    if removed:
+      _log.info("%s: removed %d files left by an interrupted writer: %s", self.path,
+                len(removed), ", ".join(removed))
+
+  def _config_meta(self, design_fp: str) -> dict:
+    return {"config": self.config, "config_digest": self.digest, "design_fingerprint": design_fp,
+            "versions": package_versions()}
+
+  def _open_config_and_design(self, design: SupersampleDesign, labels: np.ndarray) -> None:
+    cfg_file, design_file = self.path / "config.json", self.path / "design.npz"
+    design_fp = _fingerprint(design.supersample_idx, design.masks, labels)
+    write_cfg = not cfg_file.exists()
+    if not write_cfg:
+      try:
+        old = _io.read_json(cfg_file)
+        if not isinstance(old, dict) or not isinstance(old.get("config_digest"), str):
+          raise _errors.CorruptFileError(
+              f"{cfg_file}: expected an object with a config_digest, got "
+              f"{type(old).__name__} without one instead.")
+      except _errors.CorruptFileError as e:
+        moved = _quarantine(cfg_file)
+        self._warn(f"{e} Moved it to {moved}; writing a new one.")
+        write_cfg = True
+      else:
+        if old["config_digest"] != self.digest:
+          _errors.fail("results_dir", "a directory of a run with the same configuration (or a "
+                       "new directory)", f"{self.path} holding a run with a different "
+                       f"configuration (see {cfg_file})")
+    if design_file.exists():
+      try:
+        z = _io.read_npz(design_file)
+        if (set(z) != {"supersample_idx", "masks", "labels"}
+            or _fingerprint(z["supersample_idx"], z["masks"], z["labels"]) != design_fp):
+          raise _errors.CorruptFileError(
+              f"{design_file}: expected the design of this configuration, got other arrays "
+              f"instead.")
+      except _errors.CorruptFileError as e:
+        moved = _quarantine(design_file)
+        self._warn(f"{e} Moved it to {moved}; writing it again (the design is a function of "
+                   f"the configuration).")
+    if not design_file.exists():
+      _io.atomic_write_npz(design_file, supersample_idx=design.supersample_idx,
+                           masks=design.masks, labels=labels)
+    if write_cfg:
+      _io.atomic_write_json(cfg_file, self._config_meta(design_fp))
 
   def write(self, ids: np.ndarray, arrays: dict, extra: dict) -> None:
-    stem = self.path / f"chunk_{int(ids[0]):07d}"
-    _io.atomic_write_npz(stem.with_suffix(".npz"), model_ids=ids, **arrays)
+    self.lock.verify()
+    stem = self.path / f"chunk_{int(ids[0]):07d}-{int(ids[-1]):07d}"
+    sha = _io.atomic_write_npz(stem.with_suffix(".npz"), model_ids=ids, **arrays)
     _io.atomic_write_json(stem.with_suffix(".json"), {
-        "model_ids": [int(i) for i in ids], "config_digest": self.digest,
+        "model_ids": [int(i) for i in ids], "config_digest": self.digest, "npz_sha256": sha,
         "config": self.config, "versions": package_versions(), **extra})
+
+  # -- reading (both roles) ------------------------------------------------------------------
+
+  def chunks(self, wanted: set[int], labels: np.ndarray, *, num_outputs: int | None,
+             repair: bool) -> dict[int, dict]:
+    """Model id -> its arrays, for every finished model in ``wanted``.
+
+    A chunk of another configuration is an error (a mixed directory). A corrupt chunk is
+    quarantined with a warning (``repair``) or raises :class:`CorruptResultsError`. A model
+    stored in two chunks is used once when both hold the same arrays; different arrays are
+    an error naming both files (as a reader) or move the later chunk aside (as a writer).
+    """
+    out: dict[int, dict] = {}
+    source: dict[int, pathlib.Path] = {}
+    for js in sorted(self.path.glob("chunk_*.json")):
+      if _CHUNK_RE.match(js.name) is None:
+        continue
+      npz = js.with_suffix(".npz")
+      first = _chunk_first_id(js.name)
+      try:
+        meta = _io.read_json(js)
+        ids = meta.get("model_ids") if isinstance(meta, dict) else None
+        if (not isinstance(ids, list) or not ids
+            or not all(isinstance(i, int) and 0 <= i < self.k1 * self.k2 for i in ids)
+            or len(set(ids)) != len(ids)):
+          raise _errors.CorruptFileError(
+              f"{js}: expected a chunk marker listing model ids in [0, {self.k1 * self.k2}), "
+              f"got {str(meta)[:80]} instead.")
+        if meta.get("config_digest") != self.digest:
+          _errors.fail("results_dir", "chunks of one configuration",
+                       f"{js} (config digest {meta.get('config_digest')}, not {self.digest} "
+                       f"of config.json: a different run wrote it; move it elsewhere)")
+        if not wanted.intersection(ids):
+          continue
+        arrays = _io.read_npz(npz, sha256=meta.get("npz_sha256"))
+        _validate_chunk(npz, arrays, ids, n=self.n, k2=self.k2, labels=labels,
+                        num_outputs=num_outputs)
+      except _errors.CorruptFileError as e:
+        self._corrupt_chunk(js, npz, str(e), repair=repair)
+        continue
+      if num_outputs is None:
+        num_outputs = int(arrays["predictions"].shape[3])
+      rows = {int(i): {k: arrays[k][r] for k in _CHUNK_KEYS[1:]} for r, i in enumerate(ids)}
+      clash = [i for i in rows if i in out and not all(
+          np.array_equal(out[i][k], rows[i][k], equal_nan=True) for k in _CHUNK_KEYS[1:])]
+      if clash:
+        msg = (f"results_dir: expected each model stored once, got model {clash[0]} in both "
+               f"{source[clash[0]]} and {npz} with different values instead.")
+        if not repair:
+          raise CorruptResultsError(msg + f" Delete one of the two chunks (its .npz and .json)"
+                                    f", or run run_supersample on {self.path} to move the "
+                                    f"later one aside.")
+        moved = [_quarantine(npz), _quarantine(js)]
+        self._warn(msg + f" Moved {npz.name} aside to {moved[0]}; its models are recomputed.")
+        continue
+      for i, row in rows.items():
+        if i in wanted and i not in out:
+          out[i], source[i] = row, npz
+    return out
+
+  def _corrupt_chunk(self, js: pathlib.Path, npz: pathlib.Path, reason: str, *,
+                     repair: bool) -> None:
+    if not repair:
+      raise CorruptResultsError(f"{reason} The chunk is unusable; run run_supersample on "
+                                f"{self.path} to move it aside and recompute its models.")
+    first = _chunk_first_id(js.name)
+    if first is not None and not self.mine(first) and self.lock.others_live:
+      return  # another live writer's chunk: leave it to that writer
+    moved_npz, moved_js = _quarantine(npz), _quarantine(js)
+    self._warn(f"results_dir: corrupt chunk {npz}: {reason} Moved it to "
+               f"{moved_npz or '(no npz)'} and {moved_js}; its models are recomputed.")
+
+  def read_design(self, meta: dict) -> tuple[SupersampleDesign, np.ndarray]:
+    """design.npz, checked against the design the configuration implies (reader role)."""
+    f = self.path / "design.npz"
+    try:
+      z = _io.read_npz(f)
+      if set(z) != {"supersample_idx", "masks", "labels"}:
+        raise _errors.CorruptFileError(
+            f"{f}: expected the arrays supersample_idx, masks, labels, got {sorted(z)} instead.")
+      cfg = self.config
+      ref = draw_supersamples(cfg["pool"]["size"], n=cfg["n"], k1=cfg["k1"], k2=cfg["k2"],
+                              seed=cfg["seed"])
+      fp = meta.get("design_fingerprint")
+      lab = z["labels"]
+      if (not np.array_equal(z["supersample_idx"], ref.supersample_idx)
+          or not np.array_equal(z["masks"], ref.masks) or lab.dtype.kind not in "iu"
+          or lab.shape != (self.k1, self.n, 2)
+          or (fp is not None and _fingerprint(z["supersample_idx"], z["masks"], lab) != fp)):
+        raise _errors.CorruptFileError(
+            f"{f}: expected the design of the configuration in config.json (binary masks of "
+            f"shape {(self.k1, self.k2, self.n)}, labels {(self.k1, self.n, 2)}), got arrays "
+            f"that differ from it instead.")
+    except _errors.CorruptFileError as e:
+      raise CorruptResultsError(f"{e} Run run_supersample on {self.path} to rewrite it.") from None
+    return SupersampleDesign(z["supersample_idx"], z["masks"]), lab
 
 
 def _assemble(per_model: dict[int, dict], local: np.ndarray, k2: int, design: SupersampleDesign,
@@ -275,24 +720,29 @@ def _assemble(per_model: dict[int, dict], local: np.ndarray, k2: int, design: Su
       config=config)
 
 
-def _load_models(files: dict[int, pathlib.Path], wanted) -> dict[int, dict]:
-  out, cache = {}, {}
-  for i in wanted:
-    f = files[i]
-    if f not in cache:
-      with np.load(f) as z:
-        cache[f] = {k: z[k] for k in z.files}
-    z = cache[f]
-    row = int(np.flatnonzero(z["model_ids"] == i)[0])
-    out[i] = {k: v[row] for k, v in z.items() if k != "model_ids"}
-  return out
+# ----------------------------------------------------------------------------- validation
 
 
-# ----------------------------------------------------------------------------- SGD harness
+def _check_int(name: str, value: Any, *, minimum: int) -> int:
+  """An integer (int, numpy integer or whole float) ``>= minimum``; returns it as ``int``."""
+  ok = (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))) or (
+      isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer())
+  if not ok or value < minimum:
+    what = {0: "a non-negative integer", 1: "a positive integer"}.get(
+        minimum, f"an integer >= {minimum}")
+    _errors.fail(name, what, repr(value))
+  return int(value)
 
 
 def _check_pool(x_pool, y_pool, x_test, y_test):
-  _errors.check_nonempty("x_pool", x_pool)
+  for name, x in (("x_pool", x_pool), ("x_test", x_test)):
+    if x is None:
+      continue
+    if np.asarray(x).dtype.kind not in "biuf":
+      _errors.fail(name, "a numeric array", f"dtype {np.asarray(x).dtype}")
+    _errors.check_rank(name, x, tuple(range(1, 9)))
+    _errors.check_nonempty(name, x)
+    _errors.check_finite(name, x)
   _errors.check_same_leading(("x_pool", "y_pool"), x_pool, y_pool)
   _errors.check_rank("y_pool", y_pool, 1)
   if not np.issubdtype(np.asarray(y_pool).dtype, np.integer):
@@ -300,9 +750,58 @@ def _check_pool(x_pool, y_pool, x_test, y_test):
   if (x_test is None) != (y_test is None):
     _errors.fail("x_test/y_test", "both or neither", "only one")
   if x_test is not None:
+    _errors.check_rank("y_test", y_test, 1)
+    if not np.issubdtype(np.asarray(y_test).dtype, np.integer):
+      _errors.fail("y_test", "integer class labels", np.asarray(y_test).dtype)
     _errors.check_same_leading(("x_test", "y_test"), x_test, y_test)
     if np.shape(x_test)[1:] != np.shape(x_pool)[1:]:
       _errors.fail("x_test", f"examples of shape {np.shape(x_pool)[1:]}", np.shape(x_test)[1:])
+
+
+def _model_fns(model, apply_fn):
+  """``(init(key, x) -> params, apply_fn(params, x) -> (b, K))`` from either calling form."""
+  if apply_fn is None:
+    if not (hasattr(model, "init") and hasattr(model, "apply")):
+      _errors.fail("model", "a Flax Linen module, or an init function with apply_fn",
+                   type(model).__name__)
+    init = lambda key, x: model.init(key, x)["params"]  # noqa: E731
+    apply_fn = lambda p, x: model.apply({"params": p}, x)  # noqa: E731
+    return init, apply_fn
+  if not callable(model):
+    _errors.fail("model", "a callable init(key, example_input) -> params (apply_fn is given)",
+                 type(model).__name__)
+  if not callable(apply_fn):
+    _errors.fail("apply_fn", "a callable apply_fn(params, x) -> (batch, K)",
+                 type(apply_fn).__name__)
+  return model, apply_fn
+
+
+def _num_outputs(init, apply_fn, example: np.ndarray) -> int:
+  """K of ``apply_fn(params, x) -> (batch, K)`` by abstract evaluation (no computation)."""
+  try:
+    shapes = jax.eval_shape(init, jax.random.key(0), example)
+    out = jax.eval_shape(apply_fn, shapes, example)
+  except _errors.GBoundsError:
+    raise
+  except Exception as e:  # the user's model does not run on these inputs
+    raise _errors.InvalidInputError(
+        f"model: expected a model that initialises and applies to examples of shape "
+        f"{example.shape[1:]}, got {type(e).__name__}: {str(e).splitlines()[0][:200]} "
+        f"instead.") from e
+  shape = getattr(out, "shape", None)
+  if shape is None or len(shape) != 2 or shape[0] != example.shape[0] or shape[1] < 2:
+    _errors.fail("model", "outputs of shape (batch, K) with K >= 2 classes",
+                 f"{shape if shape is not None else type(out).__name__}")
+  return int(shape[1])
+
+
+def _check_labels_fit(num_outputs: int, y_pool, y_test) -> None:
+  _errors.check_labels("y_pool", y_pool, num_outputs)
+  if y_test is not None:
+    _errors.check_labels("y_test", y_test, num_outputs)
+
+
+# ----------------------------------------------------------------------------- SGD harness
 
 
 def _predict_fn(apply_fn, strategy: MapStrategy):
@@ -341,6 +840,8 @@ def _test_error_fn(apply_fn, strategy: MapStrategy):
   return jax.jit(lambda p, x, y: jax.lax.map(lambda q: err(q, x, y), p))
 
 
+
+
 def run_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any = None,
                     y_test: Any = None, *, n: int, k1: int, k2: int, train: TrainConfig,
                     seed: int = 0, init_seed: int | None = None,
@@ -352,52 +853,94 @@ def run_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any = None,
                     callback: Callable[[int, int], None] | None = None) -> SupersampleResult:
   """Runs (or resumes) a supersample experiment with SGD-trained models.
 
+  Model ``j = a * k2 + b`` (supersample ``a``, mask ``b``) initialises from
+  ``fold_in(key(init_seed), j)`` and draws its mini-batches from ``fold_in(key(train.seed),
+  j)``: what is stored for it depends only on the configuration and ``j``, not on the chunk
+  size, the strategy, the process split or how often the run was interrupted. (On CPU this
+  holds bit for bit, which the tests check; accelerators may round batched kernels of
+  different widths differently in the last bits. Each chunk's ``.json`` records its width.)
+
+  With ``results_dir``, the run writes each finished chunk there and resumes from what is
+  there. The directory is safe against crashes and concurrent use:
+
+  * a lock file ``writer_<process_index>_of_<process_count>.lock`` naming its holder (pid,
+    host, start time) is created atomically before anything is written and removed when the
+    run returns or raises; a second writer of the same supersamples gets
+    :class:`gbounds.StoreLockedError` naming the holder and the lock file. A lock left by a
+    killed run on this host (its pid no longer exists) is taken over; one from another host
+    is never (the message says which file to delete if that run is dead);
+  * temporary files of interrupted writes and chunk files without their ``.json`` marker are
+    removed when the run resumes;
+  * every chunk is checked (SHA-256, arrays, shapes, losses) before its models are used; a
+    corrupt chunk is moved to ``<file>.corrupt`` with a :class:`SupersampleStoreWarning`
+    naming it, and its models are recomputed;
+  * runs with different chunk sizes, strategies or process splits write chunks that merge:
+    a model is trained only when no finished chunk holds it.
+
   Args:
     model: a Flax Linen module (initialised once per model with ``model.init``); or, with
       ``apply_fn`` given, a callable ``init(key, example_input) -> params``.
-    x_pool, y_pool: the pool the supersamples are drawn from; ``y_pool`` int labels ``(N,)``.
-    x_test, y_test: a separate test set for the test error (optional).
+    x_pool, y_pool: the pool the supersamples are drawn from: finite inputs ``(N, ...)`` and
+      int labels ``(N,)`` in ``[0, K)``, ``K`` the model's number of outputs.
+    x_test, y_test: a separate test set for the test error (optional; same checks).
     n: pairs per supersample (``2n <= N``).
     k1: number of supersamples.
     k2: masks (trained models) per supersample, ``>= 2``.
     train: the :class:`gbounds.TrainConfig`; each model trains on its ``n`` examples.
-    seed: seed of the design (:func:`draw_supersamples`).
+    seed: seed of the design (:func:`draw_supersamples`), a non-negative integer.
     init_seed: seed of the initialisations (default ``seed``); model ``j`` uses
       ``fold_in(key(init_seed), j)``.
     apply_fn: ``apply_fn(params, x) -> (batch, K)`` when ``model`` is not a Linen module.
     strategy: :class:`gbounds.MapStrategy` for training and prediction (``VMAP`` is used when
       ``mesh`` is given).
     chunk_size: models trained per compiled call and per file (default: all of a process's).
-    results_dir: write every finished chunk here and resume from what is there.
+      Every call has this width (a shorter last chunk is padded with repeats of its last model,
+      whose copies are dropped), so one program is compiled per run.
+    results_dir: write every finished chunk here and resume from what is there (see above).
     mesh: shard the model axis of every chunk over this 1-D mesh (:func:`model_mesh`); chunks
       are padded with repeats of their last model to a multiple of the mesh size.
     process_index, process_count: this process runs supersamples ``a`` with
-      ``a % process_count == process_index`` (multi-host runs share ``results_dir``).
+      ``a % process_count == process_index`` (multi-host runs share ``results_dir``; each
+      process holds its own lock).
     callback: ``callback(done, total)`` after each chunk, in models of this process.
 
   Returns:
     :class:`SupersampleResult` over this process's supersamples.
+
+  Raises:
+    InvalidInputError: an argument is invalid (non-finite inputs, labels outside the model's
+      outputs, a model whose initial parameters are not finite, bad sizes, a directory of a
+      different configuration, ...); the message names it.
+    StoreLockedError: another live run writes these supersamples of ``results_dir``.
   """
   x_pool = np.asarray(x_pool)
   y_pool = np.asarray(y_pool)
   _check_pool(x_pool, y_pool, x_test, y_test)
-  _errors.check_finite("x_pool", x_pool)
   if not isinstance(train, TrainConfig):
     _errors.fail("train", "a gbounds.TrainConfig", type(train).__name__)
+  seed = _check_int("seed", seed, minimum=0)
+  n, k1, k2 = (_check_int(k, v, minimum=1) for k, v in (("n", n), ("k1", k1), ("k2", k2)))
   design = draw_supersamples(len(y_pool), n=n, k1=k1, k2=k2, seed=seed)
   strategy = _errors.as_enum("strategy", strategy, MapStrategy)
   if mesh is not None:
+    if not isinstance(mesh, jax.sharding.Mesh) or _MODEL_AXIS not in mesh.axis_names:
+      _errors.fail("mesh", f"a jax.sharding.Mesh with the axis {_MODEL_AXIS!r} "
+                   "(gbounds.model_mesh())", repr(getattr(mesh, "axis_names", mesh)))
     strategy = MapStrategy.VMAP
-  if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
-    _errors.fail("chunk_size", "a positive integer or None", chunk_size)
-  init_seed = seed if init_seed is None else int(init_seed)
-  if apply_fn is None:
-    init = lambda key, x: model.init(key, x)["params"]  # noqa: E731
-    apply_fn = lambda p, x: model.apply({"params": p}, x)  # noqa: E731
-  else:
-    init = model
+  if chunk_size is not None:
+    chunk_size = _check_int("chunk_size", chunk_size, minimum=1)
+  init_seed = seed if init_seed is None else _check_int("init_seed", init_seed, minimum=0)
+  if callback is not None and not callable(callback):
+    _errors.fail("callback", "a callable callback(done, total) or None", type(callback).__name__)
+  init, apply_fn = _model_fns(model, apply_fn)
   local = _local_supersamples(k1, process_index, process_count)
+  example = x_pool[:1]
+  num_outputs = _num_outputs(init, apply_fn, example)
+  _check_labels_fit(num_outputs, y_pool, y_test)
   ids_all = np.asarray([a * k2 + b for a in local for b in range(k2)], np.int64)
+  if len(ids_all) == 0:
+    _errors.fail("process_index", f"a process with supersamples (k1 = {k1} < process_count = "
+                 f"{process_count})", process_index)
   labels = y_pool[design.supersample_idx]
   has_test = x_test is not None
   config = _jsonable({
@@ -407,40 +950,71 @@ def run_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any = None,
       "test": ({"size": len(y_test), "fingerprint": _fingerprint(x_test, y_test)}
                if has_test else None),
       "format_version": _FORMAT_VERSION})
-  store = None if results_dir is None else _Store(results_dir, config)
-  if store is not None and not (store.path / "design.npz").exists():
-    _io.atomic_write_npz(store.path / "design.npz", supersample_idx=design.supersample_idx,
-                         masks=design.masks, labels=labels)
-  files = {} if store is None else store.done()
-  todo = np.asarray([i for i in ids_all if i not in files], np.int64)
-  per_model: dict[int, dict] = _load_models(files, [i for i in ids_all if i in files])
+  store = None
+  if results_dir is not None:
+    store = _ResultsDir(results_dir, config, k1=k1, k2=k2, n=n,
+                        process_index=int(process_index), process_count=int(process_count))
+    store.open(design, labels)
+  try:
+    per_model = ({} if store is None else
+                 store.chunks(set(ids_all.tolist()), labels, num_outputs=num_outputs,
+                              repair=True))
+    _train_chunks(per_model, store, ids_all, chunk_size, init, apply_fn, train, strategy,
+                  mesh, init_seed, x_pool, y_pool, x_test, y_test, design, labels, n, k2,
+                  callback)
+  finally:
+    if store is not None:
+      store.close()
+  bad = sum(not np.isfinite(per_model[int(i)]["final_loss"]) for i in ids_all)
+  if bad:
+    warnings.warn(f"run_supersample: {bad} of {len(ids_all)} models ended training with a "
+                  f"non-finite loss (diverged; their predictions are not meaningful): lower "
+                  f"train.learning_rate.", RuntimeWarning, stacklevel=2)
+  return _assemble(per_model, local, k2, design, labels, config)
 
-  example = jax.device_put(x_pool[:1])
-  init_fn = jax.jit(jax.vmap(
-      lambda i: init(jax.random.fold_in(jax.random.key(init_seed), i), example)))
-  # jax.device_put, not jnp.asarray: the latter compiles a small program per new shape.
-  xj, yj = jax.device_put(x_pool), jax.device_put(y_pool)
-  if has_test:
-    xt, yt = jax.device_put(np.asarray(x_test)), jax.device_put(np.asarray(y_test))
-  cs = len(todo) if chunk_size is None else int(chunk_size)
-  resolved = None
-  predict = test_err = None
+
+def _train_chunks(per_model, store, ids_all, chunk_size, init, apply_fn, train, strategy, mesh,
+                  init_seed, x_pool, y_pool, x_test, y_test, design, labels, n, k2, callback):
+  """Trains every model of ``ids_all`` not in ``per_model``, chunk by chunk (in place)."""
+  todo = np.asarray([i for i in ids_all if int(i) not in per_model], np.int64)
+  has_test = x_test is not None
   total = len(ids_all)
   done_count = total - len(todo)
   if callback is not None and done_count:
     callback(done_count, total)
-  for s in range(0, len(todo), max(cs, 1)):
+  if not len(todo):
+    return
+  # One width for every call of a run (one compilation), whatever is left to do: a shorter
+  # chunk is padded with repeats of its last model (dropped), and a multiple of the mesh size.
+  cs = len(ids_all) if chunk_size is None else min(int(chunk_size), len(ids_all))
+  width = cs if mesh is None else -(-cs // mesh.size) * mesh.size
+  example = jax.device_put(x_pool[:1])
+
+  def init_many(ids):
+    params = jax.vmap(lambda i: init(jax.random.fold_in(jax.random.key(init_seed), i),
+                                     example))(ids)
+    finite = jnp.stack([jnp.all(jnp.isfinite(leaf), axis=tuple(range(1, leaf.ndim)))
+                        for leaf in jax.tree_util.tree_leaves(params)]).all(0)
+    return params, finite
+
+  init_fn = jax.jit(init_many)
+  # jax.device_put, not jnp.asarray: the latter compiles a small program per new shape.
+  xj, yj = jax.device_put(x_pool), jax.device_put(y_pool)
+  if has_test:
+    xt, yt = jax.device_put(np.asarray(x_test)), jax.device_put(np.asarray(y_test))
+  resolved = predict = test_err = train_fn = None
+  for s in range(0, len(todo), cs):
     ids = todo[s:s + cs]
     m = len(ids)
-    # Pad with repeats of the last model: every chunk of this run then has one shape (one
-    # compilation), and a multiple of the mesh size when sharded. Padded rows are dropped.
-    width = cs if len(todo) > cs else m
-    if mesh is not None:
-      width = -(-width // mesh.size) * mesh.size
     run_ids = np.concatenate([ids, np.repeat(ids[-1:], width - m)])
     a_of, b_of = run_ids // k2, run_ids % k2
     ids_j = jax.device_put(run_ids)
-    params = init_fn(ids_j)
+    params, finite = init_fn(ids_j)
+    finite = np.asarray(finite)
+    if not finite.all():
+      r = int(np.flatnonzero(~finite)[0])
+      _errors.check_finite_tree(f"model (initial parameters of model {int(run_ids[r])})",
+                                jax.tree_util.tree_map(lambda v: np.asarray(v[r]), params))
     ss = design.supersample_idx[a_of]                                   # (m, n, 2)
     train_idx = np.take_along_axis(ss, design.masks[a_of, b_of][..., None], axis=-1)[..., 0]
     x_ss = jax.device_put(x_pool[ss.reshape(len(run_ids), 2 * n)])      # (m, 2n, ...)
@@ -466,36 +1040,59 @@ def run_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any = None,
               "test_error": terr.astype(np.float32),
               "final_loss": np.asarray(out_loss)[:m].astype(np.float32)}
     if store is not None:
-      store.write(ids, arrays, {"strategy": resolved.name.lower(),
+      store.write(ids, arrays, {"strategy": resolved.name.lower(), "chunk_width": int(width),
                                 "devices": 1 if mesh is None else mesh.size})
     for r, i in enumerate(ids):
       per_model[int(i)] = {k: v[r] for k, v in arrays.items()}
     done_count += m
     if callback is not None:
       callback(done_count, total)
-  return _assemble(per_model, local, k2, design, labels, config)
 
 
 def load_supersample_results(results_dir: str | os.PathLike) -> SupersampleResult:
-  """Assembles a finished run (all processes' chunks) from its results directory."""
+  """Assembles a finished run (all processes' chunks) from its results directory.
+
+  Reads only (no lock, no repair): every chunk is checked (SHA-256, arrays, shapes, losses
+  against the design) and ``design.npz`` against the design the configuration implies.
+  Chunks of different sizes merge; a model stored twice with the same arrays is used once.
+
+  Raises:
+    InvalidInputError: ``results_dir`` is not a results directory, or models are missing (the
+      message says whether a writer still holds a lock there).
+    CorruptResultsError: a file is corrupt, or a model is stored twice with different arrays;
+      the message names the file(s). (It is also an ``InvalidInputError``; running
+      :func:`run_supersample` on the directory repairs it.)
+  """
   path = pathlib.Path(results_dir)
   cfg_file = path / "config.json"
-  if not cfg_file.exists():
-    _errors.fail("results_dir", "a directory written by run_supersample", f"{path} (no config)")
-  config = json.loads(cfg_file.read_text())["config"]
-  store = _Store(path, config)
-  files = store.done()
+  if not path.is_dir() or not cfg_file.exists():
+    _errors.fail("results_dir", "a directory written by run_supersample",
+                 f"{path} ({'no config.json' if path.is_dir() else 'not a directory'})")
+  try:
+    meta = _io.read_json(cfg_file)
+    if (not isinstance(meta, dict) or not isinstance(meta.get("config"), dict)
+        or not all(k in meta["config"] for k in ("k1", "k2", "n", "seed", "pool"))):
+      raise _errors.CorruptFileError(
+          f"{cfg_file}: expected an object with the run's config, got "
+          f"{str(meta)[:80]} instead.")
+  except _errors.CorruptFileError as e:
+    raise CorruptResultsError(f"{e} Run run_supersample on {path} to write it again.") from None
+  config = meta["config"]
   k1, k2, n = config["k1"], config["k2"], config["n"]
-  missing = [i for i in range(k1 * k2) if i not in files]
+  store = _ResultsDir(path, config, k1=k1, k2=k2, n=n)
+  if meta.get("config_digest") not in (None, store.digest):
+    raise CorruptResultsError(f"{cfg_file}: expected a config_digest matching its config, got "
+                              f"{meta.get('config_digest')} instead (edited by hand?).")
+  design, labels = store.read_design(meta)
+  per_model = store.chunks(set(range(k1 * k2)), labels, num_outputs=None, repair=False)
+  missing = [i for i in range(k1 * k2) if i not in per_model]
   if missing:
-    _errors.fail("results_dir", f"all {k1 * k2} models finished", f"{len(missing)} missing")
-  with np.load(path / "design.npz") as z:
-    design = SupersampleDesign(z["supersample_idx"], z["masks"])
-    labels = z["labels"]
-  if design.masks.shape != (k1, k2, n):  # pragma: no cover
-    _errors.fail("design.npz", f"masks of shape {(k1, k2, n)}", design.masks.shape)
-  return _assemble(_load_models(files, range(k1 * k2)), np.arange(k1), k2, design, labels,
-                   config)
+    locks = sorted(p.name for p in path.glob("writer_*_of_*.lock"))
+    _errors.fail("results_dir", f"all {k1 * k2} models finished",
+                 f"{len(missing)} missing (first: model {missing[0]})" +
+                 (f"; a run may still be writing it (lock files: {', '.join(locks)})"
+                  if locks else "; run run_supersample on it to finish the run"))
+  return _assemble(per_model, np.arange(k1), k2, design, labels, config)
 
 
 # ----------------------------------------------------------------------------- linearized
@@ -555,21 +1152,23 @@ def run_linearized_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any
   x_pool = np.asarray(x_pool)
   y_pool = np.asarray(y_pool)
   _check_pool(x_pool, y_pool, x_test, y_test)
+  seed = _check_int("seed", seed, minimum=0)
+  n, k1, k2 = (_check_int(k, v, minimum=1) for k, v in (("n", n), ("k1", k1), ("k2", k2)))
   design = draw_supersamples(len(y_pool), n=n, k1=k1, k2=k2, seed=seed)
   targets = _errors.as_enum("targets", targets, TargetEncoding)
   time = _errors.as_enum("time", time, Time)
   _errors.check_positive("learning_rate", learning_rate)
   _errors.check_positive("weight_decay", weight_decay, strict=False)
-  if np.isnan(t) or t < 0:
-    _errors.fail("t", "a non-negative time (inf allowed)", t)
-  if int(mask_batch_size) != mask_batch_size or mask_batch_size < 1:
-    _errors.fail("mask_batch_size", "a positive integer", mask_batch_size)
-  init_seed = seed if init_seed is None else int(init_seed)
-  if apply_fn is None:
-    init = lambda key, x: model.init(key, x)["params"]  # noqa: E731
-    apply_fn = lambda p, x: model.apply({"params": p}, x)  # noqa: E731
-  else:
-    init = model
+  if not isinstance(t, (int, float, np.integer, np.floating)) or np.isnan(t) or t < 0:
+    _errors.fail("t", "a non-negative time (inf allowed)", repr(t))
+  mask_batch_size = _check_int("mask_batch_size", mask_batch_size, minimum=1)
+  if ntk_chunk_size is not None:
+    ntk_chunk_size = _check_int("ntk_chunk_size", ntk_chunk_size, minimum=1)
+  init_seed = seed if init_seed is None else _check_int("init_seed", init_seed, minimum=0)
+  if callback is not None and not callable(callback):
+    _errors.fail("callback", "a callable callback(done, total) or None", type(callback).__name__)
+  init, apply_fn = _model_fns(model, apply_fn)
+  _check_labels_fit(_num_outputs(init, apply_fn, x_pool[:1]), y_pool, y_test)
   labels = y_pool[design.supersample_idx]
   has_test = x_test is not None
   n_test = len(y_test) if has_test else 0
@@ -603,6 +1202,7 @@ def run_linearized_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any
   preds_all, losses_all, terr_all = [], [], []
   for a in range(k1):
     params0 = init_fn(a)
+    _errors.check_finite_tree(f"model (initial parameters of supersample {a})", params0)
     x_ss = x_pool[design.supersample_idx[a].reshape(-1)]                      # (2n, ...)
     x_all = np.concatenate([x_ss, x_test]) if has_test else x_ss
     if param_dtype is not None:
