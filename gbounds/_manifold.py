@@ -150,7 +150,20 @@ class ManifoldGeometry(NamedTuple):
 
 
 def _kkt_residual(alpha, grad):
-  return jnp.max(jnp.abs(jnp.minimum(alpha, grad)), axis=-1)
+  """``max_j |min(alpha_j, g_j)|``, with any non-finite term counted as ``+inf``.
+
+  The guard is elementwise, before the reduction: XLA's CPU min/max may drop NaN operands, so a
+  plain ``max`` could report a finite (or ``-inf``) residual for a NaN candidate.
+  """
+  r = jnp.abs(jnp.minimum(alpha, grad))
+  r = jnp.where(jnp.isfinite(r) & jnp.isfinite(alpha) & jnp.isfinite(grad), r, jnp.inf)
+  return jnp.max(r, axis=-1)
+
+
+# Relative Tikhonov shift of the free-block solve, in units of lambda_max(G) * sqrt(eps).
+_PROX_SHIFT = 1.0
+# Proximal (iterated Tikhonov) refinement steps per active-set candidate.
+_PROX_STEPS = 4
 
 
 def _nnqp_single(gram, b, lip, *, n_iter: int, tol, active_set_steps: int, chunk: int = 10):
@@ -158,12 +171,24 @@ def _nnqp_single(gram, b, lip, *, n_iter: int, tol, active_set_steps: int, chunk
 
   Rounds of ``chunk`` FISTA steps (gradient restarts), each followed (if
   ``active_set_steps > 0``) by up to ``active_set_steps`` primal-dual active-set steps from the
-  current point, kept when they lower the KKT residual; stops at KKT residual ``<= tol`` or after
-  ``n_iter`` FISTA steps.
+  current point; stops at KKT residual ``<= tol`` or after ``n_iter`` FISTA steps.
+
+  Active-set step: free set ``F`` of a projected-gradient step; on it the face problem
+  ``G_FF alpha_F = b_F`` may be singular (points in a subspace of dimension < M, duplicated
+  points), so it is solved by proximal-point (iterated Tikhonov) refinement from the current
+  ``alpha``: ``alpha_F <- alpha_F + (G_FF + mu I)^{-1} (b_F - G_FF alpha_F)`` with
+  ``mu = sqrt(eps) lambda_max(G)`` (one Cholesky factorisation, ``_PROX_STEPS`` solves). For a
+  consistent system this converges to the solution of the face nearest the current point (the
+  component along ``null(G_FF)`` is left unchanged), at rate ``mu / (lambda + mu)`` on each
+  eigen-direction; a non-singular block is solved to round-off. The candidate is clipped to
+  ``alpha >= 0`` and kept only when it is finite and its KKT residual (non-finite = inf) is
+  strictly lower than the current one.
   """
   dtype = b.dtype
   step = 1.0 / lip
-  eye = jnp.eye(b.shape[0], dtype=dtype)
+  m = b.shape[0]
+  eye = jnp.eye(m, dtype=dtype)
+  mu = _PROX_SHIFT * np.sqrt(np.finfo(dtype).eps) * lip
 
   def grad(a):
     return gram @ a - b
@@ -178,20 +203,47 @@ def _nnqp_single(gram, b, lip, *, n_iter: int, tol, active_set_steps: int, chunk
     theta_new = jnp.where(restart, jnp.ones_like(theta), theta_new)
     return alpha_new, y_new, theta_new
 
+  def objective(a):
+    return 0.5 * a @ (gram @ a) - b @ a
+
+  def face_solve(alpha, free):
+    # Minimiser of the objective on the face {alpha_j = 0 for j not in free} nearest to alpha:
+    # proximal-point refinement with G_FF + mu I (identity outside the face), SPD.
+    a_mat = gram * jnp.outer(free, free) + eye * (mu * free + (1.0 - free))
+    chol = jnp.linalg.cholesky(a_mat)
+
+    def refine(_, a):
+      return a + jax.scipy.linalg.cho_solve((chol, True), -grad(a) * free) * free
+
+    return jax.lax.fori_loop(0, _PROX_STEPS, refine, alpha * free)
+
   def as_cond(state):
-    k, _, res, improved = state
-    return (k < active_set_steps) & (res > tol) & improved
+    k, _, _, res, ok = state
+    return (k < active_set_steps) & (res > tol) & ok
 
   def as_body(state):
-    # Free set of a projected-gradient step (PDAS with constant 1 / L), then the exact
-    # minimiser on it: G_FF alpha_F = b_F, alpha elsewhere 0.
-    k, alpha, res, _ = state
-    mask = ((alpha - step * grad(alpha)) > 0).astype(dtype)
-    a_mat = gram * jnp.outer(mask, mask) + eye * (1.0 - mask)
-    cand = jnp.linalg.solve(a_mat, b * mask) * mask
-    cand_res = _kkt_residual(cand, grad(cand))
-    better = cand_res < res  # False for NaN from a singular free block
-    return (k + 1, jnp.where(better, cand, alpha), jnp.where(better, cand_res, res), better)
+    # One primal active-set (Lawson-Hanson type) step: alpha stays feasible and the objective
+    # never rises. If the face solution z is feasible, move there and free the most negative
+    # gradient coordinate; otherwise step towards z until the first coordinate hits 0 and fix it.
+    k, alpha, free, _, _ = state
+    z = face_solve(alpha, free)
+    neg = (free > 0) & (z < 0)
+    ratio = jnp.where(neg, alpha / jnp.where(neg, alpha - z, 1.0), jnp.inf)
+    theta = jnp.clip(jnp.min(ratio), 0.0, 1.0)
+    blocking = jnp.argmin(ratio)
+    stepped = jnp.maximum(alpha + theta * (z - alpha), 0.0) * free
+    stepped = stepped.at[blocking].set(0.0)
+    feasible = ~jnp.any(neg)
+    z = jnp.maximum(z, 0.0) * free
+    g_z = grad(z)
+    enter = jnp.argmin(jnp.where(free > 0, jnp.inf, g_z))
+    free_z = jnp.where(g_z[enter] < 0, free.at[enter].set(1.0), free)
+    new_alpha = jnp.where(feasible, z, stepped)
+    new_free = jnp.where(feasible, free_z, free * (stepped > 0))
+    ok = jnp.all(jnp.isfinite(new_alpha)) & (objective(new_alpha) <= objective(alpha))
+    new_alpha = jnp.where(ok, new_alpha, alpha)
+    new_free = jnp.where(ok, new_free, free)
+    return k + 1, new_alpha, new_free, _kkt_residual(new_alpha, grad(new_alpha)), ok
 
   def cond(state):
     it, _, res = state
@@ -202,26 +254,97 @@ def _nnqp_single(gram, b, lip, *, n_iter: int, tol, active_set_steps: int, chunk
     alpha, y, theta = jax.lax.fori_loop(0, chunk, fista_step, (alpha, y, theta))
     res = _kkt_residual(alpha, grad(alpha))
     if active_set_steps:
-      _, alpha_as, res_as, _ = jax.lax.while_loop(as_cond, as_body,
-                                                  (0, alpha, res, res > tol))
-      jumped = res_as < res
+      free0 = ((alpha - step * grad(alpha)) > 0).astype(dtype)
+      _, alpha_as, _, res_as, _ = jax.lax.while_loop(
+          as_cond, as_body, (0, alpha * free0, free0, res, res > tol))
+      # The active-set iterate never has a higher objective than alpha * free0; take it when
+      # it is finite and no worse than the FISTA point (the next round restarts from it).
+      jumped = (jnp.all(jnp.isfinite(alpha_as)) & jnp.isfinite(res_as)
+                & (objective(alpha_as) <= objective(alpha)))
       alpha = jnp.where(jumped, alpha_as, alpha)
       y = jnp.where(jumped, alpha_as, y)
       theta = jnp.where(jumped, jnp.ones_like(theta), theta)
-      res = jnp.minimum(res, res_as)
+      res = jnp.where(jumped, res_as, res)
     return it + chunk, (alpha, y, theta), res
 
   alpha0 = jnp.zeros_like(b)
   carry0 = (alpha0, alpha0, jnp.ones((), dtype))
-  _, (alpha, _, _), res = jax.lax.while_loop(
+  _, (alpha, _, _), _ = jax.lax.while_loop(
       cond, body, (0, carry0, _kkt_residual(alpha0, grad(alpha0))))
-  return alpha, res
+  # The reported residual is recomputed from the returned alpha, never taken from loop state.
+  return alpha, _kkt_residual(alpha, grad(alpha))
+
+
+def _default_tolerances(dtype, tol, max_residual):
+  f64 = jnp.dtype(dtype) == jnp.float64
+  if tol is None:
+    tol = 1e-10 if f64 else 1e-5
+  if max_residual is None:
+    max_residual = 1e-7 if f64 else 1e-3
+  return float(tol), float(max(max_residual, tol))
+
+
+def _check_converged(residual, max_residual, where: str) -> None:
+  """Raises :class:`ConvergenceError` if any KKT residual is non-finite or above the bound.
+
+  ``residual``: concrete array of per-sample residuals (leading axes as ``where`` describes).
+  """
+  r = np.asarray(residual, dtype=np.float64)
+  bad = ~(r <= max_residual)  # NaN counts as a failure
+  if np.any(bad):
+    idx = np.unravel_index(int(np.argmax(np.where(np.isfinite(r), r, np.inf))), r.shape)
+    raise _errors.ConvergenceError(
+        f"anchor QP did not converge: KKT residual {r[idx]:.3e} > max_residual "
+        f"{max_residual:.1e} at {where} {tuple(int(i) for i in idx)} ({int(bad.sum())} of "
+        f"{r.size} samples); no fallback value is returned. Raise n_iter or active_set_steps, "
+        f"use float64, or loosen max_residual.")
+
+
+def _check_converged_traced(x, residual, max_residual, where: str):
+  """jit/vmap-safe form of :func:`_check_converged` (a host callback; JAX wraps the error)."""
+  def _raise(r):
+    _check_converged(r, max_residual, where)
+
+  jax.debug.callback(_raise, residual)
+  return x
+
+
+def _check_qp_inputs(s, t, kappa) -> None:
+  """Eager value checks of the anchor-QP inputs (only when they are concrete)."""
+  if _errors.is_concrete(s):
+    _errors.check_finite("s", s)
+  if _errors.is_concrete(t):
+    _errors.check_finite("t", t)
+  if _errors.is_concrete(kappa):
+    k = np.asarray(kappa)
+    if k.ndim != 0 or not np.isfinite(k) or k < 0:
+      _errors.fail("kappa", "a finite scalar margin kappa >= 0", k if k.ndim == 0 else
+                   f"shape {k.shape}")
+
+
+def _as_count(name: str, value, minimum: int) -> int:
+  if isinstance(value, bool):
+    _errors.fail(name, f"an integer >= {minimum}", repr(value))
+  _errors.check_nonnegative_int(name, value, minimum=minimum)
+  if np.ndim(value) != 0:
+    _errors.fail(name, f"an integer >= {minimum}", f"shape {np.shape(value)}")
+  return int(value)
+
+
+def _as_tolerance(name: str, value):
+  if value is None:
+    return None
+  v = np.asarray(value)
+  if v.ndim != 0 or v.dtype.kind not in "fiu" or not np.isfinite(v) or v <= 0:
+    _errors.fail(name, "a positive finite number (or None for the default)", repr(value))
+  return float(v)
 
 
 def solve_anchor_qp(s: ArrayLike, t: ArrayLike, *, kappa: ArrayLike = 0.0,
                     solver: DualSolver | str = DualSolver.FISTA_ACTIVE_SET,
                     n_iter: int = 2000, tol: float | None = None,
-                    active_set_steps: int = 3) -> AnchorSolution:
+                    active_set_steps: int = 3, max_residual: float | None = None,
+                    check: bool = True) -> AnchorSolution:
   """Anchor points of one manifold: the QP of PRX 2018 Sec. III solved in its dual.
 
   Primal, for each sample ``t``: ``min_v 1/2 ||v||^2 - t.v`` s.t. ``S^T v <= -kappa``.
@@ -230,35 +353,68 @@ def solve_anchor_qp(s: ArrayLike, t: ArrayLike, *, kappa: ArrayLike = 0.0,
   ``v = t - S alpha`` and the anchor is ``s~ = S alpha / sum(alpha)``. Batched over the leading
   axes of ``t`` (``vmap``; ``G`` is shared, so the solver runs on matrix products).
 
+  ``G`` may be singular (points in a subspace of dimension < M, duplicated points, M > D + 1):
+  then ``alpha*`` is not unique, but ``v*`` is, and so is the anchor when ``S`` has a row of
+  ones (as in the analysis: ``sum(alpha) = (S alpha)_{D+1}``). The active-set step handles the
+  singular free blocks (see ``_nnqp_single``). The anchor falls back to the best-aligned point
+  only when ``alpha* = 0`` exactly (that point is then the anchor, PRX Sec. III); a non-finite
+  ``alpha`` gives a non-finite anchor and an infinite residual, never a fallback.
+
   Args:
     s: manifold points as columns, ``(D+1, M)`` (last row the constant 1 in the analysis, but
       any matrix is accepted).
     t: samples, ``(D+1,)`` or ``(..., D+1)``.
-    kappa: margin ``kappa >= 0``.
+    kappa: margin ``kappa >= 0`` (a scalar).
     solver: :class:`DualSolver`.
-    n_iter: maximum first-order iterations.
-    tol: KKT tolerance that stops the first-order phase (default ``1e-10`` in float64,
-      ``1e-5`` in float32).
+    n_iter: maximum first-order iterations (``>= 1``).
+    tol: KKT tolerance that stops the iterations (default ``1e-10`` in float64, ``1e-5`` in
+      float32).
     active_set_steps: active-set refinement steps (``FISTA_ACTIVE_SET`` only).
+    max_residual: largest KKT residual accepted for a returned solution (default ``1e-7`` in
+      float64, ``1e-3`` in float32, never below ``tol``); a larger or non-finite residual raises
+      :class:`gbounds._errors.ConvergenceError` naming the sample.
+    check: apply ``max_residual`` (eagerly on concrete inputs; under ``jit``/``vmap`` as a host
+      callback, whose error JAX wraps). ``False`` returns the solution with its residual as is.
 
   Returns:
     :class:`AnchorSolution`. Works under ``jax.jit`` (``solver``, ``n_iter``,
     ``active_set_steps`` static) and ``jax.vmap``.
+
+  Raises:
+    InvalidInputError: wrong ranks or shapes, non-finite ``s`` or ``t``, ``kappa < 0``, unknown
+      ``solver``, non-positive counts or tolerances.
+    ConvergenceError: a KKT residual above ``max_residual`` (or non-finite).
   """
   solver = _errors.as_enum("solver", solver, DualSolver)
+  n_iter = _as_count("n_iter", n_iter, 1)
+  active_set_steps = _as_count("active_set_steps", active_set_steps, 0)
+  tol = _as_tolerance("tol", tol)
+  max_residual = _as_tolerance("max_residual", max_residual)
   s = jnp.asarray(s)
   t = jnp.asarray(t)
+  if not jnp.issubdtype(s.dtype, jnp.number) or jnp.issubdtype(s.dtype, jnp.complexfloating):
+    _errors.fail("s", "a real-valued array", f"dtype {s.dtype}")
+  if not jnp.issubdtype(t.dtype, jnp.number) or jnp.issubdtype(t.dtype, jnp.complexfloating):
+    _errors.fail("t", "a real-valued array", f"dtype {t.dtype}")
   dtype = jnp.result_type(s.dtype, t.dtype, jnp.float32)
   s, t = s.astype(dtype), t.astype(dtype)
-  if s.ndim != 2:
-    _errors.fail("s", "an array of rank 2 (D+1, M)", f"shape {s.shape}")
+  if s.ndim != 2 or s.shape[0] < 1 or s.shape[1] < 1:
+    _errors.fail("s", "a non-empty array of rank 2 (D+1, M)", f"shape {s.shape}")
   if t.ndim < 1 or t.shape[-1] != s.shape[0]:
     _errors.fail("t", f"an array with last axis {s.shape[0]} (rows of s)", f"shape {t.shape}")
-  if tol is None:
-    tol = 1e-10 if dtype == jnp.float64 else 1e-5
+  if np.ndim(kappa) != 0:
+    _errors.fail("kappa", "a scalar margin kappa >= 0", f"shape {np.shape(kappa)}")
+  _check_qp_inputs(s, t, kappa)
+  tol, max_residual = _default_tolerances(dtype, tol, max_residual)
   steps = active_set_steps if solver == DualSolver.FISTA_ACTIVE_SET else 0
-  return _solve_anchor_qp(s, t, jnp.asarray(kappa, dtype), n_iter=int(n_iter), tol=float(tol),
-                          active_set_steps=int(steps))
+  sol = _solve_anchor_qp(s, t, jnp.asarray(kappa, dtype), n_iter=n_iter, tol=tol,
+                         active_set_steps=int(steps))
+  if check:
+    if _errors.is_concrete(sol.kkt_residual):
+      _check_converged(sol.kkt_residual, max_residual, "sample index")
+    else:
+      sol = _check_converged_traced(sol, sol.kkt_residual, max_residual, "sample index")
+  return sol
 
 
 @functools.partial(jax.jit, static_argnames=("n_iter", "tol", "active_set_steps"))
@@ -275,15 +431,17 @@ def _solve_anchor_qp(s, t, kappa, *, n_iter, tol, active_set_steps):
   def one(bi):
     return _nnqp_single(gram, bi, lip, n_iter=n_iter, tol=tol, active_set_steps=active_set_steps)
 
-  alpha, res = jax.vmap(one)(b)
+  alpha, _ = jax.vmap(one)(b)
   best = jnp.argmax(proj, axis=-1)
   separated = jnp.max(proj, axis=-1) + kappa < 0
   alpha = jnp.where(separated[:, None], 0.0, alpha)
-  res = jnp.where(separated, 0.0, res)
+  # Residual of the returned alpha (exactly 0 for a separated sample: alpha = 0, g = -b > 0).
+  res = _kkt_residual(alpha, alpha @ gram - b)
   total = jnp.sum(alpha, axis=-1)
   weighted = alpha @ s.T
-  safe = jnp.where(total > 0, total, 1.0)
-  anchor = jnp.where((total > 0)[:, None], weighted / safe[:, None], s.T[best])
+  # Best-aligned point only for alpha = 0 exactly; NaN in alpha propagates (total is NaN).
+  zero = total == 0
+  anchor = jnp.where(zero[:, None], s.T[best], weighted / jnp.where(zero, 1.0, total)[:, None])
   v = tf - weighted
   m = s.shape[1]
   return AnchorSolution(alpha.reshape(batch_shape + (m,)), v.reshape(t.shape),
@@ -317,26 +475,21 @@ def _gram_coordinates(y):
 
 
 def _manifold_coordinates(y):
-  """``y``: (M, N) centred, scaled points -> (M, M) coordinates in a canonical basis."""
-  return _gram_coordinates(y)[0]
+  """``y``: (M, N) centred, scaled points -> (M, M) coordinates in a canonical basis.
 
-
-def anchor_geometry(s: ArrayLike, t: ArrayLike, *, kappa: ArrayLike = 0.0,
-                    dimension_formula: DimensionFormula | str = DimensionFormula.MEAN_COSINE,
-                    solver: DualSolver | str = DualSolver.FISTA_ACTIVE_SET, n_iter: int = 2000,
-                    tol: float | None = None, active_set_steps: int = 3):
-  """Capacity, radius and dimension of ONE manifold ``S`` (``(D+1, M)``, last row ones) from
-  samples ``t`` (``(n_t, D+1)``): PRX 2018 eqs. 16-17, 28 and 29 (see the module docstring).
-
-  Returns:
-    ``(capacity, radius, dimension, max_kkt_residual)`` as scalars.
+  Axes whose Gram eigenvalue is at round-off level (``lam <= M eps lam_max``: points in a
+  subspace of dimension < M, duplicated points; always the last axis, as the points are
+  centred) get exactly zero coordinates instead of ``sqrt(round-off)`` noise of order 1e-8.
   """
-  formula = _errors.as_enum("dimension_formula", dimension_formula, DimensionFormula)
-  s = jnp.asarray(s)
-  t = jnp.asarray(t, s.dtype)
-  kappa = jnp.asarray(kappa, s.dtype)
-  sol = solve_anchor_qp(s, t, kappa=kappa, solver=solver, n_iter=n_iter, tol=tol,
-                        active_set_steps=active_set_steps)
+  coords, lam, _ = _gram_coordinates(y)
+  m = y.shape[0]
+  keep = lam > m * jnp.finfo(y.dtype).eps * jnp.max(lam)
+  return coords * keep.astype(coords.dtype)
+
+
+def _anchor_geometry(s, t, kappa, *, formula, n_iter, tol, active_set_steps):
+  """Core of :func:`anchor_geometry` without checks; also returns the per-sample residuals."""
+  sol = _solve_anchor_qp(s, t, kappa, n_iter=n_iter, tol=tol, active_set_steps=active_set_steps)
   anc = sol.anchor
   d = s.shape[0] - 1
   margin = jnp.maximum(jnp.sum(t * anc, axis=-1) + kappa, 0.0)
@@ -353,7 +506,63 @@ def anchor_geometry(s: ArrayLike, t: ArrayLike, *, kappa: ArrayLike = 0.0,
     dimension = d * jnp.mean(jnp.sum(t_hat * s_hat, axis=-1)) ** 2
   else:
     dimension = jnp.mean(jnp.sum(t_d * s_hat, axis=-1) ** 2)
-  return capacity, radius, dimension, jnp.max(sol.kkt_residual)
+  return capacity, radius, dimension, sol.kkt_residual
+
+
+def anchor_geometry(s: ArrayLike, t: ArrayLike, *, kappa: ArrayLike = 0.0,
+                    dimension_formula: DimensionFormula | str = DimensionFormula.MEAN_COSINE,
+                    solver: DualSolver | str = DualSolver.FISTA_ACTIVE_SET, n_iter: int = 2000,
+                    tol: float | None = None, active_set_steps: int = 3,
+                    max_residual: float | None = None):
+  """Capacity, radius and dimension of ONE manifold ``S`` (``(D+1, M)``, last row ones) from
+  samples ``t`` (``(n_t, D+1)``): PRX 2018 eqs. 16-17, 28 and 29 (see the module docstring).
+
+  The anchors come from :func:`solve_anchor_qp` (same ``solver``, ``n_iter``, ``tol``,
+  ``active_set_steps``, ``max_residual``); rank-deficient ``S`` (``M > D + 1``, points in a
+  subspace, duplicated points) is handled exactly. Works under ``jit`` (the convergence check
+  then runs as a host callback).
+
+  Returns:
+    ``(capacity, radius, dimension, max_kkt_residual)`` as scalars.
+
+  Raises:
+    InvalidInputError: ``s`` not ``(D+1, M)`` with ``D >= 1`` and last row all ones, ``t`` not
+      ``(n_t, D+1)`` with ``n_t >= 1``, non-finite values, ``kappa < 0``, unknown options.
+    ConvergenceError: an anchor QP above ``max_residual`` (the sample is named).
+  """
+  formula = _errors.as_enum("dimension_formula", dimension_formula, DimensionFormula)
+  solver = _errors.as_enum("solver", solver, DualSolver)
+  n_iter = _as_count("n_iter", n_iter, 1)
+  active_set_steps = _as_count("active_set_steps", active_set_steps, 0)
+  tol = _as_tolerance("tol", tol)
+  max_residual = _as_tolerance("max_residual", max_residual)
+  s = jnp.asarray(s)
+  if not jnp.issubdtype(s.dtype, jnp.number) or jnp.issubdtype(s.dtype, jnp.complexfloating):
+    _errors.fail("s", "a real-valued array", f"dtype {s.dtype}")
+  s = s.astype(jnp.result_type(s.dtype, jnp.float32))
+  if s.ndim != 2 or s.shape[0] < 2 or s.shape[1] < 1:
+    _errors.fail("s", "an array of shape (D+1, M) with D >= 1, M >= 1", f"shape {s.shape}")
+  t = jnp.asarray(t)
+  if not jnp.issubdtype(t.dtype, jnp.number) or jnp.issubdtype(t.dtype, jnp.complexfloating):
+    _errors.fail("t", "a real-valued array", f"dtype {t.dtype}")
+  t = t.astype(s.dtype)
+  if t.ndim != 2 or t.shape[0] < 1 or t.shape[1] != s.shape[0]:
+    _errors.fail("t", f"samples of shape (n_t >= 1, D+1={s.shape[0]})", f"shape {t.shape}")
+  if np.ndim(kappa) != 0:
+    _errors.fail("kappa", "a scalar margin kappa >= 0", f"shape {np.shape(kappa)}")
+  _check_qp_inputs(s, t, kappa)
+  if _errors.is_concrete(s) and not np.all(np.asarray(s)[-1] == 1):
+    _errors.fail("s", "a last row of ones (the constant coordinate of the analysis)",
+                 f"last row in [{float(jnp.min(s[-1]))}, {float(jnp.max(s[-1]))}]")
+  tol, max_residual = _default_tolerances(s.dtype, tol, max_residual)
+  steps = active_set_steps if solver == DualSolver.FISTA_ACTIVE_SET else 0
+  cap, rad, dim, res = _anchor_geometry(s, t, jnp.asarray(kappa, s.dtype), formula=formula,
+                                        n_iter=n_iter, tol=tol, active_set_steps=int(steps))
+  if _errors.is_concrete(res):
+    _check_converged(res, max_residual, "sample index")
+  else:
+    res = _check_converged_traced(res, res, max_residual, "sample index")
+  return cap, rad, dim, jnp.max(res)
 
 
 def _mean_abs_offdiag_cos(x):
@@ -486,24 +695,42 @@ def _center_subspace(coords, basis, sv, rho0, *, key, center_rank, n_restarts,
                          np.asarray(residuals[k_best - 1], coords.dtype), k_best)
 
 
-def _per_manifold(xm, proj_basis, t, kappa, *, formula, solver, n_iter, tol, active_set_steps):
-  """``xm``: (M, N) globally centred points of one manifold; ``t``: (n_t, M+1)."""
+def _per_manifold(xm, proj_basis, t, kappa, *, formula, n_iter, tol, active_set_steps):
+  """``xm``: (M, N) globally centred points of one manifold; ``t``: (n_t, M+1).
+
+  Returns ``(capacity, radius, dimension, residuals (n_t,), centre norm, point scale)``.
+  """
   xm = xm - (xm @ proj_basis) @ proj_basis.T
   center = jnp.mean(xm, axis=0)
-  y = (xm - center) / jnp.linalg.norm(center)
+  cnorm = jnp.linalg.norm(center)
+  scale = jnp.max(jnp.linalg.norm(xm, axis=1))
+  y = (xm - center) / jnp.where(cnorm > 0, cnorm, 1.0)
   coords = _manifold_coordinates(y)  # (M, M): point j -> coords[j]
   s = jnp.concatenate([coords.T, jnp.ones((1, coords.shape[0]), coords.dtype)], axis=0)
-  return anchor_geometry(s, t, kappa=kappa, dimension_formula=formula, solver=solver,
-                         n_iter=n_iter, tol=tol, active_set_steps=active_set_steps)
+  cap, rad, dim, res = _anchor_geometry(s, t, kappa, formula=formula, n_iter=n_iter, tol=tol,
+                                        active_set_steps=active_set_steps)
+  return cap, rad, dim, res, cnorm, scale
 
 
-@functools.partial(jax.jit,
-                   static_argnames=("formula", "solver", "n_iter", "tol", "active_set_steps"))
-def _all_manifolds(x, basis, t, kappa, *, formula, solver, n_iter, tol, active_set_steps):
-  one = functools.partial(_per_manifold, formula=formula, solver=solver, n_iter=n_iter, tol=tol,
+@functools.partial(jax.jit, static_argnames=("formula", "n_iter", "tol", "active_set_steps"))
+def _all_manifolds(x, basis, t, kappa, *, formula, n_iter, tol, active_set_steps):
+  one = functools.partial(_per_manifold, formula=formula, n_iter=n_iter, tol=tol,
                           active_set_steps=active_set_steps)
-  cap, rad, dim, res = jax.vmap(one, in_axes=(0, None, 0, None))(x, basis, t, kappa)
-  return (1.0 / jnp.mean(1.0 / cap), jnp.mean(rad), jnp.mean(dim), jnp.max(res), cap, rad, dim)
+  return jax.vmap(one, in_axes=(0, None, 0, None))(x, basis, t, kappa)
+
+
+def _check_centres(x: np.ndarray) -> None:
+  """Each manifold is normalised by its centre's norm: a centre at the global mean is refused."""
+  xf = x.astype(np.float64)
+  centres = xf.mean(axis=1) - xf.mean(axis=(0, 1))
+  cnorm = np.linalg.norm(centres, axis=1)
+  scale = max(float(np.max(np.abs(xf - xf.mean(axis=(0, 1))))), np.finfo(np.float64).tiny)
+  bad = cnorm <= np.sqrt(np.finfo(np.float64).eps) * scale
+  if np.any(bad):
+    i = int(np.argmax(bad))
+    _errors.fail("manifolds", "class centres away from the global mean (each manifold is "
+                 "normalised by its centre's norm)",
+                 f"manifold {i} with centre norm {cnorm[i]:.3g} (points up to {scale:.3g})")
 
 
 def manifold_geometry(manifolds: ArrayLike, *, key: jax.Array | int, kappa: float = 0.0,
@@ -513,19 +740,22 @@ def manifold_geometry(manifolds: ArrayLike, *, key: jax.Array | int, kappa: floa
                       dimension_formula: DimensionFormula | str = DimensionFormula.MEAN_COSINE,
                       solver: DualSolver | str = DualSolver.FISTA_ACTIVE_SET,
                       n_iter: int = 2000, tol: float | None = None,
-                      active_set_steps: int = 3, dtype=None) -> ManifoldGeometry:
+                      active_set_steps: int = 3, max_residual: float | None = None,
+                      dtype=None) -> ManifoldGeometry:
   """Manifold capacity, radius, dimension and centre correlation (MFTMA) of ``P`` manifolds.
 
   See the module docstring for the full pipeline and formulas (PRX 2018 eqs. 16-17, 28-29;
   Cohen et al. 2020 for the centre correlations). ``kappa = 0`` and ``n_t = 300`` are the
-  defaults of Stephenson et al. (2021).
+  defaults of Stephenson et al. (2021). Rank-deficient manifolds (points in a subspace of
+  dimension < M - 1, duplicated points, more points than features after the centre subspace is
+  removed) are solved exactly; every anchor QP must meet ``max_residual`` or the call raises.
 
   Args:
-    manifolds: ``(P, M, N)``: ``P >= 2`` manifolds of ``M`` points in ``N`` features,
-      ``M < N`` (after the random projection).
+    manifolds: ``(P, M, N)``: ``P >= 2`` manifolds of ``M >= 2`` points in ``N`` features,
+      ``M < N`` (after the random projection), finite.
     key: PRNG key (or int seed) for the projection, the restarts and the samples ``t``.
     kappa: margin, ``kappa >= 0`` (a negative margin raises ``InvalidInputError``).
-    n_t: Gaussian samples per manifold.
+    n_t: Gaussian samples per manifold (an integer ``>= 1``).
     t: optional explicit samples ``(P, n_t, M + 1)`` (then ``n_t`` is ignored).
     max_features: wider inputs are projected to this many features by a Gaussian matrix with
       variance ``1 / max_features`` (``None``: never project).
@@ -536,16 +766,23 @@ def manifold_geometry(manifolds: ArrayLike, *, key: jax.Array | int, kappa: floa
     n_restarts: seeded random restarts per ``K`` (the most stable solution is kept).
     n_subspace_steps: Riemannian gradient steps per restart.
     dimension_formula: :class:`DimensionFormula`.
-    solver, n_iter, tol, active_set_steps: see :func:`solve_anchor_qp`.
-    dtype: computation dtype (default: the input's floating dtype; float64 recommended).
+    solver, n_iter, tol, active_set_steps, max_residual: see :func:`solve_anchor_qp`.
+    dtype: computation dtype, float32 or float64 (default: the input's floating dtype; float64
+      recommended).
 
   Returns:
     :class:`ManifoldGeometry`.
 
   Raises:
-    InvalidInputError: fewer than 2 manifolds, ``M >= N``, non-finite values, ``kappa < 0``.
+    InvalidInputError: not ``(P, M, N)``, fewer than 2 manifolds or points, ``M >= N``,
+      non-finite values, ``kappa < 0``, non-positive counts, unknown options, a class centre at
+      the global mean (nothing to normalise by).
+    ConvergenceError: an anchor QP whose KKT residual exceeds ``max_residual`` or is not finite
+      (the manifold and sample are named), or a non-finite result.
   """
   x = np.asarray(manifolds)
+  if x.dtype.kind not in "fiu" or x.dtype.kind == "b":
+    _errors.fail("manifolds", "a real-valued numeric array", f"dtype {x.dtype}")
   _errors.check_rank("manifolds", x, 3)
   p, m, n = x.shape
   if p < 2:
@@ -553,9 +790,20 @@ def manifold_geometry(manifolds: ArrayLike, *, key: jax.Array | int, kappa: floa
   if m < 2:
     _errors.fail("manifolds", "at least 2 points per manifold (axis 1)", f"{m}")
   _errors.check_finite("manifolds", x)
-  if not np.isfinite(kappa) or kappa < 0:
+  if np.ndim(kappa) != 0 or not np.isfinite(kappa) or kappa < 0:
     _errors.fail("kappa", "a margin kappa >= 0", kappa)
-  _errors.check_positive("n_t", n_t)
+  _check_centres(x)
+  n_t = _as_count("n_t", n_t, 1)
+  if max_features is not None:
+    max_features = _as_count("max_features", max_features, 1)
+  if center_rank is not None:
+    center_rank = _as_count("center_rank", center_rank, 0)
+  n_restarts = _as_count("n_restarts", n_restarts, 1)
+  n_subspace_steps = _as_count("n_subspace_steps", n_subspace_steps, 0)
+  n_iter = _as_count("n_iter", n_iter, 1)
+  active_set_steps = _as_count("active_set_steps", active_set_steps, 0)
+  tol = _as_tolerance("tol", tol)
+  max_residual = _as_tolerance("max_residual", max_residual)
   n_eff = n if (max_features is None or n <= max_features) else int(max_features)
   if m >= n_eff:
     _errors.fail("manifolds", f"fewer points per manifold than features (M < N = {n_eff})",
@@ -563,32 +811,64 @@ def manifold_geometry(manifolds: ArrayLike, *, key: jax.Array | int, kappa: floa
   formula = _errors.as_enum("dimension_formula", dimension_formula, DimensionFormula)
   solver = _errors.as_enum("solver", solver, DualSolver)
   if t is not None:
-    if np.ndim(t) != 3 or np.shape(t)[0] != p or np.shape(t)[2] != m + 1:
-      _errors.fail("t", f"samples of shape (P={p}, n_t, M+1={m + 1})", f"shape {np.shape(t)}")
+    if np.ndim(t) != 3 or np.shape(t)[0] != p or np.shape(t)[1] < 1 or np.shape(t)[2] != m + 1:
+      _errors.fail("t", f"samples of shape (P={p}, n_t >= 1, M+1={m + 1})",
+                   f"shape {np.shape(t)}")
     _errors.check_finite("t", t)
   if dtype is None:
     dtype = x.dtype if x.dtype.kind == "f" else np.float32
-  dtype = jnp.dtype(dtype)
-  if not isinstance(key, jax.Array):
+  try:
+    dtype = jnp.dtype(dtype)
+  except TypeError:
+    _errors.fail("dtype", "float32 or float64", repr(dtype))
+  if dtype not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
+    _errors.fail("dtype", "float32 or float64", repr(dtype))
+  if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+    _errors.fail("dtype", "float32, or float64 with jax_enable_x64 enabled",
+                 "float64 while 64-bit JAX types are disabled")
+  if isinstance(key, jax.Array):
+    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape != (2,):
+      _errors.fail("key", "a PRNG key or an int seed", f"an array of shape {key.shape}")
+  elif isinstance(key, (int, np.integer)) and not isinstance(key, bool):
     key = jax.random.key(int(key))
+  else:
+    _errors.fail("key", "a PRNG key or an int seed", repr(key))
   k_proj, k_sub, k_t = jax.random.split(key, 3)
   xj, coords, basis, sv, rho0, t_default = _prepare(
-      jnp.asarray(x, dtype), k_proj, k_t, n_features=n_eff, n_t=int(n_t))
+      jnp.asarray(x, dtype), k_proj, k_t, n_features=n_eff, n_t=n_t)
   sub = _center_subspace(coords, basis, sv, rho0, key=k_sub, center_rank=center_rank,
                          n_restarts=n_restarts, n_steps=n_subspace_steps)
   if t is None:
     t = t_default
   else:
     t = jnp.asarray(t, dtype)
-  capacity, radius, dimension, kkt, cap, rad, dim = _all_manifolds(
-      xj, sub.basis, t, jnp.asarray(kappa, dtype), formula=formula, solver=solver,
-      n_iter=n_iter, tol=tol, active_set_steps=active_set_steps)
+  tol, max_residual = _default_tolerances(dtype, tol, max_residual)
+  steps = active_set_steps if solver == DualSolver.FISTA_ACTIVE_SET else 0
+  cap, rad, dim, res, cnorm, scale = _all_manifolds(
+      xj, jnp.asarray(sub.basis, dtype), t, jnp.asarray(kappa, dtype), formula=formula,
+      n_iter=n_iter, tol=tol, active_set_steps=int(steps))
+  cnorm, scale = np.asarray(cnorm), np.asarray(scale)
+  tiny = np.sqrt(np.finfo(dtype).eps) * np.maximum(scale, np.finfo(dtype).tiny)
+  if np.any(cnorm <= tiny):
+    i = int(np.argmin(cnorm / np.maximum(scale, np.finfo(dtype).tiny)))
+    _errors.fail("manifolds", "class centres away from the global mean (each manifold is "
+                 "normalised by its centre's norm)",
+                 f"manifold {i} with centre norm {cnorm[i]:.3g} (points up to {scale[i]:.3g})")
+  _check_converged(res, max_residual, "(manifold, sample)")
+  cap, rad, dim = np.asarray(cap), np.asarray(rad), np.asarray(dim)
+  for name, v in (("capacity", cap), ("radius", rad), ("dimension", dim)):
+    if not np.all(np.isfinite(v)):
+      i = int(np.argmax(~np.isfinite(v)))
+      raise _errors.ConvergenceError(
+          f"manifold geometry: {name} of manifold {i} is {v[i]} (non-finite); no value is "
+          "returned.")
   return ManifoldGeometry(
-      capacity=capacity, radius=radius, dimension=dimension,
+      capacity=jnp.asarray(1.0 / np.mean(1.0 / cap), dtype), radius=jnp.asarray(np.mean(rad)),
+      dimension=jnp.asarray(np.mean(dim)),
       center_correlation=jnp.asarray(sub.correlation),
       residual_correlation=jnp.asarray(sub.residual), center_rank=sub.rank,
-      capacity_per_manifold=cap, radius_per_manifold=rad, dimension_per_manifold=dim,
-      max_kkt_residual=kkt)
+      capacity_per_manifold=jnp.asarray(cap), radius_per_manifold=jnp.asarray(rad),
+      dimension_per_manifold=jnp.asarray(dim), max_kkt_residual=jnp.asarray(np.max(res)))
 
 
 def class_manifolds(features: ArrayLike, labels: ArrayLike, *, n_per_class: int,
@@ -596,29 +876,55 @@ def class_manifolds(features: ArrayLike, labels: ArrayLike, *, n_per_class: int,
   """Groups examples into class manifolds for :func:`manifold_geometry`.
 
   Args:
-    features: ``(n, ...)`` activations (flattened to ``(n, N)``).
+    features: ``(n, ...)`` activations (flattened to ``(n, N)``), finite.
     labels: ``(n,)`` integer class (or group) labels.
-    n_per_class: points per manifold ``M``; each class must have at least this many examples.
-    classes: which labels form manifolds (default: all present, sorted).
+    n_per_class: points per manifold ``M >= 2``; each class must have at least this many
+      examples.
+    classes: which labels form manifolds (default: all present, sorted); at least 2, distinct,
+      each present in ``labels``.
     key: seed of the random choice of examples within a class.
 
   Returns:
     ``(P, M, N)`` numpy array.
+
+  Raises:
+    InvalidInputError: mismatched lengths, non-finite features, fewer than 2 classes, repeated
+      or absent classes, ``n_per_class < 2`` or more than a class has.
   """
   f = np.asarray(features)
+  if f.ndim < 2:
+    _errors.fail("features", "an array of rank >= 2 (n, N, ...)", f"shape {f.shape}")
   f = f.reshape((f.shape[0], -1))
+  _errors.check_finite("features", f)
   y = np.asarray(labels)
   _errors.check_rank("labels", y, 1)
   _errors.check_same_leading(("features", "labels"), f, y)
-  cls = np.unique(y) if classes is None else np.asarray(classes)
-  seed = int(jax.random.randint(key if isinstance(key, jax.Array) else jax.random.key(int(key)),
-                                (), 0, 2 ** 31 - 1))
+  n_per_class = _as_count("n_per_class", n_per_class, 2)
+  if classes is None:
+    cls = np.unique(y)
+  else:
+    cls = np.asarray(classes).reshape(-1)
+    if len(np.unique(cls)) != len(cls):
+      _errors.fail("classes", "distinct class labels", f"{cls.tolist()} (repeated)")
+    absent = [c for c in cls.tolist() if not np.any(y == c)]
+    if absent:
+      _errors.fail("classes", "labels present in `labels`",
+                   f"{absent} absent (present: {np.unique(y).tolist()[:20]})")
+  if len(cls) < 2:
+    _errors.fail("classes", "at least 2 classes (manifolds)", f"{len(cls)} ({cls.tolist()})")
+  if isinstance(key, jax.Array):
+    k = key
+  elif isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+    k = jax.random.key(int(key))
+  else:
+    _errors.fail("key", "a PRNG key or an int seed", repr(key))
+  seed = int(jax.random.randint(k, (), 0, 2 ** 31 - 1))
   rng = np.random.default_rng(seed)
   out = []
   for c in cls:
     idx = np.flatnonzero(y == c)
     if idx.size < n_per_class:
-      _errors.fail("labels", f"at least n_per_class={n_per_class} examples of class {c}",
-                   idx.size)
+      _errors.fail("n_per_class", f"at most the {idx.size} examples of class {c}",
+                   n_per_class)
     out.append(f[rng.choice(idx, n_per_class, replace=False)])
   return np.stack(out)

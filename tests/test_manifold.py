@@ -14,6 +14,7 @@ import pytest
 from scipy import optimize
 
 import gbounds
+from gbounds._errors import ConvergenceError
 
 
 def _manifold_matrix(rng, d, m, *, scale=1.0, corr=0.0):
@@ -282,6 +283,190 @@ def test_bad_input():
     gbounds.manifold_geometry(x, key=0, t=np.zeros((3, 5, 7)))
   with pytest.raises(gbounds.InvalidInputError, match="solver"):
     gbounds.solve_anchor_qp(np.ones((3, 2)), np.ones(3), solver="newton")
+
+
+# ----------------------------------------------------------------------------- rank-deficient
+
+
+def _rank_deficient(kind, rng):
+  """(D+1, M) with a row of ones whose Gram matrix G = S^T S is singular."""
+  if kind == "subspace":  # 12 points in a 4-dim linear subspace of R^12
+    pts = rng.standard_normal((12, 4)) @ rng.standard_normal((4, 12)) / 2
+  elif kind == "duplicates":  # 6 distinct points in R^10, each twice
+    pts = np.repeat(rng.standard_normal((10, 6)), 2, axis=1)
+  elif kind == "more_points_than_dims":  # 15 points in R^5 (+ ones: D + 1 = 6 < M)
+    pts = rng.standard_normal((5, 15))
+  else:
+    raise ValueError(kind)
+  return np.concatenate([pts, np.ones((1, pts.shape[1]))], axis=0)
+
+
+def _exact_anchor(s, t, kappa):
+  """Exact anchor by scipy's NNLS (Lawson-Hanson), certified by its own KKT conditions.
+
+  With a last row of ones, kappa sum(alpha) = kappa (S alpha)_{D+1}, so the dual
+  1/2 ||S alpha - t||^2 - kappa sum(alpha) is 1/2 ||S alpha - (t + kappa e_{D+1})||^2 + const:
+  an NNLS problem. v = t - S alpha is unique even when alpha is not; so is the anchor.
+  """
+  tk = t.copy()
+  tk[-1] += kappa
+  a, _ = optimize.nnls(s, tk, maxiter=100 * s.shape[1])
+  g = s.T @ (s @ a - tk)
+  assert np.all(a >= 0) and np.all(g >= -1e-9) and np.max(np.abs(a * g)) < 1e-9
+  proj = t @ s
+  if a.sum() == 0:
+    assert proj.max() + kappa <= 0
+    return t, s[:, np.argmax(proj)]
+  return t - s @ a, s @ a / a.sum()
+
+
+def _geometry_from_anchors(t, anc, kappa):
+  """PRX 2018 eqs. 16-17, 28 and the public-code dimension (numpy)."""
+  d = t.shape[1] - 1
+  field = np.maximum(np.sum(t * anc, 1) + kappa, 0) ** 2 / np.sum(anc ** 2, 1)
+  dev = (anc - anc.mean(0))[:, :d] / anc[:, d:]
+  cos = np.sum(t[:, :d] * anc[:, :d], 1) / (np.linalg.norm(t[:, :d], axis=1) *
+                                            np.linalg.norm(anc[:, :d], axis=1))
+  return 1 / field.mean(), np.sqrt(np.mean(np.sum(dev ** 2, 1))), d * cos.mean() ** 2
+
+
+RANK_DEFICIENT = ("subspace", "duplicates", "more_points_than_dims")
+
+
+@pytest.mark.parametrize("kappa", [0.0, 0.3])
+@pytest.mark.parametrize("kind", RANK_DEFICIENT)
+def test_rank_deficient_anchors_match_exact_nnls(kind, kappa):
+  rng = np.random.default_rng(20)
+  s = _rank_deficient(kind, rng)
+  assert np.linalg.matrix_rank(s.T @ s) < s.shape[1]
+  t = rng.standard_normal((150, s.shape[0]))
+  sol = gbounds.solve_anchor_qp(s, t, kappa=kappa)
+  v_ref, anc_ref = zip(*(_exact_anchor(s, ti, kappa) for ti in t))
+  np.testing.assert_allclose(sol.v, np.array(v_ref), rtol=0, atol=1e-6)
+  np.testing.assert_allclose(sol.anchor, np.array(anc_ref), rtol=0, atol=1e-6)
+  # The reported residual is the dual KKT residual of the returned alpha (recomputed here).
+  alpha = np.asarray(sol.alpha)
+  assert np.all(alpha >= 0)
+  g = alpha @ (s.T @ s) - (t @ s + kappa)
+  np.testing.assert_allclose(sol.kkt_residual, np.max(np.abs(np.minimum(alpha, g)), 1),
+                             rtol=0, atol=1e-12)
+  assert np.max(sol.kkt_residual) < 1e-9
+  cap, rad, dim = _geometry_from_anchors(t, np.array(anc_ref), kappa)
+  got = gbounds.anchor_geometry(s, t, kappa=kappa)
+  np.testing.assert_allclose(got[:3], (cap, rad, dim), rtol=1e-6)
+
+
+def _svd_s_matrices(x):
+  """The (P, M+1, M) anchor-problem matrices, built independently of gbounds (numpy SVD):
+  global centring, each manifold centred and scaled by its centre's norm, coordinates U Sigma
+  along decreasing singular values (null axes exactly 0), columns signed so that their sums of
+  cubes are positive, a row of ones appended."""
+  xg = x - x.mean(axis=(0, 1))
+  out = []
+  for xm in xg:
+    c = xm.mean(0)
+    u, sv, _ = np.linalg.svd((xm - c) / np.linalg.norm(c), full_matrices=False)
+    coords = u * np.where(sv > 1e-7 * sv[0], sv, 0.0)
+    coords *= np.where(np.sum(coords ** 3, 0) < 0, -1.0, 1.0)
+    out.append(np.concatenate([coords.T, np.ones((1, len(xm)))], axis=0))
+  return np.stack(out)
+
+
+def test_manifold_geometry_on_rank_deficient_manifolds_matches_exact_anchors():
+  rng = np.random.default_rng(21)
+  p, m, n = SHAPE
+  centres = 2.0 * rng.standard_normal((p, 1, n))
+  x = np.stack([
+      rng.standard_normal((m, 3)) @ rng.standard_normal((3, n)),            # 3-dim subspace
+      np.repeat(rng.standard_normal((5, n)), 2, axis=0),                     # duplicated points
+      np.repeat(rng.standard_normal((3, n)), [5, 3, 2], axis=0),             # 3 distinct points
+      rng.standard_normal((m, n)),                                           # full rank
+  ]) + centres
+  t = rng.standard_normal((p, N_T, m + 1))
+  for kappa in (0.0, 0.25):
+    g = gbounds.manifold_geometry(x, key=0, t=t, center_rank=0, kappa=kappa)
+    ref = []
+    for s, tp in zip(_svd_s_matrices(x), t):
+      anc = np.array([_exact_anchor(s, ti, kappa)[1] for ti in tp])
+      ref.append(_geometry_from_anchors(tp, anc, kappa))
+    cap, rad, dim = np.array(ref).T
+    np.testing.assert_allclose(g.capacity_per_manifold, cap, rtol=1e-6)
+    np.testing.assert_allclose(g.radius_per_manifold, rad, rtol=1e-6)
+    np.testing.assert_allclose(g.dimension_per_manifold, dim, rtol=1e-6)
+    np.testing.assert_allclose(g.capacity, 1 / np.mean(1 / cap), rtol=1e-6)
+    assert float(g.max_kkt_residual) < 1e-9
+
+
+def test_manifold_geometry_with_fifty_points_in_low_dimensional_subspaces():
+  # The setting of issue #11: M = 50 points in 5- and 10-dim subspaces and 25 duplicated pairs.
+  # The earlier solver accepted non-finite active-set candidates here and fell back to the
+  # best-aligned point: capacity 1 %, radius 4 %, dimension 7 % off while reporting KKT
+  # residuals below 1e-7.
+  rng = np.random.default_rng(1)
+  p, m, n, n_t = 3, 50, 60, 100
+  x = np.stack([rng.standard_normal((m, 5)) @ rng.standard_normal((5, n)),
+                np.repeat(rng.standard_normal((25, n)), 2, axis=0),
+                rng.standard_normal((m, 10)) @ rng.standard_normal((10, n))])
+  x += 2.0 * rng.standard_normal((p, 1, n))
+  t = rng.standard_normal((p, n_t, m + 1))
+  g = gbounds.manifold_geometry(x, key=0, t=t, center_rank=0)
+  ref = []
+  for s, tp in zip(_svd_s_matrices(x), t):
+    assert np.linalg.matrix_rank(s) < m
+    anc = np.array([_exact_anchor(s, ti, 0.0)[1] for ti in tp])
+    ref.append(_geometry_from_anchors(tp, anc, 0.0))
+  cap, rad, dim = np.array(ref).T
+  np.testing.assert_allclose(g.capacity_per_manifold, cap, rtol=1e-6)
+  np.testing.assert_allclose(g.radius_per_manifold, rad, rtol=1e-6)
+  np.testing.assert_allclose(g.dimension_per_manifold, dim, rtol=1e-6)
+
+
+def test_kkt_residual_counts_non_finite_as_infinite():
+  from gbounds import _manifold
+  res = jax.jit(_manifold._kkt_residual)
+  assert np.isinf(res(jnp.array([np.nan, 1.0]), jnp.array([0.0, 0.0])))
+  assert np.isinf(res(jnp.array([0.5, 1.0]), jnp.array([-np.inf, 0.0])))
+  assert np.isinf(res(jnp.array([np.inf, 1.0]), jnp.array([1.0, 0.0])))
+  np.testing.assert_allclose(res(jnp.array([0.5, 0.0]), jnp.array([0.0, -0.25])), 0.25)
+
+
+def test_unconverged_qp_raises_instead_of_returning():
+  rng = np.random.default_rng(22)
+  s = _rank_deficient("subspace", rng)
+  t = rng.standard_normal((20, s.shape[0]))
+  kw = dict(solver="fista", n_iter=10)
+  with pytest.raises(ConvergenceError, match=r"KKT residual .* sample index \(\d+,\)"):
+    gbounds.solve_anchor_qp(s, t, **kw)
+  with pytest.raises(Exception, match="anchor QP did not converge"):
+    jax.block_until_ready(jax.jit(lambda s_, t_: gbounds.solve_anchor_qp(s_, t_, **kw).v)(s, t))
+  with pytest.raises(ConvergenceError, match="KKT residual"):
+    gbounds.anchor_geometry(s, t, **kw)
+  sol = gbounds.solve_anchor_qp(s, t, check=False, **kw)
+  assert np.max(sol.kkt_residual) > 1e-7  # returned as is, and the residual shows it
+
+
+def test_unconverged_manifold_geometry_names_the_manifold():
+  rng = np.random.default_rng(23)
+  x = rng.standard_normal(SHAPE) + 2.0 * rng.standard_normal((SHAPE[0], 1, SHAPE[2]))
+  with pytest.raises(ConvergenceError, match=r"\(manifold, sample\) \(\d+, \d+\)"):
+    gbounds.manifold_geometry(x, key=0, n_t=N_T, center_rank=0, solver="fista", n_iter=10)
+
+
+def test_cli_user_errors_exit_2_with_one_line_naming_the_flag(tmp_path, capsys):
+  from gbounds.cli import main
+  path = tmp_path / "x.npy"
+  np.save(path, np.random.default_rng(24).standard_normal(SHAPE))
+  cases = [
+      (["manifold", "geometry", "--input", str(path), "--kappa", "-0.5"], "--kappa"),
+      (["manifold", "geometry", "--input", str(tmp_path / "missing.npy")], "--input"),
+      (["manifold", "permuted-labels", "--quick", "--n-per-manifold", "1"], "--n-per-manifold"),
+      (["manifold", "permuted-labels", "--quick", "--epochs", "3", "--rewind-epoch", "5"],
+       "--rewind-epoch"),
+  ]
+  for argv, flag in cases:
+    assert main(argv + ["--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"error: {flag}:" in err[0], err
 
 
 def test_class_manifolds_groups_by_label():

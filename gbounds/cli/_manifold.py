@@ -64,26 +64,72 @@ _FIELDS = ("dataset", "n_train", "n_test", "permute_fraction", "epochs", "checkp
            "rewind_epoch", "learning_rate", "batch_size", "n_per_manifold", "n_t", "seed")
 
 
+# API argument -> CLI flag, to name the flag when the library refuses a value.
+_GEOMETRY_FLAGS = {"manifolds": "--input", "features": "--input", "labels": "--input",
+                   "classes": "--input", "n_per_class": "--points", "kappa": "--kappa",
+                   "n_t": "--n-t", "max_features": "--max-features",
+                   "center_rank": "--center-rank", "key": "--seed"}
+_PERMUTED_FLAGS = {"dataset": "--dataset", "n_train": "--n-train", "n_test": "--n-test",
+                   "permute_fraction": "--permute-fraction", "epochs": "--epochs",
+                   "checkpoint_epochs": "--checkpoint-epochs", "rewind_epoch": "--rewind-epoch",
+                   "learning_rate": "--learning-rate", "batch_size": "--batch-size",
+                   "n_per_manifold": "--n-per-manifold", "n_t": "--n-t", "seed": "--seed",
+                   "kappa": "--kappa", "center_rank": "--center-rank"}
+
+
+def _as_flag_error(err: _errors.InvalidInputError, flags: dict[str, str],
+                   default: str) -> _errors.InvalidInputError:
+  """Re-labels a library error ``"<argument>: ..."`` with the CLI flag that set it."""
+  msg = str(err)
+  name = msg.split(":", 1)[0].strip()
+  flag = flags.get(name, default)
+  return _errors.InvalidInputError(f"{flag}: {msg}" if not msg.startswith(flag) else msg)
+
+
+def _check_int(flag: str, value, minimum: int) -> None:
+  if value is not None and value < minimum:
+    _errors.fail(flag, f"an integer >= {minimum}", value)
+
+
+def _check_geometry_flags(args) -> None:
+  """All flag checks of ``manifold geometry`` (before any file is read or written)."""
+  import math
+  import os
+  _check_int("--points", args.points, 2)
+  _check_int("--n-t", args.n_t, 1)
+  _check_int("--max-features", args.max_features, 1)
+  _check_int("--center-rank", args.center_rank, 0)
+  if not math.isfinite(args.kappa) or args.kappa < 0:
+    _errors.fail("--kappa", "a finite margin >= 0", args.kappa)
+  if not os.path.isfile(args.input):
+    _errors.fail("--input", "an existing .npy or .npz file", repr(args.input))
+
+
 def _geometry(args) -> int:
   import jax
+  _check_geometry_flags(args)
+  out = _common.output_dir(args.out)
   with jax.enable_x64(True):
     from gbounds import _manifold
     path = args.input
     try:
-      data = np.load(path)
+      data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
       _errors.fail("--input", "a readable .npy or .npz file", f"{path} ({err})")
-    if isinstance(data, np.lib.npyio.NpzFile):
-      if "features" not in data or "labels" not in data:
-        _errors.fail("--input", "an .npz with arrays 'features' and 'labels'", list(data.keys()))
-      x = _manifold.class_manifolds(data["features"], data["labels"], n_per_class=args.points,
-                                    key=args.seed)
-    else:
-      x = data
-    g = _manifold.manifold_geometry(
-        np.asarray(x, np.float64), key=args.seed, kappa=args.kappa, n_t=args.n_t,
-        max_features=args.max_features, center_rank=args.center_rank)
-    out = _common.output_dir(args.out)
+    try:
+      if isinstance(data, np.lib.npyio.NpzFile):
+        if "features" not in data or "labels" not in data:
+          _errors.fail("--input", "an .npz with arrays 'features' and 'labels'",
+                       list(data.keys()))
+        x = _manifold.class_manifolds(data["features"], data["labels"],
+                                      n_per_class=args.points, key=args.seed)
+      else:
+        x = data
+      g = _manifold.manifold_geometry(
+          x, key=args.seed, kappa=args.kappa, n_t=args.n_t,
+          max_features=args.max_features, center_rank=args.center_rank, dtype=np.float64)
+    except _errors.InvalidInputError as err:
+      raise _as_flag_error(err, _GEOMETRY_FLAGS, "--input") from None
     payload = {k: np.asarray(v).tolist() for k, v in g._asdict().items()}
     payload["shape"] = list(np.shape(x))
     _common.atomic_write_json(out / "geometry.json", payload)
@@ -101,15 +147,42 @@ def _csv(rows, header) -> str:
   return buf.getvalue()
 
 
+def _check_permuted_flags(args) -> None:
+  """Flag checks of ``manifold permuted-labels`` that the recipe does not make itself."""
+  import math
+  import os
+  for flag, name, minimum in (("--n-train", "n_train", 1), ("--n-test", "n_test", 1),
+                              ("--epochs", "epochs", 1), ("--batch-size", "batch_size", 1),
+                              ("--n-per-manifold", "n_per_manifold", 2), ("--n-t", "n_t", 1),
+                              ("--rewind-epoch", "rewind_epoch", 0), ("--seed", "seed", 0)):
+    _check_int(flag, getattr(args, name), minimum)
+  for name, flag in (("learning_rate", "--learning-rate"),
+                     ("permute_fraction", "--permute-fraction")):
+    v = getattr(args, name)
+    if v is not None and not math.isfinite(v):
+      _errors.fail(flag, "a finite number", v)
+  if args.data_dir is not None and not os.path.isdir(args.data_dir):
+    _errors.fail("--data-dir", "an existing directory", repr(args.data_dir))
+
+
 def _permuted(args) -> int:
   import jax
   from gbounds import _rewind
+  _check_permuted_flags(args)
   fields = dict(_QUICK) if args.quick else {}
   for name in _FIELDS:
     v = getattr(args, name, None)
     if v is not None:
       fields[name] = tuple(v) if isinstance(v, list) else v
-  config = _rewind.PermutedLabelConfig(**fields)
+  try:
+    config = _rewind.PermutedLabelConfig(**fields)
+  except _errors.InvalidInputError as err:
+    raise _as_flag_error(err, _PERMUTED_FLAGS, "--quick") from None
+  bad = [e for e in (args.checkpoint_epochs or ()) if not 0 <= e <= config.epochs]
+  if bad:
+    _errors.fail("--checkpoint-epochs", f"epochs in [0, {config.epochs}]", bad)
+  if config.batch_size > config.n_train:
+    _errors.fail("--batch-size", f"at most --n-train = {config.n_train}", config.batch_size)
   out = _common.output_dir(args.out)
   with jax.enable_x64(True):
     res = _rewind.permuted_label_experiment(
