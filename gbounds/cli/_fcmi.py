@@ -7,6 +7,7 @@ preset (``--scale small|cpu|full``), and flags that override either. Outputs in 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 
@@ -19,7 +20,8 @@ _PRESETS = ("small", "cpu", "full")
 def register(sub) -> None:
   p = sub.add_parser("fcmi", help="f-CMI bounds from a supersample experiment (MNIST 4-vs-9)",
                      description=__doc__)
-  p.add_argument("--config", help="JSON file with FcmiProtocol fields")
+  p.add_argument("--config", help="JSON file with an object of FcmiProtocol fields (unknown "
+                 "keys are refused)")
   p.add_argument("--scale", choices=_PRESETS, default="small",
                  help="preset the config and flags override (default: small)")
   p.add_argument("--ns", type=int, nargs="+", help="numbers of pairs n")
@@ -51,7 +53,9 @@ _FLAG_FIELDS = ("ns", "k1", "k2", "epochs", "architecture", "hidden", "learning_
 
 
 def protocol_from_args(args):
-  """The :class:`gbounds.FcmiProtocol` of a parsed command line."""
+  """The :class:`gbounds.FcmiProtocol` of a parsed command line (checked: a config file that
+  is not a JSON object, unknown keys, values of the wrong type or range raise
+  :class:`gbounds.InvalidInputError` naming the key or flag)."""
   from gbounds import _fcmi_experiments as fe
   makers = {"small": fe.small_protocol, "cpu": fe.cpu_scale_protocol,
             "full": fe.full_scale_protocol}
@@ -59,11 +63,18 @@ def protocol_from_args(args):
   if args.config:
     path = pathlib.Path(args.config)
     try:
-      fields.update(json.loads(path.read_text()))
-    except (OSError, json.JSONDecodeError) as e:
+      obj = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
       _errors.fail("--config", "a readable JSON file", f"{path} ({e})")
-    if not isinstance(fields, dict):
-      _errors.fail("--config", "a JSON object", type(fields).__name__)
+    if not isinstance(obj, dict):
+      _errors.fail("--config", "a JSON object of FcmiProtocol fields",
+                   f"a JSON {type(obj).__name__} in {path}")
+    known = {f.name for f in dataclasses.fields(fe.FcmiProtocol)}
+    unknown = sorted(set(obj) - known)
+    if unknown:
+      _errors.fail("--config", f"FcmiProtocol fields among {sorted(known)}",
+                   f"unknown key(s) {unknown} in {path}")
+    fields.update(obj)
   for name in _FLAG_FIELDS:
     v = getattr(args, name, None)
     if v is not None:
@@ -74,6 +85,12 @@ def protocol_from_args(args):
 def _run(args) -> int:
   from gbounds import _fcmi_experiments as fe
   protocol = protocol_from_args(args)
+  # the data and every size are checked before anything is written or trained
+  data = fe.binary_pool(protocol, args.data_dir)
+  pool = len(data[1])
+  for n in protocol.ns:
+    if 2 * n > pool:
+      _errors.fail("--ns", f"n <= {pool // 2} (half the pool of {pool} examples)", n)
   out = _common.output_dir(args.out)
   _common.atomic_write_json(out / "protocol.json", protocol.to_json())
   total = protocol.k1 * protocol.k2 * len(protocol.ns)
@@ -87,7 +104,7 @@ def _run(args) -> int:
 
   try:
     table = fe.run_fcmi_protocol(protocol, data_dir=args.data_dir, out_dir=out,
-                                 progress=progress)
+                                 progress=progress, data=data)
   finally:
     if bar is not None:
       bar.close()

@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import math
 
+from gbounds import _errors
+from gbounds.cli import _common as _c
+from gbounds.cli._common import int_or_inf
+
 
 def register(sub) -> None:
   p = sub.add_parser("sample-info", help="sample-wise (functional) information of training "
@@ -26,10 +30,12 @@ def register(sub) -> None:
   p.add_argument("--n", type=int, default=500, help="training examples (MNIST 4-vs-9)")
   p.add_argument("--heldout", type=int, default=500, help="held-out examples for F-SI / test")
   p.add_argument("--width", type=int, default=256, help="hidden units of the MLP")
-  p.add_argument("--steps", type=int, default=1000, help="full-batch GD steps (inf allowed "
-                 "for 'info')")
+  p.add_argument("--steps", type=int_or_inf, default=1000,
+                 help="full-batch GD steps, or 'inf' (the converged solution; 'info' and "
+                 "'mislabeled' only)")
   p.add_argument("--lr-fraction", type=float, default=0.5,
-                 help="step size as a fraction of 1 / lambda_max(NTK) (SUM loss)")
+                 help="step size as a fraction of 1 / lambda_max(NTK) (SUM loss); below 2 in "
+                 "discrete time (gradient descent diverges beyond)")
   p.add_argument("--weight-decay", type=float, default=0.0, help="lambda (SUM loss, about w0)")
   p.add_argument("--time", default="discrete", choices=("discrete", "continuous"))
   p.add_argument("--noise-rate", type=float, default=0.1, help="label noise (mislabeled, info)")
@@ -42,14 +48,46 @@ def register(sub) -> None:
   p.set_defaults(func=_run)
 
 
+# MNIST 4-vs-9 in the test split: 982 fours + 1,009 nines
+_POOL = 1991
+
+
+def check_args(args) -> None:
+  """Every option in range, before any data is loaded or a model trained (errors name the
+  flag)."""
+  _c.check_int("--n", args.n, 2, _POOL - 1)
+  _c.check_int("--heldout", args.heldout, 1, _POOL - 2)
+  if args.n + args.heldout > _POOL:
+    _errors.fail("--n + --heldout", f"at most the {_POOL} fours and nines of MNIST's test split",
+                 args.n + args.heldout)
+  _c.check_int("--width", args.width, 1)
+  if args.steps != math.inf:
+    _c.check_int("--steps", args.steps, 1)
+  elif args.experiment not in ("info", "mislabeled"):
+    _errors.fail("--steps", f"a finite number of steps for --experiment {args.experiment} (it "
+                 "retrains networks)", "inf")
+  if args.time == "discrete":
+    _c.check_float("--lr-fraction", args.lr_fraction, low=0, high=2, low_open=True,
+                   high_open=True)
+  else:
+    _c.check_float("--lr-fraction", args.lr_fraction, low=0, low_open=True)
+  _c.check_float("--weight-decay", args.weight_decay, low=0)
+  _c.check_float("--noise-rate", args.noise_rate, low=0, high=1)
+  _c.check_float("--sigma", args.sigma, low=0, low_open=True)
+  _c.check_float("--fsi-sigma", args.fsi_sigma, low=0, low_open=True)
+  if args.experiment == "reproduce":
+    _c.check_int("--retrained", args.retrained, 1, args.n)
+
+
 def _run(args) -> int:
   import numpy as np
 
   from gbounds import _sample_info_experiments as ex
   from gbounds.cli._common import atomic_write_json, output_dir
 
+  check_args(args)
   out = output_dir(args.out)
-  steps = math.inf if str(args.steps) == "inf" else int(args.steps)
+  steps = args.steps
   if args.experiment == "info":
     import jax
     import jax.numpy as jnp
