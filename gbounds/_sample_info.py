@@ -65,28 +65,56 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.linalg
 from jax.flatten_util import ravel_pytree
 
 from gbounds import _errors
 from gbounds import _io
-from gbounds._dynamics import Time, check_dynamics_args, phi
+from gbounds._dynamics import Time, check_dynamics_args, check_step_size, phi_host
 from gbounds._ntk import empirical_ntk_fn, jacobian_fn
 
 
 class LooMethod(enum.IntEnum):
   """How the leave-one-out coefficients are computed (see the module docstring).
 
+  Every method returns the exact leave-one-out answer (to its stated tolerance) or raises;
+  the iterative one checks its convergence per example and falls back to ``EIGH`` for any
+  example that does not meet ``rtol`` (``LeaveOneOut.exact_fallbacks`` counts them).
+
   Attributes:
-    AUTO: ``DOWNDATE`` at ``t = inf`` when ``A`` is nonsingular, else ``LANCZOS``.
-    DOWNDATE: exact block inverse downdate; ``t = inf`` only.
-    LANCZOS: batched Lanczos in the eigenbasis of ``A``, any ``t``; all ``n`` in
-      ``O((nk)^3 + m n^2 k)``.
-    EIGH: one eigendecomposition per left-out example, ``O(n (nk)^3)``; reference/baseline.
+    AUTO: ``t = inf``: ``DOWNDATE`` when ``A`` is safely nonsingular, else ``EIGH`` (a
+      singular kernel at ``lambda = 0``: minimum-norm least squares). Finite ``t``:
+      ``LANCZOS``. Tested on the NTKs of real networks (MLP and CNN on MNIST).
+    DOWNDATE: exact block inverse downdate, ``O((nk)^3)`` for all ``n``; ``t = inf`` and a
+      nonsingular ``A`` only (raises otherwise); every row is verified by its residual.
+    LANCZOS: batched Lanczos with full reorthogonalisation in the eigenbasis of ``A``, any
+      ``t``; about ``O(n m^2 nk)`` for all ``n`` after one eigendecomposition. At ``t = inf``
+      on a singular ``A`` (a pseudo-inverse, which no Krylov method resolves) it uses
+      ``EIGH``.
+    EIGH: one eigendecomposition per left-out example, ``O(n (nk)^3)``: the public code's
+      approach; the reference.
   """
   AUTO = 0
   DOWNDATE = 1
   LANCZOS = 2
   EIGH = 3
+
+
+class LooConvention(enum.IntEnum):
+  """Which recipe the ``n`` leave-one-out runs on ``n - 1`` examples keep fixed.
+
+  Attributes:
+    SUM: the SUMMED-loss step ``eta`` and weight decay ``lambda`` (the default, and this
+      module's convention throughout): each run is GD on ``1/2 sum_{j != i} ||f - y_j||^2 +
+      lambda/2 ||w - w0||^2`` with step ``eta``.
+    MEAN: the MEAN-loss recipe ``(lr, lambda_mean)`` with ``eta = lr / n`` and
+      ``lambda = n lambda_mean`` on all ``n`` examples, as in the public code of
+      Harutyunyan et al. (it retrains each left-out set with the same ``lr`` on the mean over
+      ``n - 1`` examples): the runs use ``eta' = eta n / (n - 1)`` and
+      ``lambda' = lambda (n - 1) / n``. The full-data run is the same under both.
+  """
+  SUM = 1
+  MEAN = 2
 
 
 class Expansion(enum.IntEnum):
@@ -109,13 +137,20 @@ class LeaveOneOut(NamedTuple):
     coefficients: ``a``, ``(nk,)``: ``w_t = w0 + J^T a``.
     loo_coefficients: ``C``, ``(len(indices), nk)``; row ``j`` is ``c_i = a - embed(a^(-i))``
       for ``i = indices[j]``, so that ``w - w_-i = J^T c_i``.
-    krylov_steps: Lanczos steps used (0 for other methods).
-    krylov_error: the largest relative change between the last two Krylov orders (0 otherwise).
+    krylov_steps: the largest Lanczos order used (0 when no row used Lanczos).
+    krylov_error: the largest estimated relative error of a Lanczos row that was kept
+      (every kept row met ``rtol``; 0 when no row used Lanczos).
+    method: the method that was run (``AUTO`` resolved; under ``jit`` the requested one).
+    exact_fallbacks: rows recomputed by ``EIGH`` because the requested method could not
+      certify them (Lanczos not converged, a downdate residual too large, or ``t = inf`` on a
+      singular kernel).
   """
   coefficients: jax.Array
   loo_coefficients: jax.Array
   krylov_steps: int
   krylov_error: jax.Array
+  method: LooMethod = LooMethod.AUTO
+  exact_fallbacks: int = 0
 
 
 # ----------------------------------------------------------------------------- validation
@@ -136,34 +171,85 @@ def _check_indices(indices, n: int) -> np.ndarray | jax.Array:
     if idx.min() < 0 or idx.max() >= n:
       _errors.fail("indices", f"example indices in [0, {n})", f"[{idx.min()}, {idx.max()}]")
     return idx
+  if np.ndim(indices) != 1 or not jnp.issubdtype(indices.dtype, jnp.integer):
+    _errors.fail("indices", "a 1-d array of integer example indices",
+                 f"shape {np.shape(indices)}, dtype {indices.dtype}")
   return indices
 
 
 def _check_kernel(theta, residual0, num_outputs):
   _errors.check_rank("theta", theta, 2)
   _errors.check_rank("residual0", residual0, 1)
+  for name, v in (("theta", theta), ("residual0", residual0)):
+    kind = np.dtype(v.dtype).kind if hasattr(v, "dtype") else np.asarray(v).dtype.kind
+    if kind not in "fiu":
+      _errors.fail(name, "a real-valued (floating or integer) array",
+                   f"dtype {getattr(v, 'dtype', np.asarray(v).dtype)}")
   nk = np.shape(residual0)[0]
   if np.shape(theta) != (nk, nk):
     _errors.fail("theta", f"shape ({nk}, {nk}) to match residual0", np.shape(theta))
-  if int(num_outputs) != num_outputs or num_outputs < 1 or nk % num_outputs:
-    _errors.fail("num_outputs", f"a positive divisor of len(residual0) = {nk}", num_outputs)
+  if (isinstance(num_outputs, bool) or not isinstance(num_outputs, (int, np.integer))
+      or num_outputs < 1 or nk % num_outputs):
+    _errors.fail("num_outputs", f"a positive integer divisor of len(residual0) = {nk}",
+                 repr(num_outputs))
   n = nk // int(num_outputs)
   if n < 2:
-    _errors.fail("training set", "at least 2 examples for leave-one-out", n)
+    _errors.fail("theta", "a kernel of at least 2 examples for leave-one-out", f"{n} example(s)")
   for name, v in (("theta", theta), ("residual0", residual0)):
     if _concrete(v):
       _errors.check_finite(name, v)
+  if _concrete(theta):
+    th = np.asarray(theta, np.float64)
+    scale = max(float(np.max(np.abs(th))), 1e-300)
+    asym = float(np.max(np.abs(th - th.T))) / scale
+    if asym > _symmetry_tol(theta):
+      _errors.fail("theta", "a symmetric kernel", f"max |theta - theta^T| / max |theta| = "
+                   f"{asym:.3g}")
   return n
 
 
-# ----------------------------------------------------------------------------- LOO algorithms
+def _input_eps(x) -> float:
+  dt = np.dtype(x.dtype) if hasattr(x, "dtype") else np.asarray(x).dtype
+  return float(np.finfo(dt).eps) if dt.kind == "f" else float(np.finfo(np.float64).eps)
+
+
+def _symmetry_tol(theta) -> float:
+  return 1e3 * _input_eps(theta)
+
+
+def _check_rtol(rtol) -> None:
+  r = np.asarray(rtol, dtype=float) if not isinstance(rtol, (str, bytes)) else np.nan
+  if np.ndim(r) != 0 or not np.isfinite(r) or not 0 < r < 1:
+    _errors.fail("rtol", "a relative tolerance in (0, 1)", repr(rtol))
+
+
+def _check_positive_int_or_none(name: str, value) -> None:
+  if value is None:
+    return
+  if (isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating))
+      or not np.isfinite(value) or int(value) != value or value < 1):
+    _errors.fail(name, "a positive integer or None", repr(value))
+
+
+def _check_steps(t, time) -> None:
+  """Discrete time counts whole steps."""
+  if time == Time.DISCRETE and _concrete(t):
+    tv = float(np.asarray(t, dtype=float))
+    if np.isfinite(tv) and tv != np.round(tv):
+      _errors.fail("t", "a whole number of gradient steps (time='discrete'), or inf", t)
+
+
+# ----------------------------------------------------------------------------- eigh on the host
+
+
+def _as_bytes(z: np.ndarray, dtype: np.dtype) -> np.ndarray:
+  return np.ascontiguousarray(np.asarray(z).astype(dtype)).view(np.uint8).reshape(
+      np.shape(z) + (dtype.itemsize,))
 
 
 def _host_eigh_bytes(a, dtype):
   w, v = np.linalg.eigh(np.asarray(a, dtype))
-  as_bytes = lambda z: np.ascontiguousarray(z.astype(dtype)).view(np.uint8).reshape(  # noqa: E731
-      z.shape + (dtype.itemsize,))
-  return as_bytes(w), as_bytes(v)
+  return _as_bytes(w, dtype), _as_bytes(v, dtype)
 
 
 def _eigh(a: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -185,222 +271,399 @@ def _eigh(a: jax.Array) -> tuple[jax.Array, jax.Array]:
   return jax.lax.bitcast_convert_type(w8, a.dtype), jax.lax.bitcast_convert_type(v8, a.dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("k",))
-def _downdate(values, vectors, a, idx, k):
-  """``c_i = B[:, R] (B_RR)^{-1} a_R`` with ``B = A^{-1}``."""
-  nk = a.shape[0]
-  n = nk // k
-  b = (vectors / values[None, :]) @ vectors.T
-  b = 0.5 * (b + b.T)
-  b3 = b.reshape(nk, n, k)[:, idx, :]  # (nk, s, k): columns R_i
-  brr = b.reshape(n, k, n, k)[idx, :, idx, :]  # (s, k, k)
-  a_r = a.reshape(n, k)[idx]  # (s, k)
-  s = jnp.linalg.solve(brr, a_r[..., None])[..., 0]
-  return jnp.einsum("xsk,sk->sx", b3, s)
+# ----------------------------------------------------------------------------- LOO algorithms
+#
+# All leave-one-out algebra runs on the host in numpy float64 (LAPACK/BLAS), whatever the
+# precision of the kernel: a float32 kernel gets the float64 algebra and float32 results.
+
+_MEMORY_BUDGET = 256 * 2 ** 20  # bytes of work arrays per chunk of left-out examples
 
 
-def _masked_eigh_one(amat, r0, mask, *, learning_rate, t, time):
-  am = amat * mask[:, None] * mask[None, :]
-  mu, v = _eigh(am)
-  p = phi(mu, learning_rate=learning_rate, t=t, time=time)
-  return -(v @ (p * (v.T @ (mask * r0))))
+class _HostLoo(NamedTuple):
+  a: np.ndarray           # (nk,) full-data coefficients
+  c: np.ndarray           # (s, nk) leave-one-out differences
+  steps: int
+  error: float
+  method: LooMethod
+  fallbacks: int
 
 
-@functools.partial(jax.jit, static_argnames=("k", "time", "chunk"))
-def _eigh_loo(amat, r0, a, idx, k, *, learning_rate, t, time, chunk):
-  nk = a.shape[0]
-  n = nk // k
-  masks = 1.0 - jax.nn.one_hot(idx, n, dtype=amat.dtype)  # (s, n)
-  masks = jnp.repeat(masks, k, axis=1)  # (s, nk)
-  one = functools.partial(_masked_eigh_one, learning_rate=learning_rate, t=t, time=time)
-  a_loo = jax.lax.map(lambda m: one(amat, r0, m), masks, batch_size=chunk)
-  return a[None, :] - a_loo
+class _Problem(NamedTuple):
+  theta: np.ndarray       # (nk, nk) symmetrised, float64
+  r0: np.ndarray          # (nk,)
+  k: int
+  n: int
+  mu_theta: np.ndarray    # eigenvalues of Theta
+  vectors: np.ndarray     # its eigenvectors (also those of A and A')
+  rho: np.ndarray         # V^T r0
+  a_v: np.ndarray         # full-data coefficients in the eigenbasis
+  eta_loo: float          # step of the leave-one-out runs (convention)
+  lam_loo: float          # weight decay of the leave-one-out runs
+  t: float
+  time: Time
 
 
-def _lanczos_loo(mu, zs, rho, *, steps, learning_rate, t, time):
-  """Batched Lanczos for ``u_i = phi_t(P_i D P_i) P_i rho`` in the eigenbasis.
+def _rows_of(i, k):
+  return np.arange(i * k, (i + 1) * k)
 
-  Args:
-    mu: ``(N,)`` eigenvalues of ``A`` (``D = diag(mu)``).
-    zs: ``(B, N, k)``: ``Z_i = V[R_i, :]^T``, orthonormal columns.
-    rho: ``(N,)`` = ``V^T r0``.
-    steps: Krylov order ``m`` (static).
+
+def _loo_eigh(p: _Problem, idx: np.ndarray, chunk: int) -> np.ndarray:
+  """One eigendecomposition of the reduced ``A'_KK`` per left-out example (the reference)."""
+  nk, k = p.theta.shape[0], p.k
+  m = nk - k
+  a = p.vectors @ p.a_v
+  out = np.empty((len(idx), nk))
+  amat = p.theta + p.lam_loo * np.eye(nk)
+  per = max(1, min(chunk, _MEMORY_BUDGET // max(1, 24 * m * m)))
+  for start in range(0, len(idx), per):
+    sub = idx[start:start + per]
+    keep = np.stack([np.delete(np.arange(nk), _rows_of(int(i), k)) for i in sub])  # (B, m)
+    akk = amat[keep[:, :, None], keep[:, None, :]]
+    mu, v = np.linalg.eigh(akk)
+    ph = phi_host(mu, learning_rate=p.eta_loo, t=p.t, time=p.time)
+    rk = p.r0[keep]
+    a_loo = -np.einsum("bij,bj->bi", v, ph * np.einsum("bji,bj->bi", v, rk))
+    c = np.broadcast_to(a, (len(sub), nk)).copy()
+    np.put_along_axis(c, keep, np.take_along_axis(c, keep, axis=1) - a_loo, axis=1)
+    out[start:start + len(sub)] = c
+  return out
+
+
+def _loo_downdate(p: _Problem, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """``t = inf``, ``A'`` nonsingular: ``(A'_KK)^{-1} = B_KK - B_KR (B_RR)^{-1} B_RK``, ``B = A'^{-1}``.
+
+  Returns the rows and a per-row backward error ``||A'_KK x + r_K|| / (||A'|| ||x|| + ||r||)``
+  of the left-out solutions ``x`` (a certificate, computed with one matrix product).
+  """
+  nk, k, n = p.theta.shape[0], p.k, p.n
+  mu = p.mu_theta + p.lam_loo
+  v = p.vectors
+  bmat = (v / mu[None, :]) @ v.T
+  bmat = 0.5 * (bmat + bmat.T)
+  a = v @ p.a_v
+  a_loo_full = -(bmat @ p.r0)  # the full-data solution with weight decay lam'
+  b3 = bmat.reshape(nk, n, k)[:, idx, :]  # (nk, s, k)
+  brr = bmat.reshape(n, k, n, k)[idx, :, idx, :]  # (s, k, k)
+  a_r = a_loo_full.reshape(n, k)[idx]
+  sol = np.linalg.solve(brr, a_r[..., None])[..., 0]
+  # a^(-i) (embedded) = a'_full - B[:, R] (B_RR)^{-1} a'_R, zero on R up to round-off.
+  a_loo = a_loo_full[None, :] - np.einsum("xsk,sk->sx", b3, sol)
+  for j, i in enumerate(idx):
+    a_loo[j, _rows_of(int(i), k)] = 0.0
+  amat_norm = float(np.max(mu))
+  res = a_loo @ p.theta + p.lam_loo * a_loo + p.r0[None, :]
+  for j, i in enumerate(idx):
+    res[j, _rows_of(int(i), k)] = 0.0
+  rk_norm = np.sqrt(np.maximum(np.sum(p.r0 ** 2) - np.sum(p.r0.reshape(n, k)[idx] ** 2, 1), 0.0))
+  backward = np.linalg.norm(res, axis=1) / np.maximum(
+      amat_norm * np.linalg.norm(a_loo, axis=1) + rk_norm, 1e-300)
+  return a[None, :] - a_loo, backward
+
+
+def _lanczos_rows(p: _Problem, idx: np.ndarray, *, max_steps: int, rtol: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """Batched Lanczos with full reorthogonalisation for ``u_i = phi(P_i D P_i) P_i rho``.
+
+  In the eigenbasis ``A' = V diag(mu') V^T`` leaving out rows ``R_i`` is the projection
+  ``P_i = I - Z_i Z_i^T``, ``Z_i = V[R_i, :]^T``, and ``c_i = a_v + u_i`` (eigenbasis). Each
+  row's Lanczos basis is reorthogonalised twice against all its previous vectors (classical
+  Gram-Schmidt, twice), so the Krylov approximation is that of exact arithmetic. At
+  checkpoints the approximation of order ``m`` is compared with the previous checkpoint's;
+  the difference, relative to ``||c_i||`` and in the ``Theta`` norm relative to
+  ``||c_i||_Theta`` (both computed in the small space), must be below ``rtol``. A breakdown
+  (``beta = 0``) means the Krylov space is invariant and the answer exact.
 
   Returns:
-    ``(u, u_lower, beta0)``: the order-``m`` and order-``m - m//4`` approximations, ``(B, N)``.
+    ``(u, error, converged, steps)``, ``u`` of shape ``(s, nk)`` in the eigenbasis.
   """
-  dtype = mu.dtype
-  nb = zs.shape[0]
+  nk, k = p.theta.shape[0], p.k
+  s = len(idx)
+  mu = p.mu_theta + p.lam_loo
+  mu_th = p.mu_theta
+  zs_all = p.vectors.reshape(p.n, k, nk)[idx].transpose(0, 2, 1)  # (s, nk, k)
+  m_max = max(1, min(max_steps, nk - k))
+  checkpoints = sorted({8, 16, 24, 32, *range(48, m_max + 1, 16), m_max})
+  th_a = mu_th * p.a_v
+  a2 = float(p.a_v @ p.a_v)
+  ath = float(p.a_v @ th_a)
+  scale = float(np.max(np.abs(mu))) if mu.size else 1.0
+  u = np.zeros((s, nk))
+  err = np.full(s, np.inf)
+  conv = np.zeros(s, bool)
+  steps = np.zeros(s, int)
 
-  def proj(x):
-    return x - jnp.einsum("bnk,bk->bn", zs, jnp.einsum("bnk,bn->bk", zs, x))
+  def proj(z, x):
+    return x - np.einsum("bnk,bk->bn", z, np.einsum("bnk,bn->bk", z, x))
 
-  def op(x):
-    return proj(mu[None, :] * proj(x))
+  rows = np.arange(s)
+  zs = zs_all
+  r = proj(zs, np.broadcast_to(p.rho, (s, nk)))
+  beta0 = np.linalg.norm(r, axis=1)
+  zero = beta0 <= 0
+  conv[zero], err[zero] = True, 0.0
+  live = ~zero
+  rows, zs, r, beta0 = rows[live], zs[live], r[live], beta0[live]
+  cap = min(m_max + 1, 64)
+  q = np.zeros((len(rows), cap, nk))
+  q[:, 0] = r / beta0[:, None] if len(rows) else r
+  alphas = np.zeros((len(rows), m_max))
+  betas = np.zeros((len(rows), m_max))
+  h_a = np.zeros((len(rows), m_max + 1))
+  h_ta = np.zeros((len(rows), m_max + 1))
+  h_a[:, 0] = q[:, 0] @ p.a_v
+  h_ta[:, 0] = q[:, 0] @ th_a
+  y_prev = np.zeros((len(rows), 0))
+  err_prev = np.full(len(rows), np.inf)
+  for j in range(m_max):
+    if len(rows) == 0:
+      break
+    if j + 1 >= cap:  # grow the basis storage
+      new_cap = min(m_max + 1, 2 * cap)
+      q = np.concatenate([q, np.zeros((len(rows), new_cap - cap, nk))], axis=1)
+      cap = new_cap
+    qj = q[:, j]
+    w = proj(zs, mu[None, :] * qj)
+    al = np.sum(qj * w, axis=1)
+    w -= al[:, None] * qj
+    if j > 0:
+      w -= betas[:, j - 1, None] * q[:, j - 1]
+    basis = q[:, :j + 1]
+    for _ in range(2):
+      w -= np.einsum("bmn,bm->bn", basis, np.einsum("bmn,bn->bm", basis, w))
+    w = proj(zs, w)
+    b = np.linalg.norm(w, axis=1)
+    alphas[:, j], betas[:, j] = al, b
+    broke = b <= 1e-13 * scale
+    q[:, j + 1] = np.where(broke[:, None], 0.0, w / np.where(broke, 1.0, b)[:, None])
+    h_a[:, j + 1] = q[:, j + 1] @ p.a_v
+    h_ta[:, j + 1] = q[:, j + 1] @ th_a
+    m = j + 1
+    at_check = m in checkpoints
+    if not (at_check or broke.any()):
+      continue
+    y_now = np.zeros((len(rows), m))
+    finished = np.zeros(len(rows), bool)
+    for pos in range(len(rows)):
+      if not (at_check or broke[pos]):
+        continue
+      if m == 1:
+        theta_r, svec = alphas[pos, :1], np.ones((1, 1))
+      else:
+        theta_r, svec = scipy.linalg.eigh_tridiagonal(alphas[pos, :m], betas[pos, :m - 1])
+      ph = phi_host(theta_r + 0.0, learning_rate=p.eta_loo, t=p.t, time=p.time)
+      y = beta0[pos] * (svec @ (ph * svec[0]))
+      y_now[pos] = y
+      if broke[pos]:
+        finished[pos], e_rel = True, 0.0
+      elif y_prev.shape[1] == 0 or not np.any(y_prev[pos]):
+        e_rel = np.inf
+      else:
+        e = y.copy()
+        e[:y_prev.shape[1]] -= y_prev[pos]
+        tri = (np.diag(alphas[pos, :m]) + np.diag(betas[pos, :m - 1], 1)
+               + np.diag(betas[pos, :m - 1], -1) - p.lam_loo * np.eye(m))  # Q^T Theta Q
+        c2 = a2 + 2 * h_a[pos, :m] @ y + y @ y
+        cth = ath + 2 * h_ta[pos, :m] @ y + y @ (tri @ y)
+        e2 = float(e @ e)
+        eth = max(float(e @ (tri @ e)), 0.0)
+        e_rel = max(np.sqrt(e2 / max(c2, 1e-300)), np.sqrt(eth / max(cth, 1e-300)))
+        finished[pos] = e_rel <= rtol
+      err_prev[pos] = e_rel
+    if m == m_max:
+      finished[:] = True  # converged or not: decided below
+    if at_check:
+      y_prev = y_now
+    if finished.any():
+      for pos in np.flatnonzero(finished):
+        row = rows[pos]
+        ok = bool(broke[pos]) or err_prev[pos] <= rtol
+        conv[row], err[row], steps[row] = ok, err_prev[pos], m
+        if ok:
+          u[row] = y_now[pos] @ q[pos, :m]
+      keep = ~finished
+      rows, zs, q, beta0 = rows[keep], zs[keep], q[keep], beta0[keep]
+      alphas, betas, h_a, h_ta = alphas[keep], betas[keep], h_a[keep], h_ta[keep]
+      y_prev, err_prev = y_prev[keep], err_prev[keep]
+  return u, err, conv, steps
 
-  r = proj(jnp.broadcast_to(rho, (nb, rho.shape[0])))
-  beta0 = jnp.linalg.norm(r, axis=1)
-  q0 = r / jnp.where(beta0 > 0, beta0, 1.0)[:, None]
-  scale = jnp.max(jnp.abs(mu))
-  tol = 100 * jnp.finfo(dtype).eps * scale
 
-  def step(q, q_prev, b_prev):
-    w = op(q)
-    alpha = jnp.sum(q * w, axis=1)
-    w = w - alpha[:, None] * q - b_prev[:, None] * q_prev
-    b = jnp.linalg.norm(w, axis=1)
-    alive = b > tol
-    b = jnp.where(alive, b, 0.0)
-    q_next = jnp.where(alive[:, None], w / jnp.where(alive, b, 1.0)[:, None], 0.0)
-    return alpha, b, q_next
-
-  # Pass 1: the tridiagonal matrix.
-  def body1(j, carry):
-    q, q_prev, b_prev, alphas, betas = carry
-    alpha, b, q_next = step(q, q_prev, b_prev)
-    return q_next, q, b, alphas.at[j].set(alpha), betas.at[j].set(b)
-
-  zeros_b = jnp.zeros((nb,), dtype)
-  init = (q0, jnp.zeros_like(q0), zeros_b, jnp.zeros((steps, nb), dtype),
-          jnp.zeros((steps, nb), dtype))
-  _, _, _, alphas, betas = jax.lax.fori_loop(0, steps, body1, init)
-
-  def krylov_weights(order):
-    al = alphas[:order].T  # (B, order)
-    be = betas[:order - 1].T
-    tri = (jax.vmap(jnp.diag)(al) + jax.vmap(lambda x: jnp.diag(x, 1))(be)
-           + jax.vmap(lambda x: jnp.diag(x, -1))(be))
-    theta, s = _eigh(tri)
-    p = phi(theta, learning_rate=learning_rate, t=t, time=time)
-    y = jnp.einsum("bij,bj->bi", s, p * s[:, 0, :])  # phi(T) e1
-    return jnp.pad(y, ((0, 0), (0, steps - order)))
-
-  lower = max(1, steps - steps // 4)
-  y_m = krylov_weights(steps)
-  y_l = krylov_weights(lower)
-
-  # Pass 2: regenerate the Lanczos vectors and accumulate Q y.
-  def body2(j, carry):
-    q, q_prev, b_prev, u, ul = carry
-    u = u + y_m[:, j, None] * q
-    ul = ul + y_l[:, j, None] * q
-    _, b, q_next = step(q, q_prev, b_prev)
-    return q_next, q, b, u, ul
-
-  init2 = (q0, jnp.zeros_like(q0), zeros_b, jnp.zeros_like(q0), jnp.zeros_like(q0))
-  _, _, _, u, ul = jax.lax.fori_loop(0, steps, body2, init2)
-  return u * beta0[:, None], ul * beta0[:, None]
+def _spectral_problem(theta, r0, *, k, eta, t, lam, time, convention) -> _Problem:
+  th = np.asarray(theta, np.float64)
+  th = 0.5 * (th + th.T)
+  r = np.asarray(r0, np.float64)
+  nk = th.shape[0]
+  n = nk // k
+  mu_theta, vectors = np.linalg.eigh(th)
+  top = float(np.max(np.abs(mu_theta)))
+  if mu_theta[0] < -np.sqrt(_input_eps(theta)) * top:
+    _errors.fail("theta", "a positive semi-definite kernel", f"smallest eigenvalue "
+                 f"{mu_theta[0]:.3g} (largest {mu_theta[-1]:.3g})")
+  mu_theta = np.maximum(mu_theta, 0.0)
+  if convention == LooConvention.MEAN:
+    eta_loo, lam_loo = eta * n / (n - 1), lam * (n - 1) / n
+  else:
+    eta_loo, lam_loo = eta, lam
+  check_step_size(eta, mu_theta[-1] + lam, time=time)
+  check_step_size(eta_loo, mu_theta[-1] + lam_loo, time=time,
+                  what="Theta + weight_decay' I of the leave-one-out runs (convention MEAN: "
+                       "learning_rate n/(n-1), weight_decay (n-1)/n)")
+  rho = vectors.T @ r
+  a_v = -phi_host(mu_theta + lam, learning_rate=eta, t=t, time=time) * rho
+  return _Problem(th, r, k, n, mu_theta, vectors, rho, a_v, eta_loo, lam_loo, t, time)
 
 
-@functools.partial(jax.jit, static_argnames=("k", "steps", "time"))
-def _lanczos_chunk(mu, vectors, rho, a_v, idx, *, k, steps, learning_rate, t, time):
-  n = vectors.shape[0] // k
-  zs = vectors.reshape(n, k, -1)[idx].transpose(0, 2, 1)  # (B, N, k)
-  u, ul = _lanczos_loo(mu, zs, rho, steps=steps, learning_rate=learning_rate, t=t, time=time)
-  c_v = a_v[None, :] + u  # a - a_loo, with a_loo = -u in the eigenbasis
-  err_num = jnp.linalg.norm(u - ul, axis=1)
-  err_den = jnp.linalg.norm(u, axis=1) + jnp.linalg.norm(a_v)
-  err = jnp.max(err_num / jnp.where(err_den > 0, err_den, 1.0))
-  return c_v @ vectors.T, err
+def _is_singular(p: _Problem) -> bool:
+  """``A'`` too close to singular for an inverse (the AUTO rule of ``DOWNDATE``)."""
+  mu = p.mu_theta + p.lam_loo
+  nk = mu.shape[0]
+  return not mu[0] > 1e3 * np.finfo(np.float64).eps * nk * mu[-1]
 
 
-@functools.partial(jax.jit, static_argnames=("time",))
-def _spectral(theta, r0, weight_decay, learning_rate, t, *, time):
-  nk = theta.shape[0]
-  amat = 0.5 * (theta + theta.T) + weight_decay * jnp.eye(nk, dtype=theta.dtype)
-  mu, vectors = _eigh(amat)
-  rho = vectors.T @ r0
-  a_v = -phi(mu, learning_rate=learning_rate, t=t, time=time) * rho
-  return amat, mu, vectors, rho, a_v, vectors @ a_v
+def _loo_host(theta, r0, idx, *, k: int, eta: float, t: float, lam: float, time: Time,
+              method: LooMethod, convention: LooConvention, rtol: float,
+              max_steps: int | None, chunk: int) -> _HostLoo:
+  """Leave-one-out in numpy float64 (see :func:`leave_one_out`)."""
+  eta, t, lam = float(eta), float(t), float(lam)
+  p = _spectral_problem(theta, r0, k=k, eta=eta, t=t, lam=lam, time=time, convention=convention)
+  idx = np.asarray(idx, np.int64)
+  nk = p.theta.shape[0]
+  a = p.vectors @ p.a_v
+  t_inf = np.isinf(t)
+  singular = _is_singular(p)
+  if method == LooMethod.AUTO:
+    method = (LooMethod.EIGH if singular else LooMethod.DOWNDATE) if t_inf else LooMethod.LANCZOS
+  if method == LooMethod.DOWNDATE:
+    if not t_inf:
+      _errors.fail("method", "LANCZOS, EIGH or AUTO for finite t (DOWNDATE needs t = inf)",
+                   "DOWNDATE")
+    if singular:
+      mu = p.mu_theta + p.lam_loo
+      _errors.fail("method", "a nonsingular A = Theta + weight_decay I for DOWNDATE (use "
+                   "method AUTO or EIGH: minimum-norm least squares)",
+                   f"DOWNDATE with eigenvalues of A in [{mu[0]:.3g}, {mu[-1]:.3g}]")
+    c, backward = _loo_downdate(p, idx)
+    bad = np.flatnonzero(~(backward <= 1e3 * np.finfo(np.float64).eps * nk))
+    if bad.size:
+      c[bad] = _loo_eigh(p, idx[bad], chunk)
+    return _HostLoo(a, c, 0, 0.0, method, int(bad.size))
+  if method == LooMethod.EIGH or (t_inf and singular):
+    return _HostLoo(a, _loo_eigh(p, idx, chunk), 0, 0.0, method,
+                    0 if method == LooMethod.EIGH else len(idx))
+  # LANCZOS
+  if max_steps is None:
+    max_steps = max(256, nk // 3)
+  c = np.empty((len(idx), nk))
+  errs, steps_used, fallback = [], [0], []
+  per_row = 8 * nk * (min(max_steps, nk) + 8)
+  per = max(1, min(chunk, _MEMORY_BUDGET // per_row))
+  for start in range(0, len(idx), per):
+    sub = idx[start:start + per]
+    u, err, conv, steps = _lanczos_rows(p, sub, max_steps=max_steps, rtol=rtol)
+    c[start:start + len(sub)] = (p.a_v[None, :] + u) @ p.vectors.T
+    errs.extend(err[conv].tolist())
+    steps_used.append(int(steps.max()))
+    fallback.extend((start + np.flatnonzero(~conv)).tolist())
+  if fallback:
+    fb = np.asarray(fallback)
+    c[fb] = _loo_eigh(p, idx[fb], chunk)
+  return _HostLoo(a, c, max(steps_used), max(errs, default=0.0), method, len(fallback))
+
+
+def _out_dtype(theta):
+  dt = theta.dtype if hasattr(theta, "dtype") else np.asarray(theta).dtype
+  if jnp.issubdtype(dt, jnp.floating):
+    return jnp.dtype(dt)
+  return jnp.dtype(jnp.asarray(0.0).dtype)
 
 
 def leave_one_out(theta: jax.Array, residual0: jax.Array, *, num_outputs: int = 1,
                   learning_rate, t, weight_decay=0.0, time: Time | str = Time.DISCRETE,
                   method: LooMethod | str = LooMethod.AUTO, indices=None,
                   krylov_steps: int | None = None, rtol: float = 1e-11,
-                  chunk_size: int | None = None) -> LeaveOneOut:
+                  chunk_size: int | None = None,
+                  convention: LooConvention | str = LooConvention.SUM) -> LeaveOneOut:
   """Exact leave-one-out coefficients of the linearized network for many examples at once.
 
   ``a = -phi_t(A) r0`` and, for each ``i`` in ``indices``, ``c_i = a - embed(a^(-i))`` with
-  ``a^(-i) = -phi_t(A_KK) r0_K`` (the module docstring gives the formulas and algorithms).
+  ``a^(-i) = -phi'_t(A'_KK) r0_K``, where ``A' = Theta + lambda' I`` and ``phi'`` uses step
+  ``eta'`` (``convention``: ``SUM`` keeps ``eta' = eta``, ``lambda' = lambda``; ``MEAN``
+  keeps the mean-loss recipe, ``eta' = eta n/(n-1)``, ``lambda' = lambda (n-1)/n``). The
+  module docstring gives the formulas and algorithms.
+
+  Precision: the kernel algebra always runs in float64 on the host (LAPACK), whatever the
+  dtype of ``theta``; results come back in the dtype of ``theta`` (float32 in, float32 out).
+  Works under ``jit`` (through a host callback; then ``t`` may be traced only for
+  ``LANCZOS`` and ``EIGH``, and errors surface when the computation runs).
 
   Args:
-    theta: ``(nk, nk)`` training NTK, sample-major.
+    theta: ``(nk, nk)`` training NTK, sample-major, symmetric positive semi-definite.
     residual0: ``(nk,)``: ``f_lin(w0, X) - Y`` flattened.
     num_outputs: ``k``.
-    learning_rate: ``eta > 0`` for the SUMMED loss.
-    t: steps (discrete) or time (continuous), ``inf`` allowed.
+    learning_rate: ``eta > 0`` for the SUMMED loss; in discrete time
+      ``eta lambda_max(Theta + lambda I) < 2`` (larger steps diverge and are rejected).
+    t: steps (discrete, a whole number) or time (continuous), ``inf`` allowed.
     weight_decay: ``lambda >= 0``, centred at ``w0``.
     time: :class:`~gbounds.Time`.
     method: :class:`LooMethod`.
     indices: examples to leave out (default all ``n``).
-    krylov_steps: fixed Lanczos order (default: adaptive from 64, doubling until two orders
-      agree to ``rtol``; under ``jit`` the default is the exact order ``nk``).
-    rtol: Krylov convergence tolerance (relative to ``||a|| + ||a^(-i)||``).
-    chunk_size: left-out examples processed at once (bounds memory; default 512).
+    krylov_steps: the largest Lanczos order (default ``max(256, nk/3)``); rows that have not
+      converged by then are recomputed exactly (``EIGH``).
+    rtol: Lanczos tolerance on the estimated relative error of each row ``c_i`` (in the
+      Euclidean and the ``Theta`` norm).
+    chunk_size: left-out examples processed at once (bounds memory; default 512; the results
+      do not depend on it).
+    convention: :class:`LooConvention`, the learning-rate convention of the leave-one-out
+      runs (default ``SUM``).
 
   Returns:
     :class:`LeaveOneOut`.
+
+  Raises:
+    InvalidInputError: bad shapes or values (naming the argument), a divergent
+      ``learning_rate``, ``DOWNDATE`` at finite ``t`` or on a singular kernel.
   """
   time = _errors.as_enum("time", time, Time)
   method = _errors.as_enum("method", method, LooMethod)
+  convention = _errors.as_enum("convention", convention, LooConvention)
   check_dynamics_args(learning_rate=learning_rate, t=t, weight_decay=weight_decay)
+  _check_steps(t, time)
   n = _check_kernel(theta, residual0, num_outputs)
   k = int(num_outputs)
   idx = _check_indices(indices, n)
-  if krylov_steps is not None and (int(krylov_steps) != krylov_steps or krylov_steps < 1):
-    _errors.fail("krylov_steps", "a positive integer or None", krylov_steps)
+  _check_positive_int_or_none("krylov_steps", krylov_steps)
+  _check_positive_int_or_none("chunk_size", chunk_size)
+  _check_rtol(rtol)
   chunk = 512 if chunk_size is None else int(chunk_size)
-  if chunk < 1:
-    _errors.fail("chunk_size", "a positive integer or None", chunk_size)
+  max_steps = None if krylov_steps is None else int(krylov_steps)
   if not _concrete(t) and method in (LooMethod.AUTO, LooMethod.DOWNDATE):
     _errors.fail("t", "a concrete (non-traced) time for methods AUTO and DOWNDATE", "a tracer")
-  t_inf = _concrete(t) and bool(np.isinf(np.asarray(t, dtype=float)))
+  dtype = _out_dtype(theta)
+  kw = dict(k=k, time=time, method=method, convention=convention, rtol=float(rtol),
+            max_steps=max_steps, chunk=chunk)
+  if _errors.is_concrete(theta, residual0, idx, learning_rate, t, weight_decay):
+    res = _loo_host(np.asarray(theta), np.asarray(residual0), np.asarray(idx),
+                    eta=learning_rate, t=t, lam=weight_decay, **kw)
+    return LeaveOneOut(jnp.asarray(res.a, dtype), jnp.asarray(res.c, dtype), int(res.steps),
+                       jnp.asarray(res.error, dtype), res.method, int(res.fallbacks))
 
-  theta = jnp.asarray(theta)
-  dtype = theta.dtype
-  r0 = jnp.asarray(residual0, dtype)
   nk = n * k
-  amat, mu, vectors, rho, a_v, a = _spectral(theta, r0, weight_decay, learning_rate, t, time=time)
+  s = int(np.shape(idx)[0])
+  b = dtype.itemsize
 
-  if method == LooMethod.AUTO:
-    method = LooMethod.LANCZOS
-    if t_inf and _concrete(mu):
-      mu_np = np.asarray(mu)
-      if mu_np[0] > 1e3 * np.finfo(mu_np.dtype).eps * nk * mu_np[-1]:
-        method = LooMethod.DOWNDATE
-  if method == LooMethod.DOWNDATE:
-    if not t_inf:
-      _errors.fail("method", "LANCZOS or EIGH for finite t (DOWNDATE needs t = inf)", "DOWNDATE")
-    if _concrete(mu) and not np.asarray(mu)[0] > 0:
-      _errors.fail("method", "a nonsingular A = Theta + lambda I for DOWNDATE (use lambda > 0 "
-                   "or method LANCZOS)", f"smallest eigenvalue {float(mu[0]):.3g}")
-    c = _downdate(mu, vectors, a, jnp.asarray(idx), k)
-    return LeaveOneOut(a, c, 0, jnp.zeros((), dtype))
-  if method == LooMethod.EIGH:
-    c = _eigh_loo(amat, r0, a, jnp.asarray(idx), k, learning_rate=learning_rate, t=t,
-                  time=time, chunk=min(chunk, 64))
-    return LeaveOneOut(a, c, 0, jnp.zeros((), dtype))
+  def host(th, r, ix, eta, tt, lam):
+    res = _loo_host(np.asarray(th), np.asarray(r), np.asarray(ix), eta=eta, t=tt, lam=lam, **kw)
+    return (_as_bytes(res.a, dtype), _as_bytes(res.c, dtype), np.int32(res.steps),
+            _as_bytes(np.asarray(res.error), dtype), np.int32(res.fallbacks))
 
-  # LANCZOS
-  idx_all = idx
-  s = int(np.shape(idx_all)[0])
-  adaptive = krylov_steps is None and _concrete(theta) and _concrete(residual0)
-  steps = int(krylov_steps) if krylov_steps is not None else (min(64, 2 * nk) if adaptive else 2 * nk)
-  while True:
-    parts, errs = [], []
-    for start in range(0, s, chunk):
-      sub = jnp.asarray(idx_all[start:start + chunk])
-      c, err = _lanczos_chunk(mu, vectors, rho, a_v, sub, k=k, steps=steps,
-                              learning_rate=learning_rate, t=t, time=time)
-      parts.append(c)
-      errs.append(err)
-    err = jnp.max(jnp.stack(errs))
-    if not adaptive or float(err) <= rtol or steps >= 2 * nk:
-      break
-    steps = min(2 * steps, 2 * nk)
-  c = parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=0)
-  return LeaveOneOut(a, c, steps, err)
+  shapes = (jax.ShapeDtypeStruct((nk, b), jnp.uint8), jax.ShapeDtypeStruct((s, nk, b), jnp.uint8),
+            jax.ShapeDtypeStruct((), jnp.int32), jax.ShapeDtypeStruct((b,), jnp.uint8),
+            jax.ShapeDtypeStruct((), jnp.int32))
+  a8, c8, steps, e8, fb = jax.pure_callback(
+      host, shapes, jnp.asarray(theta), jnp.asarray(residual0), jnp.asarray(idx),
+      learning_rate, t, weight_decay, vmap_method="sequential")
+  cast = lambda z: jax.lax.bitcast_convert_type(z, dtype)  # noqa: E731
+  return LeaveOneOut(cast(a8), cast(c8), steps, cast(e8), method, fb)
+
 
 
 # ----------------------------------------------------------------------------- results
@@ -425,6 +688,10 @@ class SampleInfoSettings:
   projection_seed: int
   krylov_steps: int
   krylov_error: float
+  convention: str = "sum"
+  method_used: str = ""
+  exact_fallbacks: int = 0
+  dtype: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -580,13 +847,13 @@ def projected_jacobian_fn(apply_fn: Callable, *, projection_dim: int | None, see
 # ----------------------------------------------------------------------------- main entry points
 
 
-@functools.partial(jax.jit, static_argnums=(3,))
 def _per_example_quantities(c, theta, idx, k, theta_val_train):
+  """``||w - w_-i||^2 = c_i^T Theta c_i``, ``Theta c_i`` at ``i`` and held-out changes (numpy)."""
   s = c.shape[0]
   n = theta.shape[0] // k
   c_theta = c @ theta  # (s, nk): row j is Theta c_i (train prediction change)
-  dw_sq = jnp.maximum(jnp.sum(c_theta * c, axis=1), 0.0)
-  self_change = c_theta.reshape(s, n, k)[jnp.arange(s), idx, :]
+  dw_sq = np.maximum(np.sum(c_theta * c, axis=1), 0.0)
+  self_change = c_theta.reshape(s, n, k)[np.arange(s), idx, :]
   val = None
   if theta_val_train is not None:
     val = (c @ theta_val_train.T).reshape(s, -1, k)
@@ -599,8 +866,13 @@ def sample_information_from_kernels(
     sigma: float = 1.0, fsi_sigma: float = 1.0, jacobian: jax.Array | None = None,
     sgd_batch_size: int | None = None, method: LooMethod | str = LooMethod.AUTO, indices=None,
     krylov_steps: int | None = None, rtol: float = 1e-11, chunk_size: int | None = None,
+    convention: LooConvention | str = LooConvention.SUM,
     _meta: dict | None = None) -> SampleInformation:
   """Sample information from precomputed kernels (see :func:`sample_information`).
+
+  The leave-one-out algebra and the per-example quantities run in float64 on the host; the
+  results have the dtype of ``theta`` (float32 kernels: float32 results). Not jittable
+  (returns numpy arrays).
 
   Args:
     theta: ``(nk, nk)`` training NTK.
@@ -612,58 +884,75 @@ def sample_information_from_kernels(
   """
   time = _errors.as_enum("time", time, Time)
   method_e = _errors.as_enum("method", method, LooMethod)
+  convention = _errors.as_enum("convention", convention, LooConvention)
   _errors.check_positive("sigma", sigma)
   _errors.check_positive("fsi_sigma", fsi_sigma)
-  nk = int(np.shape(residual0)[0]) if np.ndim(residual0) == 1 else -1
+  check_dynamics_args(learning_rate=learning_rate, t=t, weight_decay=weight_decay)
+  _check_steps(t, time)
+  n = _check_kernel(theta, residual0, num_outputs)
+  k = int(num_outputs)
+  nk = n * k
+  if not _errors.is_concrete(theta, residual0, theta_heldout_train, jacobian, learning_rate, t,
+                             weight_decay, indices):
+    _errors.fail("theta", "concrete arrays (sample_information_from_kernels is not jittable; "
+                 "jit leave_one_out instead)", "a tracer")
   if theta_heldout_train is not None:
     _errors.check_rank("theta_heldout_train", theta_heldout_train, 2)
-    if np.shape(theta_heldout_train)[1] != nk or np.shape(theta_heldout_train)[0] % num_outputs:
-      _errors.fail("theta_heldout_train", f"shape (m * {num_outputs}, {nk})",
-                   np.shape(theta_heldout_train))
+    if np.shape(theta_heldout_train)[1] != nk or np.shape(theta_heldout_train)[0] % k:
+      _errors.fail("theta_heldout_train", f"shape (m * {k}, {nk})", np.shape(theta_heldout_train))
+    if np.shape(theta_heldout_train)[0] == 0:
+      _errors.fail("theta_heldout_train", "at least one held-out example", "shape "
+                   f"{np.shape(theta_heldout_train)}")
+    _errors.check_finite("theta_heldout_train", theta_heldout_train)
   if sgd_batch_size is not None:
-    if int(sgd_batch_size) != sgd_batch_size or sgd_batch_size < 1:
-      _errors.fail("sgd_batch_size", "a positive integer or None", sgd_batch_size)
+    _check_positive_int_or_none("sgd_batch_size", sgd_batch_size)
     if jacobian is None or np.ndim(jacobian) != 2 or np.shape(jacobian)[0] != nk:
       _errors.fail("jacobian", f"an ({nk}, d) Jacobian to compute the SGD steady-state SI",
                    None if jacobian is None else np.shape(jacobian))
-  loo = leave_one_out(theta, residual0, num_outputs=num_outputs, learning_rate=learning_rate,
-                      t=t, weight_decay=weight_decay, time=time, method=method_e,
-                      indices=indices, krylov_steps=krylov_steps, rtol=rtol,
-                      chunk_size=chunk_size)
-  n = nk // num_outputs
+    _errors.check_finite("jacobian", jacobian)
   idx = _check_indices(indices, n)
-  theta = jnp.asarray(theta)
-  tv = None if theta_heldout_train is None else jnp.asarray(theta_heldout_train, theta.dtype)
-  dw_sq, self_change, val = _per_example_quantities(
-      loo.loo_coefficients, theta, jnp.asarray(idx), int(num_outputs), tv)
+  _check_positive_int_or_none("krylov_steps", krylov_steps)
+  _check_positive_int_or_none("chunk_size", chunk_size)
+  _check_rtol(rtol)
+  dtype = np.dtype(_out_dtype(theta))
+  loo = _loo_host(np.asarray(theta), np.asarray(residual0), np.asarray(idx), k=k,
+                  eta=learning_rate, t=t, lam=weight_decay, time=time, method=method_e,
+                  convention=convention, rtol=float(rtol),
+                  max_steps=None if krylov_steps is None else int(krylov_steps),
+                  chunk=512 if chunk_size is None else int(chunk_size))
+  theta64 = np.asarray(theta, np.float64)
+  tv = None if theta_heldout_train is None else np.asarray(theta_heldout_train, np.float64)
+  dw_sq, self_change, val = _per_example_quantities(loo.c, theta64, np.asarray(idx), k, tv)
   fsi = None
   if val is not None:
     m = val.shape[1]
-    fsi = np.asarray(jnp.sum(val * val, axis=(1, 2)) / (2.0 * fsi_sigma ** 2 * m))
+    fsi = (np.sum(val * val, axis=(1, 2)) / (2.0 * fsi_sigma ** 2 * m)).astype(dtype)
   si_sgd = None
   if sgd_batch_size is not None:
-    jac = jnp.asarray(jacobian, theta.dtype)
-    residual = jnp.asarray(residual0, theta.dtype) + theta @ loo.coefficients
-    dwp = loo.loo_coefficients @ jac
-    si_sgd = np.asarray(sgd_steady_state_si(dwp, jac, residual, num_outputs=num_outputs,
+    jac = jnp.asarray(jacobian, dtype)
+    residual = jnp.asarray(np.asarray(residual0, np.float64) + theta64 @ loo.a, dtype)
+    dwp = jnp.asarray(loo.c, dtype) @ jac
+    si_sgd = np.asarray(sgd_steady_state_si(dwp, jac, residual, num_outputs=k,
                                             learning_rate=learning_rate,
                                             batch_size=int(sgd_batch_size),
                                             weight_decay=weight_decay))
   meta = dict(_meta or {})
   settings = SampleInfoSettings(
-      n=n, num_outputs=int(num_outputs), learning_rate=float(learning_rate), t=float(t),
+      n=n, num_outputs=k, learning_rate=float(learning_rate), t=float(t),
       weight_decay=float(weight_decay), time=time.name.lower(), sigma=float(sigma),
       fsi_sigma=float(fsi_sigma), num_heldout=0 if val is None else int(val.shape[1]),
       method=method_e.name.lower(), expansion=meta.get("expansion", "initial"),
       sgd_batch_size=None if sgd_batch_size is None else int(sgd_batch_size),
       projection_dim=meta.get("projection_dim"), projection_seed=int(meta.get("projection_seed", 0)),
-      krylov_steps=int(loo.krylov_steps), krylov_error=float(loo.krylov_error))
-  dw_sq = np.asarray(dw_sq)
+      krylov_steps=int(loo.steps), krylov_error=float(loo.error),
+      convention=convention.name.lower(), method_used=loo.method.name.lower(),
+      exact_fallbacks=int(loo.fallbacks), dtype=dtype.name)
   return SampleInformation(
-      indices=np.asarray(idx), weight_change_sq=dw_sq, si=dw_sq / (2.0 * sigma ** 2), fsi=fsi,
-      si_sgd=si_sgd, self_prediction_change=np.asarray(self_change),
-      heldout_prediction_change=None if val is None else np.asarray(val),
-      loo_coefficients=np.asarray(loo.loo_coefficients), coefficients=np.asarray(loo.coefficients),
+      indices=np.asarray(idx), weight_change_sq=dw_sq.astype(dtype),
+      si=(dw_sq / (2.0 * sigma ** 2)).astype(dtype), fsi=fsi,
+      si_sgd=si_sgd, self_prediction_change=self_change.astype(dtype),
+      heldout_prediction_change=None if val is None else val.astype(dtype),
+      loo_coefficients=loo.c.astype(dtype), coefficients=loo.a.astype(dtype),
       settings=settings)
 
 
@@ -698,7 +987,8 @@ def sample_information(apply_fn: Callable, params: Any, x_train: jax.Array, y_tr
                        method: LooMethod | str = LooMethod.AUTO, indices=None,
                        krylov_steps: int | None = None, rtol: float = 1e-11,
                        chunk_size: int | None = None,
-                       ntk_chunk_size: int | None = 256) -> SampleInformation:
+                       ntk_chunk_size: int | None = 256,
+                       convention: LooConvention | str = LooConvention.SUM) -> SampleInformation:
   """Smooth sample information of every training example, without retraining anything.
 
   For each example ``i`` (or each of ``indices``): the change of the linearized network's weights
@@ -710,8 +1000,10 @@ def sample_information(apply_fn: Callable, params: Any, x_train: jax.Array, y_tr
   * ``fsi = 1/(2 fsi_sigma^2 m) sum_j ||f_w(x_j) - f_{w_-i}(x_j)||^2`` on ``x_heldout``;
   * ``si_sgd = 1/2 (w - w_-i)^T Sigma_SGD^+ (w - w_-i)`` when ``sgd_batch_size`` is given.
 
-  Precision follows ``params`` and ``x_train`` (pass float64 ones under x64 for the exact
-  kernel algebra).
+  Precision: the kernels are computed in the precision of ``params`` and ``x_train``; the
+  leave-one-out algebra always runs in float64 on the host and the results come back in the
+  kernels' dtype (float32 parameters give float32 results computed with float64 algebra;
+  only the kernel entries themselves carry float32 rounding).
 
   Args:
     apply_fn: ``apply_fn(params, x) -> (batch, k)``.
@@ -734,6 +1026,9 @@ def sample_information(apply_fn: Callable, params: Any, x_train: jax.Array, y_tr
     projection_seed: seed of that projection.
     method, indices, krylov_steps, rtol, chunk_size: see :func:`leave_one_out`.
     ntk_chunk_size: examples per Jacobian chunk when computing kernels.
+    convention: :class:`LooConvention`: the learning-rate convention of the leave-one-out
+      runs (default ``SUM``: the summed-loss ``learning_rate`` and ``weight_decay`` kept;
+      ``MEAN``: the mean-loss recipe kept, ``eta n/(n-1)`` and ``lambda (n-1)/n``).
 
   Returns:
     :class:`SampleInformation`.
@@ -787,7 +1082,7 @@ def sample_information(apply_fn: Callable, params: Any, x_train: jax.Array, y_tr
       theta, r0, num_outputs=k, learning_rate=learning_rate, t=t, weight_decay=weight_decay,
       time=time, theta_heldout_train=theta_v, sigma=sigma, fsi_sigma=fsi_sigma, jacobian=jac,
       sgd_batch_size=sgd_batch_size, method=method, indices=indices, krylov_steps=krylov_steps,
-      rtol=rtol, chunk_size=chunk_size, _meta=meta)
+      rtol=rtol, chunk_size=chunk_size, convention=convention, _meta=meta)
 
 
 def loo_weight_change(apply_fn: Callable, params: Any, x_train: jax.Array,
@@ -810,7 +1105,7 @@ def loo_weight_change(apply_fn: Callable, params: Any, x_train: jax.Array,
 
 
 __all__ = [
-    "Expansion", "LeaveOneOut", "LooMethod", "SampleInfoSettings", "SampleInformation",
+    "Expansion", "LeaveOneOut", "LooConvention", "LooMethod", "SampleInfoSettings", "SampleInformation",
     "leave_one_out", "loo_weight_change", "projected_jacobian_fn", "sample_information",
     "sample_information_from_kernels", "sgd_steady_state_si",
 ]

@@ -155,7 +155,7 @@ def test_methods_agree(k):
 def test_fsi_prediction_form_equals_weight_space_form():
   k = 2
   apply_fn, params, x, y, xv, _, _, _ = _problem(k)
-  res = si.sample_information(apply_fn, params, x, y, learning_rate=1e-2, t=50, x_heldout=xv)
+  res = si.sample_information(apply_fn, params, x, y, learning_rate=4e-3, t=50, x_heldout=xv)
   dw = si.loo_weight_change(apply_fn, params, x, res.loo_coefficients)
   # Weight-space form: 1/(2 sigma^2 m) Dw^T J_val^T J_val Dw, with J_val Dw by a JVP.
   jvp = jax.vmap(lambda t_: gbounds.jacobian_vector_product(apply_fn, params, jnp.asarray(xv), t_))
@@ -168,7 +168,7 @@ def test_fsi_prediction_form_equals_weight_space_form():
 def test_permutation_invariance(time, t):
   k = 2
   apply_fn, params, x, y, xv, _, _, _ = _problem(k)
-  kw = dict(learning_rate=1e-2, t=t, weight_decay=0.1, time=time, x_heldout=xv)
+  kw = dict(learning_rate=4e-3, t=t, weight_decay=0.1, time=time, x_heldout=xv)
   a = si.sample_information(apply_fn, params, x, y, **kw)
   perm = np.random.default_rng(1).permutation(N_TRAIN)
   b = si.sample_information(apply_fn, params, x[perm], y[perm], **kw)
@@ -182,7 +182,7 @@ def test_permutation_invariance(time, t):
 def test_indices_subset_matches_all():
   k = 1
   apply_fn, params, x, y, xv, _, _, _ = _problem(k)
-  kw = dict(learning_rate=1e-2, t=30, x_heldout=xv)
+  kw = dict(learning_rate=4e-3, t=30, x_heldout=xv)
   full = si.sample_information(apply_fn, params, x, y, **kw)
   sub = si.sample_information(apply_fn, params, x, y, indices=[3, 0, 39], **kw)
   np.testing.assert_array_equal(sub.indices, [3, 0, 39])
@@ -206,7 +206,7 @@ def test_leave_one_out_under_jit():
 def test_sgd_steady_state_si_matches_scipy_lyapunov():
   k, lam, b = 1, 0.05, 8
   apply_fn, params, x, y, _, _, _, f0 = _problem(k, width=4)
-  res = si.sample_information(apply_fn, params, x, y, learning_rate=1e-2, t=100,
+  res = si.sample_information(apply_fn, params, x, y, learning_rate=4e-3, t=100,
                               weight_decay=lam, sgd_batch_size=b)
   _, _, _, _, _, j, _, _ = _problem(k, width=4)
   nk, d = j.shape
@@ -217,7 +217,7 @@ def test_sgd_steady_state_si_matches_scipy_lyapunov():
   g = j * resid[:, None]
   lam_cov = np.cov(g.T, bias=True)
   h = j.T @ j + lam * np.eye(d)
-  sigma = scipy.linalg.solve_continuous_lyapunov(h, 1e-2 * n * n / b * lam_cov)
+  sigma = scipy.linalg.solve_continuous_lyapunov(h, 4e-3 * n * n / b * lam_cov)
   dw = res.loo_coefficients @ j
   ref = 0.5 * np.einsum("id,id->i", dw, np.linalg.solve(sigma, dw.T).T)
   np.testing.assert_allclose(res.si_sgd, ref, rtol=1e-6)
@@ -242,13 +242,13 @@ def test_trained_expansion_point():
   k = 1
   apply_fn, params, x, y, _, _, _, _ = _problem(k)
   trained = jax.tree_util.tree_map(lambda p: p + 0.05, params)
-  res = si.sample_information(apply_fn, params, x, y, learning_rate=1e-2, t=40,
+  res = si.sample_information(apply_fn, params, x, y, learning_rate=4e-3, t=40,
                               expansion="trained", trained_params=trained)
   flat_t, unravel = ravel_pytree(trained)
   jt = np.asarray(jax.jacfwd(lambda w: apply_fn(unravel(w), jnp.asarray(x)).reshape(-1))(flat_t))
   f_start = (np.asarray(apply_fn(trained, jnp.asarray(x))).reshape(-1)
              + jt @ (ravel_pytree(params)[0] - flat_t))
-  d_loo, d_full = _brute_force_deltas(jt, f_start - y.reshape(-1), k, eta=1e-2, t=40, lam=0.0,
+  d_loo, d_full = _brute_force_deltas(jt, f_start - y.reshape(-1), k, eta=4e-3, t=40, lam=0.0,
                                       time="discrete")
   ref = d_full[None] - d_loo
   np.testing.assert_allclose(res.loo_coefficients @ jt, ref, rtol=0,
@@ -258,7 +258,7 @@ def test_trained_expansion_point():
 
 def test_save_json_and_csv(tmp_path):
   apply_fn, params, x, y, xv, _, _, _ = _problem(1)
-  res = si.sample_information(apply_fn, params, x, y, learning_rate=1e-2, t=20, x_heldout=xv)
+  res = si.sample_information(apply_fn, params, x, y, learning_rate=4e-3, t=20, x_heldout=xv)
   res.save_json(tmp_path / "si.json")
   res.save_csv(tmp_path / "si.csv")
   loaded = si.SampleInformation.load_json(tmp_path / "si.json")
@@ -270,7 +270,7 @@ def test_save_json_and_csv(tmp_path):
 
 def test_bad_input():
   apply_fn, params, x, y, xv, j, _, f0 = _problem(1)
-  kw = dict(learning_rate=1e-2, t=10)
+  kw = dict(learning_rate=4e-3, t=10)
   with pytest.raises(gbounds.InvalidInputError, match="x_heldout"):
     si.sample_information(apply_fn, params, x, y, x_heldout=np.zeros((3, 5)), **kw)
   for bad in (0.0, -1.0):
@@ -294,11 +294,11 @@ def test_bad_input():
     si.sample_information(apply_fn, params, x, y, expansion="trained", **kw)
   theta = j @ j.T
   with pytest.raises(gbounds.InvalidInputError, match="method"):
-    si.leave_one_out(theta, f0 - y[:, 0], t=10, learning_rate=1e-2, method="downdate")
+    si.leave_one_out(theta, f0 - y[:, 0], t=10, learning_rate=4e-3, method="downdate")
   with pytest.raises(gbounds.InvalidInputError, match="at least 2"):
-    si.leave_one_out(theta[:1, :1], f0[:1], t=10, learning_rate=1e-2)
+    si.leave_one_out(theta[:1, :1], f0[:1], t=10, learning_rate=4e-3)
   with pytest.raises(gbounds.InvalidInputError, match="theta_heldout_train"):
-    si.sample_information_from_kernels(theta, f0 - y[:, 0], learning_rate=1e-2, t=10,
+    si.sample_information_from_kernels(theta, f0 - y[:, 0], learning_rate=4e-3, t=10,
                                        theta_heldout_train=np.zeros((3, 7)))
   with pytest.raises(gbounds.InvalidInputError, match="projection_dim"):
     si.sample_information(apply_fn, params, x, y, projection_dim=0, **kw)
