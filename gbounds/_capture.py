@@ -137,12 +137,16 @@ class _Capturer:
     if isinstance(model, nnx.Module):
       graphdef, own_state, rest = nnx.split(model, nnx.Param, ...)
       self.params = own_state if params is None else params
+      _errors.check_finite_tree("params" if params is not None else "model", self.params)
       self._raw = lambda p, x: _nnx_raw(graphdef, p, rest, x)
     elif isinstance(model, nn.Module):
       if params is None:
         _errors.fail("params", "the Linen module's parameters", None)
       if isinstance(params, dict) and set(params) == {"params"}:
         params = params["params"]
+      if not jax.tree_util.tree_leaves(params):
+        _errors.fail("params", "the Linen module's parameters (a non-empty pytree)", "no arrays")
+      _errors.check_finite_tree("params", params)
       self.params = params
       self._raw = lambda p, x: _linen_raw(model, p, x)
     else:
@@ -185,10 +189,15 @@ def _layer_infos(cap: _Capturer, x: jax.Array) -> tuple[LayerInfo, ...]:
 
 
 def _check_x(x: Any) -> jax.Array:
+  if isinstance(x, (str, bytes)) or x is None:
+    _errors.fail("x", "an input array", type(x).__name__)
   x = jnp.asarray(x)
   if x.ndim < 2:
     _errors.fail("x", "an input batch with a leading batch axis (rank >= 2)", f"shape {x.shape}")
   _errors.check_nonempty("x", x)
+  if not (jnp.issubdtype(x.dtype, jnp.number) or x.dtype == jnp.bool_):
+    _errors.fail("x", "a numeric input array", f"dtype {x.dtype}")
+  _errors.check_finite("x", x)
   return x
 
 
@@ -241,8 +250,16 @@ def capture_activations(model: Any, params: Any, x: jax.typing.ArrayLike, *,
       ``chunk_size`` or input rank.
   """
   x = _check_x(x)
-  if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+  if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
     _errors.fail("chunk_size", "a positive integer", repr(chunk_size))
+  if activation is not None and not callable(activation):
+    _errors.fail("activation", "a callable applied elementwise, or None", type(activation).__name__)
+  if layers is not None and not isinstance(layers, str):
+    layers = list(layers)
+    if any(not isinstance(n, str) for n in layers):
+      _errors.fail("layers", "layer names (strings)", f"{[type(n).__name__ for n in layers]}")
+    if len(set(layers)) != len(layers):
+      _errors.fail("layers", "each layer name once", f"{layers}")
   cap = _Capturer(model, params)
   infos = _layer_infos(cap, x)
   by_name = {i.name: i for i in infos}
@@ -282,6 +299,15 @@ def capture_activations(model: Any, params: Any, x: jax.typing.ArrayLike, *,
 
 def stack_activations(activations: dict[str, jax.Array]) -> jax.Array:
   """Concatenates captured layers along the neuron axis: ``(batch, sum of widths)``."""
-  if not activations:
-    _errors.fail("activations", "a non-empty dict of captured layers", "{}")
-  return jnp.concatenate([jnp.asarray(a) for a in activations.values()], axis=1)
+  if not isinstance(activations, dict) or not activations:
+    _errors.fail("activations", "a non-empty dict of captured layers",
+                 "{}" if isinstance(activations, dict) else type(activations).__name__)
+  arrays = [jnp.asarray(a) for a in activations.values()]
+  for name, a in zip(activations, arrays):
+    if a.ndim != 2:
+      _errors.fail(f"activations[{name!r}]", "a (batch, width) array", f"shape {a.shape}")
+  sizes = {a.shape[0] for a in arrays}
+  if len(sizes) > 1:
+    _errors.fail("activations", "the same batch size in every layer",
+                 ", ".join(f"{n}={a.shape[0]}" for n, a in zip(activations, arrays)))
+  return jnp.concatenate(arrays, axis=1)

@@ -283,6 +283,13 @@ def kernel_margin_bound(kernel: jax.typing.ArrayLike, targets: jax.typing.ArrayL
     if isinstance(teacher_error, bool) or np.ndim(teacher_error) != 0:
       _errors.fail("teacher_error", "a probability in [0, 1] or None", repr(teacher_error))
     _errors.check_probability("teacher_error", teacher_error)
+  if not isinstance(labels, jax.core.Tracer) and not isinstance(targets, jax.core.Tracer):
+    lab0 = np.asarray(labels)
+    _errors.check_rank("labels", lab0, 1)
+    if np.ndim(targets) == 1:
+      _binary_signs(jnp.asarray(lab0))  # raises on anything but {0, 1} or {-1, +1}
+    elif np.ndim(targets) == 2 and np.shape(targets)[1] >= 2:
+      _errors.check_labels("labels", lab0, np.shape(targets)[1])
   pr = _prepare(kernel, targets, ridge, rtol=rtol)
   k, y2, mu, v = pr.kernel, pr.targets, pr.mu, pr.v
   n, n_out = pr.num_examples, pr.num_outputs

@@ -630,6 +630,10 @@ def information_in_weights(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLi
       per_layer[name] = ld + tt + norm_by_layer[name]
     fisher_tr = jnp.trace(h)
   else:
+    if form == FisherForm.KFAC and not _locate_dense(
+        params, _dense_calls(apply_fn, params, jnp.asarray(x)[:1])):
+      _errors.fail("form", "a model with flax.linen.Dense layers (whose kernels are in params) "
+                   "for K-FAC; use form='diagonal'", "no such layer")
     diag = fisher_diagonal(apply_fn, params, x, y, **kw)
     fisher_tr = sum(jnp.sum(v) for v in jax.tree_util.tree_leaves(diag))
     contrib: dict[str, list] = {}

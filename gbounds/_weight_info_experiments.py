@@ -89,7 +89,10 @@ def reproduce_limit(*, data_dir=None, dataset: str = "mnist",
                     n_train: int = 5000, n_test: int = 5000, hidden: Sequence[int] = (256, 256),
                     epochs: int = 30, batch_size: int = 128, learning_rate: float = 1e-3,
                     beta: float = 1.0, noise_scale: float = 0.1, seed: int = 0,
-                    callback: Callable[[LimitRow], None] | None = None) -> LimitReproduction:
+                    callback: Callable[[LimitRow], None] | None = None,
+                    classifier_step: _limit.ClassifierStep | str = _limit.ClassifierStep.MEAN,
+                    noise_parameterisation: _limit.NoiseParameterisation | str = (
+                        _limit.NoiseParameterisation.SCALE)) -> LimitReproduction:
   """LIMIT against cross-entropy under uniform label noise (see the module docstring).
 
   Args:
@@ -104,13 +107,34 @@ def reproduce_limit(*, data_dir=None, dataset: str = "mnist",
     noise_scale: Gaussian std (LIMIT_G) or Laplace scale (LIMIT_L) of the gradient noise.
     seed: seed of the split, the label noise, the initialisations and the batch order.
     callback: called with each finished :class:`LimitRow` (progress).
+    classifier_step: :class:`gbounds._limit.ClassifierStep` of the LIMIT runs (default MEAN, the
+      classifier step divided by the batch size; SUM is the authors' code).
+    noise_parameterisation: :class:`gbounds._limit.NoiseParameterisation` (default SCALE:
+      ``noise_scale`` is the std / Laplace scale; AUTHORS_LAMBDA: it is the authors' ``lamb``).
 
   Returns:
     :class:`LimitReproduction`.
   """
   methods = [_errors.as_enum("methods", m, LimitMethod) for m in methods]
+  if not methods:
+    _errors.fail("methods", "at least one method", "an empty sequence")
+  if not len(noise_rates):
+    _errors.fail("noise_rates", "at least one rate", "an empty sequence")
   for r in noise_rates:
     _errors.check_in_unit_interval("noise_rates", r)
+  for name, v in (("n_train", n_train), ("n_test", n_test), ("epochs", epochs),
+                  ("batch_size", batch_size)):
+    _errors.check_nonnegative_int(name, v, minimum=1)
+  for w in hidden:
+    _errors.check_nonnegative_int("hidden", w, minimum=1)
+  _errors.check_positive("learning_rate", learning_rate)
+  _errors.check_positive("beta", beta)
+  _errors.check_positive("noise_scale", noise_scale, strict=False)
+  classifier_step = _errors.as_enum("classifier_step", classifier_step, _limit.ClassifierStep)
+  noise_parameterisation = _errors.as_enum("noise_parameterisation", noise_parameterisation,
+                                           _limit.NoiseParameterisation)
+  if not isinstance(dataset, str):
+    _errors.fail("dataset", "'mnist' or 'fashion_mnist'", repr(dataset))
   key = dataset.strip().lower().replace("-", "_")
   if key == "mnist":
     x, y = _data.load_mnist("test", data_dir=data_dir)
@@ -148,7 +172,8 @@ def reproduce_limit(*, data_dir=None, dataset: str = "mnist",
             noise=(_limit.LimitNoise.GAUSSIAN if method == LimitMethod.LIMIT_G
                    else _limit.LimitNoise.LAPLACE),
             aux_loss=_limit.AuxLoss.L2 if method == LimitMethod.LIMIT_G else _limit.AuxLoss.L1,
-            noise_scale=noise_scale)
+            noise_scale=noise_scale, classifier_step=classifier_step,
+            noise_parameterisation=noise_parameterisation)
         params = _limit.train_limit(clf.apply_fn, clf.params, aux.apply_fn, aux.params, xtr,
                                     noisy.labels, lim).params
       jax.block_until_ready(params)
@@ -169,7 +194,8 @@ def reproduce_limit(*, data_dir=None, dataset: str = "mnist",
   settings = dict(dataset=key, n_train=int(n_train), n_test=int(n_test), hidden=list(hidden),
                   epochs=int(epochs), steps=int(steps), batch_size=int(batch_size),
                   learning_rate=learning_rate, beta=beta, noise_scale=noise_scale, seed=seed,
-                  optimizer="adam")
+                  optimizer="adam", classifier_step=classifier_step.name.lower(),
+                  noise_parameterisation=noise_parameterisation.name.lower())
   return LimitReproduction(rows=tuple(rows), settings=settings)
 
 
@@ -243,6 +269,18 @@ def reproduce_supervision_complexity(*, data_dir=None, n_student: int = 500,
   Returns:
     :class:`SupervisionReproduction`.
   """
+  for name, v in (("n_student", n_student), ("n_teacher", n_teacher),
+                  ("teacher_epochs", teacher_epochs), ("chunk_size", chunk_size)):
+    _errors.check_nonnegative_int(name, v, minimum=1)
+  for name, widths in (("teacher_hidden", teacher_hidden), ("student_hidden", student_hidden)):
+    for w in widths:
+      _errors.check_nonnegative_int(name, w, minimum=1)
+  if not len(temperatures):
+    _errors.fail("temperatures", "at least one temperature", "an empty sequence")
+  for t in temperatures:
+    _errors.check_positive("temperatures", t)
+  _errors.check_positive("ridge_fraction", ridge_fraction, strict=False)
+  _errors.check_positive("margin", margin)
   x, y = _data.load_mnist("test", data_dir=data_dir)
   if n_student + n_teacher > len(y):
     _errors.fail("n_student + n_teacher", f"at most {len(y)}", n_student + n_teacher)

@@ -9,16 +9,76 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import math
 
+from gbounds import _errors
 from gbounds.cli import _common
 
 
-def _floats(s: str) -> list[float]:
+def float_list(s: str) -> list[float]:
   return [float(v) for v in s.split(",") if v.strip()]
 
 
-def _ints(s: str) -> list[int]:
+def int_list(s: str) -> list[int]:
   return [int(v) for v in s.split(",") if v.strip()]
+
+
+_floats, _ints = float_list, int_list  # argparse names the type in its message ("invalid
+# float_list value")
+
+_MNIST_TEST_SIZE = 10_000
+_EXACT_MAX_PARAMS = 20_000  # the exact form holds a d x d Fisher: 20,000^2 float64 = 3.2 GB
+
+
+def _check_int(flag: str, value, minimum: int = 1, maximum: int | None = None) -> None:
+  if value < minimum or (maximum is not None and value > maximum):
+    rng = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+    _errors.fail(flag, f"an integer {rng}", value)
+
+
+def _check_float(flag: str, value, *, strict: bool = True) -> None:
+  if not math.isfinite(value) or value < 0 or (strict and value == 0):
+    _errors.fail(flag, "a positive finite number" if strict else "a non-negative finite number",
+                 value)
+
+
+def _check_list(flag: str, values, check) -> None:
+  if not values:
+    _errors.fail(flag, "a non-empty comma-separated list", "an empty list")
+  for v in values:
+    check(flag, v)
+
+
+def _check_rate(flag: str, value) -> None:
+  if not (math.isfinite(value) and 0 <= value < 1):
+    _errors.fail(flag, "label-noise rates in [0, 1)", value)
+
+
+def _check_widths(flag: str, widths, *, allow_empty: bool = True) -> None:
+  if not widths and not allow_empty:
+    _errors.fail(flag, "at least one hidden width", "an empty list")
+  for w in widths:
+    _check_int(flag, w)
+
+
+def _choices(flag: str, text: str, valid: tuple[str, ...]) -> list[str]:
+  items = [t.strip().lower().replace("-", "_") for t in text.split(",") if t.strip()]
+  if not items:
+    _errors.fail(flag, f"a comma-separated subset of {{{', '.join(valid)}}}", "an empty list")
+  bad = [t for t in items if t not in valid]
+  if bad:
+    _errors.fail(flag, f"a comma-separated subset of {{{', '.join(valid)}}}", f"{bad}")
+  if len(set(items)) != len(items):
+    _errors.fail(flag, "each entry once", text)
+  return items
+
+
+def _mlp_params(widths, d_in=784, d_out=10) -> int:
+  total, prev = 0, d_in
+  for w in (*widths, d_out):
+    total += prev * w + w
+    prev = w
+  return total
 
 
 def register(sub) -> None:
@@ -54,7 +114,13 @@ def register(sub) -> None:
   p.add_argument("--batch-size", type=int, default=128)
   p.add_argument("--learning-rate", type=float, default=1e-3)
   p.add_argument("--beta", type=float, default=1.0)
-  p.add_argument("--noise-scale", type=float, default=0.1)
+  p.add_argument("--noise-scale", type=float, default=0.1,
+                 help="noise std (gaussian) or Laplace scale; the authors' lamb with "
+                 "--noise-parameterisation authors_lambda")
+  p.add_argument("--classifier-step", default="mean", choices=["mean", "sum"],
+                 help="mean: step / batch size (default); sum: the authors' code (no 1/b)")
+  p.add_argument("--noise-parameterisation", default="scale", choices=["scale", "authors_lambda"],
+                 help="what --noise-scale means (see gbounds.NoiseParameterisation)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", default="runs/limit")
   p.set_defaults(func=_limit)
@@ -102,6 +168,24 @@ def _pyplot():
     return None
 
 
+def _check_weight_info_args(args) -> list[str]:
+  """All ``weight-info`` option checks, before any data is loaded or a model trained."""
+  _check_int("--n", args.n, 2, _MNIST_TEST_SIZE)
+  _check_widths("--hidden", args.hidden)
+  _check_int("--epochs", args.epochs, 0)
+  _check_list("--noise-rates", args.noise_rates, _check_rate)
+  _check_list("--betas", args.betas, _check_float)
+  _check_float("--prior-scale", args.prior_scale)
+  _check_int("--chunk-size", args.chunk_size)
+  forms = _choices("--forms", args.forms, ("exact", "diagonal", "kfac"))
+  d = _mlp_params(args.hidden)
+  if "exact" in forms and d > _EXACT_MAX_PARAMS:
+    _errors.fail("--forms", f"no 'exact' for models above {_EXACT_MAX_PARAMS:,} parameters "
+                 "(its d x d Fisher; use diagonal or kfac, or smaller --hidden)",
+                 f"exact with {d:,} parameters")
+  return forms
+
+
 def _weight_info(args) -> int:
   import jax
   import jax.numpy as jnp
@@ -109,8 +193,8 @@ def _weight_info(args) -> int:
 
   import gbounds
 
+  forms = _check_weight_info_args(args)
   out = _common.output_dir(args.out)
-  forms = [f.strip() for f in args.forms.split(",") if f.strip()]
   x, y = gbounds.load_mnist("test", data_dir=args.data_dir)
   x, y = gbounds.subsample(x, y, args.n, seed=args.seed)
   x = jnp.asarray(np.asarray(x, np.float32).reshape(len(y), -1))
@@ -172,17 +256,37 @@ def vars_json(args) -> dict:
   return {k: v for k, v in vars(args).items() if k != "func"}
 
 
+def _check_limit_args(args) -> list[str]:
+  """All ``limit`` option checks, before any data is loaded or a model trained."""
+  _check_list("--noise-rates", args.noise_rates, _check_rate)
+  methods = _choices("--methods", args.methods, ("cross_entropy", "limit_g", "limit_l"))
+  _check_int("--n-train", args.n_train)
+  _check_int("--n-test", args.n_test)
+  if args.dataset == "mnist" and args.n_train + args.n_test > _MNIST_TEST_SIZE:
+    _errors.fail("--n-train + --n-test", f"at most {_MNIST_TEST_SIZE:,} for mnist (its test split "
+                 "is split in two)", args.n_train + args.n_test)
+  _check_widths("--hidden", args.hidden)
+  _check_int("--epochs", args.epochs)
+  _check_int("--batch-size", args.batch_size)
+  _check_float("--learning-rate", args.learning_rate)
+  _check_float("--beta", args.beta)
+  strict = args.noise_parameterisation == "authors_lambda"
+  _check_float("--noise-scale", args.noise_scale, strict=strict)
+  return methods
+
+
 def _limit(args) -> int:
   from gbounds import _weight_info_experiments as exp
 
+  methods = _check_limit_args(args)
   out = _common.output_dir(args.out)
-  methods = [m.strip() for m in args.methods.split(",") if m.strip()]
   bar = _common.progress(total=len(args.noise_rates) * len(methods), desc="limit")
   res = exp.reproduce_limit(
       data_dir=args.data_dir, dataset=args.dataset, noise_rates=args.noise_rates, methods=methods,
       n_train=args.n_train, n_test=args.n_test, hidden=args.hidden, epochs=args.epochs,
       batch_size=args.batch_size, learning_rate=args.learning_rate, beta=args.beta,
-      noise_scale=args.noise_scale, seed=args.seed,
+      noise_scale=args.noise_scale, seed=args.seed, classifier_step=args.classifier_step,
+      noise_parameterisation=args.noise_parameterisation,
       callback=(lambda row: bar.update(1)) if bar is not None else None)
   if bar is not None:
     bar.close()
@@ -210,9 +314,25 @@ def _limit(args) -> int:
   return 0
 
 
+def _check_supervision_args(args) -> None:
+  """All ``supervision-complexity`` option checks, before any data is loaded or a model trained."""
+  _check_int("--n-student", args.n_student, 2)
+  _check_int("--n-teacher", args.n_teacher)
+  if args.n_student + args.n_teacher > _MNIST_TEST_SIZE:
+    _errors.fail("--n-student + --n-teacher", f"at most {_MNIST_TEST_SIZE:,} (disjoint parts of "
+                 "the MNIST test split)", args.n_student + args.n_teacher)
+  _check_widths("--teacher-hidden", args.teacher_hidden)
+  _check_widths("--student-hidden", args.student_hidden)
+  _check_int("--teacher-epochs", args.teacher_epochs)
+  _check_list("--temperatures", args.temperatures, _check_float)
+  _check_float("--ridge-fraction", args.ridge_fraction, strict=False)
+  _check_float("--margin", args.margin)
+
+
 def _supervision(args) -> int:
   from gbounds import _weight_info_experiments as exp
 
+  _check_supervision_args(args)
   out = _common.output_dir(args.out)
   res = exp.reproduce_supervision_complexity(
       data_dir=args.data_dir, n_student=args.n_student, n_teacher=args.n_teacher,
