@@ -375,7 +375,9 @@ def ecmi_kl_test_error(train_error: ArrayLike, cmi: ArrayLike) -> jax.Array:
     cmi: average e-CMI ``I_bar`` in nats, broadcast.
 
   Returns:
-    Bound(s) on the expected test error (can exceed 1 when vacuous).
+    Bound(s) on the expected test error (can exceed 1 when vacuous; above 1 the value is
+    ``2 - L_S`` once ``kl^{-1}_+`` saturates at 1, so it is monotone in ``L_S`` only where it
+    is informative, below 1).
   """
   train_error = _checked("train_error", train_error, "probability")
   cmi = _checked("cmi", cmi, "nonnegative")

@@ -283,7 +283,8 @@ def _kl_inverse_lower(q, c):
     return jnp.where(good, new, t)
 
   t_hi = jnp.log(hi)
-  p = jnp.exp(jax.lax.fori_loop(0, _NEWTON_STEPS, newton, t_hi))
+  # exp(log(q)) can round one ulp above q: the infimum never exceeds q.
+  p = jnp.minimum(jnp.exp(jax.lax.fori_loop(0, _NEWTON_STEPS, newton, t_hi)), q)
   p = jnp.where(q == 1, jnp.exp(-c), p)
   p = jnp.where(c == 0, q, p)
   p = jnp.where((q == 0) | (c == jnp.inf), zero, p)
