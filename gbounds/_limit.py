@@ -237,8 +237,13 @@ def limit_gradients(apply_fn: ApplyFn, aux_apply_fn: ApplyFn, params: Any, aux_p
     :attr:`ClassifierStep.MEAN`, 1 for ``SUM``) and the gradient of
     :math:`\\mathcal L_q` with respect to the auxiliary parameters.
   """
+  if not isinstance(config, LimitConfig):
+    _errors.fail("config", "a gbounds.LimitConfig", type(config).__name__)
   logits, vjp = jax.vjp(lambda p: apply_fn(p, x), params)
   k = logits.shape[-1]
+  if logits.ndim != 2 or np.shape(noise) != logits.shape or np.shape(y) != logits.shape[:1]:
+    _errors.fail("noise and y", f"shapes {logits.shape} and {logits.shape[:1]} (logits and batch)",
+                 f"{np.shape(noise)} and {np.shape(y)}")
   p_f = jax.nn.softmax(jax.lax.stop_gradient(logits), axis=-1)
   g_true = p_f - jax.nn.one_hot(y, k, dtype=logits.dtype)
 

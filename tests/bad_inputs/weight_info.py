@@ -191,6 +191,11 @@ CASES = [
     Case("limit/authors_lambda_zero", "options",
          lambda: _limit.LimitConfig(noise_scale=0.0, noise_parameterisation="authors_lambda"), E,
          r"noise_scale: expected a positive"),
+    Case("limit/gradients_noise_shape", "shapes",
+         lambda: _limit.limit_gradients(_mlp()[1].apply_fn, _mlp()[1].apply_fn, _mlp()[1].params,
+                                        _mlp()[1].params, _mlp()[2], jnp.zeros(6, jnp.int32),
+                                        jnp.zeros((6, 2)), _limit.LimitConfig()), E,
+         r"noise and y: expected shapes \(6, 3\)"),
     Case("limit/steps_float", "counts", lambda: _limit.LimitConfig(steps=2.5), E,
          r"steps: expected an integer"),
     # --- activation capture
