@@ -36,6 +36,21 @@ teacher's labels (the paper's interplay of teacher accuracy, student margin with
 teacher, and complexity of the teacher's targets). Caveat: :math:`\\Lambda` is computed from the data;
 a union bound over a grid of norms would add a lower-order term that is omitted here.
 
+Conventions (all stated where they apply):
+
+* ``n`` in :math:`\\sqrt{\\mathrm{tr} K}/n` (``adjusted``, the margin bound) is the number of
+  *examples*: for a FULL ``(n k, n k)`` kernel with ``(n, k)`` targets it is ``n``, not ``n k``
+  (the Rademacher complexity averages over the ``n`` examples; each example contributes its
+  ``k x k`` block to :math:`\\mathrm{tr} K`).
+* Binary labels (one target column) are accepted as ``{0, 1}`` or ``{-1, +1}`` and give the same
+  bound (0 and -1 are the negative class); any other value, or a mix of 0 and -1, raises.
+  Multi-class labels must lie in ``[0, k)``.
+* With a FULL kernel the margin bound's :math:`\\Lambda` is the vector-valued RKHS norm of all
+  outputs (it bounds each output's norm); with one kernel shared by ``k`` columns it is the
+  largest per-column norm.
+* With ``ridge > 0`` the reported complexity is :math:`\\sqrt{Y^\\top (K + rI)^{-1} Y}`, an upper bound
+  on the RKHS norm of the ridge predictor.
+
 Verification status: the definition :math:`\\sqrt{Y^\\top K^{-1} Y}` with :math:`K` the student's NTK
 Gram matrix is the one in the issue and in the paper's abstract ("alignment between
 teacher-provided supervision and the student's neural tangent kernel"). The paper's body (its
