@@ -621,7 +621,7 @@ class _ResultsDir:
     A chunk of another configuration is an error (a mixed directory). A corrupt chunk is
     quarantined with a warning (``repair``) or raises :class:`CorruptResultsError`. A model
     stored in two chunks is used once when both hold the same arrays; different arrays are
-    an error naming both files (as a reader) or move the later chunk aside (as a writer).
+    an error naming both files (as a reader) or move both chunks aside (as a writer).
     """
     out: dict[int, dict] = {}
     source: dict[int, pathlib.Path] = {}
@@ -661,10 +661,16 @@ class _ResultsDir:
                f"{source[clash[0]]} and {npz} with different values instead.")
         if not repair:
           raise CorruptResultsError(msg + f" Delete one of the two chunks (its .npz and .json)"
-                                    f", or run run_supersample on {self.path} to move the "
-                                    f"later one aside.")
-        moved = [_quarantine(npz), _quarantine(js)]
-        self._warn(msg + f" Moved {npz.name} aside to {moved[0]}; its models are recomputed.")
+                                    f", or run run_supersample on {self.path} to move both "
+                                    f"aside and recompute their models.")
+        # Which copy is right cannot be told: both chunks go aside, their models are redone.
+        earlier = source[clash[0]]
+        for f in (earlier, earlier.with_suffix(".json"), npz, js):
+          _quarantine(f)
+        for i in [i for i, src in source.items() if src == earlier]:
+          del out[i], source[i]
+        self._warn(msg + f" Moved both chunks aside (to <file>.corrupt); their models are "
+                   f"recomputed.")
         continue
       for i, row in rows.items():
         if i in wanted and i not in out:
@@ -875,7 +881,9 @@ def run_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any = None,
     corrupt chunk is moved to ``<file>.corrupt`` with a :class:`SupersampleStoreWarning`
     naming it, and its models are recomputed;
   * runs with different chunk sizes, strategies or process splits write chunks that merge:
-    a model is trained only when no finished chunk holds it.
+    a model is trained only when no finished chunk holds it. A model found in two chunks is
+    used once when both hold the same arrays; with different arrays both chunks are moved
+    aside (with a warning naming them) and their models recomputed.
 
   Args:
     model: a Flax Linen module (initialised once per model with ``model.init``); or, with

@@ -9,9 +9,12 @@ process split, an unsharded run (in a subprocess with 4 forced CPU devices) for 
 import json
 import os
 import pathlib
+import shutil
+import socket
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +22,10 @@ import numpy as np
 import pytest
 
 import gbounds
+from gbounds import _io
 from gbounds import _supersample as ss
+from gbounds._errors import CorruptFileError, StoreLockedError
+from tests.bad_inputs.supersample import make_results_dir, write_chunk
 
 N_POOL, N, K1, K2 = 60, 6, 2, 3
 CFG = gbounds.TrainConfig(learning_rate=0.2, steps=6, batch_size=4, seed=3)
@@ -41,10 +47,22 @@ def data():
 
 
 @pytest.fixture(scope="module")
-def reference(data):
+def reference_dir(tmp_path_factory):
+  return tmp_path_factory.mktemp("reference")
+
+
+@pytest.fixture(scope="module")
+def reference(data, reference_dir):
   x, y, xt, yt = data
   return ss.run_supersample(MODEL, x, y, xt, yt, n=N, k1=K1, k2=K2, train=CFG, seed=7,
-                            chunk_size=2, strategy="vmap")
+                            chunk_size=2, strategy="vmap", results_dir=reference_dir)
+
+
+def _same(a, b):
+  for field in ("supersample_ids", "supersample_idx", "masks", "labels", "predictions",
+                "losses", "test_error", "final_loss"):
+    x, y = getattr(a, field), getattr(b, field)
+    assert x.dtype == y.dtype and np.array_equal(x, y), field
 
 
 # ----------------------------------------------------------------------------- design
@@ -167,31 +185,177 @@ def test_resume_after_crash_equals_uninterrupted(data, reference, tmp_path):
     if len(calls) == 1:
       raise _Crash
 
-  kw = dict(n=N, k1=K1, k2=K2, train=CFG, seed=7, chunk_size=2, strategy="vmap",
-            results_dir=tmp_path)
+  kw = dict(n=N, k1=K1, k2=K2, train=CFG, seed=7, strategy="vmap", results_dir=tmp_path)
   with pytest.raises(_Crash):
-    ss.run_supersample(MODEL, x, y, xt, yt, callback=crash_after_first_chunk, **kw)
+    ss.run_supersample(MODEL, x, y, xt, yt, callback=crash_after_first_chunk, chunk_size=2,
+                       **kw)
   first = sorted(tmp_path.glob("chunk_*.json"))
   assert len(first) == 1 and json.loads(first[0].read_text())["model_ids"] == [0, 1]
+  assert list(tmp_path.glob("*.lock")) == []          # released on the exception
+
+  # Resume with another chunk size (the "model 3 twice"); someone deletes the lock
+  # after the first chunk: the run stops before writing anything more.
+  def delete_lock(done, total):
+    progress.append(done)
+    if done == 5:
+      (tmp_path / "writer_0_of_1.lock").unlink()
+
+  progress = []
+  with pytest.raises(StoreLockedError, match="expected this run to hold its lock file"):
+    ss.run_supersample(MODEL, x, y, xt, yt, callback=delete_lock, chunk_size=3, **kw)
+  assert progress == [2, 5]                          # from the 2 finished models, then 3 more
   progress = []
   resumed = ss.run_supersample(MODEL, x, y, xt, yt, callback=lambda d, t: progress.append(d),
-                               **kw)
-  assert progress == [2, 4, 6]                     # starts from the 2 finished models
-  for field in ("predictions", "losses", "test_error", "final_loss", "masks", "supersample_idx"):
-    np.testing.assert_array_equal(getattr(resumed, field), getattr(reference, field))
-  ids = [i for f in tmp_path.glob("chunk_*.json") for i in json.loads(f.read_text())["model_ids"]]
-  assert sorted(ids) == list(range(K1 * K2))       # every model once: none lost, none twice
+                               chunk_size=3, **kw)
+  assert progress == [5, 6]
+  _same(resumed, reference)                          # bit-identical: chunk size does not matter
+  markers = [json.loads(f.read_text()) for f in sorted(tmp_path.glob("chunk_*.json"))]
+  assert [m["model_ids"] for m in markers] == [[0, 1], [2, 3, 4], [5]]
+  assert [m["chunk_width"] for m in markers] == [2, 3, 3]
   loaded = ss.load_supersample_results(tmp_path)
-  np.testing.assert_array_equal(loaded.predictions, reference.predictions)
+  _same(loaded, reference)
   meta = json.loads((tmp_path / "config.json").read_text())
   assert meta["config"]["n"] == N and meta["versions"]["jax"] == jax.__version__
-  # A finished run is not retrained.
+  # A finished run is not retrained, whatever its chunk size.
   again = []
-  ss.run_supersample(MODEL, x, y, xt, yt, callback=lambda d, t: again.append(d), **kw)
+  ss.run_supersample(MODEL, x, y, xt, yt, callback=lambda d, t: again.append(d), chunk_size=1,
+                     **kw)
   assert again == [K1 * K2]
+  assert list(tmp_path.glob("*.lock")) == [] and _io.temporaries(tmp_path) == []
   # A different configuration refuses the directory.
   with pytest.raises(gbounds.InvalidInputError, match="different configuration"):
     ss.run_supersample(MODEL, x, y, xt, yt, **{**kw, "seed": 8})
+
+
+def _dead_pid() -> int:
+  proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True, check=True)
+  return int(proc.stdout)
+
+
+def test_store_repairs_what_crashes_and_damage_leave(data, reference, reference_dir, tmp_path):
+  x, y, xt, yt = data
+  d = tmp_path / "run"
+  shutil.copytree(reference_dir, d)
+  # Left by killed writers: a stale lock of this host, temporaries, an npz without marker.
+  (d / "writer_0_of_1.lock").write_text(json.dumps(
+      {"pid": _dead_pid(), "host": socket.gethostname(), "time": "then", "token": "old"}))
+  for name in (".chunk_0000000-0000001.npz.abcd1234.tmp", ".config.json.x1y2z3w4.tmp",
+               ".design.npz.qwertyui.tmp.npz"):
+    (d / name).write_bytes(b"half a file")
+  (d / "chunk_0000009-0000009.npz").write_bytes(b"PK never finished")
+  # Damage: a truncated chunk, a chunk marker that is not JSON, model 4 stored twice with
+  # different values, masks that are not binary, a config.json that is not JSON.
+  trunc = d / "chunk_0000000-0000001.npz"
+  trunc.write_bytes(trunc.read_bytes()[:200])
+  (d / "chunk_0000002-0000003.json").write_text("{")
+  digest = json.loads((d / "config.json").read_text())["config_digest"]
+  z = _io.read_npz(d / "chunk_0000004-0000005.npz")
+  twin = write_chunk(d, [4], {k: z[k][:1] + (k == "predictions") for k in
+                              ("predictions", "losses", "test_error", "final_loss")},
+                     digest, name="chunk_0000004-0000004")
+  z = _io.read_npz(d / "design.npz")
+  np.savez(d / "design.npz", **{**z, "masks": z["masks"] * 2})
+  (d / "config.json").write_text("{")
+
+  with pytest.raises(ss.CorruptResultsError, match=r"config\.json: expected a complete JSON"):
+    ss.load_supersample_results(d)
+  progress = []
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    r = ss.run_supersample(MODEL, x, y, xt, yt, n=N, k1=K1, k2=K2, train=CFG, seed=7,
+                           chunk_size=2, strategy="vmap", results_dir=d,
+                           callback=lambda done, t: progress.append(done))
+  messages = [str(w.message) for w in caught]
+  assert all(w.category is ss.SupersampleStoreWarning for w in caught), messages
+  for named in ("config.json", "design.npz", str(trunc), "chunk_0000002-0000003.json",
+                str(twin)):
+    assert any(named in m for m in messages), (named, messages)
+  assert progress == [2, 4, 6]             # all six models recomputed (three damaged chunks)
+  _same(r, reference)
+  _same(ss.load_supersample_results(d), reference)
+  for moved in ("config.json", "design.npz", "chunk_0000000-0000001.npz",
+                "chunk_0000002-0000003.json", "chunk_0000004-0000004.npz",
+                "chunk_0000004-0000005.npz"):
+    assert (d / f"{moved}.corrupt").exists(), moved
+  assert _io.temporaries(d) == [] and list(d.glob("*.lock")) == []
+  assert not (d / "chunk_0000009-0000009.npz").exists()
+
+
+def test_cleanup_spares_files_of_other_live_writers(data, reference, reference_dir, tmp_path):
+  x, y, xt, yt = data
+  d = tmp_path / "run"
+  shutil.copytree(reference_dir, d)
+  # Process 1 of 2 (supersample 1: models 3-5) is writing right now.
+  (d / "writer_1_of_2.lock").write_text(json.dumps(
+      {"pid": os.getpid(), "host": socket.gethostname(), "time": "now", "token": "p1"}))
+  ours, theirs, shared = (d / ".chunk_0000000-0000001.npz.aaaaaaaa.tmp",
+                          d / ".chunk_0000003-0000004.npz.bbbbbbbb.tmp",
+                          d / ".config.json.cccccccc.tmp")
+  for f in (ours, theirs, shared):
+    f.write_bytes(b"partial")
+  done = []
+  r = ss.run_supersample(MODEL, x, y, xt, yt, n=N, k1=K1, k2=K2, train=CFG, seed=7,
+                         chunk_size=2, strategy="vmap", results_dir=d, process_index=0,
+                         process_count=2, callback=lambda a, t: done.append(a))
+  assert done == [K2]
+  np.testing.assert_array_equal(r.predictions, reference.predictions[:1])
+  assert not ours.exists() and theirs.exists() and shared.exists()
+  assert (d / "writer_1_of_2.lock").exists() and not (d / "writer_0_of_2.lock").exists()
+  # The whole-directory writer overlaps process 1: refused, naming its lock.
+  with pytest.raises(StoreLockedError, match="writer_1_of_2.lock"):
+    ss.run_supersample(MODEL, x, y, xt, yt, n=N, k1=K1, k2=K2, train=CFG, seed=7,
+                       results_dir=d)
+
+
+def test_load_hand_built_directory_merges_chunks(tmp_path):
+  models = make_results_dir(tmp_path, k1=3, k2=2, n=4, chunk=4, checksums=False)
+  digest = json.loads((tmp_path / "config.json").read_text())["config_digest"]
+  # An identical second copy of models 1 and 2 in a chunk of another size is harmless.
+  write_chunk(tmp_path, [1, 2], {k: np.stack([models[i][k] for i in (1, 2)])
+                                 for k in models[0]}, digest)
+  r = ss.load_supersample_results(tmp_path)
+  design = ss.draw_supersamples(20, n=4, k1=3, k2=2, seed=0)
+  np.testing.assert_array_equal(r.masks, design.masks)
+  for j, m in models.items():
+    a, b = divmod(j, 2)
+    for key, v in m.items():
+      np.testing.assert_array_equal(getattr(r, key)[a, b], v)
+  # Losses are checked against the design's labels.
+  z = dict(np.load(tmp_path / "chunk_0000000-0000003.npz"))
+  z["losses"][0, 0, 0] = 1 - z["losses"][0, 0, 0]
+  np.savez(tmp_path / "chunk_0000000-0000003.npz", **z)
+  with pytest.raises(ss.CorruptResultsError, match=r"chunk_0000000-0000003\.npz: expected "
+                     r"losses equal to argmax"):
+    ss.load_supersample_results(tmp_path)
+
+
+def test_atomic_writes_leave_no_temporaries_and_reads_name_the_file(tmp_path):
+  sha = _io.atomic_write_npz(tmp_path / "a.npz", x=np.arange(3))
+  assert sha == _io.sha256_file(tmp_path / "a.npz")
+  np.testing.assert_array_equal(_io.read_npz(tmp_path / "a.npz", sha256=sha)["x"], np.arange(3))
+  _io.atomic_write_json(tmp_path / "b.json", {"k": np.float32(1.5)})
+  assert _io.read_json(tmp_path / "b.json") == {"k": 1.5}
+  assert _io.temporaries(tmp_path) == []
+  assert _io.temporary_target(".chunk_0000001-0000002.npz.k2_9ab3c.tmp") == \
+      "chunk_0000001-0000002.npz"
+  assert _io.temporary_target("chunk_0000001-0000002.npz") is None
+
+  def boom(f, data):
+    f.write(data[:3])
+    raise OSError("disk full")
+
+  orig = _io._write_all
+  _io._write_all = boom
+  try:
+    with pytest.raises(OSError, match="disk full"):
+      _io.atomic_write_text(tmp_path / "c.txt", "hello")
+  finally:
+    _io._write_all = orig
+  assert not (tmp_path / "c.txt").exists() and _io.temporaries(tmp_path) == []
+  (tmp_path / "d.npz").write_bytes(b"")
+  with pytest.raises(CorruptFileError, match=r"d\.npz: expected a \.npz \(zip\) archive, got an empty"):
+    _io.read_npz(tmp_path / "d.npz")
 
 
 @pytest.mark.slow
