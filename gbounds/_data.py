@@ -298,8 +298,8 @@ def _check_int(name: str, v, minimum: int, maximum: int | None = None) -> int:
   except (TypeError, ValueError, OverflowError):
     ok = False
   if not ok or v < minimum or (maximum is not None and v > maximum):
-    rng = f"[{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
-    _errors.fail(name, f"an integer in {rng}", repr(v))
+    rng = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
+    _errors.fail(name, f"an integer {rng}", repr(v))
   return int(v)
 
 
@@ -331,7 +331,7 @@ def inject_label_noise(y: np.ndarray, *, rate: float, num_classes: int | None = 
   y = np.asarray(y)
   _errors.check_rank("y", y, 1)
   _errors.check_nonempty("y", y)
-  _errors.check_in_unit_interval("rate", rate)
+  _errors.check_probability("rate", rate)
   if num_classes is not None:
     _check_int("num_classes", num_classes, 2)
   y = _int_labels("y", y)

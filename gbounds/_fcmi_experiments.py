@@ -40,8 +40,8 @@ from gbounds import _errors
 from gbounds import _io
 from gbounds._supersample import (SupersampleResult, run_linearized_supersample,
                                   run_supersample)
-from gbounds._train import MapStrategy, Optimizer, TrainConfig, steps_for_epochs
-from gbounds._train import _check_integer, _check_real
+from gbounds._train import (MapStrategy, Optimizer, TrainConfig, _check_integer, _check_real,
+                            steps_for_epochs)
 
 # Harutyunyan et al. (2021), MNIST 4 vs 9, standard variant, k1 x k2 = 5 x 30 [code]:
 # n -> (f-CMI bound, measured gap).

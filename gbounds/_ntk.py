@@ -86,6 +86,11 @@ def _check_inputs(name: str, x: Any) -> jax.Array:
 
 
 def _check_apply_fn(apply_fn: Any) -> None:
+  from flax import linen as nn
+  from flax import nnx
+  if isinstance(apply_fn, (nn.Module, nnx.Module)):
+    _errors.fail("apply_fn", "a function apply_fn(params, x) -> (batch, k) (a Flax module gives "
+                 "one through gbounds.as_model_fn(model))", type(apply_fn).__name__)
   if not callable(apply_fn):
     _errors.fail("apply_fn", "a function apply_fn(params, x) -> (batch, k)",
                  type(apply_fn).__name__)

@@ -459,5 +459,5 @@ def reproduce(name: str, *, full: bool = False, data_dir: str | os.PathLike | No
                       tuple(figs), text, time.perf_counter() - t0)
 
 
-__all__ = ["Comparison", "Reproduction", "TARGETS", "Target", "check_overrides", "list_targets",
+__all__ = ["TARGETS", "Comparison", "Reproduction", "Target", "check_overrides", "list_targets",
            "reproduce"]

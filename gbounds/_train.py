@@ -223,9 +223,8 @@ def _check_model_and_labels(apply_fn, params, x, y, config: TrainConfig, *, mode
                             used: np.ndarray | None = None) -> int:
   """Finite ``params``; ``apply_fn(params, x)`` of shape ``(batch, k)``; ``y`` (rows ``used``)
   valid labels or targets for ``k`` outputs and ``config.loss``. Returns ``k``."""
-  if not callable(apply_fn):
-    _errors.fail("apply_fn", "a function apply_fn(params, x) -> (batch, k)",
-                 type(apply_fn).__name__)
+  from gbounds._ntk import _check_apply_fn
+  _check_apply_fn(apply_fn)
   _errors.check_finite_tree("params", params)
   p_spec = jax.tree_util.tree_map(
       lambda a: jax.ShapeDtypeStruct(np.shape(a)[1:] if model_axis else np.shape(a),

@@ -36,7 +36,8 @@ _COMMAND_MODULES: tuple[str, ...] = (
 # Library argument names that stand for a differently named flag (used only when the running
 # command has that flag).
 _FLAG_ALIASES: dict[str, str] = {"overrides": "--set", "config": "--config",
-                                 "recipe": "--recipe", "checkpoint": "--checkpoint"}
+                                 "recipe": "--recipe", "checkpoint": "--checkpoint",
+                                 "out_dir": "--out", "data_dir": "--data-dir"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -99,8 +100,8 @@ def _flag_for(parser: argparse.ArgumentParser, command: str | None, name: str) -
 def _describe(parser: argparse.ArgumentParser, command: str | None, e: BaseException) -> str:
   """One line for a library error, its leading argument name replaced by the flag."""
   text = _one_line(e)
-  m = re.match(r"([A-Za-z_][A-Za-z0-9_]*)(?=[\s:(])", text)
-  if m and not isinstance(e, (_errors.CorruptFileError, _errors.DataNotFoundError)):
+  m = re.match(r"([A-Za-z_][A-Za-z0-9_]*)(?=:|\s\()", text)  # "name: ..." / "name (...): ..."
+  if m and isinstance(e, _errors.InvalidInputError):
     flag = _flag_for(parser, command, m.group(1))
     if flag is not None:
       text = flag + text[m.end():]

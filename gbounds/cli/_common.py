@@ -47,9 +47,17 @@ def check_float(flag: str, value, *, low: float = -math.inf, high: float = math.
           and (value > low if low_open else value >= low)
           and (value < high if high_open else value <= high))
   if not ok:
-    lo = "(" if low_open else "["
-    hi = ")" if high_open else "]"
-    _errors.fail(flag, f"a number in {lo}{low}, {high}{hi}", repr(value))
+    kind = "a finite number" if finite else "a number"
+    if math.isinf(low) and math.isinf(high):
+      expected = kind
+    elif math.isinf(high):
+      expected = f"{kind} {'>' if low_open else '>='} {low:g}"
+    elif math.isinf(low):
+      expected = f"{kind} {'<' if high_open else '<='} {high:g}"
+    else:
+      expected = (f"a number in {'(' if low_open else '['}{low:g}, {high:g}"
+                  f"{')' if high_open else ']'}")
+    _errors.fail(flag, expected, repr(value))
   return float(value)
 
 
