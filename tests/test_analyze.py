@@ -233,3 +233,93 @@ def test_cli_pac_bayes(tiny, tmp_path, capsys):
   assert payload["pac_bayes"]["n"] == 60
   assert any("fresh initialisation" in n for n in payload["notes"])
   assert pathlib.Path(tmp_path / "pb" / "report.html").exists()
+
+
+def test_analyze_refuses_non_finite_weights_and_degenerate_data_before_any_work(tiny, tmp_path):
+  data, model, init, trained = tiny
+  out = tmp_path / "never_created"
+  nan_tree = jax.tree_util.tree_map(lambda v: v.at[(0,) * v.ndim].set(np.nan), trained)
+  cases = [
+      (dict(params=nan_tree, init_params=init), r"^params: expected finite values"),
+      (dict(params=trained, init_params=nan_tree), r"^init_params: expected finite values"),
+      (dict(params=trained, data=data._replace(y_train=np.zeros_like(data.y_train),
+                                               y_pool=np.zeros_like(data.y_pool))),
+       r"^data.y_train: expected labels of at least two classes"),
+      (dict(params=trained, data=data._replace(y_test=np.full_like(data.y_test, 2))),
+       r"^data.y_test: expected class labels in \[0, 2\)"),
+      (dict(params=trained, data=data._replace(x_pool=data.x_pool[:0], y_pool=data.y_pool[:0])),
+       r"^data.x_pool: expected a non-empty"),
+  ]
+  for kw, match in cases:
+    d = kw.pop("data", data)
+    with pytest.raises(InvalidInputError, match=match):
+      an.analyze(model, d, RECIPE, config=CONFIG, out_dir=out, progress=False, **kw)
+  assert not out.exists()  # refused before the output directory was even created
+
+
+def test_analysis_data_classes_checked_and_relabelled_in_the_given_order():
+  with pytest.raises(InvalidInputError, match=r"^classes: expected classes present"):
+    an.analysis_data("digits", classes=(4, 11), n_train=20, n_test=20)
+  with pytest.raises(InvalidInputError, match=r"^classes: expected distinct"):
+    an.analysis_data("digits", classes=(4, 4), n_train=20, n_test=20)
+  x, y = gbounds.load_digits()
+  d = an.analysis_data("digits", classes=(9, 4, 7), n_train=30, n_test=30, seed=0)
+  # Each relabelled example is an image of the class at that position of `classes`.
+  lookup = {img.tobytes(): lab for img, lab in zip(np.asarray(x), np.asarray(y))}
+  orig = np.array([lookup[img.tobytes()] for img in d.x_train])
+  np.testing.assert_array_equal(np.asarray((9, 4, 7))[d.y_train], orig)
+
+
+def test_load_module_imports_from_the_current_directory(tmp_path, monkeypatch):
+  import sys
+  (tmp_path / "gb_cwd_models_xyz.py").write_text(
+      "from gbounds import MLP\n\nclass Net(MLP):\n  pass\n")
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+  m = an.load_module("gb_cwd_models_xyz:Net", {"hidden": [3]})
+  assert type(m).__name__ == "Net"
+  assert str(tmp_path) not in sys.path  # only for the import
+  sys.modules.pop("gb_cwd_models_xyz", None)
+
+
+def test_bound_rows_say_which_rows_certify_nothing(tmp_path):
+  rng = np.random.default_rng(0)
+  masks = rng.integers(0, 2, (2, 4, 5))
+  losses = rng.integers(0, 2, (2, 4, 5, 2)).astype(float)  # nonzero training loss
+  rep = gbounds.cmi_bounds(masks, None, losses, full_vector=False)
+  sel = (gbounds.SigmaSelection(0.1, 1.0, 0.2, 0.5),)
+  cert = gbounds.PacBayesCertificate(
+      n=5, num_params=3, sigma=0.1, distance_sq=1.0, kl=50.0, grid_size=1, delta=0.025,
+      delta_mc=0.01, mc_samples=4, mc_error=0.2, empirical_error_bound=0.6,
+      deterministic_train_error=0.2, stochastic_test_error=0.3, mcallester=1.7,
+      pac_bayes_kl=0.9, catoni=math.nan, catoni_c=1.0, selection=sel)
+  ss = {"k1": 2, "k2": 4, "n": 5, "gap": rep.measured.gap,
+        "ghost_error": rep.measured.test_error, "train_error": rep.measured.train_error}
+  a = an.Analysis("d", "m", {}, 5, 5, 3, 0.1, 0.2, 0.1, None, rep, ss, cert, {}, {}, ())
+  rows = {r.name: r for r in a.bound_rows()}
+  assert not rows["ecmi_interpolating"].valid
+  assert "needs zero training loss" in rows["ecmi_interpolating"].reason
+  assert not rows["mcallester"].valid and "vacuous" in rows["mcallester"].reason
+  assert not rows["catoni"].valid and "non-finite" in rows["catoni"].reason
+  assert rows["pac_bayes_kl"].valid and rows["pac_bayes_kl"].reason == ""
+  for r in rows.values():
+    assert r.valid == (r.reason == "")
+  table = a.bound_table()
+  assert "why not valid" in table.columns
+  assert a.to_dict()["bounds"][0]["reason"] is not None
+
+
+def test_cli_nan_checkpoint_exits_2_naming_the_flag(tiny, tmp_path, capsys):
+  data, model, init, trained = tiny
+  ck = tmp_path / "ck_nan"
+  nan_tree = jax.tree_util.tree_map(lambda v: np.asarray(v).copy(), trained)
+  jax.tree_util.tree_leaves(nan_tree)[-1].flat[0] = np.nan
+  an.save_checkpoint(ck, nan_tree, init_params=init)
+  rc = cli_main(["pac-bayes", "--checkpoint", str(ck), "--module", "gbounds._models:MLP",
+                 "--module-kwargs", '{"hidden": [16]}', "--dataset", "digits", "--n-train", "60",
+                 "--n-test", "60", "--data-seed", "1", "--mc-samples", "4", "--out",
+                 str(tmp_path / "pb"), "--no-progress"])
+  err = capsys.readouterr().err.strip().splitlines()
+  assert rc == 2 and len(err) == 1, err
+  assert err[0].startswith("gbounds pac-bayes: error: --checkpoint: expected finite values")
+  assert not (tmp_path / "pb" / "report.json").exists()

@@ -237,3 +237,49 @@ def test_certificate_reproducible_and_bad_input():
     pb.pac_bayes_certificate(apply_fn, params, init, x, y, delta=1.5)
   with pytest.raises(InvalidInputError, match="sigmas"):
     pb.pac_bayes_certificate(apply_fn, params, init, x, y, sigmas=(0.0,))
+
+
+def _linear_model(seed=0):
+  rng = np.random.default_rng(seed)
+  params = {"w": jnp.asarray(rng.normal(size=(4, 3))), "b": jnp.zeros(3)}
+  init = {"w": jnp.asarray(rng.normal(size=(4, 3))), "b": jnp.zeros(3)}
+  x = rng.normal(size=(30, 4))
+  y = np.argmax(x @ np.asarray(params["w"]), -1)
+  return (lambda p, v: v @ p["w"] + p["b"]), params, init, x, y
+
+
+def test_certificate_refuses_nan_weights_before_any_draw():
+  # The issue: NaN weights gave KL = nan and a "valid" certificate of about 0.97.
+  apply_fn, params, init, x, y = _linear_model()
+  calls = []
+  bad = {"w": params["w"].at[1, 2].set(jnp.nan), "b": params["b"]}
+  with pytest.raises(InvalidInputError, match=r"^params: expected finite .*\['w'\]"):
+    pb.pac_bayes_certificate(apply_fn, bad, init, x, y, mc_samples=4,
+                             callback=lambda d, t: calls.append(d))
+  with pytest.raises(InvalidInputError, match=r"^init_params: expected finite"):
+    pb.pac_bayes_certificate(apply_fn, params, {"w": init["w"], "b": init["b"] + jnp.inf}, x, y,
+                             mc_samples=4, callback=lambda d, t: calls.append(d))
+  with pytest.raises(InvalidInputError, match=r"^x_train: expected finite"):
+    pb.pac_bayes_certificate(apply_fn, params, init, np.where(x > 1, np.nan, x), y,
+                             mc_samples=4, callback=lambda d, t: calls.append(d))
+  assert calls == []  # refused before any Monte Carlo work
+
+
+def test_certificate_refuses_labels_outside_the_model_outputs():
+  apply_fn, params, init, x, y = _linear_model()
+  with pytest.raises(InvalidInputError, match=r"^y_train: expected class labels in \[0, 3\)"):
+    pb.pac_bayes_certificate(apply_fn, params, init, x, np.where(y == 0, 3, y), mc_samples=4)
+  with pytest.raises(InvalidInputError, match=r"^y_test: expected class labels in \[0, 3\)"):
+    pb.pac_bayes_certificate(apply_fn, params, init, x, y, x_test=x[:5], y_test=-np.ones(5, int),
+                             mc_samples=4)
+
+
+def test_draws_with_non_finite_outputs_count_as_errors():
+  # A weight draw whose logits are NaN has no prediction; counting it as correct (argmax of NaN
+  # is class 0, the label of a third of the examples) would lower the certificate.
+  apply_fn, params, init, x, y = _linear_model()
+  nan_fn = lambda p, v: apply_fn(p, v) + jnp.sqrt(-1.0 - jnp.abs(p["b"][0]))  # noqa: E731
+  fn = pb._stochastic_error_fn(nan_fn, params, jnp.asarray(x), jnp.asarray(y), 2)
+  errs = pb._mc_errors(fn, 0.1, jax.random.key(0), 4, jnp.float64, 2)
+  assert np.mean(y == 0) > 0  # the old code would have scored those as correct
+  np.testing.assert_array_equal(errs, np.ones(4))
