@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import gbounds
-from gbounds import _data
+from gbounds import _data, _errors
 
 
 def test_mnist_test_split(data_root):
@@ -106,3 +106,76 @@ def test_subsample_and_split():
   assert len(xte) == 25 and len(np.intersect1d(xtr, xte)) == 0
   with pytest.raises(gbounds.InvalidInputError, match="n"):
     gbounds.subsample(x, y, 101)
+
+
+def _write_pair(root, images: bytes, labels: bytes):
+  d = root / "mnist"
+  d.mkdir(parents=True, exist_ok=True)
+  (d / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(images))
+  (d / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
+  return d
+
+
+def _idx_bytes(arr, dims=None):
+  arr = np.asarray(arr, np.uint8)
+  dims = arr.shape if dims is None else dims
+  return (bytes([0, 0, 8, len(dims)]) + b"".join(int(v).to_bytes(4, "big") for v in dims)
+          + arr.tobytes())
+
+
+def test_small_idx_pair_reads_back_exactly(tmp_path):
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, size=(5, 3, 2), dtype=np.uint8)
+  labels = np.array([3, 0, 9, 1, 1], np.uint8)
+  _write_pair(tmp_path, _idx_bytes(images), _idx_bytes(labels))
+  x, y = gbounds.load_mnist("test", data_dir=tmp_path)
+  np.testing.assert_array_equal(x[..., 0], images.astype(np.float32) / np.float32(255))
+  np.testing.assert_array_equal(y, labels.astype(np.int32))
+
+
+def test_corrupt_files_name_the_file_and_the_fix(tmp_path):
+  d = _write_pair(tmp_path, _idx_bytes(np.zeros((4, 2, 2))), _idx_bytes([0, 1, 2]))
+  with pytest.raises(_errors.CorruptFileError) as e:
+    gbounds.load_mnist("test", data_dir=tmp_path)
+  msg = str(e.value)
+  assert str(d / "t10k-images-idx3-ubyte.gz") in msg and str(d / "t10k-labels-idx1-ubyte.gz") in msg
+  assert "4 images" in msg and "3 labels" in msg and "Delete both" in msg
+  # a truncated download (first half of the gzip stream)
+  blob = gzip.compress(_idx_bytes(np.zeros((3, 2, 2))))
+  (d / "t10k-images-idx3-ubyte.gz").write_bytes(blob[: len(blob) // 2])
+  with pytest.raises(_errors.CorruptFileError, match=r"t10k-images-idx3-ubyte.gz: truncated.*md5"):
+    gbounds.load_mnist("test", data_dir=tmp_path)
+  assert isinstance(e.value, ValueError)  # CorruptFileError is a ValueError (and GBoundsError)
+
+
+def test_select_classes_relabels_in_the_given_order():
+  x = np.arange(8)[:, None]
+  y = np.array([4, 9, 7, 4, 9, 7, 1, 1])
+  xs, ys = _data.select_classes(x, y, (9, 4, 7))
+  np.testing.assert_array_equal(xs[:, 0], [0, 1, 2, 3, 4, 5])
+  np.testing.assert_array_equal(ys, [1, 0, 2, 1, 0, 2])  # 9 -> 0, 4 -> 1, 7 -> 2
+  xb, yb = gbounds.binary_task(x, y, 4, 9)
+  xs2, ys2 = _data.select_classes(x, y, (4, 9))
+  np.testing.assert_array_equal(xb, xs2)
+  np.testing.assert_array_equal(yb, ys2)
+  with pytest.raises(gbounds.InvalidInputError, match=r"classes: expected distinct.*\[4\]"):
+    _data.select_classes(x, y, (4, 9, 4))
+
+
+def test_helpers_unchanged_on_valid_input():
+  """The checks change no number: the same draws as the plain numpy recipe."""
+  x = np.arange(40, dtype=np.float32)[:, None]
+  y = np.arange(40) % 4
+  xtr, ytr, xte, yte = gbounds.train_test_split(x, y, test_fraction=0.3, seed=5)
+  perm = np.random.default_rng(5).permutation(40)
+  np.testing.assert_array_equal(xte[:, 0], perm[:12])
+  np.testing.assert_array_equal(xtr[:, 0], perm[12:])
+  xs, ys = gbounds.subsample(x, y, 7, seed=2)
+  np.testing.assert_array_equal(xs[:, 0], np.random.default_rng(2).choice(40, 7, replace=False))
+  noisy = gbounds.inject_label_noise(y.astype(np.float64), rate=0.25, num_classes=4, seed=1)
+  rng = np.random.default_rng(1)
+  idx = rng.choice(40, size=10, replace=False)
+  expect = y.copy()
+  expect[idx] = (y[idx] + rng.integers(1, 4, size=10)) % 4
+  np.testing.assert_array_equal(noisy.labels, expect)
+  np.testing.assert_array_equal(_data.one_hot(np.array([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
