@@ -70,3 +70,25 @@ def test_pac_bayes_target_small(data_root):
   cert = rows["PAC-Bayes-kl certificate"].ours
   assert 0 < cert <= 1 and math.isfinite(rows["KL(Q||P) (nats)"].ours)
   assert res.payload["n"] == 500
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_preset_passes_the_override_checks(name):
+  """Valid configurations are never refused: each preset, given back as overrides, is
+  accepted; its keys are among those the runner understands."""
+  t = rr.TARGETS[name]
+  assert t.accepts is not None
+  rr.check_overrides(name, dict(t.cpu))
+  rr.check_overrides(name, dict(t.full))
+  assert set(t.cpu) | set(t.full) <= t.accepts()
+
+
+def test_override_checks_refuse_unknown_keys_and_wrong_kinds():
+  with pytest.raises(InvalidInputError, match=r"overrides: .*unknown key\(s\) \['stepz'\]"):
+    rr.check_overrides("wang_mao_synthetic", {"stepz": 3})
+  with pytest.raises(InvalidInputError, match=r"ns: expected a list"):
+    rr.check_overrides("wang_mao_synthetic", {"ns": "5,10"})
+  with pytest.raises(InvalidInputError, match=r"epochs: expected an integer"):
+    rr.check_overrides("pac_bayes_binary_mnist", {"epochs": 2.5})
+  rr.check_overrides("pac_bayes_binary_mnist", {"learning_rate": 1, "epochs": 3.0})
+  rr.check_overrides("pac_bayes_binary_mnist", {"delta": 0.05})  # a certificate option
