@@ -4,12 +4,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import integrate, stats
 from scipy.special import digamma
 
 import gbounds
 from gbounds._activation_info import (
-    Binning, activation_information, histogram_bin_indices, ksg_mutual_information,
-    neuron_entropy, pairwise_mutual_information, subsample_neurons)
+    DEFAULT_TIE_NOISE, Binning, activation_information, histogram_bin_indices,
+    ksg_mutual_information, neuron_entropy, pairwise_mutual_information, subsample_neurons)
 
 
 def _ksg_brute(x, y, k=3):
@@ -211,6 +212,217 @@ def test_subsample_and_aggregate():
   np.testing.assert_allclose(info.mean_mi, np.mean(info.mi.values))
 
 
+# ----------------------------------------------------------------------------- constants
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_constant_neuron_entropy_is_exactly_zero(dtype):
+  rng = np.random.default_rng(11)
+  a = np.c_[rng.normal(size=300), np.full(300, 0.1), np.maximum(rng.normal(size=300), 0),
+            np.full(300, -7.3e5), np.zeros(300)].astype(dtype)
+  jitted = jax.jit(lambda x: neuron_entropy(x, bins=37))(a)
+  for binning in Binning:
+    for h in (neuron_entropy(a, binning=binning, bins=37),) + (
+        (jitted,) if binning is Binning.GLOBAL else ()):
+      for col in (1, 3, 4):
+        assert float(h[col]) == 0.0
+      np.testing.assert_allclose(np.asarray(h)[[0, 2]], _np_entropy(a.astype(np.float64), 37,
+                                                        binning is Binning.PER_NEURON)[[0, 2]],
+                                 rtol=1e-5)
+  # a matrix that is constant everywhere, and one of a single input
+  assert np.all(np.asarray(neuron_entropy(np.full((5, 3), 2.0, dtype))) == 0.0)
+  assert np.all(np.asarray(neuron_entropy(a[:1])) == 0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_entropy_with_extreme_but_finite_range(dtype):
+  # hi - lo overflows; the halved, rescaled form must still bin correctly
+  big = np.finfo(dtype).max / 1.5
+  a = np.array([[-big], [big], [big], [0.0]], dtype)
+  np.testing.assert_allclose(neuron_entropy(a, bins=2),
+                             [-(0.25 * np.log(0.25) + 0.75 * np.log(0.75))], rtol=1e-6)
+
+
+def test_constant_variable_has_exactly_zero_mi_either_side():
+  rng = np.random.default_rng(7)
+  s = 300
+  z = rng.normal(size=s)
+  relu = np.maximum(z + 0.43, 0)           # a third of the samples tied at 0
+  const = np.full(s, 2.5)
+  zero = np.zeros(s)
+  for other in (z, relu, const, zero):
+    for c in (const, zero):
+      assert float(ksg_mutual_information(c, other)) == 0.0
+      assert float(ksg_mutual_information(other, c)) == 0.0
+  a = np.c_[const, z, relu, zero]
+  res = pairwise_mutual_information(a)
+  vals = dict(zip(map(tuple, np.asarray(res.pairs).tolist()), np.asarray(res.values)))
+  for pair in [(0, 1), (0, 2), (0, 3), (1, 3), (2, 3)]:
+    assert vals[pair] == 0.0
+  assert vals[(1, 2)] > 1.0                 # relu(z) is a function of z: large MI
+  assert float(jax.jit(ksg_mutual_information)(relu, const)) == 0.0
+  info = activation_information(a, bins=10)
+  assert float(info.entropies[0]) == 0.0 and float(info.entropies[3]) == 0.0
+
+
+# ----------------------------------------------------------------------------- ties
+
+
+def _censored_gaussian_mi(rho, c):
+  """True MI (nats) of ``(max(Z1, c), max(Z2, c))``, ``(Z1, Z2)`` standard normal, corr ``rho``.
+
+  ``X = relu(Z1 - c)`` is an invertible function of ``max(Z1, c)`` (likewise ``Y``), so this is
+  also the MI of the post-ReLU pair. The joint law has four parts: an atom at ``(c, c)`` of mass
+  ``P00 = Phi2(c, c; rho)``, two half-lines (one coordinate at its atom, the other continuous)
+  and a continuous quadrant. ``I = E[log dP_XY / d(P_X x P_Y)]`` is the sum of
+    * atom: ``P00 log(P00 / p^2)``, ``p = Phi(c)``;
+    * each half-line: ``int_c^inf phi(y) g(y) log(g(y) / p) dy`` with
+      ``g(y) = P(Z1 < c | Z2 = y) = Phi((c - rho y) / sqrt(1 - rho^2))`` (the density of the
+      joint law w.r.t. atom x Lebesgue is ``g(y) phi(y)``, of the product law ``p phi(y)``);
+    * quadrant: ``int_c^inf int_c^inf phi2(x, y) log(phi2(x, y) / (phi(x) phi(y))) dx dy``,
+  computed here by adaptive quadrature (scipy), independently of the estimator.
+  """
+  if rho == 0:
+    return 0.0
+  p = stats.norm.cdf(c)
+  s = np.sqrt(1 - rho ** 2)
+  p00 = stats.multivariate_normal(cov=[[1, rho], [rho, 1]]).cdf([c, c])
+
+  def line(y):
+    lg = stats.norm.logcdf((c - rho * y) / s)
+    return stats.norm.pdf(y) * np.exp(lg) * (lg - np.log(p))
+
+  def quadrant(y, x):
+    q = (rho * rho * x * x - 2 * rho * x * y + rho * rho * y * y) / (2 * s * s)
+    dens = np.exp(-(x * x - 2 * rho * x * y + y * y) / (2 * s * s)) / (2 * np.pi * s)
+    return dens * (-np.log(s) - q)
+
+  t_line = integrate.quad(line, c, np.inf, epsabs=1e-12, epsrel=1e-10)[0]
+  t_quad = integrate.dblquad(quadrant, c, np.inf, c, np.inf, epsabs=1e-11, epsrel=1e-9)[0]
+  return p00 * np.log(p00 / p ** 2) + 2 * t_line + t_quad
+
+
+_C = stats.norm.ppf(1 / 3)                   # a third of the samples at the atom
+
+
+def _relu_pair(rho, s, seed, saturate=False):
+  rng = np.random.default_rng(seed)
+  z = rng.normal(size=(s, 2))
+  z1, z2 = z[:, 0], rho * z[:, 0] + np.sqrt(1 - rho ** 2) * z[:, 1]
+  if saturate:       # min(-Z, -c) + 1 - c: an atom at the top value 1 (a saturated unit)
+    return np.minimum(-z1, -_C) + 1 + _C, np.minimum(-z2, -_C) + 1 + _C
+  return np.maximum(z1 - _C, 0), np.maximum(z2 - _C, 0)
+
+
+def test_censored_gaussian_truth_by_monte_carlo():
+  # second, independent computation of the truth: the sample mean of log dP_XY / d(P_X x P_Y)
+  rho, m = 0.6, 400_000
+  rng = np.random.default_rng(0)
+  z = rng.normal(size=(m, 2))
+  z1, z2 = z[:, 0], rho * z[:, 0] + np.sqrt(1 - rho ** 2) * z[:, 1]
+  s = np.sqrt(1 - rho ** 2)
+  p = stats.norm.cdf(_C)
+  p00 = stats.multivariate_normal(cov=[[1, rho], [rho, 1]]).cdf([_C, _C])
+  a1, a2 = z1 < _C, z2 < _C
+  lr = np.where(a1 & a2, np.log(p00 / p ** 2), 0.0)
+  lr = np.where(a1 & ~a2, stats.norm.logcdf((_C - rho * z2) / s) - np.log(p), lr)
+  lr = np.where(~a1 & a2, stats.norm.logcdf((_C - rho * z1) / s) - np.log(p), lr)
+  both = ~a1 & ~a2
+  lr = np.where(both, -np.log(s) - (rho ** 2 * (z1 ** 2 + z2 ** 2) - 2 * rho * z1 * z2)
+                / (2 * s * s), lr)
+  mc, se = lr.mean(), lr.std() / np.sqrt(m)
+  assert abs(mc - _censored_gaussian_mi(rho, _C)) < 4 * se + 1e-4
+  assert 0.15 < mc < 0.22          # well below the uncensored -0.5 log(1 - rho^2) = 0.223
+
+
+def _tied_errors(rho, seeds, dtype=np.float64, saturate=False):
+  truth = _censored_gaussian_mi(rho, _C)
+  est = []
+  for seed in seeds:
+    x, y = _relu_pair(rho, 2000, seed, saturate)
+    assert 0.3 < np.mean(x == x.min() if not saturate else x == x.max()) < 0.37
+    est.append(float(ksg_mutual_information(x.astype(dtype), y.astype(dtype), seed=seed)))
+  return truth, np.array(est)
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.6, 0.9])
+def test_ksg_on_tied_relu_pairs_matches_quadrature(rho):
+  """Acceptance: within 0.05 nats of the true MI of post-ReLU Gaussian pairs at S = 2,000.
+
+  KSG-1 without tie handling gives about 1.1, 2.0 and 3.1 nats here (truth 0, 0.18, 0.67).
+  """
+  truth, est = _tied_errors(rho, range(3))
+  assert abs(est.mean() - truth) < 0.05, (truth, est)
+  assert np.all(np.abs(est - truth) < 0.08), (truth, est)
+  # the old behaviour (no tie handling) is far off: the test can fail
+  x, y = _relu_pair(rho, 2000, 0)
+  assert float(ksg_mutual_information(x, y, tie_noise=0)) > truth + 0.8
+
+
+def test_ksg_on_tied_pairs_float32_and_atom_at_a_nonzero_value():
+  # float32 (the dtype activations usually come in) and an atom at 1.0, where sklearn's 1e-10
+  # relative noise would round away in float32
+  truth, est = _tied_errors(0.6, range(2), np.float32, saturate=True)
+  assert abs(est.mean() - truth) < 0.05, (truth, est)
+  x, y = (v.astype(np.float32) for v in _relu_pair(0.6, 2000, 0, saturate=True))
+  assert float(ksg_mutual_information(x, y, tie_noise=1e-10)) > truth + 0.8
+  assert DEFAULT_TIE_NOISE["float32"] > 1e-7 > DEFAULT_TIE_NOISE["float64"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rho", [0.0, 0.3, 0.6, 0.9])
+def test_ksg_on_tied_relu_pairs_many_seeds(rho):
+  truth, est = _tied_errors(rho, range(10))
+  assert abs(est.mean() - truth) < 0.03, (truth, est)
+  assert np.all(np.abs(est - truth) < 0.06), (truth, est)
+  truth32, est32 = _tied_errors(rho, range(10), np.float32, saturate=True)
+  assert abs(est32.mean() - truth32) < 0.03, (truth32, est32)
+
+
+def test_tie_noise_leaves_untied_columns_alone_and_pairs_agree():
+  rng = np.random.default_rng(12)
+  s = 300
+  z = rng.normal(size=(s, 5))
+  a = np.c_[z[:, 0], np.maximum(z[:, 1] + 0.43, 0), np.round(z[:, 0] + z[:, 2], 1), z[:, 3],
+            np.maximum(z[:, 4] + z[:, 1], 0)]
+  # no ties in column 0 and in a Gaussian partner: exactly KSG-1 whatever the seed
+  for seed in (0, 5):
+    np.testing.assert_allclose(ksg_mutual_information(z[:, 0], z[:, 2], seed=seed),
+                               _ksg_brute(z[:, 0], z[:, 2]), rtol=1e-10, atol=1e-12)
+  # the all-pairs path breaks ties per column (key: seed and column index), so pair (0, j)
+  # equals the single-pair path on columns 0 and 1; and does not depend on the neuron subset
+  res = pairwise_mutual_information(a, seed=3, block_size=8)
+  np.testing.assert_allclose(res.values[0], ksg_mutual_information(a[:, 0], a[:, 1], seed=3),
+                             rtol=1e-12)
+  sub = pairwise_mutual_information(a, neurons=np.array([1, 2, 3, 4]), seed=3)
+  np.testing.assert_allclose(sub.values, np.asarray(res.values)[4:], rtol=1e-12)
+  assert float(res.values[6]) > 0.1         # relu(z4 + z1) depends on relu(z1 + 0.43)
+  # tie-broken pairs equal the dense brute force on the same noisy columns
+  scale = DEFAULT_TIE_NOISE["float64"]
+  keys = jax.vmap(lambda c: jax.random.fold_in(jax.random.key(3), c))(
+      jnp.arange(5, dtype=jnp.uint32))
+  noisy = a.copy()
+  for c in (1, 2, 4):
+    amp = scale * max(a[:, c].std(), np.abs(a[:, c]).mean())
+    noisy[:, c] = a[:, c] + amp * np.asarray(jax.random.normal(keys[c], (s,), jnp.float64))
+  assert not np.array_equal(noisy[:, 1], a[:, 1])
+  ref = [_ksg_brute(noisy[:, i], noisy[:, j]) for i, j in np.asarray(res.pairs)]
+  np.testing.assert_allclose(res.values, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_activation_information_on_relu_activations_is_not_inflated():
+  # independent post-ReLU units: the mean MI must be near 0 (it was above 1 nat before)
+  rng = np.random.default_rng(13)
+  a = np.maximum(rng.normal(size=(300, 5)) + 0.43, 0)
+  info = activation_information(a, bins=10, block_size=8)
+  assert abs(float(info.mean_mi)) < 0.05
+  old = activation_information(a, bins=10, block_size=8, tie_noise=0)
+  assert float(old.mean_mi) > 0.5
+
+
+# ----------------------------------------------------------------------------- validation
+
+
 def test_bad_input():
   err = gbounds.InvalidInputError
   a = np.random.default_rng(0).normal(size=(10, 3))
@@ -218,9 +430,9 @@ def test_bad_input():
     neuron_entropy(a, bins=1)
   with pytest.raises(err, match="binning"):
     neuron_entropy(a, binning="quantile")
-  with pytest.raises(err, match="k \\+ 1 = 4"):
+  with pytest.raises(err, match=r"k: .*k \+ 1 = 4"):
     pairwise_mutual_information(a[:3])
-  with pytest.raises(err, match="k \\+ 1"):
+  with pytest.raises(err, match=r"k: .*k \+ 1"):
     ksg_mutual_information(np.arange(3.0), np.arange(3.0), k=3)
   with pytest.raises(err, match="k:"):
     pairwise_mutual_information(a, k=0)
@@ -234,3 +446,20 @@ def test_bad_input():
     pairwise_mutual_information(a, neurons=np.array([1, 1]))
   with pytest.raises(err, match="at least 2 neurons"):
     pairwise_mutual_information(a[:, :1])
+  with pytest.raises(err, match="mi_neurons"):
+    activation_information(a, mi_neurons=1)
+  with pytest.raises(err, match="activations: .*2 neurons"):
+    activation_information(a[:, :1])
+
+
+def test_non_finite_input_raises_under_jit():
+  x = jnp.asarray(np.r_[np.arange(9.0), np.nan])
+  with pytest.raises(Exception, match="activations: expected finite"):
+    jax.jit(neuron_entropy)(x[:, None]).block_until_ready()
+
+
+@pytest.mark.slow
+def test_non_finite_input_raises_under_jit_ksg():
+  x = jnp.asarray(np.r_[np.arange(9.0), np.inf])
+  with pytest.raises(Exception, match="x: expected finite"):
+    jax.jit(ksg_mutual_information)(x, jnp.arange(10.0)).block_until_ready()
