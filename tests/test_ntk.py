@@ -199,3 +199,27 @@ def test_cast_tree_leaves_ints_alone():
   tree = {"w": jnp.ones(3, jnp.float32), "i": jnp.arange(3)}
   out = _ntk.cast_tree(tree, jnp.float64)
   assert out["w"].dtype == jnp.float64 and out["i"].dtype == tree["i"].dtype
+
+
+def test_checks_are_eager_only_and_change_no_number():
+  """Under jit (tracers) the value checks are skipped and the results equal the eager ones;
+  eagerly, a NaN parameter is refused instead of giving a NaN kernel."""
+  x = jax.random.normal(jax.random.key(3), (4, 5), jnp.float64)
+  apply_fn, params = _mlp(x)
+  f_lin = gbounds.linearize(apply_fn, params)
+  tangent = jax.tree_util.tree_map(jnp.ones_like, params)
+  eager = gbounds.jacobian_vector_product(apply_fn, params, x, tangent)
+  jitted = jax.jit(lambda p, t: gbounds.jacobian_vector_product(apply_fn, p, x, t))(params,
+                                                                                  tangent)
+  np.testing.assert_array_equal(eager, jitted)
+  np.testing.assert_allclose(jax.jit(f_lin)(params, x), apply_fn(params, x), rtol=1e-14)
+  cot = jnp.ones((4, 2), jnp.float64)
+  vj = jax.jit(lambda p: gbounds.vector_jacobian_product(apply_fn, p, x, cot))(params)
+  j = _brute_jacobian(apply_fn, params, x)
+  np.testing.assert_allclose(jax.flatten_util.ravel_pytree(vj)[0], j.T @ cot.reshape(-1),
+                             rtol=1e-12)
+  bad = jax.tree_util.tree_map(lambda a: a.at[(0,) * a.ndim].set(jnp.nan), params)
+  with pytest.raises(gbounds.InvalidInputError, match=r"params: expected finite"):
+    gbounds.empirical_ntk_fn(apply_fn)(x, None, bad)
+  with pytest.raises(gbounds.InvalidInputError, match=r"apply_fn: .*as_model_fn"):
+    gbounds.empirical_ntk_fn(gbounds.MLP((3,), 2))
