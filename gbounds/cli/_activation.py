@@ -4,13 +4,18 @@ Runs :func:`gbounds.reproduce_activation_information` (Bansal et al., NeurIPS 20
 writes ``activation_info.json`` (per-model records, per-level means, Kendall taus),
 ``models.csv``, ``table.txt`` and, with matplotlib, ``activation_info.png`` (box plots of
 per-neuron entropy and pairwise MI per setting level) to ``--out``.
+
+Every option is checked before any model is trained; a bad value exits with status 2 and one
+line naming the flag.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import sys
 
+from gbounds import _errors
 from gbounds.cli import _common
 
 
@@ -29,20 +34,60 @@ def register(sub) -> None:
   p.add_argument("--n-measure", type=int, default=1000, help="unlabelled inputs for the measures")
   p.add_argument("--epochs", type=int, default=60)
   p.add_argument("--bins", type=int, default=100)
-  p.add_argument("--k", type=int, default=3, help="KSG neighbour order")
-  p.add_argument("--mi-neurons", type=int, default=48, help="neurons subsampled for the MI")
+  p.add_argument("--k", type=int, default=3,
+                 help="KSG neighbour order, 1 <= k < --n-measure (ties in the activations "
+                 "are broken with tiny seeded noise; see gbounds.ksg_mutual_information)")
+  p.add_argument("--mi-neurons", type=int, default=48,
+                 help="neurons subsampled for the MI (>= 2; at most all 768 are used)")
   p.add_argument("--seed", type=int, default=0)
   p.set_defaults(func=_run)
+
+
+_HALF = 5000   # each half of the MNIST test split (training pool / held-out inputs)
+
+
+def _check_flags(args) -> list:
+  """Validates every option (the message names the flag) before anything is trained.
+
+  Returns the requested settings as :class:`gbounds._memorization_settings.Setting` members.
+  """
+  from gbounds import _memorization_settings as ms
+
+  def integer(flag, value, lo, hi=None):
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo or (
+        hi is not None and value > hi):
+      what = f"an integer >= {lo}" if hi is None else f"an integer in [{lo}, {hi}]"
+      _errors.fail(flag, what, repr(value))
+
+  names = [s.strip() for s in args.settings.split(",")]
+  if not any(names) or not all(names):
+    _errors.fail("--settings", "a comma-separated subset of {colored, shuffled}, e.g. "
+                 "'colored,shuffled'", repr(args.settings))
+  settings = [_errors.as_enum("--settings", n, ms.Setting) for n in names]
+  if len(set(settings)) != len(settings):
+    _errors.fail("--settings", "each setting at most once", repr(args.settings))
+  integer("--seeds", args.seeds, 1)
+  integer("--n-train", args.n_train, 1, _HALF)
+  integer("--n-val", args.n_val, 1, _HALF - 2)
+  integer("--n-measure", args.n_measure, 2, _HALF - args.n_val)
+  integer("--epochs", args.epochs, 1)
+  integer("--bins", args.bins, 2, 1 << 20)
+  integer("--k", args.k, 1, args.n_measure - 1)
+  integer("--mi-neurons", args.mi_neurons, 2)
+  integer("--seed", args.seed, 0, 2 ** 32 - 1)
+  if args.data_dir is not None and not os.path.isdir(args.data_dir):
+    _errors.fail("--data-dir", "an existing directory with mnist/ in it (or leave it out to use "
+                 "$GBOUNDS_DATA_DIR)", repr(args.data_dir))
+  return settings
 
 
 def _run(args) -> int:
   from gbounds import _memorization_settings as ms
 
+  settings = _check_flags(args)
   config = ms.SettingsConfig(seeds=args.seeds, n_train=args.n_train, n_val=args.n_val,
                              n_measure=args.n_measure, epochs=args.epochs, bins=args.bins,
                              k=args.k, mi_neurons=args.mi_neurons, seed=args.seed)
-  names = [s.strip() for s in args.settings.split(",") if s.strip()]
-  settings = [ms._errors.as_enum("--settings", n, ms.Setting) for n in names]
   out = _common.output_dir(args.out)
   bar = _common.progress(total=len(settings) * (1 + 5 * config.seeds), desc="activation-info",
                          file=sys.stderr)
@@ -97,5 +142,4 @@ def _figure(results, out) -> None:
   plt.close(fig)
   tmp = out / ".activation_info.png.tmp"
   tmp.write_bytes(buf.getvalue())
-  import os
   os.replace(tmp, out / "activation_info.png")
