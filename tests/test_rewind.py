@@ -92,3 +92,25 @@ def test_quick_experiment_through_the_cli(data_root, tmp_path):
   assert last[-1]["test_accuracy"] == first[-1]["test_accuracy"]
   for name in ("geometry.png", "rewinding.png", "geometry.csv", "rewinding.csv"):
     assert (tmp_path / name).stat().st_size > 0
+
+
+def test_rewinding_from_a_checkpoint_of_another_architecture_names_the_leaf():
+  final = {"dense0": {"kernel": np.zeros((4, 8)), "bias": np.zeros(8)},
+           "head": {"kernel": np.zeros((8, 10)), "bias": np.zeros(10)}}
+  early = {"dense0": {"kernel": np.ones((4, 8)), "bias": np.ones(8)},
+           "head": {"kernel": np.ones((8, 10))}}
+  out = gbounds.rewind_layers(final, early, ["dense0"])  # the matching group rewinds
+  np.testing.assert_array_equal(out["dense0"]["kernel"], 1.0)
+  np.testing.assert_array_equal(out["head"]["kernel"], 0.0)
+  with pytest.raises(gbounds.InvalidInputError,
+                     match=r"early_params: .*\['head'\]\['bias'\] of shape absent "
+                           r"\(params: \(10,\)\)"):
+    gbounds.rewind_layers(final, early, ["head"])
+
+
+def test_config_types_are_checked():
+  with pytest.raises(gbounds.InvalidInputError, match="n_train"):
+    gbounds.PermutedLabelConfig(n_train="3000")
+  with pytest.raises(gbounds.InvalidInputError, match="checkpoint_epochs"):
+    gbounds.PermutedLabelConfig(checkpoint_epochs=(0, 1.5))
+  assert gbounds.PermutedLabelConfig().checkpoint_epochs == (0, 1, 2, 5, 10, 20, 40)
