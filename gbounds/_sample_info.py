@@ -35,19 +35,44 @@ Sample information (nats):
   else after a seeded random orthonormal projection of the Jacobian (a normalised count
   sketch: each parameter is hashed to one of ``d'`` buckets with a random sign).
 
-Leave-one-out algorithms (:class:`LooMethod`):
+Leave-one-out algorithms (:class:`LooMethod`). All run on the host in numpy float64
+(LAPACK/BLAS) whatever the dtype of the kernel, and return results in the kernel's dtype
+(float32 kernels: float64 algebra, float32 results). Each returns the exact answer to its
+tolerance or raises; none returns an unverified number.
 
 * ``DOWNDATE`` (``t = inf``, ``A`` nonsingular): with ``B = A^{-1}``,
-  ``c_i = B[:, R] (B_RR)^{-1} a_R`` (block inverse downdate), ``O((nk)^2 k)`` for all ``n``.
+  ``c_i = B[:, R] (B_RR)^{-1} a_R`` (block inverse downdate), ``O((nk)^3)`` for all ``n``;
+  each row's backward error ``||A_KK x + r_K|| / (||A|| ||x|| + ||r_K||)`` is checked (one
+  matrix product for all rows) and rows above ``1e3 eps nk`` are recomputed by ``EIGH``.
 * ``LANCZOS`` (any ``t``): in the eigenbasis ``A = V diag(mu) V^T``, removing example ``i`` is
   the projection ``P_i = I - Z_i Z_i^T`` with ``Z_i = V[R_i, :]^T``, and
-  ``V^T embed(phi_t(A_KK) r0_K) = phi_t(P_i diag(mu) P_i) P_i V^T r0``. One Lanczos step
-  costs ``O(nk)`` per left-out example (a diagonal scaling and two rank-``k`` projections),
-  so ``m`` steps for all ``n`` examples cost ``O(m n^2 k)`` after one ``O((nk)^3)``
-  eigendecomposition. Two passes (no Krylov basis is stored); the number of steps doubles
-  until two Krylov orders agree to ``rtol`` (checked, not assumed).
-* ``EIGH``: a fresh eigendecomposition of every masked kernel, ``O(n (nk)^3)``: the per-example
-  approach of the public code, kept as a reference and a baseline.
+  ``V^T embed(phi_t(A_KK) r0_K) = phi_t(P_i diag(mu) P_i) P_i V^T r0``. Each left-out
+  example runs its own Lanczos recurrence (batched over examples), with FULL
+  reorthogonalisation (classical Gram-Schmidt, twice) against all its previous vectors:
+  without it (the implementation before issue #11) the recurrence loses orthogonality on the
+  ill-conditioned NTKs of real networks, drifts with the rounding order of the batch, and
+  two Krylov orders agree while both are wrong (errors up to 1e4 on an MLP's NTK on MNIST,
+  with a reported error of 5e-14). Every few steps the order-``m`` approximation is compared
+  with the previous checkpoint's, in the Euclidean and the ``Theta`` norm relative to
+  ``c_i``; a row is kept when both are below ``rtol``, and recomputed by ``EIGH`` if it has
+  not converged by ``krylov_steps``. Cost about ``O(n m^2 nk)`` after one ``O((nk)^3)``
+  eigendecomposition (``m`` about 60-160 on MNIST NTKs at ``t = 2000``). At ``t = inf`` on a
+  singular ``A`` (a pseudo-inverse) it uses ``EIGH``.
+* ``EIGH``: a fresh eigendecomposition of every reduced kernel ``A_KK``, ``O(n (nk)^3)``: the
+  per-example approach of the public code; the reference and the fallback.
+* ``AUTO``: ``t = inf``: ``DOWNDATE`` if ``mu_min(A) > 1e3 eps nk mu_max(A)``, else ``EIGH``
+  (singular kernels at ``lambda = 0``: minimum-norm least squares); finite ``t``:
+  ``LANCZOS``. Tested against one eigendecomposition per left-out set on the NTKs of an MLP
+  and a CNN on MNIST 4-vs-9 (``n`` = 250 and 1,000; ``t`` finite and infinite; ``lambda`` 0
+  and > 0; float32 and float64) and against minimum-norm retraining on singular kernels.
+
+Learning-rate convention of the leave-one-out runs (:class:`LooConvention`): ``SUM`` (default)
+keeps the summed-loss ``eta`` and ``lambda`` for the runs on ``n - 1`` examples; ``MEAN``
+keeps the mean-loss recipe, as the public code does: ``eta n/(n-1)`` and ``lambda (n-1)/n``.
+
+Step sizes: discrete-time GD diverges for ``eta lambda_max(A) >= 2``; such a
+``learning_rate`` is rejected (also at ``t = inf``, where the closed form would report the
+converged solution divergent GD never reaches).
 """
 
 from __future__ import annotations
@@ -330,7 +355,9 @@ def _loo_eigh(p: _Problem, idx: np.ndarray, chunk: int) -> np.ndarray:
 
 
 def _loo_downdate(p: _Problem, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """``t = inf``, ``A'`` nonsingular: ``(A'_KK)^{-1} = B_KK - B_KR (B_RR)^{-1} B_RK``, ``B = A'^{-1}``.
+  """``t = inf``, ``A'`` nonsingular: ``(A'_KK)^{-1} = B_KK - B_KR (B_RR)^{-1} B_RK``.
+
+  (``B = A'^{-1}``.)
 
   Returns the rows and a per-row backward error ``||A'_KK x + r_K|| / (||A'|| ||x|| + ||r||)``
   of the left-out solutions ``x`` (a certificate, computed with one matrix product).
@@ -862,7 +889,8 @@ def _per_example_quantities(c, theta, idx, k, theta_val_train):
 
 def sample_information_from_kernels(
     theta: jax.Array, residual0: jax.Array, *, num_outputs: int = 1, learning_rate, t,
-    weight_decay=0.0, time: Time | str = Time.DISCRETE, theta_heldout_train: jax.Array | None = None,
+    weight_decay=0.0, time: Time | str = Time.DISCRETE,
+    theta_heldout_train: jax.Array | None = None,
     sigma: float = 1.0, fsi_sigma: float = 1.0, jacobian: jax.Array | None = None,
     sgd_batch_size: int | None = None, method: LooMethod | str = LooMethod.AUTO, indices=None,
     krylov_steps: int | None = None, rtol: float = 1e-11, chunk_size: int | None = None,
@@ -943,7 +971,8 @@ def sample_information_from_kernels(
       fsi_sigma=float(fsi_sigma), num_heldout=0 if val is None else int(val.shape[1]),
       method=method_e.name.lower(), expansion=meta.get("expansion", "initial"),
       sgd_batch_size=None if sgd_batch_size is None else int(sgd_batch_size),
-      projection_dim=meta.get("projection_dim"), projection_seed=int(meta.get("projection_seed", 0)),
+      projection_dim=meta.get("projection_dim"),
+      projection_seed=int(meta.get("projection_seed", 0)),
       krylov_steps=int(loo.steps), krylov_error=float(loo.error),
       convention=convention.name.lower(), method_used=loo.method.name.lower(),
       exact_fallbacks=int(loo.fallbacks), dtype=dtype.name)
@@ -1105,7 +1134,8 @@ def loo_weight_change(apply_fn: Callable, params: Any, x_train: jax.Array,
 
 
 __all__ = [
-    "Expansion", "LeaveOneOut", "LooConvention", "LooMethod", "SampleInfoSettings", "SampleInformation",
+    "Expansion", "LeaveOneOut", "LooConvention", "LooMethod", "SampleInfoSettings",
+    "SampleInformation",
     "leave_one_out", "loo_weight_change", "projected_jacobian_fn", "sample_information",
     "sample_information_from_kernels", "sgd_steady_state_si",
 ]

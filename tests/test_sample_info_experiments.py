@@ -71,7 +71,7 @@ def test_linearized_loo_correlates_with_retraining(data_root):
   x, y, xh, _ = ex.mnist_4_vs_9(80, 100, data_dir=data_root)
   apply_fn, params = ex._mlp(256, 0, x)
   eta = ex._stable_eta(apply_fn, params, x, 0.5, 0.0)
-  info = ex._x64_info(apply_fn, params, x, y.astype(np.float64), learning_rate=eta, t=300,
+  info = ex._linearized_info(apply_fn, params, x, y.astype(np.float64), learning_rate=eta, t=300,
                       x_heldout=xh)
   idx = np.arange(30)
   real = ex.retrain_leave_one_out(apply_fn, params, x, y.astype(np.float32), idx,
