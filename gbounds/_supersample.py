@@ -492,8 +492,9 @@ class _ResultsDir:
   As a writer (``open``, under the lock) it repairs what interrupted or damaged runs leave:
   temporary files and npz files without a marker are removed; a corrupt chunk or ``design.npz``
   or ``config.json`` is renamed to ``<file>.corrupt`` with a :class:`SupersampleStoreWarning`
-  naming it, and its models are recomputed. As a reader (``read``, no lock) it raises
-  :class:`CorruptResultsError` naming the damaged file instead.
+  naming it, and its models are recomputed. As a reader (``chunks(repair=False)`` and
+  ``read_design``, no lock, nothing changed on disk) it raises :class:`CorruptResultsError`
+  naming the damaged file instead.
   """
 
   def __init__(self, path, config: dict, *, k1: int, k2: int, n: int, process_index: int = 0,
@@ -1106,6 +1107,30 @@ def load_supersample_results(results_dir: str | os.PathLike) -> SupersampleResul
 # ----------------------------------------------------------------------------- linearized
 
 
+def _check_discrete_step(theta_ss, masks, *, n: int, kk: int, learning_rate: float,
+                         weight_decay: float, a: int) -> None:
+  """Rejects ``eta * lambda_max(Theta_TT + lambda I) >= 2`` (divergent GD) for any mask.
+
+  ``Theta_TT`` of a mask is a principal submatrix of the supersample kernel ``Theta_SS``, so
+  ``lambda_max(Theta_TT) <= lambda_max(Theta_SS)`` (Cauchy interlacing): one eigenvalue of
+  ``Theta_SS`` clears every mask at once; only when it does not are the masks' own kernels
+  checked. (The closed form inside ``jit`` cannot raise; this runs on the host.)
+  """
+  th = np.asarray(theta_ss, np.float64)
+  th = 0.5 * (th + th.T)
+  if learning_rate * (np.linalg.eigvalsh(th)[-1] + weight_decay) < 2:
+    return
+  for b, mask in enumerate(np.asarray(masks)):
+    rows = 2 * np.arange(n) + mask
+    cols = (rows[:, None] * kk + np.arange(kk)[None, :]).reshape(-1)
+    lam = float(np.linalg.eigvalsh(th[np.ix_(cols, cols)])[-1]) + weight_decay
+    if learning_rate * lam >= 2:
+      _errors.fail("learning_rate", f"a step below 2 / lambda_max = {2 / lam:.6g} for "
+                   f"convergent discrete-time gradient descent (lambda_max of Theta_TT + "
+                   f"weight_decay I = {lam:.6g} for mask {b} of supersample {a}; larger steps "
+                   f"diverge)", learning_rate)
+
+
 class TargetEncoding(enum.IntEnum):
   """Regression targets of the linearized network's MSE training.
 
@@ -1220,6 +1245,9 @@ def run_linearized_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any
     theta = ntk_fn(x_all, x_ss, params0)                                      # (N_all K, 2nK)
     f0 = apply_fn(params0, x_all)                                             # (N_all, K)
     kk = int(f0.shape[-1])
+    if time == Time.DISCRETE:
+      _check_discrete_step(theta[:2 * n * kk], design.masks[a], n=n, kk=kk,
+                           learning_rate=learning_rate, weight_decay=weight_decay, a=a)
     y_ss = jax.nn.one_hot(labels[a].reshape(-1), kk, dtype=f0.dtype)
     if targets == TargetEncoding.CENTERED:
       y_ss = y_ss - 1.0 / kk

@@ -441,7 +441,7 @@ def test_linearized_matches_per_mask_closed_form(t, time):
   xt, yt = _data(8, d=3, seed=2)
   model = gbounds.MLP(hidden=(6,), out=2, param_dtype=jnp.float64)
   x64, xt64 = x.astype(np.float64), xt.astype(np.float64)
-  lr = 0.05
+  lr = 0.02                                         # below 2 / lambda_max (about 0.046)
   r = ss.run_linearized_supersample(model, x64, y, xt64, yt, n=5, k1=1, k2=3, seed=4,
                                     learning_rate=lr, t=t, time=time, weight_decay=1e-3,
                                     mask_batch_size=2)
@@ -465,6 +465,15 @@ def test_linearized_matches_per_mask_closed_form(t, time):
       assert r.test_error[a, b] == pytest.approx(err)
   if np.isinf(t):
     assert r.train_error < 0.21                     # (almost) interpolates with tiny ridge
+  else:
+    # A step GD diverges with on some mask's kernel is refused, as the single-mask closed form
+    # (gradient_descent_mse, above) refuses it; 0.05 > 2 / lambda_max here.
+    with pytest.raises(gbounds.InvalidInputError, match="learning_rate: expected a step below"):
+      ss.run_linearized_supersample(model, x64, y, n=5, k1=1, k2=3, seed=4, learning_rate=0.05,
+                                    t=t, time=time, weight_decay=1e-3)
+    with pytest.raises(gbounds.InvalidInputError, match="learning_rate: expected a step below"):
+      gbounds.gradient_descent_mse(ntk(xtr, None, p0), ytr, apply_fn(p0, xtr), learning_rate=0.05,
+                                   t=t, time=time, weight_decay=1e-3)
 
 
 @pytest.mark.slow
