@@ -327,3 +327,27 @@ def test_host_eigh_under_a_local_x64_context():
     jax.config.update("jax_enable_x64", previous)
   np.testing.assert_allclose(w, ref_w, rtol=1e-12, atol=1e-12)
   np.testing.assert_allclose(np.abs(np.einsum("bij,bij->bj", v, ref_v)), 1.0, rtol=1e-10)
+
+
+def test_float32_kernels_get_float64_algebra_and_float32_results():
+  """sample_information_from_kernels on a float32 kernel equals the float64 computation on the
+  same (float32-rounded) kernel, returned as float32; likewise under jit."""
+  k = 1
+  _, _, _, y, xv, j, jv, f0 = _problem(k)
+  theta32 = (j @ j.T).astype(np.float32)
+  tv32 = (jv @ j.T).astype(np.float32)
+  r32 = (f0 - y.reshape(-1)).astype(np.float32)
+  eta = 0.9 / np.linalg.eigvalsh(theta32.astype(np.float64))[-1]
+  kw = dict(learning_rate=eta, t=300)
+  got = si.sample_information_from_kernels(theta32, r32, theta_heldout_train=tv32, **kw)
+  ref = si.sample_information_from_kernels(theta32.astype(np.float64), r32.astype(np.float64),
+                                           theta_heldout_train=tv32.astype(np.float64), **kw)
+  assert got.fsi.dtype == np.float32 and got.loo_coefficients.dtype == np.float32
+  assert got.settings.dtype == "float32"
+  np.testing.assert_allclose(got.weight_change_sq, ref.weight_change_sq, rtol=1e-5)
+  np.testing.assert_allclose(got.fsi, ref.fsi, rtol=1e-5)
+  jitted = jax.jit(lambda a, b: si.leave_one_out(a, b, method="lanczos", **kw).loo_coefficients)
+  c = np.asarray(jitted(jnp.asarray(theta32), jnp.asarray(r32)))
+  assert c.dtype == np.float32
+  np.testing.assert_allclose(c, ref.loo_coefficients, rtol=0,
+                             atol=1e-5 * np.abs(ref.loo_coefficients).max())
