@@ -200,10 +200,11 @@ class _TwoLayer(nn.Module):
     return nn.Dense(3, param_dtype=F64, name="head")(h)
 
 
-def _hand_kfac_information(p, x, *, shared, beta, lam, mean=False):
-  """Per-layer K-FAC information from factors built by hand: A = mean over examples and calls of
-  a a^T (1 appended only for the head, which has a bias), G = sum over examples and calls of
-  J_z^T H_i J_z (J_z: Jacobian of the logits w.r.t. that call's pre-activation)."""
+def _hand_kfac_information(p, x, *, shared, beta, lam, mean=False, sharing="reduce"):
+  """Per-layer K-FAC information from factors built by hand (1 appended to the input only for
+  the head, which has a bias; J_z: Jacobian of the logits w.r.t. a call's pre-activation).
+  Shared hidden layer, "expand": A = mean over examples and calls of a a^T, G = sum over examples
+  and calls of J_z^T H_i J_z; "reduce": per example the mean input and the summed J_z."""
   w1 = p["hidden"]["kernel"]
   w2, b2 = p["head"]["kernel"], p["head"]["bias"]
 
@@ -219,21 +220,27 @@ def _hand_kfac_information(p, x, *, shared, beta, lam, mean=False):
 
   calls = 2 if shared else 1
   n = x.shape[0]
+  zeros = [jnp.zeros(5, F64)] * calls + [jnp.zeros(3, F64)]
+  logits, acts = jax.vmap(lambda xi: forward(xi, zeros))(x)
+  jac = jax.vmap(jax.jacrev(lambda pt, xi: forward(xi, pt)[0]), in_axes=(None, 0))(zeros, x)
+  acts = [np.asarray(a) for a in acts]
+  jac = [np.asarray(j) for j in jac]  # each (n, 3, width)
   a_hid, g_hid, a_head, g_head = 0, 0, 0, 0
   for i in range(n):
-    zeros = [jnp.zeros(5, F64)] * calls + [jnp.zeros(3, F64)]
-    logits, acts = forward(x[i], zeros)
-    jac = jax.jacrev(lambda pt, xi=x[i]: forward(xi, pt)[0])(zeros)
-    q = np.asarray(jax.nn.softmax(logits))
+    q = np.asarray(jax.nn.softmax(logits[i]))
     h_i = np.diag(q) - np.outer(q, q)
-    for t in range(calls):
-      a = np.asarray(acts[t])
-      jt = np.asarray(jac[t])
-      a_hid = a_hid + np.outer(a, a) / (n * calls)
-      g_hid = g_hid + jt.T @ h_i @ jt
-    a1 = np.r_[np.asarray(acts[-1]), 1.0]
+    if sharing == "expand":
+      for t in range(calls):
+        a_hid = a_hid + np.outer(acts[t][i], acts[t][i]) / (n * calls)
+        g_hid = g_hid + jac[t][i].T @ h_i @ jac[t][i]
+    else:
+      a = sum(acts[t][i] for t in range(calls)) / calls
+      js = sum(jac[t][i] for t in range(calls))
+      a_hid = a_hid + np.outer(a, a) / n
+      g_hid = g_hid + js.T @ h_i @ js
+    a1 = np.r_[acts[-1][i], 1.0]
     a_head = a_head + np.outer(a1, a1) / n
-    g_head = g_head + np.asarray(jac[-1]).T @ h_i @ np.asarray(jac[-1])
+    g_head = g_head + jac[-1][i].T @ h_i @ jac[-1][i]
   scale = 1.0 / n if mean else 1.0
   out = {}
   for name, a, g, leaves in (("hidden", a_hid, g_hid * scale, [w1]),
@@ -246,36 +253,40 @@ def _hand_kfac_information(p, x, *, shared, beta, lam, mean=False):
   return out
 
 
-@pytest.mark.parametrize("shared", [False, True])
-def test_kfac_matches_dense_kronecker_computation(shared):
+@pytest.mark.parametrize("shared,sharing", [(False, "reduce"), (True, "reduce"),
+                                            pytest.param(True, "expand", marks=pytest.mark.slow)])
+def test_kfac_matches_dense_kronecker_computation(shared, sharing):
   x = jax.random.normal(jax.random.key(5), (6, 5), F64)
   model = _TwoLayer(shared=shared)
   params = model.init(jax.random.key(2), x)["params"]
-  want = _hand_kfac_information(params, x, shared=shared, beta=0.5, lam=0.8)
+  want = _hand_kfac_information(params, x, shared=shared, beta=0.5, lam=0.8, sharing=sharing)
   apply_fn = lambda p, xx: model.apply({"params": p}, xx)  # noqa: E731
   got = wi.information_in_weights(apply_fn, params, x, beta=0.5, prior_scale=0.8, form="kfac",
-                                  chunk_size=4)
+                                  chunk_size=4, sharing=sharing)
   assert set(got.per_layer) == {"hidden", "head"}
   for name in want:
     np.testing.assert_allclose(got.per_layer[name], want[name], rtol=1e-9)
   np.testing.assert_allclose(got.total, sum(want.values()), rtol=1e-9)
   np.testing.assert_allclose(sum(got.per_layer.values()), got.total, rtol=1e-12)
-  a, g = wi.kfac_factors(apply_fn, params, x)[("hidden",)]
-  assert a.shape == (5, 5) and g.shape == (5, 5)  # bias-free: no constant input appended
   # Variables dict {"params": ...} with model.apply: same numbers, each layer counted once.
   nested = wi.information_in_weights(model.apply, {"params": params}, x, beta=0.5,
-                                     prior_scale=0.8, form="kfac")
+                                     prior_scale=0.8, form="kfac", sharing=sharing)
   np.testing.assert_allclose(nested.total, got.total, rtol=1e-12)
   assert set(nested.per_layer) == {"params/hidden", "params/head"}
   np.testing.assert_allclose(sum(nested.per_layer.values()), nested.total, rtol=1e-12)
-  # MEAN scaling (the paper's convention) equals SUM with beta / n.
+  if shared:
+    return
+  a, g = wi.kfac_factors(apply_fn, params, x)[("hidden",)]
+  assert a.shape == (5, 5) and g.shape == (5, 5)  # bias-free: no constant input appended
+  # MEAN scaling (the paper's convention) equals SUM with beta * n.
   mean = wi.information_in_weights(apply_fn, params, x, beta=0.5, prior_scale=0.8, form="kfac",
-                                   scaling="mean")
-  want_mean = _hand_kfac_information(params, x, shared=shared, beta=0.5, lam=0.8, mean=True)
+                                   scaling="mean", sharing=sharing)
+  want_mean = _hand_kfac_information(params, x, shared=shared, beta=0.5, lam=0.8, mean=True,
+                                     sharing=sharing)
   np.testing.assert_allclose(mean.total, sum(want_mean.values()), rtol=1e-9)
-  sum_small_beta = wi.information_in_weights(apply_fn, params, x, beta=0.5 * x.shape[0],
-                                             prior_scale=0.8, form="kfac")
-  np.testing.assert_allclose(mean.total, sum_small_beta.total, rtol=1e-10)
+  sum_big_beta = wi.information_in_weights(apply_fn, params, x, beta=0.5 * x.shape[0],
+                                           prior_scale=0.8, form="kfac", sharing=sharing)
+  np.testing.assert_allclose(mean.total, sum_big_beta.total, rtol=1e-10)
 
 
 def test_kfac_mixes_with_diagonal_for_non_dense_parameters():

@@ -109,6 +109,8 @@ CASES = [
          r"fisher: expected one of"),
     Case("weight_info/unknown_scaling", "options", _iw(scaling="median"), E,
          r"scaling: expected one of"),
+    Case("weight_info/unknown_sharing", "options", _iw(form="kfac", sharing="average"), E,
+         r"sharing: expected one of"),
     Case("weight_info/empirical_without_labels", "labels", _iw(fisher="empirical"), E,
          r"y: expected integer labels"),
     Case("weight_info/labels_outside_outputs", "labels",
