@@ -250,7 +250,8 @@ def capture_activations(model: Any, params: Any, x: jax.typing.ArrayLike, *,
       ``chunk_size`` or input rank.
   """
   x = _check_x(x)
-  if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+  if (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
+      or chunk_size < 1):
     _errors.fail("chunk_size", "a positive integer", repr(chunk_size))
   if activation is not None and not callable(activation):
     _errors.fail("activation", "a callable applied elementwise, or None", type(activation).__name__)

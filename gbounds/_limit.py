@@ -268,7 +268,8 @@ def noise_scale_of(config: LimitConfig) -> float:
   """The Gaussian standard deviation or the Laplace scale that ``config`` samples with.
 
   ``noise_scale`` itself under :attr:`NoiseParameterisation.SCALE`; under ``AUTHORS_LAMBDA``
-  :math:`1/\\sqrt{2\\lambda}` (Gaussian) or :math:`1/\\lambda` (Laplace), :math:`\\lambda` = ``noise_scale``.
+  :math:`1/\\sqrt{2\\lambda}` (Gaussian) or :math:`1/\\lambda` (Laplace), with
+  :math:`\\lambda` = ``noise_scale``.
   0 for :attr:`LimitNoise.NONE`.
   """
   if config.noise == LimitNoise.NONE:

@@ -647,7 +647,8 @@ def information_in_weights(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLi
   norm_by_layer: dict[str, Any] = {}
   for k, v in zip(keys, values):
     name = _layer_name(k)
-    norm_by_layer[name] = norm_by_layer.get(name, 0.0) + jnp.sum(jnp.square(v)) / (2 * prior_scale ** 2)
+    norm_by_layer[name] = (norm_by_layer.get(name, 0.0)
+                           + jnp.sum(jnp.square(v)) / (2 * prior_scale ** 2))
 
   per_layer: dict[str, Any] = {}
   if form == FisherForm.EXACT:

@@ -120,7 +120,8 @@ def test_sum_step_is_the_authors_convention():
   assert _maxdiff(out, p) < 1e-12
 
 
-@pytest.mark.parametrize("noise,lam,want_std", [("gaussian", 2.0, 0.5), ("laplace", 4.0, 2 ** 0.5 / 4)])
+@pytest.mark.parametrize("noise,lam,want_std",
+                         [("gaussian", 2.0, 0.5), ("laplace", 4.0, 2 ** 0.5 / 4)])
 def test_authors_lambda_noise_parameterisation(noise, lam, want_std):
   """AUTHORS_LAMBDA: Gaussian std 1/sqrt(2 lamb), Laplace scale 1/lamb (std sqrt(2)/lamb)."""
   cfg = _limit.LimitConfig(noise=noise, noise_scale=lam, noise_parameterisation="authors_lambda")
