@@ -457,8 +457,9 @@ def _locate_dense(params, calls: list[_DenseCall]) -> dict[tuple, dict[str, tupl
   keys = _leaf_keys(params)
   shapes = {k: np.shape(v) for k, v in zip(keys, jax.tree_util.tree_leaves(params))}
   found: dict[tuple, dict[str, tuple]] = {}
+  not_2d = {c.path for c in calls if len(c.out_shape) != 2}  # these stay in the diagonal form
   for c in calls:
-    if c.path in found or len(c.out_shape) != 2:
+    if c.path in found or c.path in not_2d:
       continue
     tail = (*c.path, "kernel")
     matches = [k for k in keys if k[-len(tail):] == tail]

@@ -289,9 +289,28 @@ def test_kfac_matches_dense_kronecker_computation(shared, sharing):
   np.testing.assert_allclose(mean.total, sum_big_beta.total, rtol=1e-10)
 
 
+class _TokenDense(nn.Module):
+  """A Dense on (batch, 2, 4) inputs (not K-FAC'd: falls back to the diagonal), then a head."""
+
+  @nn.compact
+  def __call__(self, x):
+    h = jnp.tanh(nn.Dense(3, param_dtype=F64, name="tokens")(x.reshape(x.shape[0], 2, 4)))
+    return nn.Dense(3, param_dtype=F64, name="head")(h.reshape(h.shape[0], -1))
+
+
 def test_kfac_mixes_with_diagonal_for_non_dense_parameters():
-  """A free scale parameter outside any Dense layer: diagonal form for it, K-FAC for the rest."""
-  x = jax.random.normal(jax.random.key(6), (6, 5), F64)
+  """A free scale parameter outside any Dense layer, and a Dense on 3-D inputs: diagonal form
+  for them, K-FAC for the rest; per_layer still sums to the total."""
+  x = jax.random.normal(jax.random.key(6), (6, 8), F64)
+  tok = _TokenDense()
+  tp = tok.init(jax.random.key(3), x)["params"]
+  f = lambda p, xx: tok.apply({"params": p}, xx)  # noqa: E731
+  kf = wi.information_in_weights(f, tp, x, beta=1.0, prior_scale=1.0, form="kfac")
+  dg = wi.information_in_weights(f, tp, x, beta=1.0, prior_scale=1.0, form="diagonal")
+  np.testing.assert_allclose(kf.per_layer["tokens"], dg.per_layer["tokens"], rtol=1e-12)
+  assert abs(float(kf.per_layer["head"]) - float(dg.per_layer["head"])) > 1e-6  # K-FAC'd
+  np.testing.assert_allclose(sum(kf.per_layer.values()), kf.total, rtol=1e-12)
+  x = x[:, :5]
   model = _TwoLayer()
   params = {"net": model.init(jax.random.key(2), x)["params"], "temp": jnp.array([1.3], F64)}
   apply_fn = lambda p, xx: p["temp"] * model.apply({"params": p["net"]}, xx)  # noqa: E731
