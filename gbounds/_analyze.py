@@ -679,7 +679,7 @@ def analyze(model: Any, data: AnalysisData, recipe: TrainConfig, *, params: Any,
   try:
     expected = jax.eval_shape(lambda: model.init(jax.random.key(0),
                                                  jnp.asarray(data.x_train[:1]))["params"])
-  except Exception as e:  # the model cannot take these inputs; say so without a deep trace
+  except Exception as e:  # noqa: BLE001 -- the model cannot take these inputs; no deep trace
     _errors.fail("data", f"inputs that {type(model).__name__} accepts",
                  f"examples of shape {np.shape(data.x_train)[1:]} ({type(e).__name__}: "
                  f"{str(e)[:200]})")

@@ -79,7 +79,7 @@ def _checked(name: str, x, domain: str):
   if is_concrete(x):
     try:
       arr = np.asarray(x)
-    except Exception as e:  # ragged lists, objects
+    except (TypeError, ValueError) as e:  # ragged lists, objects
       fail(name, f"a numeric array of {what}", f"{type(x).__name__} ({e})")
     if arr.dtype.kind not in "biuf":
       fail(name, f"a real numeric array of {what}", f"dtype {arr.dtype}")

@@ -481,7 +481,7 @@ def pac_bayes_certificate(apply_fn: Callable, params: Any, init_params: Any, x_t
   # Labels against the model's outputs (an out-of-range label is never predicted: error 1.0).
   try:
     out = jax.eval_shape(apply_fn, params, jnp.asarray(x_train[:1]))
-  except Exception as e:  # a model/input mismatch surfaces here with the model's own message
+  except Exception as e:  # noqa: BLE001 -- any model/input mismatch, reported with its message
     _errors.fail("apply_fn", f"a model that accepts inputs of shape {np.shape(x_train)[1:]}",
                  f"{type(e).__name__}: {str(e)[:200]}")
   if not hasattr(out, "shape") or len(out.shape) != 2 or out.shape[0] != 1:

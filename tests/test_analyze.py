@@ -216,7 +216,8 @@ def test_cli_analyze_and_errors_keep_existing_files(tiny, tmp_path, capsys):
   blocker = tmp_path / "blocker"
   blocker.write_text("")
   assert cli_main(_cli_args(ck, blocker / "x")) == 2
-  assert "out_dir: expected a writable directory" in capsys.readouterr().err
+  # The CLI names the flag (was the Python argument name out_dir before issue #11).
+  assert "error: --out: expected a writable directory" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -310,7 +311,7 @@ def test_bound_rows_say_which_rows_certify_nothing(tmp_path):
 
 
 def test_cli_nan_checkpoint_exits_2_naming_the_flag(tiny, tmp_path, capsys):
-  data, model, init, trained = tiny
+  _, _, init, trained = tiny
   ck = tmp_path / "ck_nan"
   nan_tree = jax.tree_util.tree_map(lambda v: np.asarray(v).copy(), trained)
   jax.tree_util.tree_leaves(nan_tree)[-1].flat[0] = np.nan

@@ -32,7 +32,7 @@ import gbounds as gb
 from gbounds import InvalidInputError
 
 # GB_PROP_EXAMPLES raises the number of examples for a local stress run (default 60).
-SETTINGS = settings(max_examples=int(os.environ.get("GB_PROP_EXAMPLES", 60)), deadline=None,
+SETTINGS = settings(max_examples=int(os.environ.get("GB_PROP_EXAMPLES", "60")), deadline=None,
                     database=None, suppress_health_check=[HealthCheck.too_slow])
 FEW = settings(max_examples=25, deadline=None, database=None,
                suppress_health_check=[HealthCheck.too_slow])

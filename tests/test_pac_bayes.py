@@ -277,7 +277,7 @@ def test_certificate_refuses_labels_outside_the_model_outputs():
 def test_draws_with_non_finite_outputs_count_as_errors():
   # A weight draw whose logits are NaN has no prediction; counting it as correct (argmax of NaN
   # is class 0, the label of a third of the examples) would lower the certificate.
-  apply_fn, params, init, x, y = _linear_model()
+  apply_fn, params, _, x, y = _linear_model()
   nan_fn = lambda p, v: apply_fn(p, v) + jnp.sqrt(-1.0 - jnp.abs(p["b"][0]))  # noqa: E731
   fn = pb._stochastic_error_fn(nan_fn, params, jnp.asarray(x), jnp.asarray(y), 2)
   errs = pb._mc_errors(fn, 0.1, jax.random.key(0), 4, jnp.float64, 2)

@@ -116,7 +116,7 @@ def test_csv_cells_that_look_like_formulas_are_escaped(tmp_path):
 def test_file_names_from_user_names_stay_in_the_output_directory(tmp_path, name):
   out = tmp_path / "out"
   plt = rp.pyplot()
-  fig, ax = plt.subplots(figsize=(1, 1))
+  fig, _ = plt.subplots(figsize=(1, 1))
   t = rp.Table(name, "T", ("a",), ((1.0,),))
   rep = rp.Report("r", {}, (rp.Section(name, (), (t, t), (rp.Figure(name, "F",
                                                                     rp.figure_png(fig)),)),))

@@ -271,10 +271,9 @@ def _analyze_errors(e: _errors.InvalidInputError):
 @_one_line
 def _run_analyze(args) -> int:
   _check_common(args)
-  cfg_kwargs = dict(budget=args.budget, k1=args.k1, k2=args.k2, seed=args.seed,
-                    sample_info="sample_info" not in args.skip,
-                    cmi="cmi" not in args.skip, pac_bayes="pac_bayes" not in args.skip,
-                    mc_samples=args.mc_samples)
+  cfg_kwargs = {"budget": args.budget, "k1": args.k1, "k2": args.k2, "seed": args.seed,
+                "sample_info": "sample_info" not in args.skip, "cmi": "cmi" not in args.skip,
+                "pac_bayes": "pac_bayes" not in args.skip, "mc_samples": args.mc_samples}
   _config(args, **cfg_kwargs)
   if args.results_dir is not None:
     rd = pathlib.Path(args.results_dir)
@@ -298,8 +297,8 @@ def _run_analyze(args) -> int:
 @_one_line
 def _run_pac_bayes(args) -> int:
   _check_common(args)
-  cfg_kwargs = dict(sample_info=False, cmi=False, pac_bayes=True, seed=args.seed,
-                    mc_samples=args.mc_samples, delta=args.delta, delta_mc=args.delta_mc)
+  cfg_kwargs = {"sample_info": False, "cmi": False, "pac_bayes": True, "seed": args.seed,
+                "mc_samples": args.mc_samples, "delta": args.delta, "delta_mc": args.delta_mc}
   _config(args, **cfg_kwargs)
   an, out, module, data, params, init = _load(args)
   recipe = _recipe(args, len(data.y_train))
