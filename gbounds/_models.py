@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import linen as nn
 from flax import nnx
 
@@ -36,6 +37,30 @@ def _activation(name: str) -> Callable[[jax.Array], jax.Array]:
   if name not in _ACTIVATIONS:
     _errors.fail("activation", f"one of {sorted(_ACTIVATIONS)}", repr(name))
   return _ACTIVATIONS[name]
+
+
+def _check_widths(name: str, widths: Any, *, allow_empty: bool = True) -> None:
+  try:
+    ws = tuple(widths)
+  except TypeError:
+    ws = None
+  if ws is None or (not ws and not allow_empty) or any(
+      isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1 for w in ws):
+    _errors.fail(name, "a sequence of positive integer widths", repr(widths))
+
+
+def _check_out(out: Any) -> None:
+  if isinstance(out, bool) or not isinstance(out, (int, np.integer)) or out < 1:
+    _errors.fail("out", "a positive number of outputs", repr(out))
+
+
+def _check_stages(stages: Any) -> None:
+  try:
+    ok = all(isinstance(st, ConvStage) for st in stages)
+  except TypeError:
+    ok = False
+  if not ok:
+    _errors.fail("stages", "a sequence of gbounds.ConvStage", repr(stages))
 
 
 class ModelFn(NamedTuple):
@@ -54,6 +79,12 @@ class MLP(nn.Module):
   activation: str = "relu"
   param_dtype: Any = jnp.float32
 
+  def __post_init__(self):
+    _check_widths("hidden", self.hidden)
+    _check_out(self.out)
+    _activation(self.activation)
+    super().__post_init__()
+
   @nn.compact
   def __call__(self, x):
     act = _activation(self.activation)
@@ -69,6 +100,16 @@ class ConvStage:
   kernel: int
   stride: int = 1
   padding: int | str = 0
+
+  def __post_init__(self):
+    for name in ("channels", "kernel", "stride"):
+      v = getattr(self, name)
+      if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        _errors.fail(name, "a positive integer", repr(v))
+    p = self.padding
+    if isinstance(p, bool) or (isinstance(p, (int, np.integer)) and p < 0):
+      _errors.fail("padding", "an integer >= 0 or a Flax padding string ('SAME', 'VALID')",
+                   repr(p))
 
 
 FCMI_STAGES = (ConvStage(32, 4, 2, 1), ConvStage(32, 4, 2, 1), ConvStage(64, 3, 2, 0),
@@ -87,6 +128,13 @@ class CNN(nn.Module):
   out: int = 2
   activation: str = "relu"
   param_dtype: Any = jnp.float32
+
+  def __post_init__(self):
+    _check_stages(self.stages)
+    _check_widths("dense", self.dense)
+    _check_out(self.out)
+    _activation(self.activation)
+    super().__post_init__()
 
   @nn.compact
   def __call__(self, x):
