@@ -227,7 +227,7 @@ def gaussian_kl(mean_q: Any, mean_p: Any, var_q: ArrayLike, var_p: ArrayLike) ->
                  jax.tree_util.tree_structure(mean_p))
 
   def leaves(v, like):
-    if jax.tree_util.tree_structure(v).num_leaves == 1 and np.ndim(v) == 0:
+    if jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(v)) and np.ndim(v) == 0:
       return [v] * len(like)
     return jax.tree_util.tree_leaves(v)
 
@@ -246,6 +246,12 @@ def gaussian_kl(mean_q: Any, mean_p: Any, var_q: ArrayLike, var_p: ArrayLike) ->
     vq = _checked("var_q", vq, "positive")
     vp = _checked("var_p", vp, "positive")
     a, b = jnp.asarray(a), jnp.asarray(b)
+    for name, v in (("var_q", vq), ("var_p", vp)):
+      try:
+        np.broadcast_shapes(np.shape(v), np.shape(a))
+      except ValueError:
+        _errors.fail(name, f"a variance broadcastable to leaf {j} of shape {np.shape(a)}",
+                     f"shape {np.shape(v)}")
     vq = jnp.broadcast_to(jnp.asarray(vq, a.dtype), a.shape)
     vp = jnp.broadcast_to(jnp.asarray(vp, a.dtype), a.shape)
     total = total + 0.5 * jnp.sum(vq / vp + (a - b) ** 2 / vp - 1 + jnp.log(vp / vq))
@@ -474,6 +480,10 @@ def pac_bayes_certificate(apply_fn: Callable, params: Any, init_params: Any, x_t
       _errors.fail(name, "a positive integer", repr(v))
   mc_samples, selection_samples, batch_size = (int(mc_samples), int(selection_samples),
                                                int(batch_size))
+  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    _errors.fail("seed", "an integer >= 0", repr(seed))
+  if callback is not None and not callable(callback):
+    _errors.fail("callback", "a callable callback(done, total) or None", type(callback).__name__)
   catoni_grid = np.asarray(catoni_grid, np.float64)
   _errors.check_nonempty("catoni_grid", catoni_grid)
   _errors.check_rank("catoni_grid", catoni_grid, 1)
