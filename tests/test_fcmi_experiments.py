@@ -193,3 +193,16 @@ def test_make_classification_study_more_sizes():
       assert value >= (0.8 * r.gap if name in _TIGHT else r.gap), (r.n, name, value, r.gap)
   fcmi = [r.bounds["fcmi"] for r in rows]
   assert fcmi[0] > fcmi[-1]                       # the bound shrinks with n
+
+
+def test_protocol_checks_keep_valid_values_and_refuse_bad_ones():
+  p = fe.FcmiProtocol(ns=[10.0, 20], hidden=np.array([8]), classes=[9, 4])
+  assert p.ns == (10, 20) and p.hidden == (8,) and p.classes == (9, 4)
+  assert fe.FcmiProtocol.from_json(p.to_json()) == p
+  assert fe.small_protocol().to_json()["ns"] == [75, 250]
+  with pytest.raises(gbounds.InvalidInputError, match=r"config: expected a JSON object"):
+    fe.FcmiProtocol.from_json([1, 2])
+  with pytest.raises(gbounds.InvalidInputError, match=r"dataset: expected one of"):
+    fe.FcmiProtocol(dataset="cifar10")
+  with pytest.raises(gbounds.InvalidInputError, match=r"ridge"):
+    fe.FcmiProtocol(ridge=-1.0)

@@ -80,3 +80,14 @@ def test_reduced_reproduction_directions(data_root, tmp_path):
   summary = json.loads((tmp_path / "activation_info.json").read_text())
   assert len(summary["colored"]["records"]) == 5
   assert (tmp_path / "models.csv").exists() and (tmp_path / "activation_info.png").exists()
+
+
+def test_settings_config_and_levels_checked_before_training():
+  with pytest.raises(InvalidInputError, match=r"hidden"):
+    ms.SettingsConfig(hidden=(256, 0))
+  with pytest.raises(InvalidInputError, match=r"learning_rate"):
+    ms.SettingsConfig(learning_rate=float("inf"))
+  with pytest.raises(InvalidInputError, match=r"k: expected at most n_measure - 1"):
+    ms.SettingsConfig(n_measure=3, k=3)
+  with pytest.raises(InvalidInputError, match=r"levels: expected a non-empty list of e"):
+    ms.run_setting("colored", levels=(0.0, 1.5), data_dir="/nonexistent")
