@@ -356,6 +356,16 @@ def test_rank_deficient_anchors_match_exact_nnls(kind, kappa):
   np.testing.assert_allclose(got[:3], (cap, rad, dim), rtol=1e-6)
 
 
+def test_rank_deficient_anchors_in_float32():
+  rng = np.random.default_rng(20)
+  s = _rank_deficient("subspace", rng)
+  t = rng.standard_normal((150, s.shape[0]))
+  sol = gbounds.solve_anchor_qp(s.astype(np.float32), t.astype(np.float32))
+  assert sol.anchor.dtype == jnp.float32
+  ref = np.array([_exact_anchor(s, ti, 0.0)[1] for ti in t])
+  np.testing.assert_allclose(np.asarray(sol.anchor, np.float64), ref, rtol=0, atol=1e-3)
+
+
 def _svd_s_matrices(x):
   """The (P, M+1, M) anchor-problem matrices, built independently of gbounds (numpy SVD):
   global centring, each manifold centred and scaled by its centre's norm, coordinates U Sigma
