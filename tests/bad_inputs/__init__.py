@@ -11,15 +11,16 @@ kernels), "empty", "labels" (out-of-range labels), "classes", "probabilities", "
 truncated files), "checkpoints" (wrong-architecture checkpoints), "concurrency", "cli".
 """
 
-FAMILIES = ("shapes", "ranks", "dtypes", "nan", "empty", "labels", "classes", "probabilities",
-            "confidences", "counts", "sizes", "options", "files", "checkpoints", "concurrency",
-            "cli")
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
 from typing import Any
+
+FAMILIES = ("shapes", "ranks", "dtypes", "nan", "empty", "labels", "classes", "probabilities",
+            "confidences", "counts", "sizes", "options", "files", "checkpoints", "concurrency",
+            "cli")
 
 
 @dataclasses.dataclass(frozen=True)
