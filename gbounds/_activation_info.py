@@ -29,16 +29,21 @@ binary search in the sorted columns.
 
 Ties (an activation value shared by several inputs: post-ReLU zeros, saturated units, quantised
 activations) break KSG, whose derivation assumes that no two samples are at the same distance:
-a sample whose ``k``-th neighbour is at distance 0 gets marginal counts of 0 and an MI of several
-nats (two independent ReLU units with a third of zeros gave about 1-2 nats, where the truth is 0).
-The estimators here therefore add tiny Gaussian noise to every column that has a tie, as
-scikit-learn's ``mutual_info_regression`` does (``1e-10 * max(std, mean |a|)`` in float64; float32
-needs a larger relative scale, :data:`DEFAULT_TIE_NOISE`): this turns each atom into a tiny,
-locally uniform cluster, so KSG's local-uniformity assumption holds again at every scale, and it
-estimates the MI of the mixed discrete-continuous pair (measured in the tests against quadrature of
-the true mixed distribution: within 0.01 nats at ``S = 2,000``). Columns without ties are not
+a sample whose ``k``-th neighbour is at distance 0 gets marginal counts of 0 and a term of several
+nats (two independent ReLU units with a third of their inputs at 0 gave 1.1 nats, where the truth
+is 0; a pair of true MI 0.18 gave 2.0). The estimators here therefore add tiny Gaussian noise to
+every column that has a tie, as scikit-learn's ``mutual_info_regression`` does
+(``1e-10 * max(std, mean |a|)`` standard deviation in float64; float32 needs a larger relative
+scale, :data:`DEFAULT_TIE_NOISE`). Each atom becomes a tiny, locally uniform cluster, so KSG's
+assumptions hold again at every scale, and the estimate converges to the MI of the mixed
+discrete-continuous pair. Measured against quadrature of the true MI of post-ReLU Gaussian pairs
+(a third of each unit at 0, ``S = 2,000``, ``k = 3``, 5 draws): mean errors +0.004, +0.001 and
++0.011 nats at true MI 0, 0.18 and 0.67 (single draws within 0.05), the same in float32. The
+mixed estimator of Gao, Kannan, Oh and Viswanath (NeurIPS 2017) was measured too: +0.02-0.03 nats
+of bias at S = 2,000 from samples whose ``k``-th neighbour distance is set by a tied atom, and
+it needs joint tie counts that the blocked search does not have. Columns without ties are not
 touched (the estimate is then exactly KSG-1), and a constant column has MI exactly 0 with any
-other column (returned without estimation; its jitter would otherwise be pure noise).
+other column (returned without estimation: ``I(X; Y) = 0`` when ``X`` is constant).
 """
 
 from __future__ import annotations
@@ -75,7 +80,7 @@ class PairwiseMI(NamedTuple):
     neurons: ``(n,)`` column indices of the analysed neurons in the activation matrix.
     pairs: ``(P, 2)`` column indices ``(i, j)``, ``i < j``, of each pair.
     values: ``(P,)`` MI estimates in nats (not clipped: small negative values are estimation
-      noise around zero).
+      noise around zero); exactly 0 for a pair with a constant neuron.
   """
   neurons: jax.Array
   pairs: jax.Array
