@@ -1063,6 +1063,14 @@ def sample_information(apply_fn: Callable, params: Any, x_train: jax.Array, y_tr
     :class:`SampleInformation`.
   """
   expansion = _errors.as_enum("expansion", expansion, Expansion)
+  # option checks before any kernel is computed
+  time = _errors.as_enum("time", time, Time)
+  method = _errors.as_enum("method", method, LooMethod)
+  convention = _errors.as_enum("convention", convention, LooConvention)
+  _check_steps(t, time)
+  _check_positive_int_or_none("krylov_steps", krylov_steps)
+  _check_positive_int_or_none("chunk_size", chunk_size)
+  _check_rtol(rtol)
   _errors.check_positive("sigma", sigma)
   _errors.check_positive("fsi_sigma", fsi_sigma)
   _errors.check_nonempty("x_train", x_train)

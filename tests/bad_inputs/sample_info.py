@@ -137,3 +137,23 @@ CASES = [
          lambda: _dynamics.gd_coefficients(np.eye(2), np.array([np.nan, 0.0]),
                                            learning_rate=0.1, t=3), _E, r"residual0"),
 ]
+
+
+def _tiny_model_call(**overrides):
+  x = np.linspace(-1, 1, 8).reshape(4, 2)
+  y = np.array([0.0, 1.0, 0.0, 1.0])
+  kw = dict(learning_rate=0.01, t=5)
+  kw.update(overrides)
+  return si.sample_information(lambda p, xx: xx @ p, np.ones((2, 1)), x, y, **kw)
+
+
+CASES += [
+    Case("sample_info/sample_information_convention_unknown", "options",
+         lambda: _tiny_model_call(convention="average"), _E, r"convention: expected one of"),
+    Case("sample_info/sample_information_x_train_nan", "nan",
+         lambda: si.sample_information(
+             lambda p, xx: xx @ p, np.ones((2, 1)), np.full((4, 2), np.nan), np.zeros(4),
+             learning_rate=0.01, t=5), _E, r"x_train: expected finite"),
+    Case("sample_info/sample_information_divergent_step", "sizes",
+         lambda: _tiny_model_call(learning_rate=100.0), _E, r"learning_rate"),
+]
