@@ -163,3 +163,14 @@ def test_bad_input():
     capture_activations(object(), params, x)
   with pytest.raises(gbounds.InvalidInputError, match="params"):
     capture_activations(model, None, x)
+  with pytest.raises(gbounds.InvalidInputError, match=r"x: expected finite"):
+    capture_activations(model, params, x.at[0, 0, 0].set(jnp.nan))
+  bad = jax.tree_util.tree_map(lambda v: v.at[(0,) * v.ndim].set(jnp.inf), params)
+  with pytest.raises(gbounds.InvalidInputError, match=r"params: expected finite.*dense0"):
+    available_layers(model, bad, x)
+  with pytest.raises(gbounds.InvalidInputError, match="chunk_size"):
+    capture_activations(model, params, x, chunk_size=True)
+  with pytest.raises(gbounds.InvalidInputError, match="layers: expected each layer name once"):
+    capture_activations(model, params, x, layers=["dense0", "dense0"])
+  with pytest.raises(gbounds.InvalidInputError, match="activations: expected the same batch"):
+    stack_activations({"a": jnp.ones((3, 2)), "b": jnp.ones((4, 2))})
