@@ -1,9 +1,11 @@
 """Chaos tests of the supersample results store (gbounds._supersample, gbounds._io).
 
 A tiny supersample experiment (an MLP 5-8-3, 8 steps, one model per chunk) runs in a child
-process that is killed with SIGKILL at random moments, some of them inside a write (the child
-replaces ``gbounds._io._write_all`` by a version that writes half the bytes, announces it and
-sleeps, so the parent can kill it there), and is resumed each time. The reference is an
+process that is killed with SIGKILL at random moments and resumed each time. Three kinds of
+moment: inside a random write (the child replaces ``gbounds._io._write_all`` by a version that
+writes half the bytes, announces it and sleeps, so the parent kills it mid-write), a random
+delay into start-up (compilation, lock, scan of the directory), and a random delay once the
+first chunk write began (writes slowed to 0.1 s so kills land in training and writes). The reference is an
 uninterrupted run of the same script into another directory: the resumed directory must hold
 bit-identical arrays (``np.array_equal`` on every array ``load_supersample_results`` returns and
 on the design), no temporary file, no lock and no orphan chunk. While a child holds the lock, a
@@ -198,10 +200,10 @@ def test_three_kills_second_writer_and_corrupt_chunk(tmp_path, chaos_factory):
   chaos.kill(proc)
   assert [t for _, t in _io.temporaries(run)] == ["chunk_0000000-0000000.json"]
   assert (run / "writer_0_of_1.lock").exists()          # stale now; taken over below
-  # 2. Killed at a random moment while writing slowly.
+  # 2. Killed at a random moment after its first write began, writes slowed down.
   proc, sig = chaos.start(run, slow=0.1)
-  if chaos.wait_for(proc, sig / "started"):
-    time.sleep(rng.uniform(0.0, 1.5))
+  if chaos.wait_for(proc, sig / "write001"):
+    time.sleep(rng.uniform(0.0, 1.0))
   chaos.kill(proc)
   # 3. Killed inside the third write of the resumed run (a chunk's npz).
   proc, sig = chaos.start(run, block_at=3)
@@ -219,7 +221,7 @@ def test_three_kills_second_writer_and_corrupt_chunk(tmp_path, chaos_factory):
 
 @pytest.mark.slow
 def test_twenty_random_kills_resume_bit_identical(tmp_path, chaos_factory):
-  k1, k2 = 6, 4
+  k1, k2 = 12, 4
   chaos = chaos_factory(k1, k2)
   ref, run = tmp_path / "reference", tmp_path / "run"
   chaos.finish(ref)
@@ -227,19 +229,26 @@ def test_twenty_random_kills_resume_bit_identical(tmp_path, chaos_factory):
   mid_write = killed = 0
   for i in range(20):
     if i % 2 == 0:        # inside a random write of this attempt
-      k = int(rng.integers(1, 4))
+      k = int(rng.integers(1, 7))
       proc, sig = chaos.start(run, block_at=k)
       landed = chaos.wait_for(proc, sig / f"write{k:03d}")
       if i == 4 and landed:
         _second_writer_is_refused(run, proc.pid, k1, k2)
-    else:                 # after a random delay, writes slowed down
+    elif i % 4 == 1:      # at a random moment of start-up (imports done; compile, scan, ...)
       proc, sig = chaos.start(run, slow=0.1)
-      landed = chaos.wait_for(proc, sig / "started")
-      if landed:
+      if chaos.wait_for(proc, sig / "started"):
         time.sleep(rng.uniform(0.0, 2.0))
+    else:                 # at a random moment once writing began, writes slowed down
+      proc, sig = chaos.start(run, slow=0.1)
+      if chaos.wait_for(proc, sig / "write001"):
+        time.sleep(rng.uniform(0.0, 1.0))
     killed += chaos.kill(proc)
     mid_write += bool(_io.temporaries(run))
-  assert killed >= 15 and mid_write >= 8, (killed, mid_write)
+  left = k1 * k2 - sum(len(json.loads(js.read_text())["model_ids"])
+                       for js in run.glob("chunk_*.json"))
+  print(f"chaos: {killed} of 20 runs killed, {mid_write} inside a write; {left} of "
+        f"{k1 * k2} models left for the last resume")
+  assert killed >= 15 and mid_write >= 8 and left < k1 * k2, (killed, mid_write, left)
   bad = _corrupt(run, "garbage")
   stderr = chaos.finish(run)
   assert str(bad) in stderr and pathlib.Path(str(bad) + ".corrupt").exists(), stderr[-3000:]
