@@ -190,7 +190,7 @@ def colored_mnist(images: np.ndarray, digits: np.ndarray, *, e: float, label_noi
                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
   """Colored MNIST (Arjovsky et al. 2019; Bansal et al. 2022): binary label ``digit < 5``
   flipped with probability ``label_noise``; colour = label flipped with probability ``e``."""
-  _errors.check_in_unit_interval("e", e)
+  _errors.check_probability("e", e)
   rng = np.random.default_rng(seed)
   y = (digits < 5).astype(np.int32)
   y = np.where(rng.random(len(y)) < label_noise, 1 - y, y).astype(np.int32)
@@ -202,7 +202,7 @@ def shuffled_labels(digits: np.ndarray, *, beta: float, num_classes: int = 10,
                     seed: int = 0) -> np.ndarray:
   """Redraws a fraction ``beta`` of the labels (chosen at random) uniformly from all classes
   (a redrawn label may coincide with the true one)."""
-  _errors.check_in_unit_interval("beta", beta)
+  _errors.check_probability("beta", beta)
   rng = np.random.default_rng(seed)
   y = np.asarray(digits).astype(np.int32).copy()
   idx = rng.choice(len(y), size=int(round(beta * len(y))), replace=False)

@@ -177,7 +177,7 @@ def permute_labels(y: np.ndarray, *, fraction: float, seed: int = 0):
   """
   y = np.asarray(y)
   _errors.check_rank("y", y, 1)
-  _errors.check_in_unit_interval("fraction", fraction)
+  _errors.check_probability("fraction", fraction)
   rng = np.random.default_rng(seed)
   idx = rng.choice(y.size, size=int(round(fraction * y.size)), replace=False)
   out = y.copy()
