@@ -140,6 +140,10 @@ def read_npz(path: str | os.PathLike, *, sha256: str | None = None) -> dict[str,
     _corrupt(path, f"the recorded SHA-256 {sha256[:12]}...",
              f"{hashlib.sha256(data).hexdigest()[:12]}... ({len(data)} bytes; truncated or "
              f"modified)")
+  if not data.startswith(b"PK"):
+    _corrupt(path, "a .npz (zip) archive",
+             f"{'an empty file' if not data else 'a file that is not a zip archive'} "
+             f"({len(data)} bytes, starting {data[:8]!r})")
   try:
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
       return {k: np.asarray(z[k]) for k in z.files}
