@@ -17,7 +17,11 @@ manifold, P = 100 manifolds, kappa = 0, n_t = 300 samples per manifold (30,000 Q
 Both baselines use the same S matrices (built by gbounds' preprocessing) and the same t, and the
 anchors are compared with ours. Writes ``benchmarks/out/bench_manifold.json``.
 
-Usage: ``python benchmarks/bench_manifold.py [--quick]``.
+``--subspace-dim K`` replaces the random data by rank-deficient manifolds (each manifold's ``M``
+points in a random ``K``-dim affine subspace, ``K < M - 1``; issue #11): then the anchor Gram
+matrices are singular, and the check against scipy's NNLS (Lawson-Hanson, exact) is the point.
+
+Usage: ``python benchmarks/bench_manifold.py [--quick] [--subspace-dim K]``.
 """
 
 from __future__ import annotations
@@ -85,11 +89,21 @@ def main():
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--quick", action="store_true", help="N=1000, P=20 smoke run")
   ap.add_argument("--baseline-manifolds", type=int, default=3)
+  ap.add_argument("--subspace-dim", type=int, default=None,
+                  help="rank-deficient manifolds: points in K-dim affine subspaces")
   ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
   args = ap.parse_args()
   n, m, p, n_t = (1000, 50, 20, 300) if args.quick else (5000, 50, 100, 300)
   rng = np.random.default_rng(0)
-  x = rng.standard_normal((p, m, n))
+  if args.subspace_dim is None:
+    x = rng.standard_normal((p, m, n))
+  else:
+    k = args.subspace_dim
+    if not 1 <= k < m - 1:
+      ap.error(f"--subspace-dim: expected an integer in [1, {m - 2}], got {k} instead.")
+    x = (np.einsum("pmk,pkn->pmn", rng.standard_normal((p, m, k)),
+                   rng.standard_normal((p, k, n)) / np.sqrt(k))
+         + rng.standard_normal((p, 1, n)))
   key = jax.random.key(0)
 
   t0 = time.perf_counter()
@@ -125,7 +139,9 @@ def main():
       ("scipy SLSQP per-sample primal QP loop", slsqp_time, f"{pb} of {p} manifolds, x{p / pb:g}"),
       ("scipy nnls per-sample dual loop", nnls_time, "all"),
   ]
-  print(f"MFTMA one layer: N={n}, M={m}, P={p}, n_t={n_t} ({p * n_t} QPs), kappa=0, float64, "
+  data = "random" if args.subspace_dim is None else f"{args.subspace_dim}-dim subspaces"
+  print(f"MFTMA one layer ({data}): N={n}, M={m}, P={p}, n_t={n_t} ({p * n_t} QPs), kappa=0, "
+        f"float64, "
         f"{jax.devices()[0].platform} ({os.cpu_count()} cpus)")
   print(f"{'method':52s} {'seconds':>10s} {'speed-up of ours':>17s}  measured on")
   for name, sec, note in rows:
@@ -136,20 +152,25 @@ def main():
   ref = {"capacity": 0.04, "radius": 1.47, "dimension": 36.17, "center_correlation": 0.01}
   ours = {"capacity": float(g.capacity), "radius": float(g.radius),
           "dimension": float(g.dimension), "center_correlation": float(g.center_correlation)}
-  print(f"{'quantity':20s} {'ours':>10s} {'README':>10s}")
+  print(f"{'quantity':20s} {'ours':>10s} {'README':>10s}"
+        + ("" if args.subspace_dim is None else "  (README: random data only)"))
   for k, v in ours.items():
     print(f"{k:20s} {v:10.4f} {ref[k]:10.2f}")
   print(f"center_rank K = {g.center_rank} (README: 1)")
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
   payload = dict(setting=dict(N=n, M=m, P=p, n_t=n_t, kappa=0.0, dtype="float64",
+                              subspace_dim=args.subspace_dim,
                               platform=jax.devices()[0].platform, cpus=os.cpu_count(),
                               machine=platform.machine()),
                  seconds={name: sec for name, sec, _ in rows}, notes={r[0]: r[2] for r in rows},
                  first_call_seconds=first, anchor_error=dict(slsqp=err_slsqp, nnls=err_nnls),
                  geometry=ours, reference_readme=ref, center_rank=g.center_rank,
                  max_kkt_residual=float(g.max_kkt_residual))
-  name = "bench_manifold_quick.json" if args.quick else "bench_manifold.json"
+  name = "bench_manifold_quick" if args.quick else "bench_manifold"
+  if args.subspace_dim is not None:
+    name += f"_subspace{args.subspace_dim}"
+  name += ".json"
   atomic_write_json(out / name, payload)
 
 

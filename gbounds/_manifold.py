@@ -184,19 +184,23 @@ def _nnqp_single(gram, b, lip, *, n_iter: int, tol, active_set_steps: int, chunk
   """min_{alpha >= 0} 1/2 alpha^T G alpha - b^T alpha for one right-hand side ``b``.
 
   Rounds of ``chunk`` FISTA steps (gradient restarts), each followed (if
-  ``active_set_steps > 0``) by up to ``active_set_steps`` primal-dual active-set steps from the
-  current point; stops at KKT residual ``<= tol`` or after ``n_iter`` FISTA steps.
+  ``active_set_steps > 0``) by up to ``active_set_steps`` primal active-set steps started from
+  the FISTA point restricted to the free set of a projected-gradient step; stops at KKT residual
+  ``<= tol`` or after ``n_iter`` FISTA steps.
 
-  Active-set step: free set ``F`` of a projected-gradient step; on it the face problem
-  ``G_FF alpha_F = b_F`` may be singular (points in a subspace of dimension < M, duplicated
-  points), so it is solved by proximal-point (iterated Tikhonov) refinement from the current
-  ``alpha``: ``alpha_F <- alpha_F + (G_FF + mu I)^{-1} (b_F - G_FF alpha_F)`` with
-  ``mu = sqrt(eps) lambda_max(G)`` (one Cholesky factorisation, ``_PROX_STEPS`` solves). For a
-  consistent system this converges to the solution of the face nearest the current point (the
-  component along ``null(G_FF)`` is left unchanged), at rate ``mu / (lambda + mu)`` on each
-  eigen-direction; a non-singular block is solved to round-off. The candidate is clipped to
-  ``alpha >= 0`` and kept only when it is finite and its KKT residual (non-finite = inf) is
-  strictly lower than the current one.
+  Active-set step (Lawson-Hanson type, feasible and monotone): on the free set ``F`` the face
+  problem ``G_FF alpha_F = b_F`` may be singular (points in a subspace of dimension < M,
+  duplicated points, M > D + 1), so it is solved by proximal-point (iterated Tikhonov)
+  refinement from the current ``alpha``:
+  ``alpha_F <- alpha_F + (G_FF + mu I)^{-1} (b_F - G_FF alpha_F)``, ``mu = sqrt(eps) lambda_max``
+  (one Cholesky factorisation of an SPD matrix, ``_PROX_STEPS`` solves). For a consistent
+  system this converges to the face solution nearest the current point (the component along
+  ``null(G_FF)`` is left unchanged) at rate ``mu / (lambda + mu)`` per eigen-direction; a
+  non-singular block is solved to round-off. If that solution ``z`` is ``>= 0`` the step moves
+  to it and frees the coordinate with the most negative gradient; otherwise it moves towards
+  ``z`` until the first coordinate reaches 0 and fixes it. A step is taken only when it is
+  finite and does not raise the objective; the round's result replaces the FISTA point only
+  when it is finite and its objective is no higher. Residuals count non-finite terms as inf.
   """
   dtype = b.dtype
   step = 1.0 / lip
