@@ -7,6 +7,10 @@ The public API is re-exported here, one symbol a line; implementations live in p
 from gbounds._errors import GBoundsError as GBoundsError
 from gbounds._errors import InvalidInputError as InvalidInputError
 from gbounds._errors import DataNotFoundError as DataNotFoundError
+from gbounds._errors import ChecksumError as ChecksumError
+from gbounds._errors import CorruptFileError as CorruptFileError
+from gbounds._errors import StoreLockedError as StoreLockedError
+from gbounds._errors import ConvergenceError as ConvergenceError
 
 # Data (_data.py)
 from gbounds._data import DATASETS as DATASETS

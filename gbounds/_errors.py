@@ -71,9 +71,9 @@ def check_positive(name: str, value: Any, *, strict: bool = True) -> None:
 
 
 def check_in_unit_interval(name: str, x: Any) -> None:
-  arr = np.asarray(x)
+  arr = np.asarray(x, dtype=float)
   if not (np.all(np.isfinite(arr)) and np.all(arr >= 0) and np.all(arr <= 1)):
-    fail(name, "values in [0, 1]", f"range [{np.nanmin(arr)}, {np.nanmax(arr)}]")
+    fail(name, "values in [0, 1]", _describe(arr))
 
 
 def check_binary(name: str, x: Any) -> None:
