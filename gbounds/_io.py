@@ -63,6 +63,18 @@ def _fsync_dir(directory: pathlib.Path) -> None:
     os.close(fd)
 
 
+def _umask() -> int:
+  """The process umask, read without changing it where the OS allows (Linux /proc)."""
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("Umask:"):
+          return int(line.split()[1], 8)
+  except OSError:  # pragma: no cover
+    pass
+  return 0o022  # pragma: no cover (the usual default where /proc is absent)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> str:
   """Writes ``data`` to ``path`` through a temporary file and ``os.replace``.
 
@@ -73,6 +85,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> str:
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
   try:
+    # mkstemp creates 0600; give the result the mode a plain open() would have.
+    os.fchmod(fd, 0o666 & ~_umask())
     with os.fdopen(fd, "wb") as f:
       _write_all(f, data)
       f.flush()
