@@ -194,6 +194,7 @@ from gbounds._rewind import rewind_layers as rewind_layers
 # Weight information, LIMIT, supervision complexity (_weight_info.py, _limit.py, _supervision.py)
 from gbounds._weight_info import FisherForm as FisherForm
 from gbounds._weight_info import FisherType as FisherType
+from gbounds._weight_info import KfacSharing as KfacSharing
 from gbounds._weight_info import LossScaling as LossScaling
 from gbounds._weight_info import WeightInformation as WeightInformation
 from gbounds._weight_info import fisher_diagonal as fisher_diagonal
@@ -204,6 +205,8 @@ from gbounds._weight_info import information_in_weights as information_in_weight
 from gbounds._weight_info import information_lagrangian_posterior as information_lagrangian_posterior
 from gbounds._weight_info import kfac_factors as kfac_factors
 from gbounds._limit import AuxLoss as AuxLoss
+from gbounds._limit import ClassifierStep as ClassifierStep
+from gbounds._limit import NoiseParameterisation as NoiseParameterisation
 from gbounds._limit import GradientSource as GradientSource
 from gbounds._limit import LimitConfig as LimitConfig
 from gbounds._limit import LimitNoise as LimitNoise
