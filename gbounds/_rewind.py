@@ -63,7 +63,8 @@ class PermutedLabelConfig:
     epochs: training epochs (Adam, softmax cross-entropy, mini-batches of ``batch_size``).
     learning_rate, batch_size: Adam step size and mini-batch size.
     checkpoint_epochs: epochs (0 = initialisation) at which geometry is measured; ``epochs`` and
-      ``rewind_epoch`` are always added.
+      ``rewind_epoch`` are always added and epochs above ``epochs`` are dropped (so the default
+      list serves shorter runs; the CLI refuses explicit out-of-range epochs).
     rewind_epoch: the early checkpoint the rewound layers are reset to.
     n_per_manifold: points per class manifold ``M``.
     n_t: Gaussian samples per manifold.
@@ -93,6 +94,8 @@ class PermutedLabelConfig:
                 lambda v: 0 <= v <= 1)
     for name in ("n_train", "n_test", "epochs", "batch_size", "n_per_manifold", "n_t"):
       _check_integer(name, getattr(self, name), 1, what="a positive integer")
+    if self.n_per_manifold < 2:
+      _errors.fail("n_per_manifold", "at least 2 points per manifold", self.n_per_manifold)
     _check_integer("rewind_epoch", self.rewind_epoch, 0)
     _check_integer("seed", self.seed, None)
     _check_real("learning_rate", self.learning_rate, "a positive finite number", lambda v: v > 0)
@@ -109,6 +112,8 @@ class PermutedLabelConfig:
                             for e in given):
       _errors.fail("checkpoint_epochs", "a sequence of integer epochs",
                    repr(self.checkpoint_epochs))
+    if any(e < 0 for e in given):
+      _errors.fail("checkpoint_epochs", "epochs >= 0", repr(tuple(self.checkpoint_epochs)))
     eps = sorted({int(e) for e in given if 0 <= e <= self.epochs}
                  | {self.epochs, self.rewind_epoch})
     object.__setattr__(self, "checkpoint_epochs", tuple(eps))

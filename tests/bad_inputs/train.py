@@ -233,3 +233,18 @@ CASES = [
          lambda: gbounds.rewind_layers(_nets()[0], _nets()[0], "head"), _E,
          r"layers: expected a sequence of layer names"),
 ]
+
+
+def _permuted_config(**kw):
+  from gbounds._rewind import PermutedLabelConfig
+
+  return PermutedLabelConfig(**kw)
+
+
+CASES += [
+    Case("train/permuted_config_one_point_manifold", "sizes",
+         lambda: _permuted_config(n_per_manifold=1), _errors.InvalidInputError, r"n_per_manifold"),
+    Case("train/permuted_config_negative_checkpoint_epoch", "sizes",
+         lambda: _permuted_config(checkpoint_epochs=(-1, 2)), _errors.InvalidInputError,
+         r"checkpoint_epochs"),
+]
