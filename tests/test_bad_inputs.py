@@ -38,3 +38,12 @@ def test_bad_input_is_refused(case: Case):
     got = case.call()
     pytest.fail(f"returned {got!r} instead of raising")
   assert re.search(case.match, str(info.value), flags=re.IGNORECASE), str(info.value)
+
+
+def test_at_least_120_cases_covering_every_family():
+  families = {c.family for c in CASES}
+  assert len(CASES) >= 120, len(CASES)
+  unknown = families - set(_pkg.FAMILIES)
+  assert not unknown, f"unknown families {sorted(unknown)}; use tests.bad_inputs.FAMILIES"
+  missing = set(_pkg.FAMILIES) - families
+  assert not missing, f"no case for families {sorted(missing)}"
