@@ -36,12 +36,15 @@ def _kernel(arch: str, n: int, dtype: str, data_root: str):
   dt = jnp.dtype(dtype)
   xs = jnp.asarray(x, dt).reshape(n, 28, 28, 1)
   if arch == "mlp":
-    model = _models.MLP((128,), 1, param_dtype=dt)
+    model = _models.MLP((128,), 1, param_dtype=jnp.float64)
   else:
-    model = _models.CNN(out=1, param_dtype=dt)
-  m = _models.as_model_fn(model, example_input=xs[:1], key=0)
-  theta = np.asarray(_ntk.empirical_ntk_fn(m.apply_fn, chunk_size=250)(xs, None, m.params))
-  f0 = np.asarray(m.apply_fn(m.params, xs)).reshape(-1)
+    model = _models.CNN(out=1, param_dtype=jnp.float64)
+  # the same network in both precisions: float64 initial weights, rounded for float32
+  m = _models.as_model_fn(model, example_input=jnp.asarray(xs[:1], jnp.float64), key=0)
+  params = _ntk.cast_tree(m.params, dt)
+  theta = np.asarray(_ntk.empirical_ntk_fn(m.apply_fn, chunk_size=250)(xs, None, params))
+  assert theta.dtype == dt
+  f0 = np.asarray(m.apply_fn(params, xs)).reshape(-1)
   r0 = (f0 - y.astype(dt)).astype(dt)
   return theta, r0
 
