@@ -492,7 +492,9 @@ def reproduce_sample_info(*, n_train: int = 100, n_heldout: int = 200, width: in
   float32 kernels). Before issue #11 it went through plain batched Lanczos, whose F-SI was off
   by up to 729x on some examples; the figures measured then (defaults, 495 s on 2 shared CPU
   cores: r = 0.937 weights, 0.954 predictions, mislabeled AUROC 0.914 at n = 300) predate the
-  fix.
+  fix. With the exact method the defaults give r = 0.937 (weights), 0.972 (predictions) and
+  mislabeled AUROC 0.953 (precision at the noise rate 0.63), in 40 s (linearized leave-one-out
+  for all n: 1.4 s) on 2 CPU cores with ``OPENBLAS_NUM_THREADS=1``.
   """
   say = log or (lambda s: None)
   t_start = _time.perf_counter()
