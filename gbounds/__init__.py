@@ -75,6 +75,7 @@ from gbounds._dynamics import train_linearized_explicit as train_linearized_expl
 # Sample information (_sample_info.py)
 from gbounds._sample_info import Expansion as Expansion
 from gbounds._sample_info import LeaveOneOut as LeaveOneOut
+from gbounds._sample_info import LooConvention as LooConvention
 from gbounds._sample_info import LooMethod as LooMethod
 from gbounds._sample_info import SampleInfoSettings as SampleInfoSettings
 from gbounds._sample_info import SampleInformation as SampleInformation

@@ -609,7 +609,7 @@ def _sample_info_stage(apply_fn, params, init_params, data: AnalysisData, cfg: A
       apply_fn, init_params, jnp.asarray(data.x_train), np.asarray(data.y_train),
       learning_rate=1.0, t=math.inf, weight_decay=cfg.si_ridge, time="continuous",
       x_heldout=jnp.asarray(data.x_test[:m]), sigma=cfg.si_sigma, expansion="trained",
-      trained_params=params, method="downdate", ntk_chunk_size=cfg.ntk_chunk_size)
+      trained_params=params, method="auto", ntk_chunk_size=cfg.ntk_chunk_size)
   n = len(data.y_train)
   vals = np.zeros(n)
   fvals = np.zeros(n)
