@@ -18,7 +18,6 @@ import statistics
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
@@ -64,7 +63,7 @@ def main():
         mf.apply_fn, mf.params, x, beta=beta, prior_scale=lam, form=form, chunk_size=100).total
     rows.append((f"ours: {form}", _time(fn), float(fn())))
   print(f"n={args.n}, d={d}, backend={jax.default_backend()}")
-  print(f"| method | seconds | information (nats) |\n|---|---|---|")
+  print("| method | seconds | information (nats) |\n|---|---|---|")
   for name, t, v in rows:
     print(f"| {name} | {t:.3f} | {v:.2f} |")
   out = pathlib.Path(__file__).parent / "out"

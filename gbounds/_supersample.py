@@ -630,7 +630,6 @@ class _ResultsDir:
       if _CHUNK_RE.match(js.name) is None:
         continue
       npz = js.with_suffix(".npz")
-      first = _chunk_first_id(js.name)
       try:
         meta = _io.read_json(js)
         ids = meta.get("model_ids") if isinstance(meta, dict) else None
@@ -670,8 +669,8 @@ class _ResultsDir:
           _quarantine(f)
         for i in [i for i, src in source.items() if src == earlier]:
           del out[i], source[i]
-        self._warn(msg + f" Moved both chunks aside (to <file>.corrupt); their models are "
-                   f"recomputed.")
+        self._warn(msg + " Moved both chunks aside (to <file>.corrupt); their models are "
+                   "recomputed.")
         continue
       for i, row in rows.items():
         if i in wanted and i not in out:
