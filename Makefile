@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= $(if $(GBOUNDS_DATA_DIR),$(GBOUNDS_DATA_DIR),$(abspath ../shared/data))
 
-.PHONY: run test test-slow parity setup
+.PHONY: run test test-slow parity setup lint
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ run: setup
 test: setup
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && bash scripts/ensure_chromium.sh; } || true
 	GBOUNDS_DATA_DIR=$(DATA) $(BIN)/python -m pytest -n 2 -q
+
+lint: setup
+	$(BIN)/ruff check gbounds tests benchmarks scripts
 
 test-slow: setup
 	bash scripts/nt_env.sh
