@@ -142,13 +142,8 @@ def _check_activations(name: str, a, *, rank: int = 2) -> jax.Array:
 
 
 def _check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
-  """A Python or numpy integer (not a bool) in ``[minimum, maximum]``."""
-  ok = not isinstance(value, bool) and isinstance(value, (int, np.integer))
-  if not ok or value < minimum or (maximum is not None and value > maximum):
-    what = (f"an integer >= {minimum}" if maximum is None
-            else f"an integer in [{minimum}, {maximum}]")
-    _errors.fail(name, what, repr(value))
-  return int(value)
+  """A Python or numpy integer (not a bool, not a whole float) in ``[minimum, maximum]``."""
+  return _errors.check_int(name, value, minimum, maximum, whole_floats=False)
 
 
 _MAX_BINS = 1 << 20   # the per-neuron counts are an (N, bins + 1) array

@@ -292,17 +292,6 @@ class NoisyLabels:
   seed: int
 
 
-def _check_int(name: str, v, minimum: int, maximum: int | None = None) -> int:
-  try:
-    ok = not isinstance(v, bool) and int(v) == v
-  except (TypeError, ValueError, OverflowError):
-    ok = False
-  if not ok or v < minimum or (maximum is not None and v > maximum):
-    rng = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
-    _errors.fail(name, f"an integer {rng}", repr(v))
-  return int(v)
-
-
 def _int_labels(name: str, y, num_classes: int | None = None) -> np.ndarray:
   """``y`` as int64 class labels, checked to be whole numbers in ``[0, num_classes)``."""
   arr = np.asarray(y)
@@ -333,7 +322,7 @@ def inject_label_noise(y: np.ndarray, *, rate: float, num_classes: int | None = 
   _errors.check_nonempty("y", y)
   _errors.check_probability("rate", rate)
   if num_classes is not None:
-    _check_int("num_classes", num_classes, 2)
+    _errors.check_int("num_classes", num_classes, 2)
   y = _int_labels("y", y)
   k = int(num_classes if num_classes is not None else max(int(y.max()) + 1, 2))
   _int_labels("y", y, k)
@@ -350,7 +339,7 @@ def subsample(x: np.ndarray, y: np.ndarray, n: int, *, seed: int = 0,
   """Draws ``n`` examples without replacement (optionally class-balanced: the ``n`` draws
   split as evenly as possible over the classes present in ``y``)."""
   _check_xy(x, np.asarray(y))
-  n = _check_int("n", n, 1, len(y))
+  n = _errors.check_int("n", n, 1, len(y))
   rng = np.random.default_rng(seed)
   if not balanced:
     idx = rng.choice(len(y), size=n, replace=False)
@@ -371,7 +360,7 @@ def subsample(x: np.ndarray, y: np.ndarray, n: int, *, seed: int = 0,
 
 def one_hot(y: np.ndarray, num_classes: int) -> np.ndarray:
   """``(N, num_classes)`` float32 one-hot rows of integer labels in ``[0, num_classes)``."""
-  num_classes = _check_int("num_classes", num_classes, 1)
+  num_classes = _errors.check_int("num_classes", num_classes, 1)
   return np.eye(num_classes, dtype=np.float32)[_int_labels("y", y, num_classes)]
 
 

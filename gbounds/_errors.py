@@ -140,6 +140,28 @@ def check_nonnegative_int(name: str, x: Any, *, minimum: int = 0) -> None:
     fail(name, f"integers >= {minimum}", _describe(arr))
 
 
+def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None, *,
+              whole_floats: bool = True, what: str | None = None) -> int:
+  """An integer in ``[minimum, maximum]`` (either end optional); returns it as ``int``.
+
+  Accepts Python and numpy integers (never a bool) and, with ``whole_floats``, finite floats
+  with no fractional part (``3.0``). ``what`` replaces the default wording of the message
+  ("an integer", "an integer >= m" or "an integer in [m, M]").
+  """
+  is_int = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+  is_whole = (whole_floats and isinstance(value, (float, np.floating))
+              and bool(np.isfinite(value)) and float(value).is_integer())
+  if not ((is_int or is_whole) and (minimum is None or value >= minimum)
+          and (maximum is None or value <= maximum)):
+    if what is None:
+      if maximum is not None:
+        what = f"an integer in [{minimum}, {maximum}]"
+      else:
+        what = "an integer" if minimum is None else f"an integer >= {minimum}"
+    fail(name, what, repr(value))
+  return int(value)
+
+
 def check_labels(name: str, y: Any, num_classes: int) -> None:
   """Integer class labels in ``[0, num_classes)``."""
   arr = np.asarray(y)

@@ -40,7 +40,7 @@ from gbounds import _errors
 from gbounds import _io
 from gbounds._supersample import (SupersampleResult, run_linearized_supersample,
                                   run_supersample)
-from gbounds._train import (MapStrategy, Optimizer, TrainConfig, _check_integer, _check_real,
+from gbounds._train import (MapStrategy, Optimizer, TrainConfig, _check_real,
                             steps_for_epochs)
 
 # Harutyunyan et al. (2021), MNIST 4 vs 9, standard variant, k1 x k2 = 5 x 30 [code]:
@@ -121,15 +121,15 @@ class FcmiProtocol:
     if not self.ns:
       _errors.fail("ns", "positive numbers of pairs", self.ns)
     for name in ("k1", "epochs", "batch_size", "test_size"):
-      _check_integer(name, getattr(self, name), 1, what="a positive integer")
-    _check_integer("k2", self.k2, 2, what="at least 2 masks per supersample")
+      _errors.check_int(name, getattr(self, name), 1, what="a positive integer")
+    _errors.check_int("k2", self.k2, 2, what="at least 2 masks per supersample")
     if len(self.classes) != 2 or self.classes[0] == self.classes[1]:
       _errors.fail("classes", "two distinct class labels", self.classes)
     _check_real("learning_rate", self.learning_rate, "a positive finite number", lambda v: v > 0)
     _check_real("ridge", self.ridge, "a non-negative finite number", lambda v: v >= 0)
     if self.chunk_size is not None:
-      _check_integer("chunk_size", self.chunk_size, 1, what="a positive integer or None")
-    _check_integer("seed", self.seed, None)
+      _errors.check_int("chunk_size", self.chunk_size, 1, what="a positive integer or None")
+    _errors.check_int("seed", self.seed, None)
     from gbounds._data import DATASETS
     if not isinstance(self.dataset, str) or self.dataset.strip().lower().replace(
         "-", "_") not in DATASETS:

@@ -43,7 +43,7 @@ from gbounds import _data
 from gbounds import _errors
 from gbounds import _models
 from gbounds import _train
-from gbounds._train import _check_integer, _check_real
+from gbounds._train import _check_real
 
 
 class Setting(enum.Enum):
@@ -107,7 +107,7 @@ class SettingsConfig:
                    "split)", (self.n_train, self.n_val + self.n_measure))
     _check_real("label_noise", self.label_noise, "a probability in [0, 1]", lambda v: 0 <= v <= 1)
     _check_real("learning_rate", self.learning_rate, "a positive finite number", lambda v: v > 0)
-    _check_integer("seed", self.seed, None)
+    _errors.check_int("seed", self.seed, None)
     try:
       hidden = tuple(self.hidden)
     except TypeError:

@@ -308,7 +308,6 @@ def _run_pac_bayes(config, *, data_dir, out_dir, progress):
   import jax
 
   from gbounds import _data, _models, _pac_bayes, _train
-  from gbounds._train import _check_integer
   cfg = dict(config)
   for key in ("delta", "delta_mc"):  # checked again by the certificate, but only after training
     if key in cfg:
@@ -316,7 +315,7 @@ def _run_pac_bayes(config, *, data_dir, out_dir, progress):
   for key, lo in (("mc_samples", 1), ("selection_samples", 1), ("batch_size", 1), ("epochs", 1),
                   ("n_train", 1), ("n_test", 1)):
     if key in cfg:
-      _check_integer(key, cfg[key], lo, what=f"an integer >= {lo}")
+      _errors.check_int(key, cfg[key], lo, what=f"an integer >= {lo}")
   x, y = _data.load_mnist(cfg.pop("split", "test"), data_dir=data_dir)
   y = (y >= 5).astype(np.int32)  # binary MNIST of Dziugaite & Roy: digits 0-4 vs 5-9
   n_train, n_test = cfg.pop("n_train"), cfg.pop("n_test")

@@ -46,7 +46,7 @@ from gbounds import _data
 from gbounds import _errors
 from gbounds import _manifold
 from gbounds import _models
-from gbounds._train import _check_integer, _check_real
+from gbounds._train import _check_real
 
 MANIFOLD_KINDS = ("unpermuted", "permuted", "restored")
 
@@ -93,17 +93,17 @@ class PermutedLabelConfig:
     _check_real("permute_fraction", self.permute_fraction, "a fraction in [0, 1]",
                 lambda v: 0 <= v <= 1)
     for name in ("n_train", "n_test", "epochs", "batch_size", "n_per_manifold", "n_t"):
-      _check_integer(name, getattr(self, name), 1, what="a positive integer")
+      _errors.check_int(name, getattr(self, name), 1, what="a positive integer")
     if self.n_per_manifold < 2:
       _errors.fail("n_per_manifold", "at least 2 points per manifold", self.n_per_manifold)
-    _check_integer("rewind_epoch", self.rewind_epoch, 0)
-    _check_integer("seed", self.seed, None)
+    _errors.check_int("rewind_epoch", self.rewind_epoch, 0)
+    _errors.check_int("seed", self.seed, None)
     _check_real("learning_rate", self.learning_rate, "a positive finite number", lambda v: v > 0)
     if not 0 <= self.rewind_epoch <= self.epochs:
       _errors.fail("rewind_epoch", f"an epoch in [0, {self.epochs}]", self.rewind_epoch)
     _check_real("kappa", self.kappa, "a margin kappa >= 0", lambda v: v >= 0)
     if self.center_rank is not None:
-      _check_integer("center_rank", self.center_rank, 0, what="an integer >= 0 or None")
+      _errors.check_int("center_rank", self.center_rank, 0, what="an integer >= 0 or None")
     try:
       given = [e for e in self.checkpoint_epochs]
     except TypeError:
@@ -256,7 +256,7 @@ def layer_features(model: nn.Module, params: Any, x: jax.typing.ArrayLike, *,
   Returns:
     ``{"input": (n, H*W*C), "conv0": (n, ...), ..., "head": (n, k)}`` numpy arrays.
   """
-  _check_integer("chunk_size", chunk_size, 1, what="a positive integer")
+  _errors.check_int("chunk_size", chunk_size, 1, what="a positive integer")
   if np.ndim(x) < 2 or np.shape(x)[0] == 0:
     _errors.fail("x", "a non-empty batch of inputs (rank >= 2)", f"shape {np.shape(x)}")
   _errors.check_finite("x", x)

@@ -731,13 +731,8 @@ def _assemble(per_model: dict[int, dict], local: np.ndarray, k2: int, design: Su
 
 def _check_int(name: str, value: Any, *, minimum: int) -> int:
   """An integer (int, numpy integer or whole float) ``>= minimum``; returns it as ``int``."""
-  ok = (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))) or (
-      isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer())
-  if not ok or value < minimum:
-    what = {0: "a non-negative integer", 1: "a positive integer"}.get(
-        minimum, f"an integer >= {minimum}")
-    _errors.fail(name, what, repr(value))
-  return int(value)
+  what = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum)
+  return _errors.check_int(name, value, minimum, what=what)
 
 
 def _check_pool(x_pool, y_pool, x_test, y_test):

@@ -80,13 +80,13 @@ class TrainConfig:
     object.__setattr__(self, "loss", _errors.as_enum("loss", self.loss, Loss))
     object.__setattr__(self, "optimizer", _errors.as_enum("optimizer", self.optimizer, Optimizer))
     _check_real("learning_rate", self.learning_rate, "a positive finite number", lambda v: v > 0)
-    _check_integer("steps", self.steps, 1)
+    _errors.check_int("steps", self.steps, 1)
     if self.batch_size is not None:
-      _check_integer("batch_size", self.batch_size, 1, what="a positive integer or None")
+      _errors.check_int("batch_size", self.batch_size, 1, what="a positive integer or None")
     _check_real("weight_decay", self.weight_decay, "a non-negative finite number",
                 lambda v: v >= 0)
     _check_real("momentum", self.momentum, "a number in [0, 1)", lambda v: 0 <= v < 1)
-    _check_integer("seed", self.seed, None)
+    _errors.check_int("seed", self.seed, None)
 
 
 def _check_real(name: str, value: Any, expected: str, ok: Callable[[float], bool]) -> None:
@@ -97,23 +97,12 @@ def _check_real(name: str, value: Any, expected: str, ok: Callable[[float], bool
     _errors.fail(name, expected, repr(value))
 
 
-def _check_integer(name: str, value: Any, minimum: int | None, *, what: str | None = None
-                   ) -> None:
-  """An integer (int type, or a whole float) at least ``minimum``."""
-  good = (isinstance(value, (int, float, np.integer, np.floating))
-          and not isinstance(value, (bool, np.bool_)) and np.isfinite(value)
-          and value == int(value) and (minimum is None or value >= minimum))
-  if not good:
-    expected = what or ("an integer" if minimum is None else f"an integer >= {minimum}")
-    _errors.fail(name, expected, repr(value))
-
-
 def steps_for_epochs(epochs: int, n: int, batch_size: int | None) -> int:
   """Number of steps that make ``epochs`` passes over ``n`` examples."""
-  _check_integer("epochs", epochs, 1)
-  _check_integer("n", n, 1)
+  _errors.check_int("epochs", epochs, 1)
+  _errors.check_int("n", n, 1)
   if batch_size is not None:
-    _check_integer("batch_size", batch_size, 1, what="a positive integer or None")
+    _errors.check_int("batch_size", batch_size, 1, what="a positive integer or None")
   per_epoch = 1 if batch_size is None else max(1, n // batch_size)
   return int(epochs * per_epoch)
 
@@ -298,7 +287,7 @@ def train_many(apply_fn: Callable, params: Any, x: jax.Array, y: jax.Array,
     _errors.fail("params", f"a leading model axis of size {m} (train_idx rows)",
                  sorted(leading, key=str))
   if chunk_size is not None:
-    _check_integer("chunk_size", chunk_size, 1, what="a positive integer or None")
+    _errors.check_int("chunk_size", chunk_size, 1, what="a positive integer or None")
   if model_ids is not None and np.shape(model_ids) != (m,):
     _errors.fail("model_ids", f"an array of shape ({m},) (one id per model)",
                  f"shape {np.shape(model_ids)}")
