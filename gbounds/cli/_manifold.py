@@ -116,13 +116,16 @@ def _geometry(args) -> int:
       data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
       _errors.fail("--input", "a readable .npy or .npz file", f"{path} ({err})")
-    try:
-      if isinstance(data, np.lib.npyio.NpzFile):
+    labelled = isinstance(data, np.lib.npyio.NpzFile)
+    if labelled:
+      with data:  # read both arrays and close the file (also when the check fails)
         if "features" not in data or "labels" not in data:
           _errors.fail("--input", "an .npz with arrays 'features' and 'labels'",
                        list(data.keys()))
-        x = _manifold.class_manifolds(data["features"], data["labels"],
-                                      n_per_class=args.points, key=args.seed)
+        features, labels = data["features"], data["labels"]
+    try:
+      if labelled:
+        x = _manifold.class_manifolds(features, labels, n_per_class=args.points, key=args.seed)
       else:
         x = data
       g = _manifold.manifold_geometry(
