@@ -14,7 +14,9 @@ truncated files), "checkpoints" (wrong-architecture checkpoints), "concurrency",
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 from collections.abc import Callable
 from typing import Any
 
@@ -30,3 +32,27 @@ class Case:
   call: Callable[[], Any]         # the bad call; must raise
   exc: type[BaseException] | tuple[type[BaseException], ...]
   match: str                      # regex the message must contain (names the argument)
+
+
+class CliExit2(Exception):
+  """The command exited with status 2; the message is its stderr (exactly one line)."""
+
+
+def run_cli(*argv: str) -> int:
+  """Runs ``gbounds.cli.main(argv)`` in process with stderr captured.
+
+  Exit status 2 raises :class:`CliExit2` carrying the stderr text, which must be one line (an
+  ``AssertionError`` otherwise); any other status is returned, so a bad input that the command
+  accepts fails its case.
+  """
+  from gbounds.cli import main
+
+  err = io.StringIO()
+  with contextlib.redirect_stderr(err):
+    rc = main(list(argv))
+  text = err.getvalue().strip()
+  if rc == 2:
+    if "\n" in text:
+      raise AssertionError(f"more than one line on stderr: {text!r}")
+    raise CliExit2(text)
+  return rc

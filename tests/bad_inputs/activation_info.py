@@ -9,36 +9,19 @@ the case.
 
 from __future__ import annotations
 
-import contextlib
-import io
 
 import numpy as np
 
 from gbounds import _activation_info as ai
 from gbounds import _errors
-from tests.bad_inputs import Case
+from tests.bad_inputs import Case, CliExit2, run_cli
 
 E = _errors.InvalidInputError
 _A = np.random.default_rng(0).normal(size=(10, 3))
 
 
-class CliExit2(Exception):
-  """The command exited with status 2; the message is its stderr (one line)."""
-
-
 def _cli(*argv: str):
-  def call():
-    from gbounds.cli import main as cli_main
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-      rc = cli_main(["activation-info", "--out", "/tmp/gbounds_bad_activation_info", *argv])
-    text = err.getvalue().strip()
-    if rc == 2:
-      if "\n" in text:
-        raise AssertionError(f"more than one line on stderr: {text!r}")
-      raise CliExit2(text)
-    return rc
-  return call
+  return lambda: run_cli("activation-info", "--out", "/tmp/gbounds_bad_activation_info", *argv)
 
 
 def _nan(a, where=(0, 0), value=np.nan):

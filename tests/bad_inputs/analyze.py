@@ -1,18 +1,16 @@
 """Bad inputs to the front door: gbounds.analyze, analysis_data, AnalysisConfig, load_module,
 and the ``gbounds analyze`` / ``pac-bayes`` / ``reproduce`` command lines.
 
-A CLI case calls ``gbounds.cli.main(argv)`` with stderr captured; exit status 2 (or argparse's
-SystemExit(2)) raises :class:`CliUsageError` carrying the one-line message, which must name the
-flag. Any other outcome (status 0, a traceback) fails the case. Every CLI case fails during the
-option checks, before any model is trained.
+A CLI case calls ``gbounds.cli.main(argv)`` through ``tests.bad_inputs.run_cli``: exit status 2
+raises :class:`CliExit2` carrying the one-line message, which must name the flag. Any other
+outcome (status 0, a traceback, more than one line) fails the case. Every CLI case fails during
+the option checks, before any model is trained.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
-import io
 import json
 import pathlib
 import tempfile
@@ -24,14 +22,10 @@ import numpy as np
 import gbounds
 from gbounds import _analyze as an
 from gbounds._errors import InvalidInputError
-from gbounds.cli import main as cli_main
-from tests.bad_inputs import Case
+from tests.bad_inputs import Case, CliExit2
+from tests.bad_inputs import run_cli as _cli
 
 E = InvalidInputError
-
-
-class CliUsageError(Exception):
-  """The command exited with status 2; the message is its stderr."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -44,20 +38,6 @@ def _tmp() -> pathlib.Path:
   (root / "wrong_type.json").write_text(json.dumps({"steps": "many"}))
   (root / "unknown_key.json").write_text(json.dumps({"stepz": 3}))
   return root
-
-
-def _cli(*argv: str) -> int:
-  err = io.StringIO()
-  with contextlib.redirect_stderr(err):
-    try:
-      rc = cli_main(list(argv))
-    except SystemExit as e:  # argparse
-      rc = e.code
-  text = err.getvalue().strip()
-  if rc == 2:
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    raise CliUsageError(lines[-1] if lines else "")
-  return rc
 
 
 def _cmd(command: str, *extra: str):
@@ -150,47 +130,47 @@ CASES = [
     Case("load_module/kwargs_not_object", "options",
          lambda: an.load_module("gbounds._models:MLP", [16]), E, r"^module_kwargs: expected"),
     # --- CLI -----------------------------------------------------------------------------------
-    Case("cli/recipe_json_list", "cli", _recipe("list.json"), CliUsageError,
+    Case("cli/recipe_json_list", "cli", _recipe("list.json"), CliExit2,
          r"error: --recipe: expected a JSON object"),
-    Case("cli/recipe_wrong_type", "cli", _recipe("wrong_type.json"), CliUsageError,
+    Case("cli/recipe_wrong_type", "cli", _recipe("wrong_type.json"), CliExit2,
          r"error: --recipe .*key 'steps': expected an integer"),
-    Case("cli/recipe_unknown_key", "cli", _recipe("unknown_key.json"), CliUsageError,
+    Case("cli/recipe_unknown_key", "cli", _recipe("unknown_key.json"), CliExit2,
          r"error: --recipe: expected keys among .*unknown key\(s\) \['stepz'\]"),
-    Case("cli/recipe_missing_file", "cli", _recipe("absent.json"), CliUsageError,
+    Case("cli/recipe_missing_file", "cli", _recipe("absent.json"), CliExit2,
          r"error: --recipe: expected a readable JSON file"),
     Case("cli/module_kwargs_not_json", "cli", _cmd("pac-bayes", "--module-kwargs", "{hidden"),
-         CliUsageError, r"error: --module-kwargs: expected a JSON object"),
+         CliExit2, r"error: --module-kwargs: expected a JSON object"),
     Case("cli/module_kwargs_list", "cli", _cmd("analyze", "--module-kwargs", "[4]"),
-         CliUsageError, r"error: --module-kwargs: expected a JSON object"),
-    Case("cli/classes_absent", "cli", _cmd("analyze", "--classes", "4", "11"), CliUsageError,
+         CliExit2, r"error: --module-kwargs: expected a JSON object"),
+    Case("cli/classes_absent", "cli", _cmd("analyze", "--classes", "4", "11"), CliExit2,
          r"error: --classes: expected classes present"),
-    Case("cli/classes_repeated", "cli", _cmd("analyze", "--classes", "4", "4"), CliUsageError,
+    Case("cli/classes_repeated", "cli", _cmd("analyze", "--classes", "4", "4"), CliExit2,
          r"error: --classes: expected distinct classes"),
-    Case("cli/delta_above_one", "cli", _cmd("pac-bayes", "--delta", "1.5"), CliUsageError,
+    Case("cli/delta_above_one", "cli", _cmd("pac-bayes", "--delta", "1.5"), CliExit2,
          r"error: --delta: expected values in the open interval"),
-    Case("cli/k2_one", "cli", _cmd("analyze", "--k2", "1"), CliUsageError, r"error: --k2:"),
+    Case("cli/k2_one", "cli", _cmd("analyze", "--k2", "1"), CliExit2, r"error: --k2:"),
     Case("cli/learning_rate_negative", "cli", _cmd("analyze", "--learning-rate", "-1"),
-         CliUsageError, r"error: --learning-rate: expected a positive"),
+         CliExit2, r"error: --learning-rate: expected a positive"),
     Case("cli/steps_and_epochs", "cli", _cmd("pac-bayes", "--epochs", "2", "--steps", "1"),
-         CliUsageError, r"error: --epochs: expected either --steps or --epochs"),
-    Case("cli/steps_not_integer", "cli", _cmd("analyze", "--steps", "inf"), CliUsageError,
+         CliExit2, r"error: --epochs: expected either --steps or --epochs"),
+    Case("cli/steps_not_integer", "cli", _cmd("analyze", "--steps", "inf"), CliExit2,
          r"--steps: invalid int value"),
     Case("cli/checkpoint_missing", "cli",
-         lambda: _cmd("pac-bayes", "--checkpoint", str(_tmp() / "nope"))(), CliUsageError,
+         lambda: _cmd("pac-bayes", "--checkpoint", str(_tmp() / "nope"))(), CliExit2,
          r"error: --checkpoint: expected an Orbax checkpoint directory"),
-    Case("cli/n_train_one", "cli", _cmd("analyze", "--n-train", "1"), CliUsageError,
+    Case("cli/n_train_one", "cli", _cmd("analyze", "--n-train", "1"), CliExit2,
          r"error: --n-train: expected an integer >= 2"),
     Case("cli/set_unknown_key", "cli",
-         lambda: _cli("reproduce", "wang_mao_synthetic", "--set", "nope=1"), CliUsageError,
+         lambda: _cli("reproduce", "wang_mao_synthetic", "--set", "nope=1"), CliExit2,
          r"error: --set: expected keys of wang_mao_synthetic .*\['nope'\]"),
     Case("cli/set_wrong_type", "cli",
-         lambda: _cli("reproduce", "wang_mao_synthetic", "--set", "k1=abc"), CliUsageError,
+         lambda: _cli("reproduce", "wang_mao_synthetic", "--set", "k1=abc"), CliExit2,
          r"error: --set k1: expected an integer"),
     Case("cli/set_not_key_value", "cli",
-         lambda: _cli("reproduce", "wang_mao_synthetic", "--set", "k1"), CliUsageError,
+         lambda: _cli("reproduce", "wang_mao_synthetic", "--set", "k1"), CliExit2,
          r"error: --set: expected KEY=VALUE"),
     Case("cli/reproduce_unknown_target", "cli",
-         lambda: _cli("reproduce", "no_such_target"), CliUsageError,
+         lambda: _cli("reproduce", "no_such_target"), CliExit2,
          r"error: name: expected one of"),
 ]
 

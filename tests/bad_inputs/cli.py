@@ -10,20 +10,14 @@ fails during the option checks, before any model is trained.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import functools
-import io
 import json
 import os
 import pathlib
 import tempfile
 
-from gbounds.cli import main as cli_main
-from tests.bad_inputs import Case
-
-
-class CliExit2(Exception):
-  """The command exited with status 2; the message is its stderr (one line)."""
+from tests.bad_inputs import Case, CliExit2
+from tests.bad_inputs import run_cli as _cli
 
 
 @functools.cache
@@ -54,18 +48,6 @@ def _corrupt_data_dir() -> pathlib.Path:
 def _data_dir() -> str:
   from tests.conftest import SHARED_DATA
   return os.environ.get("GBOUNDS_DATA_DIR") or os.path.abspath(SHARED_DATA)
-
-
-def _cli(*argv: str) -> int:
-  err = io.StringIO()
-  with contextlib.redirect_stderr(err):
-    rc = cli_main(list(argv))
-  text = err.getvalue().strip()
-  if rc == 2:
-    if "\n" in text:
-      raise AssertionError(f"more than one line on stderr: {text!r}")
-    raise CliExit2(text)
-  return rc
 
 
 def _fcmi(*argv: str):

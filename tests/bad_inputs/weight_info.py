@@ -4,14 +4,12 @@ bound, activation capture, the reproductions' arguments, and the ``gbounds weigh
 ``limit`` / ``supervision-complexity`` command lines.
 
 Every case fails during the argument checks, before any training or Fisher computation. A CLI
-case exits with status 2 and one line that names the flag (raised here as :class:`CliUsageError`).
+case exits with status 2 and one line that names the flag (raised here as :class:`CliExit2`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
 
 import jax
 import jax.numpy as jnp
@@ -24,14 +22,9 @@ from gbounds import _supervision as sc
 from gbounds import _weight_info as wi
 from gbounds import _weight_info_experiments as exp
 from gbounds._errors import InvalidInputError
-from gbounds.cli import main as cli_main
-from tests.bad_inputs import Case
+from tests.bad_inputs import Case, CliExit2, run_cli
 
 E = InvalidInputError
-
-
-class CliUsageError(Exception):
-  """The command exited with status 2; the message is its last stderr line."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -79,18 +72,7 @@ def _kernel_with_nan():
 
 
 def _cli(*argv: str):
-  def call():
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-      try:
-        rc = cli_main(list(argv))
-      except SystemExit as e:  # argparse
-        rc = e.code
-    if rc == 2:
-      lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
-      raise CliUsageError(lines[-1] if lines else "")
-    return rc
-  return call
+  return lambda: run_cli(*argv)
 
 
 CASES = [
@@ -222,25 +204,25 @@ CASES = [
          r"temperatures: expected a positive"),
     # --- command lines (checked before any data is loaded or a model trained)
     Case("cli/weight_info_unknown_form", "cli", _cli("weight-info", "--forms", "diagonal,full"),
-         CliUsageError, r"--forms: expected a comma-separated subset"),
+         CliExit2, r"--forms: expected a comma-separated subset"),
     Case("cli/weight_info_exact_too_large", "cli",
-         _cli("weight-info", "--hidden", "64", "--forms", "exact"), CliUsageError,
+         _cli("weight-info", "--hidden", "64", "--forms", "exact"), CliExit2,
          r"--forms: expected no 'exact'"),
-    Case("cli/weight_info_beta_zero", "cli", _cli("weight-info", "--betas", "1,0"), CliUsageError,
+    Case("cli/weight_info_beta_zero", "cli", _cli("weight-info", "--betas", "1,0"), CliExit2,
          r"--betas: expected a positive"),
     Case("cli/weight_info_noise_rate_one", "cli", _cli("weight-info", "--noise-rates", "1.0"),
-         CliUsageError, r"--noise-rates: expected label-noise rates in \[0, 1\)"),
+         CliExit2, r"--noise-rates: expected label-noise rates in \[0, 1\)"),
     Case("cli/weight_info_betas_not_numbers", "cli", _cli("weight-info", "--betas", "a,b"),
-         CliUsageError, r"--betas"),
-    Case("cli/limit_unknown_method", "cli", _cli("limit", "--methods", "limit_x"), CliUsageError,
+         CliExit2, r"--betas"),
+    Case("cli/limit_unknown_method", "cli", _cli("limit", "--methods", "limit_x"), CliExit2,
          r"--methods: expected a comma-separated subset"),
-    Case("cli/limit_too_many_examples", "cli", _cli("limit", "--n-train", "9000"), CliUsageError,
+    Case("cli/limit_too_many_examples", "cli", _cli("limit", "--n-train", "9000"), CliExit2,
          r"--n-train \+ --n-test: expected at most"),
     Case("cli/limit_learning_rate_nan", "cli", _cli("limit", "--learning-rate", "nan"),
-         CliUsageError, r"--learning-rate: expected a positive"),
+         CliExit2, r"--learning-rate: expected a positive"),
     Case("cli/supervision_margin_zero", "cli", _cli("supervision-complexity", "--margin", "0"),
-         CliUsageError, r"--margin: expected a positive"),
+         CliExit2, r"--margin: expected a positive"),
     Case("cli/supervision_negative_ridge", "cli",
-         _cli("supervision-complexity", "--ridge-fraction=-1e-3"), CliUsageError,
+         _cli("supervision-complexity", "--ridge-fraction=-1e-3"), CliExit2,
          r"--ridge-fraction: expected a non-negative"),
 ]
