@@ -86,6 +86,18 @@ def _pac_bayes_confidence(kl, n, delta, log_grid_size):
           + jnp.asarray(log_grid_size, dtype))
 
 
+# The domain of each argument of the PAC-Bayes bounds (see gbounds._kl._checked).
+_BOUND_DOMAINS = {"empirical_error": "probability", "kl": "budget", "n": "count",
+                  "delta": "open_unit", "c": "positive", "log_grid_size": "nonnegative"}
+
+
+def _checked_bound_inputs(**named):
+  """Checks each argument in its domain and that all broadcast together; returns them."""
+  out = {name: _checked(name, value, _BOUND_DOMAINS[name]) for name, value in named.items()}
+  _check_broadcast(tuple(out), *out.values())
+  return out
+
+
 def mcallester_bound(empirical_error: ArrayLike, kl: ArrayLike, n: ArrayLike, delta: ArrayLike,
                      log_grid_size: ArrayLike = 0.0) -> jax.Array:
   r"""McAllester's PAC-Bayes bound (with Maurer's ``ln(2 sqrt n / delta)``).
@@ -105,14 +117,8 @@ def mcallester_bound(empirical_error: ArrayLike, kl: ArrayLike, n: ArrayLike, de
   Returns:
     The bound on ``e_D(Q)`` (broadcast shape of the inputs).
   """
-  empirical_error = _checked("empirical_error", empirical_error, "probability")
-  kl = _checked("kl", kl, "budget")
-  n = _checked("n", n, "count")
-  delta = _checked("delta", delta, "open_unit")
-  log_grid_size = _checked("log_grid_size", log_grid_size, "nonnegative")
-  _check_broadcast(("empirical_error", "kl", "n", "delta", "log_grid_size"), empirical_error, kl, n,
-                   delta, log_grid_size)
-  return _mcallester_bound(empirical_error, kl, n, delta, log_grid_size)
+  return _mcallester_bound(**_checked_bound_inputs(
+      empirical_error=empirical_error, kl=kl, n=n, delta=delta, log_grid_size=log_grid_size))
 
 
 @jax.jit
@@ -132,14 +138,8 @@ def pac_bayes_kl_bound(empirical_error: ArrayLike, kl: ArrayLike, n: ArrayLike,
 
   with :func:`gbounds.kl_inverse_upper`. Always in [0, 1].
   """
-  empirical_error = _checked("empirical_error", empirical_error, "probability")
-  kl = _checked("kl", kl, "budget")
-  n = _checked("n", n, "count")
-  delta = _checked("delta", delta, "open_unit")
-  log_grid_size = _checked("log_grid_size", log_grid_size, "nonnegative")
-  _check_broadcast(("empirical_error", "kl", "n", "delta", "log_grid_size"), empirical_error, kl, n,
-                   delta, log_grid_size)
-  return _pac_bayes_kl_bound(empirical_error, kl, n, delta, log_grid_size)
+  return _pac_bayes_kl_bound(**_checked_bound_inputs(
+      empirical_error=empirical_error, kl=kl, n=n, delta=delta, log_grid_size=log_grid_size))
 
 
 @jax.jit
@@ -160,15 +160,8 @@ def catoni_bound(empirical_error: ArrayLike, kl: ArrayLike, n: ArrayLike, delta:
   For a grid of ``C`` values, evaluate each with ``log_grid_size = ln |grid|`` (plus any other
   union-bound cost) and take the minimum. Always in [0, 1 / (1 - e^{-C})].
   """
-  empirical_error = _checked("empirical_error", empirical_error, "probability")
-  kl = _checked("kl", kl, "budget")
-  n = _checked("n", n, "count")
-  delta = _checked("delta", delta, "open_unit")
-  log_grid_size = _checked("log_grid_size", log_grid_size, "nonnegative")
-  c = _checked("c", c, "positive")
-  _check_broadcast(("empirical_error", "kl", "n", "delta", "c", "log_grid_size"),
-                   empirical_error, kl, n, delta, c, log_grid_size)
-  return _catoni_bound(empirical_error, kl, n, delta, c, log_grid_size)
+  return _catoni_bound(**_checked_bound_inputs(
+      empirical_error=empirical_error, kl=kl, n=n, delta=delta, c=c, log_grid_size=log_grid_size))
 
 
 @jax.jit
