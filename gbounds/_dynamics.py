@@ -82,6 +82,21 @@ def check_step_size(learning_rate: Any, lambda_max: Any, *, time: Any = Time.DIS
                  "steps diverge)", learning_rate)
 
 
+def _phi_positive(xp: Any, mu, eta, t, time: Time):
+  """``phi_t(mu)`` at finite ``t`` for eigenvalues ``mu > 0``, in ``xp`` (numpy or jax.numpy).
+
+  Continuous time: ``(1 - e^{-eta t mu}) / mu``. Discrete time: ``(1 - (1 - eta mu)^t) / mu``,
+  through ``expm1``/``log1p`` while ``1 - eta mu > 0`` (no cancellation for small ``eta mu``)
+  and the exact signed power otherwise.
+  """
+  if time == Time.CONTINUOUS:
+    return -xp.expm1(-eta * t * mu) / mu
+  base = 1.0 - eta * mu
+  stable = -xp.expm1(t * xp.log1p(-xp.minimum(eta * mu, 1.0 - 1e-300))) / mu
+  direct = (1.0 - xp.sign(base) ** t * xp.abs(base) ** t) / mu
+  return xp.where(base > 0, stable, direct)
+
+
 def phi_host(mu: Any, *, learning_rate: float, t: float, time: Time | str = Time.DISCRETE,
              rcond: float | None = None) -> np.ndarray:
   """:func:`phi` in numpy float64 on the host (for the float64 kernel algebra of float32 runs).
@@ -99,13 +114,7 @@ def phi_host(mu: Any, *, learning_rate: float, t: float, time: Time | str = Time
     cutoff = rcond * np.max(mu, axis=-1, keepdims=True) if mu.size else 0.0
     return np.where(mu > cutoff, 1.0 / safe, 0.0)
   with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-    if time == Time.CONTINUOUS:
-      finite = -np.expm1(-eta * t * safe) / safe
-    else:
-      base = 1.0 - eta * safe
-      stable = -np.expm1(t * np.log1p(-np.minimum(eta * safe, 1.0 - 1e-300))) / safe
-      direct = (1.0 - np.sign(base) ** t * np.abs(base) ** t) / safe
-      finite = np.where(base > 0, stable, direct)
+    finite = _phi_positive(np, safe, eta, t, time)
   return np.where(mu > 0, finite, eta * t)
 
 
@@ -125,14 +134,7 @@ def phi(mu: jax.Array, *, learning_rate, t, time: Time | str = Time.DISCRETE,
   if rcond is None:
     rcond = float(jnp.finfo(dtype).eps) * mu.shape[-1] * 10
   safe = jnp.where(mu > 0, mu, 1.0)
-  if time == Time.CONTINUOUS:
-    finite = -jnp.expm1(-eta * t * safe) / safe
-  else:
-    base = 1.0 - eta * safe
-    stable = -jnp.expm1(t * jnp.log1p(-jnp.minimum(eta * safe, 1.0 - 1e-300))) / safe
-    direct = (1.0 - jnp.sign(base) ** t * jnp.abs(base) ** t) / safe
-    finite = jnp.where(base > 0, stable, direct)
-  finite = jnp.where(mu > 0, finite, eta * t)
+  finite = jnp.where(mu > 0, _phi_positive(jnp, safe, eta, t, time), eta * t)
   cutoff = rcond * jnp.max(mu, axis=-1, keepdims=True)
   infinite = jnp.where(mu > cutoff, 1.0 / safe, 0.0)
   return jnp.where(jnp.isinf(t), infinite, finite)
