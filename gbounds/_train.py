@@ -23,7 +23,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import errors as flax_errors
 
 from gbounds import _errors
 
@@ -212,7 +211,7 @@ def _check_model_and_labels(apply_fn, params, x, y, config: TrainConfig, *, mode
                             used: np.ndarray | None = None) -> int:
   """Finite ``params``; ``apply_fn(params, x)`` of shape ``(batch, k)``; ``y`` (rows ``used``)
   valid labels or targets for ``k`` outputs and ``config.loss``. Returns ``k``."""
-  from gbounds._ntk import _check_apply_fn
+  from gbounds._ntk import _check_apply_fn, _output_shape
   _check_apply_fn(apply_fn)
   _errors.check_finite_tree("params", params)
   p_spec = jax.tree_util.tree_map(
@@ -221,18 +220,7 @@ def _check_model_and_labels(apply_fn, params, x, y, config: TrainConfig, *, mode
       params)
   x_dtype = jax.dtypes.canonicalize_dtype(x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype)
   x_spec = jax.ShapeDtypeStruct(np.shape(x), x_dtype)
-  try:
-    out = jax.eval_shape(apply_fn, p_spec, x_spec)
-  except (TypeError, ValueError, IndexError, flax_errors.FlaxError) as e:
-    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    _errors.fail("x", "inputs the model accepts with these params",
-                 f"shape {np.shape(x)} ({type(e).__name__}: {first[:300]})")
-  shape = getattr(out, "shape", None)
-  if shape is None or len(shape) != 2 or shape[0] != np.shape(x)[0]:
-    _errors.fail("apply_fn", "outputs of shape (batch, k)",
-                 f"{shape if shape is not None else type(out).__name__} for inputs of shape "
-                 f"{np.shape(x)}")
-  k = int(shape[1])
+  k = int(_output_shape(apply_fn, p_spec, x_spec, "x", shown=np.shape(x))[1])
   y_arr = np.asarray(y)
   if used is not None:
     y_arr = y_arr[used]
