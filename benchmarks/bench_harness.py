@@ -3,9 +3,9 @@
 Same network, same data (MNIST 4-vs-9 test split, n training examples per model), same
 optimizer and number of steps. Baselines, one model at a time: (1) one jitted single-model
 trainer (the foundation's per-model program) reused for every model -- the strongest baseline,
-compiled once; (2) for the small MLP, a loop of ``gbounds.train`` calls as a user would write it
+compiled once; (2) for the small MLP, a loop of ``gbounds.train.train`` calls as a user would write it
 (that API compiles its program on every call).
-Ours: ``gbounds.run_supersample`` (all models of a chunk in one compiled program, ``vmap`` or
+Ours: ``gbounds.supersample.run_supersample`` (all models of a chunk in one compiled program, ``vmap`` or
 ``lax.map``). Compile time is excluded from both by a warm-up run of the same shapes; the table
 also reports the first (cold) call.
 
@@ -23,9 +23,9 @@ import jax
 import numpy as np
 
 import gbounds
-from gbounds import _supersample as ss
-from gbounds._io import atomic_write_json
-from gbounds._train import _train_one
+from gbounds.supersample import _supersample as ss
+from gbounds._src.io import atomic_write_json
+from gbounds.train._train import _train_one
 
 
 def one_at_a_time(model, x, y, design, cfg, init_seed):
@@ -47,7 +47,7 @@ def one_at_a_time(model, x, y, design, cfg, init_seed):
 
 
 def train_api_loop(model, x, y, design, cfg, init_seed):
-  """Baseline as a user writes it with the one-model API: ``gbounds.train`` per model (it
+  """Baseline as a user writes it with the one-model API: ``gbounds.train.train`` per model (it
   builds and compiles its program on every call)."""
   apply_fn = lambda p, xx: model.apply({"params": p}, xx)  # noqa: E731
   k1, k2, n = design.masks.shape
@@ -56,7 +56,7 @@ def train_api_loop(model, x, y, design, cfg, init_seed):
     a, b = divmod(j, k2)
     idx = design.supersample_idx[a, np.arange(n), design.masks[a, b]]
     p = model.init(jax.random.fold_in(jax.random.key(init_seed), j), x[:1])["params"]
-    r = gbounds.train(apply_fn, p, x[idx], y[idx], cfg)
+    r = gbounds.train.train(apply_fn, p, x[idx], y[idx], cfg)
     out.append(jax.block_until_ready(r.final_loss))
   return np.asarray(out)
 
@@ -69,7 +69,7 @@ def timed(fn):
 
 def bench(name, model, x, y, *, n, models, steps, strategies, api_baseline=False):
   k2 = models // 2  # two supersamples; the harness runs two chunks of k2 models
-  cfg = gbounds.TrainConfig(optimizer="adam", learning_rate=1e-3, steps=steps, batch_size=64,
+  cfg = gbounds.train.TrainConfig(optimizer="adam", learning_rate=1e-3, steps=steps, batch_size=64,
                             seed=0)
   design = ss.draw_supersamples(len(y), n=n, k1=2, k2=k2, seed=0)
   rows = []
@@ -81,10 +81,10 @@ def bench(name, model, x, y, *, n, models, steps, strategies, api_baseline=False
   print(f"  {name}: baseline {models / base_warm:.2f} trainings/s", flush=True)
   if api_baseline:
     api_s, _ = timed(lambda: train_api_loop(model, x, y, design, cfg, 0))
-    rows.append({"network": name, "method": "one at a time (gbounds.train loop)",
+    rows.append({"network": name, "method": "one at a time (gbounds.train.train loop)",
                  "models": models, "steps": steps, "cold_s": api_s, "warm_s": api_s,
                  "trainings_per_s": models / api_s, "speedup": base_warm / api_s})
-    print(f"  {name}: gbounds.train loop {models / api_s:.2f} trainings/s", flush=True)
+    print(f"  {name}: gbounds.train.train loop {models / api_s:.2f} trainings/s", flush=True)
   for strategy in strategies:
     run = lambda: ss.run_supersample(model, x, y, n=n, k1=2, k2=k2, train=cfg, seed=0,  # noqa
                                      strategy=strategy)
@@ -115,15 +115,15 @@ def main(argv=None):
   p.add_argument("--n", type=int, default=128)
   p.add_argument("--data-dir", default=None)
   args = p.parse_args(argv)
-  x, y = gbounds.load_mnist("test", data_dir=args.data_dir)
-  x, y = gbounds.binary_task(x, y)
+  x, y = gbounds.data.load_mnist("test", data_dir=args.data_dir)
+  x, y = gbounds.data.binary_task(x, y)
   rows = []
-  rows += bench("MLP 128", gbounds.MLP(hidden=(128,), out=2), x, y, n=args.n,
+  rows += bench("MLP 128", gbounds.models.MLP(hidden=(128,), out=2), x, y, n=args.n,
                 models=args.models, steps=args.steps, strategies=("vmap", "sequential"),
                 api_baseline=True)
-  rows += bench("MLP 512-512", gbounds.MLP(hidden=(512, 512), out=2), x, y, n=args.n,
+  rows += bench("MLP 512-512", gbounds.models.MLP(hidden=(512, 512), out=2), x, y, n=args.n,
                 models=args.models, steps=args.steps, strategies=("vmap", "sequential"))
-  rows += bench("CNN (f-CMI stages)", gbounds.CNN(stages=gbounds.FCMI_STAGES, out=2), x, y,
+  rows += bench("CNN (f-CMI stages)", gbounds.models.CNN(stages=gbounds.models.FCMI_STAGES, out=2), x, y,
                 n=args.n, models=args.cnn_models, steps=args.cnn_steps,
                 strategies=("vmap", "sequential"))
   head = (f"{'network':<20} {'method':<42} {'models':>6} {'steps':>5} {'cold s':>8} "

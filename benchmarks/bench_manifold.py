@@ -3,7 +3,7 @@
 Reference setting of the public MFTMA README: random data, N = 5000 features, M = 50 points per
 manifold, P = 100 manifolds, kappa = 0, n_t = 300 samples per manifold (30,000 QPs).
 
-* ours: :func:`gbounds.manifold_geometry` end to end (projection, centres, centre subspace,
+* ours: :func:`gbounds.geometry.manifold_geometry` end to end (projection, centres, centre subspace,
   anchors for all manifolds and samples, capacity/radius/dimension), float64, after one warm-up
   call (compile time reported separately); also the anchor-QP phase alone.
 * baseline "scipy SLSQP": the straightforward loop the public code runs with cvxopt: for each
@@ -41,8 +41,8 @@ import numpy as np  # noqa: E402
 from scipy import optimize  # noqa: E402
 
 import gbounds  # noqa: E402
-from gbounds import _manifold  # noqa: E402
-from gbounds._io import atomic_write_json  # noqa: E402
+from gbounds.geometry import _manifold  # noqa: E402
+from gbounds._src.io import atomic_write_json  # noqa: E402
 
 
 def _s_matrices(x, key, center_rank):
@@ -107,16 +107,16 @@ def main():
   key = jax.random.key(0)
 
   t0 = time.perf_counter()
-  g = gbounds.manifold_geometry(x, key=key, n_t=n_t)
+  g = gbounds.geometry.manifold_geometry(x, key=key, n_t=n_t)
   jax.block_until_ready(g.capacity)
   first = time.perf_counter() - t0
   t0 = time.perf_counter()
-  g = gbounds.manifold_geometry(x, key=key, n_t=n_t)
+  g = gbounds.geometry.manifold_geometry(x, key=key, n_t=n_t)
   jax.block_until_ready(g.capacity)
   ours_total = time.perf_counter() - t0
 
   s_all, t_all = _s_matrices(x, key, None)
-  solve = jax.jit(jax.vmap(lambda s, t: gbounds.solve_anchor_qp(s, t).anchor))
+  solve = jax.jit(jax.vmap(lambda s, t: gbounds.geometry.solve_anchor_qp(s, t).anchor))
   jax.block_until_ready(solve(s_all, t_all))
   t0 = time.perf_counter()
   anchors = np.asarray(jax.block_until_ready(solve(s_all, t_all)))

@@ -48,19 +48,19 @@ import jax.numpy as jnp
 import numpy as np
 
 import gbounds
-from gbounds._io import atomic_write_json
+from gbounds._src.io import atomic_write_json
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NT_PYTHON = ROOT / ".venv-nt" / "bin" / "python"
 IMPLEMENTATIONS = ("JACOBIAN_CONTRACTION", "NTK_VECTOR_PRODUCTS")
 SHORT = {"JACOBIAN_CONTRACTION": "JC", "NTK_VECTOR_PRODUCTS": "NVP"}
 
-CNN_STAGES = (gbounds.ConvStage(32, 4, 2, 1), gbounds.ConvStage(32, 4, 2, 1),
-              gbounds.ConvStage(64, 3, 2, 0))
+CNN_STAGES = (gbounds.models.ConvStage(32, 4, 2, 1), gbounds.models.ConvStage(32, 4, 2, 1),
+              gbounds.models.ConvStage(64, 3, 2, 0))
 MODELS = {
-    "mlp": (gbounds.MLP(hidden=(512, 512), out=2),
+    "mlp": (gbounds.models.MLP(hidden=(512, 512), out=2),
             {"kind": "mlp", "hidden": [512, 512], "activation": "relu"}),
-    "cnn": (gbounds.CNN(stages=CNN_STAGES, dense=(128,), out=2),
+    "cnn": (gbounds.models.CNN(stages=CNN_STAGES, dense=(128,), out=2),
             {"kind": "cnn", "activation": "relu", "dense": [128],
              "stages": [[s.channels, s.kernel, s.stride, s.padding] for s in CNN_STAGES]}),
 }
@@ -75,7 +75,7 @@ def _is_oom(err: BaseException) -> bool:
 
 
 def time_ours(apply_fn, params, x, implementation: str, chunk: int | None, repeats: int) -> dict:
-  ntk_fn = gbounds.empirical_ntk_fn(apply_fn, implementation=implementation, chunk_size=chunk)
+  ntk_fn = gbounds.ntk.empirical_ntk_fn(apply_fn, implementation=implementation, chunk_size=chunk)
   result = {}
   try:
     start = time.perf_counter()
@@ -130,7 +130,7 @@ def _worker(argv) -> int:
 
 def _problem(model_name: str, n: int, data_dir: str):
   """The first n MNIST 4-vs-9 test images and the model's parameters (Linen init, key 0)."""
-  x_all, _ = gbounds.binary_task(*gbounds.load_mnist("test", data_dir=data_dir))
+  x_all, _ = gbounds.data.binary_task(*gbounds.data.load_mnist("test", data_dir=data_dir))
   x = x_all[:n].astype(np.float32)
   module, _ = MODELS[model_name]
   apply_fn, params = gbounds.as_model_fn(module, example_input=jnp.asarray(x[:1]), key=0)
@@ -211,7 +211,7 @@ def main(argv=None) -> int:
       _, model_spec = MODELS[model_name]
       for n in args.sizes:
         x, params, _ = _problem(model_name, n, args.data_dir)
-        p = gbounds.count_params(params)
+        p = gbounds.models.count_params(params)
         for impl in args.implementations:
           ours = run_ours(pathlib.Path(tmp), model_name, n, impl, chunk, args)
           nt = ({"status": "skipped"} if args.skip_nt else

@@ -4,7 +4,7 @@ For n = 1000 and 4000 (k = 1), discrete GD for t = 2000 steps of size 0.5 / lamb
 loss, lambda = 0), on the kernel ``Theta = J J^T`` of random ReLU features of MNIST images
 (``J = relu(X W) / sqrt(h)``, ``h = 2000``; float64):
 
-* ours: :func:`gbounds.leave_one_out` with the default method (``AUTO``, which at finite t is
+* ours: :func:`gbounds.info.leave_one_out` with the default method (``AUTO``, which at finite t is
   ``LANCZOS``: one float64 eigendecomposition, then batched Lanczos with full
   reorthogonalisation in the eigenbasis for all n left-out examples, each row checked for
   convergence and recomputed exactly if it does not converge; the table reports how many were);
@@ -38,11 +38,11 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import gbounds  # noqa: E402
-from gbounds._dynamics import phi_host  # noqa: E402
+from gbounds.ntk._dynamics import phi_host  # noqa: E402
 
 
 def kernel(n: int, h: int = 2000, seed: int = 0):
-  x, _ = gbounds.load_mnist("test")
+  x, _ = gbounds.data.load_mnist("test")
   rng = np.random.default_rng(seed)
   x = x[rng.choice(len(x), n, replace=False)].reshape(n, -1).astype(np.float64)
   w = rng.normal(size=(x.shape[1], h)) / np.sqrt(x.shape[1])
@@ -73,7 +73,7 @@ def main():
     eta, t = 0.5 / top, args.steps
     kw = dict(learning_rate=eta, t=t)
     # Ours, all n (host numpy/LAPACK: nothing to compile, so one call).
-    res, t_ours = time_it(lambda: gbounds.leave_one_out(theta, r0, **kw))
+    res, t_ours = time_it(lambda: gbounds.info.leave_one_out(theta, r0, **kw))
     idx = np.arange(s)
     # Baseline 1: per-example eigendecomposition of the reduced kernel (numpy/LAPACK, float64,
     # as the public code does per left-out example); the full-data solution is not timed.

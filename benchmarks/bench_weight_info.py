@@ -41,8 +41,8 @@ def main():
   ap.add_argument("--inputs", type=int, default=64)
   args = ap.parse_args()
   x = jax.random.normal(jax.random.key(0), (args.n, args.inputs))
-  mf = gbounds.as_model_fn(gbounds.MLP(hidden=(args.hidden,), out=10), example_input=x[:2], key=0)
-  d = gbounds.count_params(mf.params)
+  mf = gbounds.as_model_fn(gbounds.models.MLP(hidden=(args.hidden,), out=10), example_input=x[:2], key=0)
+  d = gbounds.models.count_params(mf.params)
   beta, lam = 1.0, 1.0
 
   def baseline():
@@ -59,7 +59,7 @@ def main():
   ref = float(baseline())
   rows.append(("baseline (dense Jacobian, numpy slogdet+inv)", _time(baseline), ref))
   for form in ("exact", "diagonal", "kfac"):
-    fn = lambda form=form: gbounds.information_in_weights(  # noqa: E731
+    fn = lambda form=form: gbounds.info.information_in_weights(  # noqa: E731
         mf.apply_fn, mf.params, x, beta=beta, prior_scale=lam, form=form, chunk_size=100).total
     rows.append((f"ours: {form}", _time(fn), float(fn())))
   print(f"n={args.n}, d={d}, backend={jax.default_backend()}")

@@ -16,9 +16,9 @@ import time
 import jax
 
 import gbounds
-from gbounds import _fcmi_experiments as fe
-from gbounds._io import atomic_write_json
-from gbounds._supersample import package_versions
+from gbounds.experiments import _fcmi as fe
+from gbounds._src.io import atomic_write_json
+from gbounds.supersample._supersample import package_versions
 
 
 def main(argv=None):

@@ -3,7 +3,7 @@
 Pearson r between the linearized (closed-form, all n at once) and the actually retrained
 leave-one-out change of a one-hidden-layer ReLU MLP on MNIST 4-vs-9, for >= 100 retrained
 leave-one-out networks, plus mislabeled-example detection AUROC (10% label noise, F-SI).
-The same run is available as :func:`gbounds.reproduce_sample_info`.
+The same run is available as :func:`gbounds.experiments.reproduce_sample_info`.
 
 Run: ``.venv/bin/python benchmarks/repro_sample_info.py [--n 100 --width 128 --steps 500]``;
 writes ``benchmarks/out/repro_sample_info.json``.
@@ -28,7 +28,7 @@ def main():
   ap.add_argument("--weight-decays", type=float, nargs="+", default=[0.0])
   ap.add_argument("--mislabeled-n", type=int, default=300)
   args = ap.parse_args()
-  res = gbounds.reproduce_sample_info(
+  res = gbounds.experiments.reproduce_sample_info(
       n_train=args.n, n_heldout=args.heldout, width=args.width, steps=args.steps,
       lr_fraction=args.lr_fraction, num_retrained=args.retrained,
       weight_decays=tuple(args.weight_decays), mislabeled_n=args.mislabeled_n, log=print)

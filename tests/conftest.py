@@ -1,11 +1,31 @@
-"""Test-suite configuration: float64 available (tests pick float32 or float64 explicitly)."""
+"""Test-suite configuration.
+
+* ``GBOUNDS_TEST_X64`` (default ``1``): float64 available (tests pick float32 or float64
+  explicitly); ``0`` runs the suite with x64 off, where tests marked ``x64`` are skipped.
+* ``GBOUNDS_TEST_STRICT`` (default ``0`` during the restructure): numerics as strict as equinox's
+  suite, ``jax_numpy_dtype_promotion="strict"`` and ``jax_numpy_rank_promotion="raise"``.
+"""
 
 import os
 
 import jax
 import pytest
 
-jax.config.update("jax_enable_x64", True)
+X64 = os.environ.get("GBOUNDS_TEST_X64", "1") != "0"
+jax.config.update("jax_enable_x64", X64)
+if os.environ.get("GBOUNDS_TEST_STRICT", "0") != "0":
+  jax.config.update("jax_numpy_dtype_promotion", "strict")
+  jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+def pytest_collection_modifyitems(config, items):
+  """Skips tests marked ``x64`` when the suite runs with x64 off."""
+  if X64:
+    return
+  skip = pytest.mark.skip(reason="needs float64 (GBOUNDS_TEST_X64=0)")
+  for item in items:
+    if "x64" in item.keywords:
+      item.add_marker(skip)
 
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 

@@ -1,4 +1,4 @@
-"""Tests for gbounds._activation_info: histogram entropy and KSG mutual information."""
+"""Tests for gbounds.info._activation_info: histogram entropy and KSG mutual information."""
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +8,7 @@ from scipy import integrate, stats
 from scipy.special import digamma
 
 import gbounds
-from gbounds._activation_info import (
+from gbounds.info._activation_info import (
     DEFAULT_TIE_NOISE, Binning, activation_information, histogram_bin_indices,
     ksg_mutual_information, neuron_entropy, pairwise_mutual_information, subsample_neurons)
 

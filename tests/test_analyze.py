@@ -1,10 +1,10 @@
-"""Tests for gbounds._analyze (the front door) and the ``gbounds analyze`` / ``pac-bayes`` CLI.
+"""Tests for gbounds.analysis._analyze (the front door) and the ``gbounds analyze`` / ``pac-bayes`` CLI.
 
 Tiny sizes (scikit-learn digits 4-vs-9, an MLP with 16 hidden units). The tests that run a whole
 analysis (NTK, supersample trainings, Monte Carlo; ~1 CPU-minute of compilation) are in the slow
 tier; input checks, data splitting, budget scaling and checkpoints are in the default tier.
 Numbers are checked against independent recomputations: errors by numpy, CMI bounds by
-gbounds.cmi_bounds on the results directory read back with load_supersample_results, PAC-Bayes
+gbounds.bounds.cmi_bounds on the results directory read back with load_supersample_results, PAC-Bayes
 by the formula on the reported fields.
 """
 
@@ -19,10 +19,10 @@ import pytest
 
 import gbounds
 from gbounds import InvalidInputError
-from gbounds import _analyze as an
+from gbounds.analysis import _analyze as an
 from gbounds.cli import main as cli_main
 
-RECIPE = gbounds.TrainConfig(optimizer="adam", learning_rate=1e-2, batch_size=30, steps=40)
+RECIPE = gbounds.train.TrainConfig(optimizer="adam", learning_rate=1e-2, batch_size=30, steps=40)
 CONFIG = an.AnalysisConfig(k1=2, k2=3, mc_samples=8, sigmas=(0.03, 0.3), si_heldout=20,
                            ntk_chunk_size=64)
 
@@ -30,9 +30,9 @@ CONFIG = an.AnalysisConfig(k1=2, k2=3, mc_samples=8, sigmas=(0.03, 0.3), si_held
 @pytest.fixture(scope="module")
 def tiny():
   data = an.analysis_data("digits", n_train=60, n_test=60, seed=1)
-  model = gbounds.MLP((16,), 2)
+  model = gbounds.models.MLP((16,), 2)
   m = gbounds.as_model_fn(model, example_input=data.x_train[:1], key=0)
-  trained = gbounds.train(m.apply_fn, m.params, data.x_train, data.y_train, RECIPE).params
+  trained = gbounds.train.train(m.apply_fn, m.params, data.x_train, data.y_train, RECIPE).params
   return data, model, m.params, trained
 
 
@@ -56,7 +56,7 @@ def test_analysis_data_split():
 def test_unknown_dataset_lists_valid_ones():
   with pytest.raises(InvalidInputError) as e:
     an.analysis_data("cifar11")
-  for name in gbounds.DATASETS:
+  for name in gbounds.data.DATASETS:
     assert name in str(e.value)
 
 
@@ -69,15 +69,15 @@ def test_measured_errors_match_numpy(analysis, tiny):
   assert a.test_error == pytest.approx(np.mean(pred_te != data.y_test))
   assert a.train_error == pytest.approx(np.mean(pred_tr != data.y_train))
   assert a.gap == pytest.approx(a.test_error - a.train_error)
-  assert a.num_params == gbounds.count_params(trained)
+  assert a.num_params == gbounds.models.count_params(trained)
 
 
 @pytest.mark.slow
 def test_cmi_bounds_match_results_directory(analysis):
   a, out = analysis
-  r = gbounds.load_supersample_results(out / "supersample")
+  r = gbounds.supersample.load_supersample_results(out / "supersample")
   assert r.masks.shape == (2, 3, 60)
-  rep = gbounds.cmi_bounds(r.masks, r.predictions, r.labels, full_vector=False)
+  rep = gbounds.bounds.cmi_bounds(r.masks, r.predictions, r.labels, full_vector=False)
   assert a.cmi["fcmi"].value == pytest.approx(rep["fcmi"].value)
   assert a.supersample["gap"] == pytest.approx(r.gap)
   rows = {x.name: x for x in a.bound_rows()}
@@ -111,7 +111,9 @@ def test_pac_bayes_fields_consistent(analysis):
 def test_resume_loads_finished_stages(analysis, tiny, monkeypatch):
   a, out = analysis
   data, model, init, trained = tiny
-  from gbounds import _pac_bayes, _sample_info, _supersample
+  from gbounds.bounds import _pac_bayes as _pac_bayes
+  from gbounds.info import _sample_info as _sample_info
+  from gbounds.supersample import _supersample as _supersample
 
   def boom(*args, **kwargs):
     raise AssertionError("stage recomputed instead of loaded")
@@ -154,7 +156,7 @@ def test_budget_scaling():
 def test_bad_inputs(tiny, tmp_path):
   data, model, init, trained = tiny
   with pytest.raises(InvalidInputError, match="params"):
-    an.analyze(gbounds.MLP((8,), 2), data, RECIPE, params=trained, config=CONFIG,
+    an.analyze(gbounds.models.MLP((8,), 2), data, RECIPE, params=trained, config=CONFIG,
                progress=False)
   blocker = tmp_path / "file"
   blocker.write_text("x")
@@ -163,22 +165,22 @@ def test_bad_inputs(tiny, tmp_path):
   with pytest.raises(InvalidInputError, match="module"):
     an.load_module("gbounds.no_such_module:MLP")
   with pytest.raises(InvalidInputError, match="module"):
-    an.load_module("gbounds._models:NoSuchClass")
+    an.load_module("gbounds.models._networks:NoSuchClass")
   with pytest.raises(InvalidInputError, match="module_kwargs"):
-    an.load_module("gbounds._models:MLP", {"widths": 3})
+    an.load_module("gbounds.models._networks:MLP", {"widths": 3})
 
 
 def test_checkpoint_roundtrip_and_mismatch(tiny, tmp_path):
   data, model, init, trained = tiny
   ck = tmp_path / "ck"
   an.save_checkpoint(ck, trained, init_params=init)
-  p, i = an.load_checkpoint(ck, an.load_module("gbounds._models:MLP", {"hidden": [16]}),
+  p, i = an.load_checkpoint(ck, an.load_module("gbounds.models._networks:MLP", {"hidden": [16]}),
                             data.x_train)
   for a_, b_ in zip(jax.tree_util.tree_leaves(p), jax.tree_util.tree_leaves(trained)):
     np.testing.assert_array_equal(np.asarray(a_), np.asarray(b_))
   assert i is not None
   with pytest.raises(InvalidInputError, match="checkpoint"):
-    an.load_checkpoint(ck, gbounds.MLP((32,), 2), data.x_train)
+    an.load_checkpoint(ck, gbounds.models.MLP((32,), 2), data.x_train)
   with pytest.raises(InvalidInputError, match="checkpoint"):
     an.load_checkpoint(tmp_path / "missing", model, data.x_train)
   with pytest.raises(InvalidInputError, match="path"):
@@ -186,7 +188,7 @@ def test_checkpoint_roundtrip_and_mismatch(tiny, tmp_path):
 
 
 def _cli_args(ck, out, *extra):
-  return ["analyze", "--checkpoint", str(ck), "--module", "gbounds._models:MLP",
+  return ["analyze", "--checkpoint", str(ck), "--module", "gbounds.models._networks:MLP",
           "--module-kwargs", '{"hidden": [16]}', "--dataset", "digits", "--n-train", "60",
           "--n-test", "60", "--data-seed", "1", "--optimizer", "adam", "--learning-rate", "0.01",
           "--batch-size", "30", "--steps", "40", "--out", str(out), "--no-progress", *extra]
@@ -225,7 +227,7 @@ def test_cli_pac_bayes(tiny, tmp_path, capsys):
   data, model, init, trained = tiny
   ck = tmp_path / "ck"
   an.save_checkpoint(ck, trained)  # bare: no init_params -> fresh-init prior, noted
-  rc = cli_main(["pac-bayes", "--checkpoint", str(ck), "--module", "gbounds._models:MLP",
+  rc = cli_main(["pac-bayes", "--checkpoint", str(ck), "--module", "gbounds.models._networks:MLP",
                  "--module-kwargs", '{"hidden": [16]}', "--dataset", "digits", "--n-train", "60",
                  "--n-test", "60", "--data-seed", "1", "--mc-samples", "4", "--out",
                  str(tmp_path / "pb"), "--no-progress"])
@@ -263,7 +265,7 @@ def test_analysis_data_classes_checked_and_relabelled_in_the_given_order():
     an.analysis_data("digits", classes=(4, 11), n_train=20, n_test=20)
   with pytest.raises(InvalidInputError, match=r"^classes: expected distinct"):
     an.analysis_data("digits", classes=(4, 4), n_train=20, n_test=20)
-  x, y = gbounds.load_digits()
+  x, y = gbounds.data.load_digits()
   d = an.analysis_data("digits", classes=(9, 4, 7), n_train=30, n_test=30, seed=0)
   # Each relabelled example is an image of the class at that position of `classes`.
   lookup = {img.tobytes(): lab for img, lab in zip(np.asarray(x), np.asarray(y))}
@@ -274,7 +276,7 @@ def test_analysis_data_classes_checked_and_relabelled_in_the_given_order():
 def test_load_module_imports_from_the_current_directory(tmp_path, monkeypatch):
   import sys
   (tmp_path / "gb_cwd_models_xyz.py").write_text(
-      "from gbounds import MLP\n\nclass Net(MLP):\n  pass\n")
+      "from gbounds.models import MLP\n\nclass Net(MLP):\n  pass\n")
   monkeypatch.chdir(tmp_path)
   monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
   m = an.load_module("gb_cwd_models_xyz:Net", {"hidden": [3]})
@@ -287,9 +289,9 @@ def test_bound_rows_say_which_rows_certify_nothing(tmp_path):
   rng = np.random.default_rng(0)
   masks = rng.integers(0, 2, (2, 4, 5))
   losses = rng.integers(0, 2, (2, 4, 5, 2)).astype(float)  # nonzero training loss
-  rep = gbounds.cmi_bounds(masks, None, losses, full_vector=False)
-  sel = (gbounds.SigmaSelection(0.1, 1.0, 0.2, 0.5),)
-  cert = gbounds.PacBayesCertificate(
+  rep = gbounds.bounds.cmi_bounds(masks, None, losses, full_vector=False)
+  sel = (gbounds.bounds.SigmaSelection(0.1, 1.0, 0.2, 0.5),)
+  cert = gbounds.bounds.PacBayesCertificate(
       n=5, num_params=3, sigma=0.1, distance_sq=1.0, kl=50.0, grid_size=1, delta=0.025,
       delta_mc=0.01, mc_samples=4, mc_error=0.2, empirical_error_bound=0.6,
       deterministic_train_error=0.2, stochastic_test_error=0.3, mcallester=1.7,
@@ -316,7 +318,7 @@ def test_cli_nan_checkpoint_exits_2_naming_the_flag(tiny, tmp_path, capsys):
   nan_tree = jax.tree_util.tree_map(lambda v: np.asarray(v).copy(), trained)
   jax.tree_util.tree_leaves(nan_tree)[-1].flat[0] = np.nan
   an.save_checkpoint(ck, nan_tree, init_params=init)
-  rc = cli_main(["pac-bayes", "--checkpoint", str(ck), "--module", "gbounds._models:MLP",
+  rc = cli_main(["pac-bayes", "--checkpoint", str(ck), "--module", "gbounds.models._networks:MLP",
                  "--module-kwargs", '{"hidden": [16]}', "--dataset", "digits", "--n-train", "60",
                  "--n-test", "60", "--data-seed", "1", "--mc-samples", "4", "--out",
                  str(tmp_path / "pb"), "--no-progress"])

@@ -11,7 +11,7 @@ the ghost loss 1) and otherwise both losses are independent Bernoulli(``b``) dra
 * ``I(L~_i; U_i)``, ``I(DL_i; U_i)`` and ``I(L~_{i,j}; U_i)`` are sums over at most 4 x 2 cells,
   computed here with plain Python floats (independently of gbounds' estimators).
 
-The end-to-end test feeds :func:`gbounds.cmi_bounds` runs in which every outcome occurs exactly
+The end-to-end test feeds :func:`gbounds.bounds.cmi_bounds` runs in which every outcome occurs exactly
 in proportion to its probability, so the plug-in estimates equal the exact informations; it
 checks that, and that every applicable bound lies above the exact gap and test error.
 Settings are modest (<= 60 examples per property, no deadline, no example database); the module
@@ -55,45 +55,45 @@ def _f(x) -> float:
 @SETTINGS
 @given(q=prob, p=prob)
 def test_binary_kl_nonnegative_zero_on_diagonal(q, p):
-  kl = _f(gb.binary_kl(q, p))
+  kl = _f(gb.bounds.binary_kl(q, p))
   assert kl >= 0
   if 0 < p < 1:
     assert math.isfinite(kl)
-  assert _f(gb.binary_kl(q, q)) == pytest.approx(0.0, abs=1e-12)
+  assert _f(gb.bounds.binary_kl(q, q)) == pytest.approx(0.0, abs=1e-12)
 
 
 @SETTINGS
 @given(q=prob, c1=info_st, c2=info_st)
 def test_kl_inverses_bracket_and_are_monotone_in_the_budget(q, c1, c2):
   lo_c, hi_c = sorted((c1, c2))
-  up_lo, up_hi = _f(gb.kl_inverse_upper(q, lo_c)), _f(gb.kl_inverse_upper(q, hi_c))
-  dn_lo, dn_hi = _f(gb.kl_inverse_lower(q, lo_c)), _f(gb.kl_inverse_lower(q, hi_c))
+  up_lo, up_hi = _f(gb.bounds.kl_inverse_upper(q, lo_c)), _f(gb.bounds.kl_inverse_upper(q, hi_c))
+  dn_lo, dn_hi = _f(gb.bounds.kl_inverse_lower(q, lo_c)), _f(gb.bounds.kl_inverse_lower(q, hi_c))
   for v in (up_lo, up_hi, dn_lo, dn_hi):
     assert math.isfinite(v)
   assert q <= up_lo <= 1 and q <= up_hi <= 1 and up_lo <= up_hi + 1e-12
   assert 0 <= dn_lo <= q and 0 <= dn_hi <= q and dn_hi <= dn_lo + 1e-12
   # p+ is the supremum to a few ulps: feasible just below it, infeasible just above it (near
   # p = 1 the kl grows so fast that one ulp of p moves it by ~1e-2, hence the 1e-15 offsets).
-  assert _f(gb.binary_kl(q, max(q, up_lo - 1e-15))) <= lo_c + 1e-9
+  assert _f(gb.bounds.binary_kl(q, max(q, up_lo - 1e-15))) <= lo_c + 1e-9
   if up_lo < 1 - 1e-9:
-    assert _f(gb.binary_kl(q, up_lo + 1e-9)) >= lo_c - 1e-9
+    assert _f(gb.bounds.binary_kl(q, up_lo + 1e-9)) >= lo_c - 1e-9
 
 
 @SETTINGS
 @given(q1=prob, q2=prob, c=info_st)
 def test_kl_inverse_upper_monotone_in_the_empirical_value(q1, q2, c):
   a, b = sorted((q1, q2))
-  assert _f(gb.kl_inverse_upper(a, c)) <= _f(gb.kl_inverse_upper(b, c)) + 1e-12
+  assert _f(gb.bounds.kl_inverse_upper(a, c)) <= _f(gb.bounds.kl_inverse_upper(b, c)) + 1e-12
 
 
 # ------------------------------------------------------------------------ PAC-Bayes bounds
 
 
 def _pac_bayes_bounds(e, kl, n, delta):
-  return {"mcallester": _f(gb.mcallester_bound(e, kl, n, delta)),
-          "pac_bayes_kl": _f(gb.pac_bayes_kl_bound(e, kl, n, delta)),
-          "catoni": _f(gb.catoni_bound(e, kl, n, delta, 2.0)),
-          "mc": _f(gb.mc_error_upper_bound(e, n, delta))}
+  return {"mcallester": _f(gb.bounds.mcallester_bound(e, kl, n, delta)),
+          "pac_bayes_kl": _f(gb.bounds.pac_bayes_kl_bound(e, kl, n, delta)),
+          "catoni": _f(gb.bounds.catoni_bound(e, kl, n, delta, 2.0)),
+          "mc": _f(gb.bounds.mc_error_upper_bound(e, n, delta))}
 
 
 @SETTINGS
@@ -135,7 +135,7 @@ def test_pac_bayes_kl_bound_covers_the_true_error_of_a_binomial(p, m, delta):
   from math import comb
   miss = 0.0
   for k in range(m + 1):
-    if _f(gb.mc_error_upper_bound(k / m, m, delta)) < p:
+    if _f(gb.bounds.mc_error_upper_bound(k / m, m, delta)) < p:
       miss += comb(m, k) * p**k * (1 - p) ** (m - k)
   assert miss <= delta + 1e-9
 
@@ -144,9 +144,9 @@ def test_pac_bayes_kl_bound_covers_the_true_error_of_a_binomial(p, m, delta):
 
 
 def _cmi_bounds(ls, info):
-  return {"ecmi_kl": _f(gb.ecmi_kl_test_error(ls, info)),
-          "ecmi_linear": _f(gb.ecmi_linear_test_error(ls, info)),
-          "fast_rate": _f(gb.ldcmi_fast_rate_gap(ls, info))}
+  return {"ecmi_kl": _f(gb.bounds.ecmi_kl_test_error(ls, info)),
+          "ecmi_linear": _f(gb.bounds.ecmi_linear_test_error(ls, info)),
+          "fast_rate": _f(gb.bounds.ldcmi_fast_rate_gap(ls, info))}
 
 
 @SETTINGS
@@ -173,7 +173,7 @@ def test_sqrt_bound_monotone_in_each_information(mi, j, extra):
   mi = np.asarray(mi)
   more = mi.copy()
   more[j % len(mi)] += extra
-  a, b = _f(gb.sqrt_bound(mi)), _f(gb.sqrt_bound(more))
+  a, b = _f(gb.bounds.sqrt_bound(mi)), _f(gb.bounds.sqrt_bound(more))
   assert math.isfinite(a) and a <= b + 1e-12
   assert a == pytest.approx(np.mean(np.sqrt(2 * mi)), rel=1e-12, abs=1e-15)
 
@@ -230,12 +230,12 @@ def test_bounds_with_exact_cmi_never_below_the_true_gap_or_test_error(a, b):
   assert ex["i_pair"] <= math.log(2) + 1e-12  # I(L~; U) <= H(U)
   assert ex["i_delta"] <= ex["i_pair"] + 1e-12  # data processing
   tol = 1e-9
-  assert _f(gb.sqrt_bound(np.full(5, ex["i_pair"]))) >= ex["gap"] - tol  # e-CMI sqrt
-  assert _f(gb.sqrt_bound(np.full(5, ex["i_delta"]))) >= ex["gap"] - tol  # ld-CMI sqrt
-  assert 2 * _f(gb.sqrt_bound(np.full(5, 0.5 * ex["i_sl"] * 2))) >= ex["gap"] - tol
-  assert _f(gb.ecmi_kl_test_error(ex["train"], ex["i_pair"])) >= ex["test"] - tol
-  assert _f(gb.ecmi_linear_test_error(ex["train"], ex["i_pair"])) >= ex["test"] - tol
-  assert _f(gb.ldcmi_fast_rate_gap(ex["train"], ex["i_sl"])) >= ex["gap"] - tol
+  assert _f(gb.bounds.sqrt_bound(np.full(5, ex["i_pair"]))) >= ex["gap"] - tol  # e-CMI sqrt
+  assert _f(gb.bounds.sqrt_bound(np.full(5, ex["i_delta"]))) >= ex["gap"] - tol  # ld-CMI sqrt
+  assert 2 * _f(gb.bounds.sqrt_bound(np.full(5, 0.5 * ex["i_sl"] * 2))) >= ex["gap"] - tol
+  assert _f(gb.bounds.ecmi_kl_test_error(ex["train"], ex["i_pair"])) >= ex["test"] - tol
+  assert _f(gb.bounds.ecmi_linear_test_error(ex["train"], ex["i_pair"])) >= ex["test"] - tol
+  assert _f(gb.bounds.ldcmi_fast_rate_gap(ex["train"], ex["i_sl"])) >= ex["gap"] - tol
   if b == 0:  # interpolating: zero training loss, I(L~; U) = a log 2, bound = test error
     assert ex["i_pair"] == pytest.approx(a * math.log(2), abs=1e-12)
     assert ex["i_pair"] / math.log(2) >= ex["test"] - tol
@@ -273,12 +273,12 @@ def test_cmi_bounds_end_to_end_on_the_known_cmi_algorithm(a_tenths, b_half):
   ex = _exact(a, b)
   masks, losses = _balanced_runs(a_tenths, b_half, k1=2, n=3)
   preds = losses.astype(np.int64)  # labels 0: prediction 1 <=> loss 1, so F = L~
-  rep = gb.cmi_bounds(masks, preds, np.zeros((2, 3, 2), np.int64), full_vector=False)
+  rep = gb.bounds.cmi_bounds(masks, preds, np.zeros((2, 3, 2), np.int64), full_vector=False)
   assert rep.measured.gap == pytest.approx(ex["gap"], abs=1e-12)
   assert rep.measured.test_error == pytest.approx(ex["test"], abs=1e-12)
   # The plug-in informations equal the exact ones on these balanced runs.
-  np.testing.assert_allclose(gb.samplewise_mi(masks, losses), ex["i_pair"], atol=1e-12)
-  np.testing.assert_allclose(gb.samplewise_mi(masks, losses[..., 1] - losses[..., 0],
+  np.testing.assert_allclose(gb.bounds.samplewise_mi(masks, losses), ex["i_pair"], atol=1e-12)
+  np.testing.assert_allclose(gb.bounds.samplewise_mi(masks, losses[..., 1] - losses[..., 0],
                                               pooled=True), ex["i_delta"], atol=1e-12)
   for bound in rep.bounds:
     if not bound.applicable:
@@ -308,53 +308,53 @@ def _refused(call, arg):
 @SETTINGS
 @given(d=bad_delta)
 def test_every_helper_with_a_delta_rejects_bad_delta(d):
-  _refused(lambda: gb.pac_bayes_kl_bound(0.1, 1.0, 100, d), "delta")
-  _refused(lambda: gb.mcallester_bound(0.1, 1.0, 100, d), "delta")
-  _refused(lambda: gb.catoni_bound(0.1, 1.0, 100, d, 2.0), "delta")
-  _refused(lambda: gb.mc_error_upper_bound(0.1, 100, d), "delta")
-  _refused(lambda: gb.pac_bayes_confidence(1.0, 100, d), "delta")
+  _refused(lambda: gb.bounds.pac_bayes_kl_bound(0.1, 1.0, 100, d), "delta")
+  _refused(lambda: gb.bounds.mcallester_bound(0.1, 1.0, 100, d), "delta")
+  _refused(lambda: gb.bounds.catoni_bound(0.1, 1.0, 100, d, 2.0), "delta")
+  _refused(lambda: gb.bounds.mc_error_upper_bound(0.1, 100, d), "delta")
+  _refused(lambda: gb.bounds.pac_bayes_confidence(1.0, 100, d), "delta")
 
 
 @SETTINGS
 @given(p=bad_prob)
 def test_every_helper_with_a_probability_rejects_bad_probabilities(p):
-  _refused(lambda: gb.binary_kl(p, 0.5), "q")
-  _refused(lambda: gb.binary_kl(0.5, p), "p")
-  _refused(lambda: gb.kl_inverse_upper(p, 0.1), "q")
-  _refused(lambda: gb.kl_inverse_lower(p, 0.1), "q")
-  _refused(lambda: gb.pac_bayes_kl_bound(p, 1.0, 100, 0.05), "empirical_error")
-  _refused(lambda: gb.mcallester_bound(p, 1.0, 100, 0.05), "empirical_error")
-  _refused(lambda: gb.catoni_bound(p, 1.0, 100, 0.05, 2.0), "empirical_error")
-  _refused(lambda: gb.mc_error_upper_bound(p, 100, 0.05), "mc_error")
-  _refused(lambda: gb.ecmi_kl_test_error(p, 0.1), "train_error")
-  _refused(lambda: gb.ecmi_linear_test_error(p, 0.1), "train_error")
-  _refused(lambda: gb.ldcmi_fast_rate_gap(p, 0.1), "train_error")
+  _refused(lambda: gb.bounds.binary_kl(p, 0.5), "q")
+  _refused(lambda: gb.bounds.binary_kl(0.5, p), "p")
+  _refused(lambda: gb.bounds.kl_inverse_upper(p, 0.1), "q")
+  _refused(lambda: gb.bounds.kl_inverse_lower(p, 0.1), "q")
+  _refused(lambda: gb.bounds.pac_bayes_kl_bound(p, 1.0, 100, 0.05), "empirical_error")
+  _refused(lambda: gb.bounds.mcallester_bound(p, 1.0, 100, 0.05), "empirical_error")
+  _refused(lambda: gb.bounds.catoni_bound(p, 1.0, 100, 0.05, 2.0), "empirical_error")
+  _refused(lambda: gb.bounds.mc_error_upper_bound(p, 100, 0.05), "mc_error")
+  _refused(lambda: gb.bounds.ecmi_kl_test_error(p, 0.1), "train_error")
+  _refused(lambda: gb.bounds.ecmi_linear_test_error(p, 0.1), "train_error")
+  _refused(lambda: gb.bounds.ldcmi_fast_rate_gap(p, 0.1), "train_error")
 
 
 @SETTINGS
 @given(i=bad_info)
 def test_every_helper_with_an_information_rejects_bad_values(i):
-  _refused(lambda: gb.ecmi_kl_test_error(0.1, i), "cmi")
-  _refused(lambda: gb.ecmi_linear_test_error(0.1, i), "cmi")
-  _refused(lambda: gb.ldcmi_fast_rate_gap(0.1, i), "mi")
-  _refused(lambda: gb.sqrt_bound(np.array([0.1, i])), "mi")
+  _refused(lambda: gb.bounds.ecmi_kl_test_error(0.1, i), "cmi")
+  _refused(lambda: gb.bounds.ecmi_linear_test_error(0.1, i), "cmi")
+  _refused(lambda: gb.bounds.ldcmi_fast_rate_gap(0.1, i), "mi")
+  _refused(lambda: gb.bounds.sqrt_bound(np.array([0.1, i])), "mi")
   if not (isinstance(i, float) and i == math.inf):  # an infinite budget / KL is meaningful
-    _refused(lambda: gb.kl_inverse_upper(0.1, i), "c")
-    _refused(lambda: gb.kl_inverse_lower(0.1, i), "c")
-    _refused(lambda: gb.pac_bayes_kl_bound(0.1, i, 100, 0.05), "kl")
-    _refused(lambda: gb.mcallester_bound(0.1, i, 100, 0.05), "kl")
+    _refused(lambda: gb.bounds.kl_inverse_upper(0.1, i), "c")
+    _refused(lambda: gb.bounds.kl_inverse_lower(0.1, i), "c")
+    _refused(lambda: gb.bounds.pac_bayes_kl_bound(0.1, i, 100, 0.05), "kl")
+    _refused(lambda: gb.bounds.mcallester_bound(0.1, i, 100, 0.05), "kl")
 
 
 @SETTINGS
 @given(c=bad_count)
 def test_every_helper_with_a_count_rejects_bad_counts(c):
-  _refused(lambda: gb.pac_bayes_kl_bound(0.1, 1.0, c, 0.05), "n")
-  _refused(lambda: gb.mcallester_bound(0.1, 1.0, c, 0.05), "n")
-  _refused(lambda: gb.catoni_bound(0.1, 1.0, c, 0.05, 2.0), "n")
-  _refused(lambda: gb.mc_error_upper_bound(0.1, c, 0.05), "num_samples")
+  _refused(lambda: gb.bounds.pac_bayes_kl_bound(0.1, 1.0, c, 0.05), "n")
+  _refused(lambda: gb.bounds.mcallester_bound(0.1, 1.0, c, 0.05), "n")
+  _refused(lambda: gb.bounds.catoni_bound(0.1, 1.0, c, 0.05, 2.0), "n")
+  _refused(lambda: gb.bounds.mc_error_upper_bound(0.1, c, 0.05), "num_samples")
   table = np.array([[3.0, 1.0], [2.0, 4.0]])
   table[0, 1] = c if c != 0 else -1
-  _refused(lambda: gb.mutual_information_from_counts(table), "counts")
+  _refused(lambda: gb.bounds.mutual_information_from_counts(table), "counts")
 
 
 @FEW
@@ -363,5 +363,5 @@ def test_masks_that_are_not_binary_are_rejected(v, k2):
   masks = np.zeros((1, k2, 2), np.int64)
   masks[0, 0, 0] = v
   losses = np.zeros((1, k2, 2, 2))
-  for fn in (gb.measured_gap, gb.ecmi_bound, gb.ldcmi_bound):
+  for fn in (gb.bounds.measured_gap, gb.bounds.ecmi_bound, gb.bounds.ldcmi_bound):
     _refused(lambda f=fn: f(masks, losses), "masks")

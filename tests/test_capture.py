@@ -1,4 +1,4 @@
-"""Tests for gbounds._capture: Linen/NNX twins agree, match a hand-written forward pass, chunking."""
+"""Tests for gbounds.models._capture: Linen/NNX twins agree, match a hand-written forward pass, chunking."""
 
 import warnings
 
@@ -9,21 +9,21 @@ import pytest
 from flax import nnx
 
 import gbounds
-from gbounds._capture import available_layers, capture_activations, stack_activations
+from gbounds.models._capture import available_layers, capture_activations, stack_activations
 
 
 def _to_nnx(twin, params):
-  # gbounds.linen_params_to_nnx (in _models.py) still assigns ``.value``, deprecated in flax 0.12;
+  # gbounds.models.linen_params_to_nnx (in _models.py) still assigns ``.value``, deprecated in flax 0.12;
   # silence exactly that warning here so that these tests check the capture code.
   with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="'.value' (access|setter) is now deprecated",
                             category=DeprecationWarning)
-    return gbounds.linen_params_to_nnx(twin, params)
+    return gbounds.models.linen_params_to_nnx(twin, params)
 
 
 def _mlp(dtype=jnp.float32):
   x = jax.random.normal(jax.random.key(1), (23, 14, 14), dtype)
-  model = gbounds.MLP(hidden=(16, 8), out=3, param_dtype=dtype)
+  model = gbounds.models.MLP(hidden=(16, 8), out=3, param_dtype=dtype)
   params = model.init(jax.random.key(0), x)["params"]
   return model, params, x
 
@@ -63,7 +63,7 @@ def test_default_layers_exclude_logits_and_accept_variables_dict():
 
 def test_nnx_twin_mlp_gives_same_activations():
   model, params, x = _mlp()
-  twin = gbounds.NnxMLP(196, (16, 8), 3, rngs=nnx.Rngs(5))
+  twin = gbounds.models.NnxMLP(196, (16, 8), 3, rngs=nnx.Rngs(5))
   state = _to_nnx(twin, params)
   a = capture_activations(model, params, x)
   b = capture_activations(twin, state, x)
@@ -78,9 +78,9 @@ def test_nnx_twin_mlp_gives_same_activations():
 
 def test_cnn_twins_pool_conv_stages():
   x = jax.random.normal(jax.random.key(2), (9, 28, 28, 1), jnp.float32)
-  model = gbounds.CNN(dense=(12,), out=2)
+  model = gbounds.models.CNN(dense=(12,), out=2)
   params = model.init(jax.random.key(0), x)["params"]
-  twin = gbounds.NnxCNN((28, 28, 1), dense=(12,), out=2, rngs=nnx.Rngs(0))
+  twin = gbounds.models.NnxCNN((28, 28, 1), dense=(12,), out=2, rngs=nnx.Rngs(0))
   state = _to_nnx(twin, params)
   a = capture_activations(model, params, x)
   b = capture_activations(twin, state, x)

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import gbounds
-from gbounds import _errors
+from gbounds._src import errors as _errors
 from gbounds.cli import _common, build_parser, main
 
 
@@ -87,7 +87,7 @@ def test_help_returns_0():
 
 
 def test_fcmi_checks_options_before_training(monkeypatch, tmp_path, data_root):
-  from gbounds import _fcmi_experiments as fe
+  from gbounds.experiments import _fcmi as fe
 
   def no_training(*a, **k):
     raise AssertionError("training started")
@@ -101,7 +101,7 @@ def test_fcmi_checks_options_before_training(monkeypatch, tmp_path, data_root):
 
 
 def test_sample_info_checks_options_before_loading_data(monkeypatch, tmp_path):
-  from gbounds import _sample_info_experiments as ex
+  from gbounds.experiments import _sample_info as ex
 
   def no_data(*a, **k):
     raise AssertionError("data loaded")

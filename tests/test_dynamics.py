@@ -13,10 +13,10 @@ import gbounds
 def problem():
   x = jax.random.normal(jax.random.key(1), (10, 4), jnp.float64)
   xt = jax.random.normal(jax.random.key(2), (3, 4), jnp.float64)
-  m = gbounds.as_model_fn(gbounds.MLP((12,), 2, activation="tanh", param_dtype=jnp.float64),
+  m = gbounds.as_model_fn(gbounds.models.MLP((12,), 2, activation="tanh", param_dtype=jnp.float64),
                           example_input=x, key=0)
-  params = gbounds.cast_tree(m.params, jnp.float64)
-  jac = gbounds.jacobian_fn(m.apply_fn)
+  params = gbounds.ntk.cast_tree(m.params, jnp.float64)
+  jac = gbounds.ntk.jacobian_fn(m.apply_fn)
   j, jt = jac(params, x), jac(params, xt)
   y = jax.nn.one_hot(jnp.arange(10) % 2, 2, dtype=jnp.float64)
   return dict(apply=m.apply_fn, params=params, x=x, xt=xt, j=j, jt=jt, y=y,
@@ -32,13 +32,13 @@ def _rel(a, b):
 @pytest.mark.parametrize("lam", [0.0, 0.5])
 def test_closed_form_equals_explicit_gd(problem, time, t, lam):
   p = problem
-  cf = gbounds.gradient_descent_mse(p["j"] @ p["j"].T, p["y"], p["f0"], learning_rate=0.02, t=t,
+  cf = gbounds.ntk.gradient_descent_mse(p["j"] @ p["j"].T, p["y"], p["f0"], learning_rate=0.02, t=t,
                                     weight_decay=lam, time=time,
                                     theta_test_train=p["jt"] @ p["j"].T, f0_test=p["f0t"])
-  ex = gbounds.train_linearized_explicit(p["apply"], p["params"], p["x"], p["y"],
+  ex = gbounds.ntk.train_linearized_explicit(p["apply"], p["params"], p["x"], p["y"],
                                          learning_rate=0.02, t=t, weight_decay=lam, time=time,
                                          x_test=p["xt"])
-  w = gbounds.linearized_weights(p["apply"], p["params"], p["x"], cf.coefficients)
+  w = gbounds.ntk.linearized_weights(p["apply"], p["params"], p["x"], cf.coefficients)
   assert _rel(cf.train, ex.train) < 1e-8
   assert _rel(cf.test, ex.test) < 1e-8
   w0 = ravel_pytree(p["params"])[0]
@@ -56,8 +56,8 @@ def test_infinite_time_equals_regularised_least_squares(problem, lam):
   else:
     d = -np.linalg.solve(j.T @ j + lam * np.eye(j.shape[1]), j.T @ r0)
   eta = 1.0 / (np.linalg.eigvalsh(np.asarray(j @ j.T))[-1] + lam)  # a convergent step
-  for time in gbounds.Time:
-    cf = gbounds.gradient_descent_mse(j @ j.T, p["y"], p["f0"], learning_rate=eta, t=np.inf,
+  for time in gbounds.ntk.Time:
+    cf = gbounds.ntk.gradient_descent_mse(j @ j.T, p["y"], p["f0"], learning_rate=eta, t=np.inf,
                                       weight_decay=lam, time=time,
                                       theta_test_train=p["jt"] @ j.T, f0_test=p["f0t"])
     assert _rel(j.T @ cf.coefficients, d) < 1e-8
@@ -71,30 +71,30 @@ def test_singular_kernel_is_fine():
   theta = jnp.asarray(j @ j.T)
   r0 = jnp.asarray(np.random.default_rng(1).normal(size=4))
   for t in (7, np.inf):
-    a = gbounds.gd_coefficients(theta, r0, learning_rate=0.01, t=t)
+    a = gbounds.ntk.gd_coefficients(theta, r0, learning_rate=0.01, t=t)
     assert np.all(np.isfinite(a))
   # explicit GD in weight space for 7 steps
   d = np.zeros(8)
   for _ in range(7):
     d = d - 0.01 * j.T @ (j @ d + np.asarray(r0))
-  a = gbounds.gd_coefficients(theta, r0, learning_rate=0.01, t=7)
+  a = gbounds.ntk.gd_coefficients(theta, r0, learning_rate=0.01, t=7)
   np.testing.assert_allclose(j.T @ np.asarray(a), d, rtol=1e-10)
 
 
 def test_phi_limits_jit_and_vmap():
   mu = jnp.array([0.0, 1e-12, 0.5, 2.0], jnp.float64)
-  f = jax.jit(lambda m, t: gbounds.phi(m, learning_rate=0.1, t=t, time="continuous"))
+  f = jax.jit(lambda m, t: gbounds.ntk.phi(m, learning_rate=0.1, t=t, time="continuous"))
   out = f(mu, 3.0)
   np.testing.assert_allclose(out[0], 0.3)
   np.testing.assert_allclose(out[1], 0.3, rtol=1e-9)
   np.testing.assert_allclose(out[2:], (1 - np.exp(-0.3 * mu[2:])) / mu[2:], rtol=1e-13)
-  disc = gbounds.phi(mu, learning_rate=0.1, t=5, time="discrete")
+  disc = gbounds.ntk.phi(mu, learning_rate=0.1, t=5, time="discrete")
   np.testing.assert_allclose(disc[2:], (1 - (1 - 0.1 * mu[2:]) ** 5) / mu[2:], rtol=1e-13)
   np.testing.assert_allclose(disc[0], 0.5)
-  batched = jax.vmap(lambda t: gbounds.phi(mu, learning_rate=0.1, t=t))(jnp.array([1.0, 2.0]))
+  batched = jax.vmap(lambda t: gbounds.ntk.phi(mu, learning_rate=0.1, t=t))(jnp.array([1.0, 2.0]))
   np.testing.assert_allclose(batched[1, 2:], (1 - (1 - 0.1 * mu[2:]) ** 2) / mu[2:], rtol=1e-13)
   # oscillating regime eta mu in (1, 2): exact power
-  np.testing.assert_allclose(gbounds.phi(jnp.array([15.0]), learning_rate=0.1, t=3),
+  np.testing.assert_allclose(gbounds.ntk.phi(jnp.array([15.0]), learning_rate=0.1, t=3),
                              (1 - (1 - 1.5) ** 3) / 15.0, rtol=1e-13)
 
 
@@ -109,23 +109,23 @@ class TestBadInput:
   ])
   def test_domains(self, kw, name):
     with pytest.raises(gbounds.InvalidInputError, match=name):
-      gbounds.gradient_descent_mse(self.theta, self.y, self.y, **kw)
+      gbounds.ntk.gradient_descent_mse(self.theta, self.y, self.y, **kw)
 
   def test_shape_mismatch(self):
     with pytest.raises(gbounds.InvalidInputError, match="theta_train"):
-      gbounds.gradient_descent_mse(np.eye(3), self.y, self.y, learning_rate=0.1, t=1.0)
+      gbounds.ntk.gradient_descent_mse(np.eye(3), self.y, self.y, learning_rate=0.1, t=1.0)
     with pytest.raises(gbounds.InvalidInputError, match="f0_train"):
-      gbounds.gradient_descent_mse(self.theta, self.y, np.zeros(3), learning_rate=0.1, t=1.0)
+      gbounds.ntk.gradient_descent_mse(self.theta, self.y, np.zeros(3), learning_rate=0.1, t=1.0)
 
   def test_nan(self):
     y = self.y.copy()
     y[0] = np.nan
     with pytest.raises(gbounds.InvalidInputError, match="y_train"):
-      gbounds.gradient_descent_mse(self.theta, y, self.y, learning_rate=0.1, t=1.0)
+      gbounds.ntk.gradient_descent_mse(self.theta, y, self.y, learning_rate=0.1, t=1.0)
 
   def test_unknown_time(self):
     with pytest.raises(gbounds.InvalidInputError, match="time"):
-      gbounds.gradient_descent_mse(self.theta, self.y, self.y, learning_rate=0.1, t=1.0,
+      gbounds.ntk.gradient_descent_mse(self.theta, self.y, self.y, learning_rate=0.1, t=1.0,
                                    time="stochastic")
 
 
@@ -140,19 +140,19 @@ def test_divergent_step_is_rejected(t):
   y, f0 = rng.normal(size=6), np.zeros(6)
   for eta in (2.0 / top, 2.5 / top):
     with pytest.raises(gbounds.InvalidInputError, match="learning_rate"):
-      gbounds.gradient_descent_mse(theta, y, f0, learning_rate=eta, t=t, weight_decay=lam,
+      gbounds.ntk.gradient_descent_mse(theta, y, f0, learning_rate=eta, t=t, weight_decay=lam,
                                    time="discrete")
     with pytest.raises(gbounds.InvalidInputError, match="learning_rate"):
-      gbounds.gd_coefficients(theta, f0 - y, learning_rate=eta, t=t, weight_decay=lam)
+      gbounds.ntk.gd_coefficients(theta, f0 - y, learning_rate=eta, t=t, weight_decay=lam)
   # just below the threshold, and any step in continuous time, are accepted
-  gbounds.gd_coefficients(theta, f0 - y, learning_rate=1.99 / top, t=t, weight_decay=lam)
-  gbounds.gradient_descent_mse(theta, y, f0, learning_rate=10.0 / top, t=t, weight_decay=lam,
+  gbounds.ntk.gd_coefficients(theta, f0 - y, learning_rate=1.99 / top, t=t, weight_decay=lam)
+  gbounds.ntk.gradient_descent_mse(theta, y, f0, learning_rate=10.0 / top, t=t, weight_decay=lam,
                                time="continuous")
 
 
 def test_phi_host_equals_phi():
   mu = np.array([0.0, 1e-12, 0.5, 2.0, 15.0])
   for time, t in (("discrete", 7), ("continuous", 3.0), ("discrete", np.inf)):
-    ref = np.asarray(gbounds.phi(jnp.asarray(mu), learning_rate=0.1, t=t, time=time))
-    got = gbounds._dynamics.phi_host(mu, learning_rate=0.1, t=t, time=time)
+    ref = np.asarray(gbounds.ntk.phi(jnp.asarray(mu), learning_rate=0.1, t=t, time=time))
+    got = gbounds.ntk._dynamics.phi_host(mu, learning_rate=0.1, t=t, time=time)
     np.testing.assert_allclose(got, ref, rtol=1e-13, atol=0)

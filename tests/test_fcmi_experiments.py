@@ -1,4 +1,4 @@
-"""Tests of the f-CMI experiments (gbounds._fcmi_experiments) and the ``gbounds fcmi`` CLI.
+"""Tests of the f-CMI experiments (gbounds.experiments._fcmi) and the ``gbounds fcmi`` CLI.
 
 Bound values are checked against a brute-force numpy re-computation of the sample-wise f-CMI
 estimator (nested loops over supersamples, pairs and masks), measured errors against the raw
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import gbounds
-from gbounds import _fcmi_experiments as fe
+from gbounds.experiments import _fcmi as fe
 from gbounds.cli import main as cli_main
 
 
@@ -86,7 +86,7 @@ def test_protocol_table_matches_brute_force(tmp_path):
   assert seen[-1] == (8, 8)
   assert [r.n for r in table.rows] == [8]
   for row in table.rows:
-    r = gbounds.load_supersample_results(tmp_path / f"n{row.n:05d}")
+    r = gbounds.supersample.load_supersample_results(tmp_path / f"n{row.n:05d}")
     per = _brute_fcmi(r.masks, r.predictions)
     assert row.fcmi_bound == pytest.approx(per.mean(), rel=1e-9, abs=1e-12)
     assert row.fcmi_bound_std == pytest.approx(per.std(), rel=1e-9, abs=1e-12)
@@ -114,8 +114,8 @@ def test_linearized_protocol_runs_and_matches_brute_force():
   proto = fe.FcmiProtocol(**{**TINY, "training": "linearized", "k2": 40})
   table = fe.run_fcmi_protocol(proto, data=data)
   for row in table.rows:
-    r = gbounds.run_linearized_supersample(
-        gbounds.MLP(hidden=proto.hidden, out=2), *data, n=row.n, k1=proto.k1, k2=proto.k2,
+    r = gbounds.supersample.run_linearized_supersample(
+        gbounds.models.MLP(hidden=proto.hidden, out=2), *data, n=row.n, k1=proto.k1, k2=proto.k2,
         seed=proto.seed, weight_decay=proto.ridge)
     assert row.fcmi_bound == pytest.approx(_brute_fcmi(r.masks, r.predictions).mean(), rel=1e-9)
     assert 0 <= row.fcmi_bound <= math.sqrt(2 * math.log(2)) + 1e-12

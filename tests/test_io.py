@@ -1,8 +1,8 @@
-"""Atomic writers (gbounds._io): results get an ordinary file mode, not mkstemp's 0600."""
+"""Atomic writers (gbounds._src.io): results get an ordinary file mode, not mkstemp's 0600."""
 
 import os
 
-from gbounds import _io
+from gbounds._src import io as _io
 
 
 def test_atomic_write_gives_the_umask_mode(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests for gbounds._kl against an independent numpy float64 bisection (no scipy/mpmath)."""
+"""Tests for gbounds.bounds._kl against an independent numpy float64 bisection (no scipy/mpmath)."""
 
 import math
 from decimal import Decimal, getcontext
@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gbounds import InvalidInputError, binary_kl, kl_inverse_lower, kl_inverse_upper
+from gbounds import InvalidInputError
+from gbounds.bounds import binary_kl, kl_inverse_lower, kl_inverse_upper
 
 getcontext().prec = 40
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import gbounds
-from gbounds import _limit
+from gbounds.train import _limit as _limit
 
 F64 = jnp.float64
 
@@ -14,7 +14,7 @@ F64 = jnp.float64
 def _setup(dtype=F64):
   x = jax.random.normal(jax.random.key(1), (40, 6), dtype)
   y = np.asarray(jax.random.randint(jax.random.key(2), (40,), 0, 3), np.int32)
-  m = gbounds.MLP(hidden=(8,), out=3, param_dtype=dtype)
+  m = gbounds.models.MLP(hidden=(8,), out=3, param_dtype=dtype)
   return (x, y, gbounds.as_model_fn(m, example_input=x, key=0),
           gbounds.as_model_fn(m, example_input=x, key=5))
 
@@ -27,9 +27,9 @@ def _maxdiff(a, b):
 @pytest.mark.parametrize("opt,batch", [("sgd", 16), ("adam", 16), ("momentum", None)])
 def test_true_gradient_reduces_to_cross_entropy_training(opt, batch):
   x, y, mf, qf = _setup()
-  tc = gbounds.TrainConfig(loss="cross_entropy", optimizer=opt, learning_rate=0.05, steps=25,
+  tc = gbounds.train.TrainConfig(loss="cross_entropy", optimizer=opt, learning_rate=0.05, steps=25,
                            batch_size=batch, weight_decay=1e-3, seed=3)
-  ref = gbounds.train(mf.apply_fn, mf.params, x, y, tc).params
+  ref = gbounds.train.train(mf.apply_fn, mf.params, x, y, tc).params
   lc = _limit.LimitConfig(optimizer=opt, learning_rate=0.05, steps=25, batch_size=batch,
                           weight_decay=1e-3, seed=3, gradient_source="true_labels", noise="none")
   out = _limit.train_limit(mf.apply_fn, mf.params, qf.apply_fn, qf.params, x, y, lc).params

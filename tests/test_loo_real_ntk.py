@@ -23,8 +23,10 @@ import pytest
 import scipy.linalg
 
 import gbounds
-from gbounds import _data, _models, _ntk
-from gbounds import _sample_info as si
+from gbounds.data import _datasets as _data
+from gbounds.models import _networks as _models
+from gbounds.ntk import _empirical as _ntk
+from gbounds.info import _sample_info as si
 
 # ----------------------------------------------------------------------------- kernels
 

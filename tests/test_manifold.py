@@ -14,7 +14,7 @@ import pytest
 from scipy import optimize
 
 import gbounds
-from gbounds._errors import ConvergenceError
+from gbounds._src.errors import ConvergenceError
 
 
 def _manifold_matrix(rng, d, m, *, scale=1.0, corr=0.0):
@@ -42,7 +42,7 @@ def test_dual_solution_satisfies_primal_kkt(kappa, corr):
   rng = np.random.default_rng(1)
   s = _manifold_matrix(rng, 30, 25, scale=0.7, corr=corr)
   t = rng.standard_normal((200, 31))
-  sol = gbounds.solve_anchor_qp(s, t, kappa=kappa)
+  sol = gbounds.geometry.solve_anchor_qp(s, t, kappa=kappa)
   kkt = _primal_kkt(s, t, np.asarray(sol.alpha), np.asarray(sol.v), kappa)
   for name, value in kkt.items():
     assert value < 1e-6, (name, value)
@@ -53,7 +53,7 @@ def test_fista_alone_reaches_kkt_tolerance_on_well_conditioned_instances():
   rng = np.random.default_rng(2)
   s = _manifold_matrix(rng, 40, 20, scale=0.3)
   t = rng.standard_normal((50, 41))
-  sol = gbounds.solve_anchor_qp(s, t, solver=gbounds.DualSolver.FISTA, n_iter=5000, tol=1e-9)
+  sol = gbounds.geometry.solve_anchor_qp(s, t, solver=gbounds.geometry.DualSolver.FISTA, n_iter=5000, tol=1e-9)
   kkt = _primal_kkt(s, t, np.asarray(sol.alpha), np.asarray(sol.v), 0.0)
   assert max(kkt.values()) < 1e-6
 
@@ -62,7 +62,7 @@ def test_matches_scipy_nnls_at_zero_margin():
   rng = np.random.default_rng(3)
   s = _manifold_matrix(rng, 9, 6)
   t = rng.standard_normal((40, 10))
-  sol = jax.jit(gbounds.solve_anchor_qp)(s, t)
+  sol = jax.jit(gbounds.geometry.solve_anchor_qp)(s, t)
   for i in range(t.shape[0]):
     ref, _ = optimize.nnls(s, t[i])
     np.testing.assert_allclose(sol.alpha[i], ref, atol=1e-8)
@@ -89,7 +89,7 @@ def test_matches_brute_force_active_sets_with_margin():
   kappa = 0.3
   s = _manifold_matrix(rng, 6, 5)
   t = rng.standard_normal((30, 7))
-  sol = gbounds.solve_anchor_qp(s, t, kappa=kappa)
+  sol = gbounds.geometry.solve_anchor_qp(s, t, kappa=kappa)
   gram = s.T @ s
   for i in range(t.shape[0]):
     ref = _brute_force_nnqp(gram, s.T @ t[i] + kappa)
@@ -101,7 +101,7 @@ def test_separated_samples_take_the_shortcut():
   s = _manifold_matrix(rng, 8, 6)
   # t = -c * (1, ..., 1 | big) makes every s_j . t very negative.
   t = np.concatenate([np.zeros(8), [-10.0]])[None]
-  sol = gbounds.solve_anchor_qp(s, t, kappa=0.5)
+  sol = gbounds.geometry.solve_anchor_qp(s, t, kappa=0.5)
   assert bool(sol.separated[0])
   np.testing.assert_array_equal(sol.alpha[0], 0.0)
   np.testing.assert_allclose(sol.v[0], t[0])
@@ -112,10 +112,10 @@ def test_anchor_qp_under_jit_and_vmap():
   rng = np.random.default_rng(6)
   ss = np.stack([_manifold_matrix(rng, 7, 5) for _ in range(3)])
   ts = rng.standard_normal((3, 11, 8))
-  fn = jax.jit(jax.vmap(lambda s, t: gbounds.solve_anchor_qp(s, t, kappa=0.1).anchor))
+  fn = jax.jit(jax.vmap(lambda s, t: gbounds.geometry.solve_anchor_qp(s, t, kappa=0.1).anchor))
   out = fn(ss, ts)
   for i in range(3):
-    np.testing.assert_allclose(out[i], gbounds.solve_anchor_qp(ss[i], ts[i], kappa=0.1).anchor,
+    np.testing.assert_allclose(out[i], gbounds.geometry.solve_anchor_qp(ss[i], ts[i], kappa=0.1).anchor,
                                atol=1e-10)
 
 
@@ -123,7 +123,7 @@ def test_float32_solution_is_accurate_to_single_precision():
   rng = np.random.default_rng(7)
   s = _manifold_matrix(rng, 20, 15, scale=0.5).astype(np.float32)
   t = rng.standard_normal((64, 21)).astype(np.float32)
-  sol = gbounds.solve_anchor_qp(s, t)
+  sol = gbounds.geometry.solve_anchor_qp(s, t)
   assert sol.alpha.dtype == jnp.float32
   kkt = _primal_kkt(s.astype(np.float64), t.astype(np.float64), np.asarray(sol.alpha, np.float64),
                     np.asarray(sol.v, np.float64), 0.0)
@@ -163,9 +163,9 @@ def test_anchor_geometry_matches_numpy_formulas(kappa):
   s = _manifold_matrix(rng, 6, 5, scale=0.8)
   t = rng.standard_normal((120, 7))
   cap, rad, dim, dim_prx = _numpy_geometry(s, t, kappa)
-  got = jax.jit(lambda s_, t_: gbounds.anchor_geometry(s_, t_, kappa=kappa))(s, t)
+  got = jax.jit(lambda s_, t_: gbounds.geometry.anchor_geometry(s_, t_, kappa=kappa))(s, t)
   np.testing.assert_allclose(got[:3], (cap, rad, dim), rtol=1e-7)
-  got2 = gbounds.anchor_geometry(s, t, kappa=kappa,
+  got2 = gbounds.geometry.anchor_geometry(s, t, kappa=kappa,
                                  dimension_formula="mean_squared_projection")
   np.testing.assert_allclose(got2[2], dim_prx, rtol=1e-7)
 
@@ -193,7 +193,7 @@ def test_capacity_rises_as_radius_falls_on_separated_spheres():
   caps, rads = [], []
   for r in (1.5, 0.6, 0.2):
     x = _spheres(rng, *SHAPE, r)
-    g = gbounds.manifold_geometry(x, key=0, n_t=N_T, center_rank=0)
+    g = gbounds.geometry.manifold_geometry(x, key=0, n_t=N_T, center_rank=0)
     caps.append(float(g.capacity))
     rads.append(float(g.radius))
   assert rads[0] > rads[1] > rads[2]
@@ -204,7 +204,7 @@ def test_capacity_rises_as_radius_falls_on_separated_spheres():
 def test_large_dimension_mean_field_relation():
   rng = np.random.default_rng(10)
   x = rng.standard_normal((4, 40, 400))
-  g = gbounds.manifold_geometry(x, key=1, n_t=300, center_rank=0)
+  g = gbounds.geometry.manifold_geometry(x, key=1, n_t=300, center_rank=0)
   predicted = (1 + g.radius_per_manifold ** -2) / g.dimension_per_manifold
   np.testing.assert_allclose(g.capacity_per_manifold, predicted, rtol=0.10)
 
@@ -214,8 +214,8 @@ def test_invariant_to_point_order():
   x = rng.standard_normal(SHAPE)
   perm = np.stack([rng.permutation(SHAPE[1]) for _ in range(SHAPE[0])])
   xp = np.take_along_axis(x, perm[:, :, None], axis=1)
-  a = gbounds.manifold_geometry(x, key=3, n_t=N_T, center_rank=0)
-  b = gbounds.manifold_geometry(xp, key=3, n_t=N_T, center_rank=0)
+  a = gbounds.geometry.manifold_geometry(x, key=3, n_t=N_T, center_rank=0)
+  b = gbounds.geometry.manifold_geometry(xp, key=3, n_t=N_T, center_rank=0)
   np.testing.assert_allclose(a.capacity_per_manifold, b.capacity_per_manifold, rtol=1e-8)
   np.testing.assert_allclose(a.radius_per_manifold, b.radius_per_manifold, rtol=1e-8)
   np.testing.assert_allclose(a.dimension_per_manifold, b.dimension_per_manifold, rtol=1e-8)
@@ -230,8 +230,8 @@ def test_invariant_to_manifold_order_and_center_subspace():
   t = rng.standard_normal((p, N_T, m + 1))
   perm = np.array([3, 0, 1, 2])
   kw = dict(center_rank=None, n_restarts=2, n_subspace_steps=50)
-  a = gbounds.manifold_geometry(x, key=4, t=t, **kw)
-  b = gbounds.manifold_geometry(x[perm], key=4, t=t[perm], **kw)
+  a = gbounds.geometry.manifold_geometry(x, key=4, t=t, **kw)
+  b = gbounds.geometry.manifold_geometry(x[perm], key=4, t=t[perm], **kw)
   assert a.center_rank == b.center_rank >= 1
   np.testing.assert_allclose(a.center_correlation, b.center_correlation, rtol=1e-8)
   np.testing.assert_allclose(a.capacity_per_manifold[perm], b.capacity_per_manifold, rtol=1e-6)
@@ -245,7 +245,7 @@ def test_center_correlation_matches_direct_computation():
   rng = np.random.default_rng(13)
   p = SHAPE[0]
   x = rng.standard_normal(SHAPE) + rng.standard_normal((p, 1, SHAPE[2]))
-  g = gbounds.manifold_geometry(x, key=0, n_t=N_T, center_rank=0)
+  g = gbounds.geometry.manifold_geometry(x, key=0, n_t=N_T, center_rank=0)
   c = x.mean(1)
   c = c - c.mean(0)
   cos = (c @ c.T) / np.outer(np.linalg.norm(c, axis=1), np.linalg.norm(c, axis=1))
@@ -258,31 +258,31 @@ def test_center_correlation_matches_direct_computation():
 def test_random_projection_of_wide_layers():
   rng = np.random.default_rng(14)
   x = rng.standard_normal((4, 10, 120))
-  g = gbounds.manifold_geometry(x, key=0, n_t=N_T, center_rank=0, max_features=40)
+  g = gbounds.geometry.manifold_geometry(x, key=0, n_t=N_T, center_rank=0, max_features=40)
   assert np.all(np.isfinite(g.capacity_per_manifold))
   with pytest.raises(gbounds.InvalidInputError, match="fewer points per manifold"):
-    gbounds.manifold_geometry(x, key=0, max_features=10)
+    gbounds.geometry.manifold_geometry(x, key=0, max_features=10)
 
 
 def test_bad_input():
   rng = np.random.default_rng(15)
   x = rng.standard_normal((3, 10, 20))
   with pytest.raises(gbounds.InvalidInputError, match="at least 2 manifolds"):
-    gbounds.manifold_geometry(x[:1], key=0)
+    gbounds.geometry.manifold_geometry(x[:1], key=0)
   with pytest.raises(gbounds.InvalidInputError, match="M < N"):
-    gbounds.manifold_geometry(rng.standard_normal((3, 20, 20)), key=0)
+    gbounds.geometry.manifold_geometry(rng.standard_normal((3, 20, 20)), key=0)
   bad = x.copy()
   bad[1, 2, 3] = np.nan
   with pytest.raises(gbounds.InvalidInputError, match="finite"):
-    gbounds.manifold_geometry(bad, key=0)
+    gbounds.geometry.manifold_geometry(bad, key=0)
   with pytest.raises(gbounds.InvalidInputError, match="kappa >= 0"):
-    gbounds.manifold_geometry(x, key=0, kappa=-0.1)
+    gbounds.geometry.manifold_geometry(x, key=0, kappa=-0.1)
   with pytest.raises(gbounds.InvalidInputError, match="rank 3"):
-    gbounds.manifold_geometry(x[0], key=0)
+    gbounds.geometry.manifold_geometry(x[0], key=0)
   with pytest.raises(gbounds.InvalidInputError, match="samples of shape"):
-    gbounds.manifold_geometry(x, key=0, t=np.zeros((3, 5, 7)))
+    gbounds.geometry.manifold_geometry(x, key=0, t=np.zeros((3, 5, 7)))
   with pytest.raises(gbounds.InvalidInputError, match="solver"):
-    gbounds.solve_anchor_qp(np.ones((3, 2)), np.ones(3), solver="newton")
+    gbounds.geometry.solve_anchor_qp(np.ones((3, 2)), np.ones(3), solver="newton")
 
 
 # ----------------------------------------------------------------------------- rank-deficient
@@ -340,7 +340,7 @@ def test_rank_deficient_anchors_match_exact_nnls(kind, kappa):
   s = _rank_deficient(kind, rng)
   assert np.linalg.matrix_rank(s.T @ s) < s.shape[1]
   t = rng.standard_normal((150, s.shape[0]))
-  sol = gbounds.solve_anchor_qp(s, t, kappa=kappa)
+  sol = gbounds.geometry.solve_anchor_qp(s, t, kappa=kappa)
   v_ref, anc_ref = zip(*(_exact_anchor(s, ti, kappa) for ti in t))
   np.testing.assert_allclose(sol.v, np.array(v_ref), rtol=0, atol=1e-6)
   np.testing.assert_allclose(sol.anchor, np.array(anc_ref), rtol=0, atol=1e-6)
@@ -352,7 +352,7 @@ def test_rank_deficient_anchors_match_exact_nnls(kind, kappa):
                              rtol=0, atol=1e-12)
   assert np.max(sol.kkt_residual) < 1e-9
   cap, rad, dim = _geometry_from_anchors(t, np.array(anc_ref), kappa)
-  got = gbounds.anchor_geometry(s, t, kappa=kappa)
+  got = gbounds.geometry.anchor_geometry(s, t, kappa=kappa)
   np.testing.assert_allclose(got[:3], (cap, rad, dim), rtol=1e-6)
 
 
@@ -360,7 +360,7 @@ def test_rank_deficient_anchors_in_float32():
   rng = np.random.default_rng(20)
   s = _rank_deficient("subspace", rng)
   t = rng.standard_normal((150, s.shape[0]))
-  sol = gbounds.solve_anchor_qp(s.astype(np.float32), t.astype(np.float32))
+  sol = gbounds.geometry.solve_anchor_qp(s.astype(np.float32), t.astype(np.float32))
   assert sol.anchor.dtype == jnp.float32
   ref = np.array([_exact_anchor(s, ti, 0.0)[1] for ti in t])
   np.testing.assert_allclose(np.asarray(sol.anchor, np.float64), ref, rtol=0, atol=1e-3)
@@ -394,7 +394,7 @@ def test_manifold_geometry_on_rank_deficient_manifolds_matches_exact_anchors():
   ]) + centres
   t = rng.standard_normal((p, N_T, m + 1))
   for kappa in (0.0, 0.25):
-    g = gbounds.manifold_geometry(x, key=0, t=t, center_rank=0, kappa=kappa)
+    g = gbounds.geometry.manifold_geometry(x, key=0, t=t, center_rank=0, kappa=kappa)
     ref = []
     for s, tp in zip(_svd_s_matrices(x), t):
       anc = np.array([_exact_anchor(s, ti, kappa)[1] for ti in tp])
@@ -419,7 +419,7 @@ def test_manifold_geometry_with_fifty_points_in_low_dimensional_subspaces():
                 rng.standard_normal((m, 10)) @ rng.standard_normal((10, n))])
   x += 2.0 * rng.standard_normal((p, 1, n))
   t = rng.standard_normal((p, n_t, m + 1))
-  g = gbounds.manifold_geometry(x, key=0, t=t, center_rank=0)
+  g = gbounds.geometry.manifold_geometry(x, key=0, t=t, center_rank=0)
   ref = []
   for s, tp in zip(_svd_s_matrices(x), t):
     assert np.linalg.matrix_rank(s) < m
@@ -432,7 +432,7 @@ def test_manifold_geometry_with_fifty_points_in_low_dimensional_subspaces():
 
 
 def test_kkt_residual_counts_non_finite_as_infinite():
-  from gbounds import _manifold
+  from gbounds.geometry import _manifold as _manifold
   res = jax.jit(_manifold._kkt_residual)
   assert np.isinf(res(jnp.array([np.nan, 1.0]), jnp.array([0.0, 0.0])))
   assert np.isinf(res(jnp.array([0.5, 1.0]), jnp.array([-np.inf, 0.0])))
@@ -446,12 +446,12 @@ def test_unconverged_qp_raises_instead_of_returning():
   t = rng.standard_normal((20, s.shape[0]))
   kw = dict(solver="fista", n_iter=10)
   with pytest.raises(ConvergenceError, match=r"KKT residual .* sample index \(\d+,\)"):
-    gbounds.solve_anchor_qp(s, t, **kw)
+    gbounds.geometry.solve_anchor_qp(s, t, **kw)
   with pytest.raises(Exception, match="anchor QP did not converge"):
-    jax.block_until_ready(jax.jit(lambda s_, t_: gbounds.solve_anchor_qp(s_, t_, **kw).v)(s, t))
+    jax.block_until_ready(jax.jit(lambda s_, t_: gbounds.geometry.solve_anchor_qp(s_, t_, **kw).v)(s, t))
   with pytest.raises(ConvergenceError, match="KKT residual"):
-    gbounds.anchor_geometry(s, t, **kw)
-  sol = gbounds.solve_anchor_qp(s, t, check=False, **kw)
+    gbounds.geometry.anchor_geometry(s, t, **kw)
+  sol = gbounds.geometry.solve_anchor_qp(s, t, check=False, **kw)
   assert np.max(sol.kkt_residual) > 1e-7  # returned as is, and the residual shows it
 
 
@@ -459,7 +459,7 @@ def test_unconverged_manifold_geometry_names_the_manifold():
   rng = np.random.default_rng(23)
   x = rng.standard_normal(SHAPE) + 2.0 * rng.standard_normal((SHAPE[0], 1, SHAPE[2]))
   with pytest.raises(ConvergenceError, match=r"\(manifold, sample\) \(\d+, \d+\)"):
-    gbounds.manifold_geometry(x, key=0, n_t=N_T, center_rank=0, solver="fista", n_iter=10)
+    gbounds.geometry.manifold_geometry(x, key=0, n_t=N_T, center_rank=0, solver="fista", n_iter=10)
 
 
 def test_cli_user_errors_exit_2_with_one_line_naming_the_flag(tmp_path, capsys):
@@ -482,11 +482,11 @@ def test_cli_user_errors_exit_2_with_one_line_naming_the_flag(tmp_path, capsys):
 def test_class_manifolds_groups_by_label():
   feats = np.arange(40, dtype=np.float32).reshape(20, 2)
   labels = np.repeat([0, 1], 10)
-  x = gbounds.class_manifolds(feats, labels, n_per_class=4, key=0)
+  x = gbounds.geometry.class_manifolds(feats, labels, n_per_class=4, key=0)
   assert x.shape == (2, 4, 2)
   assert np.all(x[0] < 20) and np.all(x[1] >= 20)
   with pytest.raises(gbounds.InvalidInputError, match="n_per_class"):
-    gbounds.class_manifolds(feats, labels, n_per_class=11)
+    gbounds.geometry.class_manifolds(feats, labels, n_per_class=11)
 
 
 def test_cli_geometry(tmp_path):
@@ -499,7 +499,7 @@ def test_cli_geometry(tmp_path):
   assert main(["manifold", "geometry", "--input", str(path), "--n-t", str(N_T),
                "--center-rank", "0", "--out", str(tmp_path / "out")]) == 0
   res = json.loads((tmp_path / "out" / "geometry.json").read_text())
-  direct = gbounds.manifold_geometry(np.load(path), key=0, n_t=N_T, center_rank=0)
+  direct = gbounds.geometry.manifold_geometry(np.load(path), key=0, n_t=N_T, center_rank=0)
   np.testing.assert_allclose(res["capacity"], direct.capacity, rtol=1e-10)
   assert res["shape"] == list(SHAPE)
 

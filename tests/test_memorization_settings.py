@@ -1,4 +1,4 @@
-"""Tests for gbounds._memorization_settings (data construction; a reduced reproduction is slow)."""
+"""Tests for gbounds.experiments._memorization (data construction; a reduced reproduction is slow)."""
 
 import json
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gbounds import InvalidInputError
-from gbounds import _memorization_settings as ms
+from gbounds.experiments import _memorization as ms
 
 
 def test_colorize_puts_digit_in_one_channel():

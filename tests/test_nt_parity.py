@@ -85,12 +85,12 @@ def _flat_params(params):
 
 MODELS = {
     # (gbounds module, reference spec)
-    "mlp": (gbounds.MLP(hidden=(256, 128), out=2, activation="tanh"),
+    "mlp": (gbounds.models.MLP(hidden=(256, 128), out=2, activation="tanh"),
             {"kind": "mlp", "hidden": [256, 128], "activation": "tanh"}),
-    "cnn": (gbounds.CNN(out=2, activation="relu"),
+    "cnn": (gbounds.models.CNN(out=2, activation="relu"),
             {"kind": "cnn", "activation": "relu", "dense": [128],
              "stages": [[s.channels, s.kernel, s.stride, s.padding]
-                        for s in gbounds.CNN().stages]}),
+                        for s in gbounds.models.CNN().stages]}),
 }
 
 
@@ -98,11 +98,11 @@ MODELS = {
 def case(request, nt_env, data_root, tmp_path_factory):
   """Our model, data and kernels, and the reference's outputs for the same parameters."""
   module, model_spec = MODELS[request.param]
-  x, y = gbounds.binary_task(*gbounds.load_mnist("test", data_dir=data_root))
+  x, y = gbounds.data.binary_task(*gbounds.data.load_mnist("test", data_dir=data_root))
   rng = np.random.default_rng(0)
   idx = rng.choice(len(y), N_TRAIN + N_TEST, replace=False)
   x_train, x_test = x[idx[:N_TRAIN]], x[idx[N_TRAIN:]]
-  y_train = gbounds.one_hot(y[idx[:N_TRAIN]], 2) - 0.5
+  y_train = gbounds.data.one_hot(y[idx[:N_TRAIN]], 2) - 0.5
   apply_fn, params = gbounds.as_model_fn(module, example_input=jnp.asarray(x_train[:1]), key=0)
   # Flax initialises biases at zero; perturb every leaf so that no gradient is trivially zero.
   leaves, treedef = jax.tree_util.tree_flatten(params)
@@ -115,8 +115,8 @@ def case(request, nt_env, data_root, tmp_path_factory):
           "f_test": np.asarray(apply_fn(params, x_test))}
   for name in IMPLEMENTATIONS:
     for chunk in (None, CHUNK):
-      full = gbounds.empirical_ntk_fn(apply_fn, implementation=name, chunk_size=chunk)
-      trace = gbounds.empirical_ntk_fn(apply_fn, implementation=name, output="TRACE",
+      full = gbounds.ntk.empirical_ntk_fn(apply_fn, implementation=name, chunk_size=chunk)
+      trace = gbounds.ntk.empirical_ntk_fn(apply_fn, implementation=name, output="TRACE",
                                        chunk_size=chunk)
       ours[name, chunk, "train"] = np.asarray(full(x_train, None, params))
       ours[name, chunk, "test"] = np.asarray(full(x_test, x_train, params))
@@ -178,8 +178,8 @@ def test_reference_kernel_shape(case):
 def test_gradient_descent_mse(case, jit):
   """Continuous-time predictions with nt's learning rate converted to our summed loss."""
   def predict(theta, y, f0, theta_test, f0_test, t):
-    return gbounds.gradient_descent_mse(theta, y, f0, learning_rate=case["eta"], t=t,
-                                        time=gbounds.Time.CONTINUOUS,
+    return gbounds.ntk.gradient_descent_mse(theta, y, f0, learning_rate=case["eta"], t=t,
+                                        time=gbounds.ntk.Time.CONTINUOUS,
                                         theta_test_train=theta_test, f0_test=f0_test)
   if jit:
     predict = jax.jit(predict)

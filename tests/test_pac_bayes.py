@@ -1,4 +1,4 @@
-"""Tests for gbounds._pac_bayes against hand computations in Python floats (math module)."""
+"""Tests for gbounds.bounds._pac_bayes against hand computations in Python floats (math module)."""
 
 import math
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gbounds import InvalidInputError
-from gbounds import _pac_bayes as pb
+from gbounds.bounds import _pac_bayes as pb
 
 
 def _kl(q, p):

@@ -1,6 +1,6 @@
 """The self-contained HTML report renders its figures in headless Chromium (Debian's ``chromium``).
 
-The page written by :func:`gbounds._report.write_report` is copied next to a probe script that
+The page written by :func:`gbounds.analysis._report.write_report` is copied next to a probe script that
 records, for every ``<img>``, ``img.complete && img.naturalWidth > 0`` into the DOM; Chromium
 loads it with ``--dump-dom`` (the DOM after scripts ran) and ``--screenshot``. The test checks
 that every image decoded, that the screenshot is a PNG with visible content, and that the page
@@ -15,7 +15,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from gbounds import _report as rp
+from gbounds.analysis import _report as rp
 
 _PROBE = """
 <script>

@@ -1,4 +1,4 @@
-"""Tests for the reproduction registry (gbounds._reproduce) and ``gbounds reproduce``."""
+"""Tests for the reproduction registry (gbounds.experiments._registry) and ``gbounds reproduce``."""
 
 import json
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 
 from gbounds import GBoundsError, InvalidInputError
-from gbounds import _reproduce as rr
+from gbounds.experiments import _registry as rr
 from gbounds.cli import main as cli_main
 
 EXPECTED = {"fcmi_mnist_4v9", "sample_info_correlation", "pac_bayes_binary_mnist",

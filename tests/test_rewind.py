@@ -8,24 +8,24 @@ import numpy as np
 import pytest
 
 import gbounds
-from gbounds import _rewind
+from gbounds.geometry import _rewind as _rewind
 
 
 def test_permute_labels_keeps_marginals_and_touches_only_the_selected_fraction():
   y = np.repeat(np.arange(10), 50).astype(np.int32)
-  yp, mask = gbounds.permute_labels(y, fraction=0.4, seed=3)
+  yp, mask = gbounds.geometry.permute_labels(y, fraction=0.4, seed=3)
   assert mask.sum() == 200
   np.testing.assert_array_equal(yp[~mask], y[~mask])
   np.testing.assert_array_equal(np.sort(yp[mask]), np.sort(y[mask]))
   assert np.mean(yp[mask] != y[mask]) > 0.7  # a random permutation of 10 classes
-  yp2, mask2 = gbounds.permute_labels(y, fraction=0.4, seed=3)
+  yp2, mask2 = gbounds.geometry.permute_labels(y, fraction=0.4, seed=3)
   np.testing.assert_array_equal(yp, yp2)
   with pytest.raises(gbounds.InvalidInputError, match="fraction"):
-    gbounds.permute_labels(y, fraction=1.5)
+    gbounds.geometry.permute_labels(y, fraction=1.5)
 
 
 def _cnn_params():
-  model = gbounds.CNN(out=10)
+  model = gbounds.models.CNN(out=10)
   x = jnp.zeros((1, 28, 28, 1))
   return model, model.init(jax.random.key(0), x)["params"], \
       model.init(jax.random.key(1), x)["params"]
@@ -35,20 +35,20 @@ def test_parameter_layers_and_rewinding():
   _, final, early = _cnn_params()
   names = _rewind.parameter_layers(final)
   assert names == ("conv0", "conv1", "conv2", "dense0", "head")
-  p = gbounds.rewind_layers(final, early, names[-2:])
+  p = gbounds.geometry.rewind_layers(final, early, names[-2:])
   for n in names:
     src = early if n in names[-2:] else final
     for a, b in zip(jax.tree_util.tree_leaves(p[n]), jax.tree_util.tree_leaves(src[n])):
       np.testing.assert_array_equal(a, b)
   with pytest.raises(gbounds.InvalidInputError, match="layers"):
-    gbounds.rewind_layers(final, early, ["conv9"])
+    gbounds.geometry.rewind_layers(final, early, ["conv9"])
 
 
 def test_layer_features_match_a_hand_computed_forward_pass():
-  model = gbounds.MLP(hidden=(7, 5), out=3)
+  model = gbounds.models.MLP(hidden=(7, 5), out=3)
   x = np.random.default_rng(0).standard_normal((9, 4, 4, 1)).astype(np.float32)
   params = model.init(jax.random.key(0), x)["params"]
-  feats = gbounds.layer_features(model, params, x, chunk_size=4)  # 3 chunks (jitted inside)
+  feats = gbounds.geometry.layer_features(model, params, x, chunk_size=4)  # 3 chunks (jitted inside)
   h = x.reshape(9, -1)
   np.testing.assert_allclose(feats["input"], h)
   for name in ("dense0", "dense1"):
@@ -62,17 +62,17 @@ def test_layer_features_match_a_hand_computed_forward_pass():
 
 def test_cnn_features_are_full_feature_maps():
   model, params, _ = _cnn_params()
-  feats = gbounds.layer_features(model, params, np.zeros((2, 28, 28, 1), np.float32))
+  feats = gbounds.geometry.layer_features(model, params, np.zeros((2, 28, 28, 1), np.float32))
   assert feats["conv0"].shape == (2, 14 * 14 * 16)
   assert feats["dense0"].shape == (2, 128)
 
 
 def test_config_validation():
   with pytest.raises(gbounds.InvalidInputError, match="rewind_epoch"):
-    gbounds.PermutedLabelConfig(epochs=3, rewind_epoch=5)
+    gbounds.geometry.PermutedLabelConfig(epochs=3, rewind_epoch=5)
   with pytest.raises(gbounds.InvalidInputError, match="dataset"):
-    gbounds.PermutedLabelConfig(dataset="cifar")
-  cfg = gbounds.PermutedLabelConfig(epochs=4, checkpoint_epochs=(0, 9), rewind_epoch=1)
+    gbounds.geometry.PermutedLabelConfig(dataset="cifar")
+  cfg = gbounds.geometry.PermutedLabelConfig(epochs=4, checkpoint_epochs=(0, 9), rewind_epoch=1)
   assert cfg.checkpoint_epochs == (0, 1, 4)
 
 
@@ -99,18 +99,18 @@ def test_rewinding_from_a_checkpoint_of_another_architecture_names_the_leaf():
            "head": {"kernel": np.zeros((8, 10)), "bias": np.zeros(10)}}
   early = {"dense0": {"kernel": np.ones((4, 8)), "bias": np.ones(8)},
            "head": {"kernel": np.ones((8, 10))}}
-  out = gbounds.rewind_layers(final, early, ["dense0"])  # the matching group rewinds
+  out = gbounds.geometry.rewind_layers(final, early, ["dense0"])  # the matching group rewinds
   np.testing.assert_array_equal(out["dense0"]["kernel"], 1.0)
   np.testing.assert_array_equal(out["head"]["kernel"], 0.0)
   with pytest.raises(gbounds.InvalidInputError,
                      match=r"early_params: .*\['head'\]\['bias'\] of shape absent "
                            r"\(params: \(10,\)\)"):
-    gbounds.rewind_layers(final, early, ["head"])
+    gbounds.geometry.rewind_layers(final, early, ["head"])
 
 
 def test_config_types_are_checked():
   with pytest.raises(gbounds.InvalidInputError, match="n_train"):
-    gbounds.PermutedLabelConfig(n_train="3000")
+    gbounds.geometry.PermutedLabelConfig(n_train="3000")
   with pytest.raises(gbounds.InvalidInputError, match="checkpoint_epochs"):
-    gbounds.PermutedLabelConfig(checkpoint_epochs=(0, 1.5))
-  assert gbounds.PermutedLabelConfig().checkpoint_epochs == (0, 1, 2, 5, 10, 20, 40)
+    gbounds.geometry.PermutedLabelConfig(checkpoint_epochs=(0, 1.5))
+  assert gbounds.geometry.PermutedLabelConfig().checkpoint_epochs == (0, 1, 2, 5, 10, 20, 40)

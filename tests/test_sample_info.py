@@ -1,4 +1,4 @@
-"""Tests of gbounds._sample_info against brute-force retraining of the linearized network.
+"""Tests of gbounds.info._sample_info against brute-force retraining of the linearized network.
 
 The references here never use the closed forms: leave-one-out weights come from explicit
 gradient descent on the linearized model in weight space (discrete time), from the exact
@@ -17,7 +17,7 @@ from flax import linen as nn
 from jax.flatten_util import ravel_pytree
 
 import gbounds
-from gbounds import _sample_info as si
+from gbounds.info import _sample_info as si
 
 N_TRAIN = 40
 
@@ -126,12 +126,12 @@ def test_engine_explicit_trainer_agrees_for_a_few_examples():
   apply_fn, params, x, y, _, j, _, _ = _problem(k)
   eta = _eta(j, lam)
   res = si.sample_information(apply_fn, params, x, y, learning_rate=eta, t=t, weight_decay=lam)
-  full = gbounds.train_linearized_explicit(apply_fn, params, x, y, learning_rate=eta, t=t,
+  full = gbounds.ntk.train_linearized_explicit(apply_fn, params, x, y, learning_rate=eta, t=t,
                                            weight_decay=lam)
   w_full = ravel_pytree(full.params)[0]
   for i in (0, 17):
     keep = np.arange(N_TRAIN) != i
-    loo = gbounds.train_linearized_explicit(apply_fn, params, x[keep], y[keep],
+    loo = gbounds.ntk.train_linearized_explicit(apply_fn, params, x[keep], y[keep],
                                             learning_rate=eta, t=t, weight_decay=lam)
     ref = w_full - ravel_pytree(loo.params)[0]
     np.testing.assert_allclose(res.loo_coefficients[i] @ j, ref, rtol=0,
@@ -158,7 +158,7 @@ def test_fsi_prediction_form_equals_weight_space_form():
   res = si.sample_information(apply_fn, params, x, y, learning_rate=4e-3, t=50, x_heldout=xv)
   dw = si.loo_weight_change(apply_fn, params, x, res.loo_coefficients)
   # Weight-space form: 1/(2 sigma^2 m) Dw^T J_val^T J_val Dw, with J_val Dw by a JVP.
-  jvp = jax.vmap(lambda t_: gbounds.jacobian_vector_product(apply_fn, params, jnp.asarray(xv), t_))
+  jvp = jax.vmap(lambda t_: gbounds.ntk.jacobian_vector_product(apply_fn, params, jnp.asarray(xv), t_))
   df = np.asarray(jvp(dw))
   fsi_w = np.sum(df ** 2, axis=(1, 2)) / (2 * 1.0 * len(xv))
   np.testing.assert_allclose(res.fsi, fsi_w, rtol=1e-9)

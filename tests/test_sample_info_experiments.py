@@ -1,4 +1,4 @@
-"""Tests of gbounds._sample_info_experiments (retraining ground truth, experiments, CLI)."""
+"""Tests of gbounds.experiments._sample_info (retraining ground truth, experiments, CLI)."""
 
 import json
 
@@ -10,7 +10,7 @@ import scipy.stats
 from jax.flatten_util import ravel_pytree
 
 import gbounds
-from gbounds import _sample_info_experiments as ex
+from gbounds.experiments import _sample_info as ex
 
 
 def test_pearson_and_auroc_match_scipy():
@@ -31,7 +31,7 @@ def test_sum_recipe_retraining_equals_explicit_sum_loss_gd():
   rng = np.random.default_rng(1)
   x = rng.normal(size=(12, 3)).astype(np.float32)
   y = rng.normal(size=(12, 1)).astype(np.float32)
-  model = gbounds.MLP(hidden=(8,), out=1)
+  model = gbounds.models.MLP(hidden=(8,), out=1)
   params = model.init(jax.random.key(0), jnp.asarray(x[:1]))["params"]
   apply_fn = lambda p, xx: model.apply({"params": p}, xx)  # noqa: E731
   eta, steps, lam = 0.01, 30, 0.5

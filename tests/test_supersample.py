@@ -1,4 +1,4 @@
-"""Tests of the supersample harness (gbounds._supersample).
+"""Tests of the supersample harness (gbounds.supersample._supersample).
 
 References are independent computations: the foundation's ``train_many`` plus hand-written
 gathers for the SGD harness, an uninterrupted run for resume, a single-process run for the
@@ -22,14 +22,14 @@ import numpy as np
 import pytest
 
 import gbounds
-from gbounds import _io
-from gbounds import _supersample as ss
-from gbounds._errors import CorruptFileError, StoreLockedError
+from gbounds._src import io as _io
+from gbounds.supersample import _supersample as ss
+from gbounds._src.errors import CorruptFileError, StoreLockedError
 from tests.bad_inputs.supersample import make_results_dir, write_chunk
 
 N_POOL, N, K1, K2 = 60, 6, 2, 3
-CFG = gbounds.TrainConfig(learning_rate=0.2, steps=6, batch_size=4, seed=3)
-MODEL = gbounds.MLP(hidden=(5,), out=2)
+CFG = gbounds.train.TrainConfig(learning_rate=0.2, steps=6, batch_size=4, seed=3)
+MODEL = gbounds.models.MLP(hidden=(5,), out=2)
 
 
 def _data(n=N_POOL, d=4, seed=0):
@@ -147,7 +147,7 @@ def test_harness_matches_train_many_and_manual_gathers(data, reference):
   params = jax.tree_util.tree_map(
       lambda *v: jnp.stack(v), *[MODEL.init(k, x[:1])["params"] for k in keys])
   apply_fn = lambda p, xx: MODEL.apply({"params": p}, xx)  # noqa: E731
-  out = gbounds.train_many(apply_fn, params, x, y, train_idx, CFG, strategy="vmap",
+  out = gbounds.train.train_many(apply_fn, params, x, y, train_idx, CFG, strategy="vmap",
                            model_ids=ids)
   for j in ids:
     pj = jax.tree_util.tree_map(lambda v: v[j], out.params)
@@ -403,13 +403,13 @@ def test_sequential_strategy_agrees_with_vmap(data, reference):
 
 _SHARDED_SCRIPT = textwrap.dedent("""
     import numpy as np, jax, gbounds
-    from gbounds import _supersample as ss
+    from gbounds.supersample import _supersample as ss
     assert jax.device_count() == 4, jax.devices()
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 4)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int32)
-    cfg = gbounds.TrainConfig(learning_rate=0.2, steps=6, batch_size=4, seed=3)
-    model = gbounds.MLP(hidden=(5,), out=2)
+    cfg = gbounds.train.TrainConfig(learning_rate=0.2, steps=6, batch_size=4, seed=3)
+    model = gbounds.models.MLP(hidden=(5,), out=2)
     kw = dict(n=6, k1=2, k2=3, train=cfg, seed=7, chunk_size=6, strategy="vmap")
     plain = ss.run_supersample(model, x, y, x[:20], y[:20], **kw)
     sharded = ss.run_supersample(model, x, y, x[:20], y[:20], mesh=ss.model_mesh(), **kw)
@@ -439,7 +439,7 @@ def test_sharded_over_four_cpu_devices_equals_unsharded():
 def test_linearized_matches_per_mask_closed_form(t, time):
   x, y = _data(30, d=3)
   xt, yt = _data(8, d=3, seed=2)
-  model = gbounds.MLP(hidden=(6,), out=2, param_dtype=jnp.float64)
+  model = gbounds.models.MLP(hidden=(6,), out=2, param_dtype=jnp.float64)
   x64, xt64 = x.astype(np.float64), xt.astype(np.float64)
   lr = 0.02                                         # below 2 / lambda_max (about 0.046)
   r = ss.run_linearized_supersample(model, x64, y, xt64, yt, n=5, k1=1, k2=3, seed=4,
@@ -447,7 +447,7 @@ def test_linearized_matches_per_mask_closed_form(t, time):
                                     mask_batch_size=2)
   design = ss.draw_supersamples(30, n=5, k1=1, k2=3, seed=4)
   apply_fn = lambda p, xx: model.apply({"params": p}, xx)  # noqa: E731
-  ntk = gbounds.empirical_ntk_fn(apply_fn)
+  ntk = gbounds.ntk.empirical_ntk_fn(apply_fn)
   for a in range(1):
     p0 = model.init(jax.random.fold_in(jax.random.key(4), a), x64[:1])["params"]
     xs = x64[design.supersample_idx[a].reshape(-1)]
@@ -455,7 +455,7 @@ def test_linearized_matches_per_mask_closed_form(t, time):
       rows = design.supersample_idx[a, np.arange(5), design.masks[a, b]]
       xtr = x64[rows]
       ytr = np.eye(2)[y[rows]]
-      ref = gbounds.gradient_descent_mse(
+      ref = gbounds.ntk.gradient_descent_mse(
           ntk(xtr, None, p0), ytr, apply_fn(p0, xtr), learning_rate=lr, t=t, time=time,
           weight_decay=1e-3, theta_test_train=ntk(np.concatenate([xs, xt64]), xtr, p0),
           f0_test=apply_fn(p0, np.concatenate([xs, xt64])))
@@ -472,14 +472,14 @@ def test_linearized_matches_per_mask_closed_form(t, time):
       ss.run_linearized_supersample(model, x64, y, n=5, k1=1, k2=3, seed=4, learning_rate=0.05,
                                     t=t, time=time, weight_decay=1e-3)
     with pytest.raises(gbounds.InvalidInputError, match="learning_rate: expected a step below"):
-      gbounds.gradient_descent_mse(ntk(xtr, None, p0), ytr, apply_fn(p0, xtr), learning_rate=0.05,
+      gbounds.ntk.gradient_descent_mse(ntk(xtr, None, p0), ytr, apply_fn(p0, xtr), learning_rate=0.05,
                                    t=t, time=time, weight_decay=1e-3)
 
 
 @pytest.mark.slow
 def test_linearized_many_masks_is_consistent_with_losses():
   x, y = _data(40, d=3)
-  r = ss.run_linearized_supersample(gbounds.MLP(hidden=(4,), out=2), x, y, n=8, k1=1, k2=200,
+  r = ss.run_linearized_supersample(gbounds.models.MLP(hidden=(4,), out=2), x, y, n=8, k1=1, k2=200,
                                     weight_decay=1e-2)
   assert r.predictions.shape == (1, 200, 8, 2, 2)
   np.testing.assert_array_equal(r.losses, (r.predictions.argmax(-1) != r.labels[:, None]))

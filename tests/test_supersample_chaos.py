@@ -1,8 +1,8 @@
-"""Chaos tests of the supersample results store (gbounds._supersample, gbounds._io).
+"""Chaos tests of the supersample results store (gbounds.supersample._supersample, gbounds._src.io).
 
 A tiny supersample experiment (an MLP 5-8-3, 8 steps, one model per chunk) runs in a child
 process that is killed with SIGKILL at random moments and resumed each time. Three kinds of
-moment: inside a random write (the child replaces ``gbounds._io._write_all`` by a version that
+moment: inside a random write (the child replaces ``gbounds._src.io._write_all`` by a version that
 writes half the bytes, announces it and sleeps, so the parent kills it mid-write), a random
 delay into start-up (compilation, lock, scan of the directory), and a random delay once the
 first chunk write began (writes slowed to 0.1 s so kills land in training and writes). The reference is an
@@ -31,9 +31,9 @@ import time
 import numpy as np
 import pytest
 
-from gbounds import _io
-from gbounds import _supersample as ss
-from gbounds._errors import StoreLockedError
+from gbounds._src import io as _io
+from gbounds.supersample import _supersample as ss
+from gbounds._src.errors import StoreLockedError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -44,16 +44,16 @@ _SETUP = textwrap.dedent("""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 5)).astype(np.float32)
     y = x[:, :3].argmax(1).astype(np.int32)
-    MODEL = gbounds.MLP(hidden=(8,), out=3)
+    MODEL = gbounds.models.MLP(hidden=(8,), out=3)
     ARGS = (MODEL, x[:48], y[:48], x[48:], y[48:])
-    KW = dict(n=6, train=gbounds.TrainConfig(learning_rate=0.3, steps=8, batch_size=4, seed=2),
+    KW = dict(n=6, train=gbounds.train.TrainConfig(learning_rate=0.3, steps=8, batch_size=4, seed=2),
               seed=5, chunk_size=1, strategy="vmap")
 """)
 
 _CHILD = _SETUP + textwrap.dedent("""
     import pathlib, sys, time
-    from gbounds import _io
-    from gbounds import _supersample as ss
+    from gbounds._src import io as _io
+    from gbounds.supersample import _supersample as ss
     out, signals = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
     slow, block_at = float(sys.argv[3]), int(sys.argv[4])
     k1, k2 = int(sys.argv[5]), int(sys.argv[6])

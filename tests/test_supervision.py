@@ -9,7 +9,7 @@ import pytest
 import scipy.linalg
 
 import gbounds
-from gbounds import _supervision as sc
+from gbounds.bounds import _supervision as sc
 
 
 def _kernel(n=8, rank=None, seed=0):

@@ -8,14 +8,14 @@ import pytest
 from flax import linen as nn
 
 import gbounds
-from gbounds import _weight_info as wi
+from gbounds.info import _weight_info as wi
 
 F64 = jnp.float64
 
 
 def _tiny_mlp(dtype=F64):
   x = jax.random.normal(jax.random.key(1), (7, 5), dtype)
-  mf = gbounds.as_model_fn(gbounds.MLP(hidden=(4,), out=3, param_dtype=dtype), example_input=x,
+  mf = gbounds.as_model_fn(gbounds.models.MLP(hidden=(4,), out=3, param_dtype=dtype), example_input=x,
                            key=0)
   return mf, x
 
@@ -94,7 +94,7 @@ def test_diagonal_equals_exact_for_diagonal_fisher():
 def test_kfac_equals_exact_for_single_dense_layer():
   """A single Dense layer with zero kernel: H_i is the same for all examples -> F = A (x) G."""
   x = jax.random.normal(jax.random.key(3), (9, 4), F64)
-  model = gbounds.MLP(hidden=(), out=3, param_dtype=F64)
+  model = gbounds.models.MLP(hidden=(), out=3, param_dtype=F64)
   params = {"head": {"kernel": jnp.zeros((4, 3), F64), "bias": jnp.array([0.3, -0.2, 0.5], F64)}}
   apply_fn = lambda p, xx: model.apply({"params": p}, xx)  # noqa: E731
   kf = wi.kfac_factors(apply_fn, params, x)
@@ -157,7 +157,7 @@ def test_sampled_fisher_is_unbiased():
 
 def test_float32_matches_float64():
   mf, x = _tiny_mlp()
-  p32 = gbounds.cast_tree(mf.params, jnp.float32)
+  p32 = gbounds.ntk.cast_tree(mf.params, jnp.float32)
   r = wi.information_in_weights(mf.apply_fn, p32, x.astype(jnp.float32), beta=1.0,
                                 prior_scale=0.5, form="kfac")
   r64 = wi.information_in_weights(mf.apply_fn, mf.params, x, beta=1.0, prior_scale=0.5,

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from gbounds import _weight_info_experiments as exp
+from gbounds.experiments import _weight_info as exp
 from gbounds.cli import main
 
 pytestmark = pytest.mark.slow

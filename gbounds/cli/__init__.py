@@ -21,7 +21,7 @@ import importlib
 import re
 import sys
 
-from gbounds import _errors
+from gbounds._src import errors as _errors
 
 _COMMAND_MODULES: tuple[str, ...] = (
     "_activation",

@@ -1,6 +1,6 @@
 """``gbounds activation-info``: activation entropy and neuron MI on Colored / Shuffled MNIST.
 
-Runs :func:`gbounds.reproduce_activation_information` (Bansal et al., NeurIPS 2022, Table 2) and
+Runs :func:`gbounds.experiments.reproduce_activation_information` (Bansal et al., NeurIPS 2022, Table 2) and
 writes ``activation_info.json`` (per-model records, per-level means, Kendall taus),
 ``models.csv``, ``table.txt`` and, with matplotlib, ``activation_info.png`` (box plots of
 per-neuron entropy and pairwise MI per setting level) to ``--out``.
@@ -15,7 +15,7 @@ import io
 import os
 import sys
 
-from gbounds import _errors
+from gbounds._src import errors as _errors
 from gbounds.cli import _common
 
 
@@ -36,7 +36,7 @@ def register(sub) -> None:
   p.add_argument("--bins", type=int, default=100)
   p.add_argument("--k", type=int, default=3,
                  help="KSG neighbour order, 1 <= k < --n-measure (ties in the activations "
-                 "are broken with tiny seeded noise; see gbounds.ksg_mutual_information)")
+                 "are broken with tiny seeded noise; see gbounds.info.ksg_mutual_information)")
   p.add_argument("--mi-neurons", type=int, default=48,
                  help="neurons subsampled for the MI (>= 2; at most all 768 are used)")
   p.add_argument("--seed", type=int, default=0)
@@ -49,9 +49,9 @@ _HALF = 5000   # each half of the MNIST test split (training pool / held-out inp
 def _check_flags(args) -> list:
   """Validates every option (the message names the flag) before anything is trained.
 
-  Returns the requested settings as :class:`gbounds._memorization_settings.Setting` members.
+  Returns the requested settings as :class:`gbounds.experiments._memorization.Setting` members.
   """
-  from gbounds import _memorization_settings as ms
+  from gbounds.experiments import _memorization as ms
 
   def integer(flag, value, lo, hi=None):
     if isinstance(value, bool) or not isinstance(value, int) or value < lo or (
@@ -82,7 +82,7 @@ def _check_flags(args) -> list:
 
 
 def _run(args) -> int:
-  from gbounds import _memorization_settings as ms
+  from gbounds.experiments import _memorization as ms
 
   settings = _check_flags(args)
   config = ms.SettingsConfig(seeds=args.seeds, n_train=args.n_train, n_val=args.n_val,
@@ -135,7 +135,7 @@ def _figure(results, out) -> None:
     import matplotlib.pyplot as plt
   except ImportError:  # pragma: no cover
     return
-  from gbounds._memorization_settings import plot_distributions
+  from gbounds.experiments._memorization import plot_distributions
   fig = plot_distributions(list(results.values()), plt=plt)
   buf = io.BytesIO()
   fig.savefig(buf, format="png", dpi=100)

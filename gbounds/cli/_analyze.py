@@ -2,8 +2,8 @@
 
 ``analyze`` loads a trained Flax Linen model from an Orbax checkpoint (``--checkpoint``) with its
 module (``--module package.module:Class``, ``--module-kwargs JSON``), loads the data
-(``--dataset``, one of ``gbounds.DATASETS``) and the training recipe (``--recipe JSON`` with
-``gbounds.TrainConfig`` fields, or flags), and writes the report (JSON, CSV, PNG, HTML) to
+(``--dataset``, one of ``gbounds.data.DATASETS``) and the training recipe (``--recipe JSON`` with
+``gbounds.train.TrainConfig`` fields, or flags), and writes the report (JSON, CSV, PNG, HTML) to
 ``--out``. ``pac-bayes`` computes only the PAC-Bayes certificates. ``reproduce`` runs one of the
 registered reproductions (``--list`` shows them).
 
@@ -28,7 +28,7 @@ import pathlib
 import sys
 from typing import Any
 
-from gbounds import _errors
+from gbounds._src import errors as _errors
 from gbounds.cli import _common
 
 _TRAIN_FLAGS = {"loss": "--loss", "optimizer": "--optimizer", "learning_rate": "--learning-rate",
@@ -43,11 +43,11 @@ def _model_args(p) -> None:
   p.add_argument("--checkpoint", required=True,
                  help="Orbax checkpoint directory ({'params', 'init_params'} or bare params)")
   p.add_argument("--module", required=True,
-                 help="import path of the Linen module class, e.g. gbounds._models:MLP or "
+                 help="import path of the Linen module class, e.g. gbounds.models._networks:MLP or "
                  "mymodels:Net for ./mymodels.py. The module is IMPORTED, which runs its code: "
                  "name only modules you trust")
   p.add_argument("--module-kwargs", default="{}", help="constructor arguments as a JSON object")
-  p.add_argument("--dataset", default="mnist", help="one of gbounds.DATASETS")
+  p.add_argument("--dataset", default="mnist", help="one of gbounds.data.DATASETS")
   p.add_argument("--classes", type=int, nargs="+", default=[4, 9],
                  help="two or more distinct classes present in the dataset, kept and relabelled "
                  "0..k-1 in the order given (default: 4 9)")
@@ -57,7 +57,7 @@ def _model_args(p) -> None:
   p.add_argument("--n-test", type=int, default=500, help="test examples (>= 2)")
   p.add_argument("--data-seed", type=int, default=0, help="seed of the train/test split")
   p.add_argument("--data-dir", help="data directory (default $GBOUNDS_DATA_DIR)")
-  p.add_argument("--recipe", help="JSON file holding an object of gbounds.TrainConfig fields "
+  p.add_argument("--recipe", help="JSON file holding an object of gbounds.train.TrainConfig fields "
                  "(loss, optimizer, learning_rate, steps, batch_size, weight_decay, momentum, "
                  "seed) or epochs; flags override it")
   p.add_argument("--loss", choices=("cross_entropy", "mse"))
@@ -157,7 +157,7 @@ def _json_object(flag: str, text: str) -> dict:
 
 def _recipe(args, n_train: int):
   """The TrainConfig from --recipe and the training flags; every mistake names its flag."""
-  from gbounds._train import TrainConfig, steps_for_epochs
+  from gbounds.train._train import TrainConfig, steps_for_epochs
   fields: dict[str, Any] = {}
   source: dict[str, str] = {}
   if args.recipe:
@@ -205,8 +205,8 @@ def _recipe(args, n_train: int):
 
 def _check_common(args) -> None:
   """Checks every option of analyze/pac-bayes that needs no file, data or model."""
-  from gbounds import _analyze as an
-  from gbounds import _data
+  from gbounds.analysis import _analyze as an
+  from gbounds.data import _datasets as _data
   _json_object("--module-kwargs", args.module_kwargs)
   if not isinstance(args.module, str) or ":" not in args.module and "." not in args.module:
     _errors.fail("--module", "an import path 'package.module:Class'", repr(args.module))
@@ -233,7 +233,7 @@ def _check_common(args) -> None:
 
 
 def _config(args, **kwargs):
-  from gbounds import _analyze as an
+  from gbounds.analysis import _analyze as an
   try:
     return an.AnalysisConfig(**kwargs)
   except _errors.InvalidInputError as e:
@@ -241,7 +241,7 @@ def _config(args, **kwargs):
 
 
 def _load(args):
-  from gbounds import _analyze as an
+  from gbounds.analysis import _analyze as an
   out = an.check_output_dir(args.out)
   kwargs = _json_object("--module-kwargs", args.module_kwargs)
   try:
@@ -343,28 +343,28 @@ def _reproduce_keys(name: str) -> dict[str, Any] | None:
   """``{key: default}`` a target accepts in ``--set`` (None: cannot tell, nothing is refused).
 
   Read from the runner's entry point (function signature or configuration dataclass) so the
-  list follows gbounds._reproduce; keys the runner itself consumes are added by hand.
+  list follows gbounds.experiments._registry; keys the runner itself consumes are added by hand.
   """
   pb_drop = ("apply_fn", "params", "init_params", "x_train", "y_train", "x_test", "y_test",
              "callback")
   table = {
       "fcmi_mnist_4v9": lambda: {"scale": "cpu",
-                                 **_dataclass_keys("gbounds._fcmi_experiments:FcmiProtocol")},
+                                 **_dataclass_keys("gbounds.experiments._fcmi:FcmiProtocol")},
       "wang_mao_synthetic": lambda: _signature_keys(
-          "gbounds._fcmi_experiments:make_classification_study"),
+          "gbounds.experiments._fcmi:make_classification_study"),
       "limit_label_noise": lambda: _signature_keys(
-          "gbounds._weight_info_experiments:reproduce_limit", ("data_dir", "callback")),
+          "gbounds.experiments._weight_info:reproduce_limit", ("data_dir", "callback")),
       "supervision_complexity": lambda: _signature_keys(
-          "gbounds._weight_info_experiments:reproduce_supervision_complexity", ("data_dir",)),
-      "permuted_label_geometry": lambda: _dataclass_keys("gbounds._rewind:PermutedLabelConfig"),
+          "gbounds.experiments._weight_info:reproduce_supervision_complexity", ("data_dir",)),
+      "permuted_label_geometry": lambda: _dataclass_keys("gbounds.geometry._rewind:PermutedLabelConfig"),
       "sample_info_correlation": lambda: _signature_keys(
-          "gbounds._sample_info_experiments:reproduce_sample_info", ("data_dir", "log")),
+          "gbounds.experiments._sample_info:reproduce_sample_info", ("data_dir", "log")),
       "pac_bayes_binary_mnist": lambda: {
           "split": "test", "n_train": 4000, "n_test": 2000, "hidden": [600], "epochs": 20,
           "learning_rate": 0.1,
-          **(_signature_keys("gbounds._pac_bayes:pac_bayes_certificate", pb_drop) or {})},
+          **(_signature_keys("gbounds.bounds._pac_bayes:pac_bayes_certificate", pb_drop) or {})},
       "activation_information": lambda: _dataclass_keys(
-          "gbounds._memorization_settings:SettingsConfig"),
+          "gbounds.experiments._memorization:SettingsConfig"),
   }
   if name not in table:
     return None
@@ -436,8 +436,8 @@ def _overrides(args) -> dict:
 
 @_one_line
 def _run_reproduce(args) -> int:
-  from gbounds import _report as rp
-  from gbounds import _reproduce as rr
+  from gbounds.analysis import _report as rp
+  from gbounds.experiments import _registry as rr
   if args.list or not args.name:
     if args.set:
       _errors.fail("--set", "a target name before --set (see --list)", "none")

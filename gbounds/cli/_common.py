@@ -12,9 +12,9 @@ import os
 import pathlib
 import tempfile
 
-from gbounds import _errors
-from gbounds._io import atomic_write_json as atomic_write_json  # noqa: F401 (re-export)
-from gbounds._io import atomic_write_text as atomic_write_text  # noqa: F401 (re-export)
+from gbounds._src import errors as _errors
+from gbounds._src.io import atomic_write_json as atomic_write_json  # noqa: F401 (re-export)
+from gbounds._src.io import atomic_write_text as atomic_write_text  # noqa: F401 (re-export)
 
 
 def output_dir(path: str | os.PathLike) -> pathlib.Path:

@@ -1,6 +1,6 @@
 """``gbounds fcmi``: run an f-CMI supersample experiment and report bounds against n.
 
-The protocol comes from a JSON config file (the fields of :class:`gbounds.FcmiProtocol`), a
+The protocol comes from a JSON config file (the fields of :class:`gbounds.experiments.FcmiProtocol`), a
 preset (``--scale small|cpu|full``), and flags that override either. Outputs in ``--out``:
 ``n<NNNNN>/`` chunk directories (a rerun resumes), ``table.json``, ``table.csv``, ``fcmi.png``.
 """
@@ -11,7 +11,7 @@ import dataclasses
 import json
 import pathlib
 
-from gbounds import _errors
+from gbounds._src import errors as _errors
 from gbounds.cli import _common
 
 _PRESETS = ("small", "cpu", "full")
@@ -53,10 +53,10 @@ _FLAG_FIELDS = ("ns", "k1", "k2", "epochs", "architecture", "hidden", "learning_
 
 
 def protocol_from_args(args):
-  """The :class:`gbounds.FcmiProtocol` of a parsed command line (checked: a config file that
+  """The :class:`gbounds.experiments.FcmiProtocol` of a parsed command line (checked: a config file that
   is not a JSON object, unknown keys, values of the wrong type or range raise
   :class:`gbounds.InvalidInputError` naming the key or flag)."""
-  from gbounds import _fcmi_experiments as fe
+  from gbounds.experiments import _fcmi as fe
   makers = {"small": fe.small_protocol, "cpu": fe.cpu_scale_protocol,
             "full": fe.full_scale_protocol}
   fields = {}
@@ -83,7 +83,7 @@ def protocol_from_args(args):
 
 
 def _run(args) -> int:
-  from gbounds import _fcmi_experiments as fe
+  from gbounds.experiments import _fcmi as fe
   protocol = protocol_from_args(args)
   # the data and every size are checked before anything is written or trained
   data = fe.binary_pool(protocol, args.data_dir)

@@ -10,5 +10,5 @@ def register(sub) -> None:
 
 
 def _run(args) -> int:
-  from gbounds import _main_job
+  from gbounds.experiments import _main_job as _main_job
   return _main_job.run(out=args.out)

@@ -18,7 +18,7 @@ import io
 
 import numpy as np
 
-from gbounds import _errors
+from gbounds._src import errors as _errors
 from gbounds.cli import _common
 
 
@@ -110,7 +110,7 @@ def _geometry(args) -> int:
   _check_geometry_flags(args)
   out = _common.output_dir(args.out)
   with jax.enable_x64(True):
-    from gbounds import _manifold
+    from gbounds.geometry import _manifold as _manifold
     path = args.input
     try:
       data = np.load(path, allow_pickle=False)
@@ -170,7 +170,7 @@ def _check_permuted_flags(args) -> None:
 
 def _permuted(args) -> int:
   import jax
-  from gbounds import _rewind
+  from gbounds.geometry import _rewind as _rewind
   _check_permuted_flags(args)
   fields = dict(_QUICK) if args.quick else {}
   for name in _FIELDS:

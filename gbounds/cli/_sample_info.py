@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from gbounds import _errors
+from gbounds._src import errors as _errors
 from gbounds.cli import _common as _c
 from gbounds.cli._common import int_or_inf
 
@@ -82,7 +82,7 @@ def check_args(args) -> None:
 def _run(args) -> int:
   import numpy as np
 
-  from gbounds import _sample_info_experiments as ex
+  from gbounds.experiments import _sample_info as ex
   from gbounds.cli._common import atomic_write_json, output_dir
 
   check_args(args)
@@ -92,7 +92,9 @@ def _run(args) -> int:
     import jax
     import jax.numpy as jnp
 
-    from gbounds import _data, _ntk, _sample_info
+    from gbounds.data import _datasets as _data
+    from gbounds.ntk import _empirical as _ntk
+    from gbounds.info import _sample_info as _sample_info
     x, y, xh, _ = ex.mnist_4_vs_9(args.n, args.heldout, seed=args.seed, data_dir=args.data_dir)
     noisy = _data.inject_label_noise(y, rate=args.noise_rate, num_classes=2, seed=args.seed)
     apply_fn, params = ex._mlp(args.width, args.seed, x)

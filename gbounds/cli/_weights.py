@@ -11,7 +11,7 @@ import dataclasses
 import io
 import math
 
-from gbounds import _errors
+from gbounds._src import errors as _errors
 from gbounds.cli import _common
 
 
@@ -120,7 +120,7 @@ def register(sub) -> None:
   p.add_argument("--classifier-step", default="mean", choices=["mean", "sum"],
                  help="mean: step / batch size (default); sum: the authors' code (no 1/b)")
   p.add_argument("--noise-parameterisation", default="scale", choices=["scale", "authors_lambda"],
-                 help="what --noise-scale means (see gbounds.NoiseParameterisation)")
+                 help="what --noise-scale means (see gbounds.train.NoiseParameterisation)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", default="runs/limit")
   p.set_defaults(func=_limit)
@@ -195,25 +195,25 @@ def _weight_info(args) -> int:
 
   forms = _check_weight_info_args(args)
   out = _common.output_dir(args.out)
-  x, y = gbounds.load_mnist("test", data_dir=args.data_dir)
-  x, y = gbounds.subsample(x, y, args.n, seed=args.seed)
+  x, y = gbounds.data.load_mnist("test", data_dir=args.data_dir)
+  x, y = gbounds.data.subsample(x, y, args.n, seed=args.seed)
   x = jnp.asarray(np.asarray(x, np.float32).reshape(len(y), -1))
-  model = gbounds.MLP(hidden=tuple(args.hidden), out=10)
+  model = gbounds.models.MLP(hidden=tuple(args.hidden), out=10)
   mf = gbounds.as_model_fn(model, example_input=x[:2], key=args.seed)
-  cfg = gbounds.TrainConfig(optimizer="adam", learning_rate=1e-3, batch_size=100, seed=args.seed,
-                            steps=gbounds.steps_for_epochs(args.epochs, len(y), 100))
+  cfg = gbounds.train.TrainConfig(optimizer="adam", learning_rate=1e-3, batch_size=100, seed=args.seed,
+                            steps=gbounds.train.steps_for_epochs(args.epochs, len(y), 100))
   rows = []
   jobs = [(r, f, b) for r in args.noise_rates for f in forms for b in args.betas]
   bar = _common.progress(total=len(jobs), desc="weight-info")
   trained = {}
   for rate, form, beta in jobs:
     if rate not in trained:
-      noisy = gbounds.inject_label_noise(y, rate=rate, num_classes=10, seed=args.seed)
-      params = gbounds.train(mf.apply_fn, mf.params, x, noisy.labels, cfg).params
+      noisy = gbounds.data.inject_label_noise(y, rate=rate, num_classes=10, seed=args.seed)
+      params = gbounds.train.train(mf.apply_fn, mf.params, x, noisy.labels, cfg).params
       trained[rate] = (params, noisy.labels,
-                       float(gbounds.accuracy(mf.apply_fn(params, x), noisy.labels)))
+                       float(gbounds.train.accuracy(mf.apply_fn(params, x), noisy.labels)))
     params, labels, acc = trained[rate]
-    r = gbounds.information_in_weights(
+    r = gbounds.info.information_in_weights(
         mf.apply_fn, params, x, labels, beta=beta, prior_scale=args.prior_scale, form=form,
         fisher=args.fisher, scaling=args.scaling, chunk_size=args.chunk_size,
         key=jax.random.key(args.seed))
@@ -276,7 +276,7 @@ def _check_limit_args(args) -> list[str]:
 
 
 def _limit(args) -> int:
-  from gbounds import _weight_info_experiments as exp
+  from gbounds.experiments import _weight_info as exp
 
   methods = _check_limit_args(args)
   out = _common.output_dir(args.out)
@@ -330,7 +330,7 @@ def _check_supervision_args(args) -> None:
 
 
 def _supervision(args) -> int:
-  from gbounds import _weight_info_experiments as exp
+  from gbounds.experiments import _weight_info as exp
 
   _check_supervision_args(args)
   out = _common.output_dir(args.out)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gbounds import _activation_info as ai
-from gbounds import _errors
+from gbounds.info import _activation_info as ai
+from gbounds._src import errors as _errors
 from tests.bad_inputs import Case, CliExit2, run_cli
 
 E = _errors.InvalidInputError

@@ -20,8 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import gbounds
-from gbounds import _analyze as an
-from gbounds._errors import InvalidInputError
+from gbounds.analysis import _analyze as an
+from gbounds._src.errors import InvalidInputError
 from tests.bad_inputs import Case, CliExit2
 from tests.bad_inputs import run_cli as _cli
 
@@ -43,7 +43,7 @@ def _tmp() -> pathlib.Path:
 def _cmd(command: str, *extra: str):
   def call():
     root = _tmp()
-    return _cli(command, "--checkpoint", str(root / "ck"), "--module", "gbounds._models:MLP",
+    return _cli(command, "--checkpoint", str(root / "ck"), "--module", "gbounds.models._networks:MLP",
                 "--module-kwargs", '{"hidden": [4]}', "--dataset", "digits", "--n-train", "20",
                 "--n-test", "20", "--out", str(root / "out"), "--no-progress",
                 *extra)
@@ -59,7 +59,7 @@ def _setup():
   rng = np.random.default_rng(0)
   x, y = rng.normal(size=(60, 8)), np.arange(60) % 2  # synthetic: no dataset to load
   data = an.AnalysisData(x[:20], y[:20], x[40:], y[40:], x[:40], y[:40], "synthetic")
-  model = gbounds.MLP((4,), 2)
+  model = gbounds.models.MLP((4,), 2)
   params = model.init(jax.random.key(0), jnp.asarray(data.x_train[:1]))["params"]
   return data, model, params
 
@@ -68,7 +68,7 @@ def _analyze(data=None, params=None, init_params=None):
   def call():
     d, model, p = _setup()
     d = d if data is None else data(d)
-    return an.analyze(model, d, gbounds.TrainConfig(steps=1), params=p if params is None
+    return an.analyze(model, d, gbounds.train.TrainConfig(steps=1), params=p if params is None
                       else params(p), init_params=None if init_params is None
                       else init_params(p), config=an.AnalysisConfig(k1=1, k2=2, mc_samples=2),
                       progress=False)
@@ -128,7 +128,7 @@ CASES = [
     Case("load_module/unknown_module", "options",
          lambda: an.load_module("no_such_module_xyz:Net"), E, r"^module: expected an importable"),
     Case("load_module/kwargs_not_object", "options",
-         lambda: an.load_module("gbounds._models:MLP", [16]), E, r"^module_kwargs: expected"),
+         lambda: an.load_module("gbounds.models._networks:MLP", [16]), E, r"^module_kwargs: expected"),
     # --- CLI -----------------------------------------------------------------------------------
     Case("cli/recipe_json_list", "cli", _recipe("list.json"), CliExit2,
          r"error: --recipe: expected a JSON object"),

@@ -1,4 +1,4 @@
-"""Bad inputs to the data loaders and helpers (gbounds._data): corrupt, truncated or inconsistent
+"""Bad inputs to the data loaders and helpers (gbounds.data._datasets): corrupt, truncated or inconsistent
 IDX files written to a temporary directory, classes absent or repeated, splits and sizes."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import tempfile
 import numpy as np
 
 import gbounds
-from gbounds import _errors
+from gbounds._src import errors as _errors
 from tests.bad_inputs import Case
 
 _E = _errors.InvalidInputError
@@ -44,8 +44,8 @@ def _load(images: bytes = _GOOD_IMAGES, labels: bytes = _GOOD_LABELS, *, gz_imag
     (sub / _IMAGES).write_bytes(gzip.compress(images) if gz_images else images)
     (sub / _LABELS).write_bytes(gzip.compress(labels) if gz_labels else labels)
     if folder == "mnist":
-      return gbounds.load_mnist("test", data_dir=d)
-    return gbounds.load_fashion_mnist("test", data_dir=d)
+      return gbounds.data.load_mnist("test", data_dir=d)
+    return gbounds.data.load_fashion_mnist("test", data_dir=d)
 
 
 def _truncated_gzip():
@@ -55,7 +55,7 @@ def _truncated_gzip():
     sub.mkdir()
     (sub / _IMAGES).write_bytes(blob[:len(blob) // 2])
     (sub / _LABELS).write_bytes(gzip.compress(_GOOD_LABELS))
-    return gbounds.load_mnist("test", data_dir=d)
+    return gbounds.data.load_mnist("test", data_dir=d)
 
 
 def _empty_file():
@@ -64,7 +64,7 @@ def _empty_file():
     sub.mkdir()
     (sub / _IMAGES).write_bytes(b"")
     (sub / _LABELS).write_bytes(gzip.compress(_GOOD_LABELS))
-    return gbounds.load_mnist("test", data_dir=d)
+    return gbounds.data.load_mnist("test", data_dir=d)
 
 
 def _data_root() -> str:
@@ -106,72 +106,72 @@ CASES = [
          lambda: _load(labels=_idx(np.array([0, 1, 2]), dims=(4,)), folder="fashion-mnist"), _C,
          rf"fashion-mnist.{_LABELS}: truncated"),
     # ---- dataset names and options
-    Case("data/load_dataset_name_not_str", "options", lambda: gbounds.load_dataset(7),
+    Case("data/load_dataset_name_not_str", "options", lambda: gbounds.data.load_dataset(7),
          _E, r"name: expected a dataset name"),
     Case("data/load_mnist_bad_split", "options",
-         lambda: gbounds.load_mnist("validation"), _E, r"split: expected 'train' or 'test'"),
+         lambda: gbounds.data.load_mnist("validation"), _E, r"split: expected 'train' or 'test'"),
     Case("data/load_mnist1d_zero_samples", "sizes",
-         lambda: gbounds.load_mnist1d(num_samples=0), _E, r"num_samples: expected a positive"),
+         lambda: gbounds.data.load_mnist1d(num_samples=0), _E, r"num_samples: expected a positive"),
     # ---- classes
     Case("data/binary_task_class_absent", "classes",
-         lambda: gbounds.binary_task(_X, _Y, 4, 11), _E,
+         lambda: gbounds.data.binary_task(_X, _Y, 4, 11), _E,
          r"classes \(negative, positive\): expected classes present in the dataset.*\[11\] absent"),
     Case("data/binary_task_same_class_twice", "classes",
-         lambda: gbounds.binary_task(_X, _Y, 4, 4), _E,
+         lambda: gbounds.data.binary_task(_X, _Y, 4, 4), _E,
          r"classes \(negative, positive\): expected distinct class labels"),
     Case("data/binary_task_mnist_4_vs_11", "classes",
-         lambda: gbounds.binary_task(*gbounds.load_mnist("test", data_dir=_data_root()), 4, 11),
+         lambda: gbounds.data.binary_task(*gbounds.data.load_mnist("test", data_dir=_data_root()), 4, 11),
          _E, r"classes .*expected classes present in the dataset"),
     Case("data/select_classes_absent", "classes",
-         lambda: gbounds._data.select_classes(_X, _Y, (9, 4, 7)), _E,
+         lambda: gbounds.data._datasets.select_classes(_X, _Y, (9, 4, 7)), _E,
          r"classes: expected classes present.*\[7\] absent"),
     Case("data/select_classes_not_integers", "classes",
-         lambda: gbounds._data.select_classes(_X, _Y, ("four", "nine")), _E,
+         lambda: gbounds.data._datasets.select_classes(_X, _Y, ("four", "nine")), _E,
          r"classes: expected a list of integer class labels"),
-    Case("data/binary_task_empty", "empty", lambda: gbounds.binary_task(_X[:0], _Y[:0]), _E,
+    Case("data/binary_task_empty", "empty", lambda: gbounds.data.binary_task(_X[:0], _Y[:0]), _E,
          r"y: expected a non-empty array"),
     Case("data/binary_task_lengths_differ", "shapes",
-         lambda: gbounds.binary_task(_X, _Y[:4]), _E, r"x and y: expected the same size"),
+         lambda: gbounds.data.binary_task(_X, _Y[:4]), _E, r"x and y: expected the same size"),
     # ---- subsample and splits
     Case("data/subsample_lengths_differ", "shapes",
-         lambda: gbounds.subsample(_X, _Y[:4], 2), _E, r"x and y: expected the same size"),
-    Case("data/subsample_n_above_size", "sizes", lambda: gbounds.subsample(_X, _Y, 7), _E,
+         lambda: gbounds.data.subsample(_X, _Y[:4], 2), _E, r"x and y: expected the same size"),
+    Case("data/subsample_n_above_size", "sizes", lambda: gbounds.data.subsample(_X, _Y, 7), _E,
          r"n: expected an integer in \[1, 6\]"),
-    Case("data/subsample_n_fractional", "sizes", lambda: gbounds.subsample(_X, _Y, 2.5), _E,
+    Case("data/subsample_n_fractional", "sizes", lambda: gbounds.data.subsample(_X, _Y, 2.5), _E,
          r"n: expected an integer"),
     Case("data/subsample_balanced_class_too_small", "sizes",
-         lambda: gbounds.subsample(np.zeros((5, 1)), np.array([0, 0, 0, 0, 1]), 4,
+         lambda: gbounds.data.subsample(np.zeros((5, 1)), np.array([0, 0, 0, 0, 1]), 4,
                                    balanced=True), _E,
          r"n: expected at most 2 x 1 for a balanced draw"),
     Case("data/split_fraction_two", "sizes",
-         lambda: gbounds.train_test_split(_X, _Y, test_fraction=2.0), _E,
+         lambda: gbounds.data.train_test_split(_X, _Y, test_fraction=2.0), _E,
          r"test_fraction: expected values in the open interval \(0, 1\)"),
     Case("data/split_fraction_zero", "sizes",
-         lambda: gbounds.train_test_split(_X, _Y, test_fraction=0.0), _E, r"test_fraction"),
+         lambda: gbounds.data.train_test_split(_X, _Y, test_fraction=0.0), _E, r"test_fraction"),
     Case("data/split_fraction_rounds_to_empty", "sizes",
-         lambda: gbounds.train_test_split(_X, _Y, test_fraction=0.01), _E,
+         lambda: gbounds.data.train_test_split(_X, _Y, test_fraction=0.01), _E,
          r"test_fraction: expected a fraction that leaves both sets non-empty"),
     Case("data/split_lengths_differ", "shapes",
-         lambda: gbounds.train_test_split(_X, _Y[:3]), _E, r"x and y: expected the same size"),
+         lambda: gbounds.data.train_test_split(_X, _Y[:3]), _E, r"x and y: expected the same size"),
     # ---- labels
     Case("data/label_noise_labels_above_classes", "labels",
-         lambda: gbounds.inject_label_noise(_Y10 + 1, rate=0.1, num_classes=2), _E,
+         lambda: gbounds.data.inject_label_noise(_Y10 + 1, rate=0.1, num_classes=2), _E,
          r"y: expected class labels in \[0, 2\)"),
     Case("data/label_noise_fractional_labels", "labels",
-         lambda: gbounds.inject_label_noise(np.array([0.5, 1.0]), rate=0.5), _E,
+         lambda: gbounds.data.inject_label_noise(np.array([0.5, 1.0]), rate=0.5), _E,
          r"y: expected integer class labels"),
     Case("data/label_noise_negative_labels", "labels",
-         lambda: gbounds.inject_label_noise(np.array([-1, 0, 1]), rate=0.5), _E,
+         lambda: gbounds.data.inject_label_noise(np.array([-1, 0, 1]), rate=0.5), _E,
          r"y: expected class labels in \[0, inf\)"),
     Case("data/label_noise_empty", "empty",
-         lambda: gbounds.inject_label_noise(np.array([], int), rate=0.1), _E,
+         lambda: gbounds.data.inject_label_noise(np.array([], int), rate=0.1), _E,
          r"y: expected a non-empty array"),
     Case("data/label_noise_one_class", "sizes",
-         lambda: gbounds.inject_label_noise(_Y10, rate=0.1, num_classes=1), _E,
+         lambda: gbounds.data.inject_label_noise(_Y10, rate=0.1, num_classes=1), _E,
          r"num_classes: expected an integer >= 2"),
     Case("data/label_noise_nan_rate", "nan",
-         lambda: gbounds.inject_label_noise(_Y10, rate=float("nan")), _E, r"rate: expected"),
+         lambda: gbounds.data.inject_label_noise(_Y10, rate=float("nan")), _E, r"rate: expected"),
     Case("data/one_hot_label_out_of_range", "labels",
-         lambda: gbounds._data.one_hot(np.array([0, 3]), 3), _E,
+         lambda: gbounds.data._datasets.one_hot(np.array([0, 3]), 3), _E,
          r"y: expected class labels in \[0, 3\)"),
 ]

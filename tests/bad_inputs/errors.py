@@ -1,8 +1,8 @@
-"""Bad inputs to the shared checkers themselves (gbounds._errors)."""
+"""Bad inputs to the shared checkers themselves (gbounds._src.errors)."""
 
 import numpy as np
 
-from gbounds import _errors
+from gbounds._src import errors as _errors
 from tests.bad_inputs import Case
 
 CASES = [

@@ -10,7 +10,7 @@ import tempfile
 import numpy as np
 
 import gbounds
-from gbounds import _errors
+from gbounds._src import errors as _errors
 from tests.bad_inputs import Case
 
 _RNG = np.random.default_rng(0)
@@ -28,13 +28,13 @@ def _with(x, idx, value):
 
 def _geometry(**kw):
   kw.setdefault("key", 0)
-  return gbounds.manifold_geometry(kw.pop("x", _X), **kw)
+  return gbounds.geometry.manifold_geometry(kw.pop("x", _X), **kw)
 
 
 def _same_centres():
   x = np.array(_X)
   x[1] = x[0]  # two identical manifolds: with P = 2 both centres sit at the global mean
-  return gbounds.manifold_geometry(x[:2], key=0)
+  return gbounds.geometry.manifold_geometry(x[:2], key=0)
 
 
 def _cli(*argv):
@@ -111,51 +111,51 @@ CASES = [
     Case("manifold/geometry_int_dtype", "dtypes", lambda: _geometry(dtype=np.int32), _E,
          r"dtype: expected float32 or float64"),
     # solve_anchor_qp / anchor_geometry
-    Case("manifold/qp_s_rank1", "ranks", lambda: gbounds.solve_anchor_qp(np.ones(5), _T), _E,
+    Case("manifold/qp_s_rank1", "ranks", lambda: gbounds.geometry.solve_anchor_qp(np.ones(5), _T), _E,
          r"s: expected a non-empty array of rank 2"),
     Case("manifold/qp_t_last_axis", "shapes",
-         lambda: gbounds.solve_anchor_qp(_S, np.ones((3, 4))), _E, r"t: expected an array with"),
+         lambda: gbounds.geometry.solve_anchor_qp(_S, np.ones((3, 4))), _E, r"t: expected an array with"),
     Case("manifold/qp_s_nan", "nan",
-         lambda: gbounds.solve_anchor_qp(_with(_S, (0, 0), np.nan), _T), _E,
+         lambda: gbounds.geometry.solve_anchor_qp(_with(_S, (0, 0), np.nan), _T), _E,
          r"s: expected finite"),
     Case("manifold/qp_kappa_negative", "options",
-         lambda: gbounds.solve_anchor_qp(_S, _T, kappa=-1.0), _E, r"kappa: expected"),
+         lambda: gbounds.geometry.solve_anchor_qp(_S, _T, kappa=-1.0), _E, r"kappa: expected"),
     Case("manifold/qp_kappa_vector", "shapes",
-         lambda: gbounds.solve_anchor_qp(_S, _T, kappa=np.zeros(6)), _E, r"kappa: expected a"),
+         lambda: gbounds.geometry.solve_anchor_qp(_S, _T, kappa=np.zeros(6)), _E, r"kappa: expected a"),
     Case("manifold/qp_n_iter_zero", "counts",
-         lambda: gbounds.solve_anchor_qp(_S, _T, n_iter=0), _E, r"n_iter: expected integers"),
+         lambda: gbounds.geometry.solve_anchor_qp(_S, _T, n_iter=0), _E, r"n_iter: expected integers"),
     Case("manifold/qp_active_set_steps_negative", "counts",
-         lambda: gbounds.solve_anchor_qp(_S, _T, active_set_steps=-1), _E,
+         lambda: gbounds.geometry.solve_anchor_qp(_S, _T, active_set_steps=-1), _E,
          r"active_set_steps: expected integers"),
     Case("manifold/qp_max_residual_zero", "options",
-         lambda: gbounds.solve_anchor_qp(_S, _T, max_residual=0.0), _E,
+         lambda: gbounds.geometry.solve_anchor_qp(_S, _T, max_residual=0.0), _E,
          r"max_residual: expected a positive"),
     Case("manifold/anchor_geometry_no_ones_row", "options",
-         lambda: gbounds.anchor_geometry(_S[:-1] + 2.0, _T[:, :-1]), _E,
+         lambda: gbounds.geometry.anchor_geometry(_S[:-1] + 2.0, _T[:, :-1]), _E,
          r"s: expected a last row of ones"),
     Case("manifold/anchor_geometry_t_rank1", "ranks",
-         lambda: gbounds.anchor_geometry(_S, _T[0]), _E, r"t: expected samples of shape"),
+         lambda: gbounds.geometry.anchor_geometry(_S, _T[0]), _E, r"t: expected samples of shape"),
     # class_manifolds
     Case("manifold/classes_repeated", "classes",
-         lambda: gbounds.class_manifolds(_FEATS, _LABELS, n_per_class=3, classes=[1, 1]), _E,
+         lambda: gbounds.geometry.class_manifolds(_FEATS, _LABELS, n_per_class=3, classes=[1, 1]), _E,
          r"classes: expected distinct"),
     Case("manifold/classes_absent", "classes",
-         lambda: gbounds.class_manifolds(_FEATS, _LABELS, n_per_class=3, classes=[0, 7]), _E,
+         lambda: gbounds.geometry.class_manifolds(_FEATS, _LABELS, n_per_class=3, classes=[0, 7]), _E,
          r"classes: expected labels present"),
     Case("manifold/classes_single", "classes",
-         lambda: gbounds.class_manifolds(_FEATS, np.zeros(20, int), n_per_class=3), _E,
+         lambda: gbounds.geometry.class_manifolds(_FEATS, np.zeros(20, int), n_per_class=3), _E,
          r"classes: expected at least 2 classes"),
     Case("manifold/n_per_class_one", "counts",
-         lambda: gbounds.class_manifolds(_FEATS, _LABELS, n_per_class=1), _E,
+         lambda: gbounds.geometry.class_manifolds(_FEATS, _LABELS, n_per_class=1), _E,
          r"n_per_class: expected integers >= 2"),
     Case("manifold/n_per_class_too_many", "sizes",
-         lambda: gbounds.class_manifolds(_FEATS, _LABELS, n_per_class=11), _E,
+         lambda: gbounds.geometry.class_manifolds(_FEATS, _LABELS, n_per_class=11), _E,
          r"n_per_class: expected at most"),
     Case("manifold/features_labels_lengths", "shapes",
-         lambda: gbounds.class_manifolds(_FEATS, _LABELS[:-1], n_per_class=3), _E,
+         lambda: gbounds.geometry.class_manifolds(_FEATS, _LABELS[:-1], n_per_class=3), _E,
          r"features and labels"),
     Case("manifold/features_nan", "nan",
-         lambda: gbounds.class_manifolds(_with(_FEATS, (0, 0), np.nan), _LABELS,
+         lambda: gbounds.geometry.class_manifolds(_with(_FEATS, (0, 0), np.nan), _LABELS,
                                          n_per_class=3), _E, r"features: expected finite"),
     # CLI: gbounds manifold ...
     Case("manifold/cli_geometry_kappa", "cli", lambda: _cli_npy(_X, "--kappa", "-1"), _E,

@@ -1,4 +1,4 @@
-"""Bad inputs to the NTK engine (gbounds._ntk): empirical NTK, Jacobians, linearize and the
+"""Bad inputs to the NTK engine (gbounds.ntk._empirical): empirical NTK, Jacobians, linearize and the
 Jacobian-vector products."""
 
 from __future__ import annotations
@@ -7,12 +7,12 @@ import jax
 import numpy as np
 
 import gbounds
-from gbounds import _errors
+from gbounds._src import errors as _errors
 from tests.bad_inputs import Case
 
 _E = _errors.InvalidInputError
 _X = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
-_MODEL = gbounds.MLP((4,), 2)
+_MODEL = gbounds.models.MLP((4,), 2)
 _APPLY = lambda p, x: _MODEL.apply({"params": p}, x)  # noqa: E731
 _P = _MODEL.init(jax.random.key(0), _X[:1])["params"]
 
@@ -26,7 +26,7 @@ def _nan_params():
 
 
 def _ntk(**kw):
-  return gbounds.empirical_ntk_fn(_APPLY, **kw)
+  return gbounds.ntk.empirical_ntk_fn(_APPLY, **kw)
 
 
 CASES = [
@@ -37,12 +37,12 @@ CASES = [
          r"x1: expected finite values"),
     Case("ntk/x2_nan", "nan", lambda: _ntk()(_X, np.full((2, 3), np.nan), _P), _E,
          r"x2: expected finite values"),
-    Case("ntk/jacobian_params_nan", "nan", lambda: gbounds.jacobian_fn(_APPLY)(_nan_params(), _X),
+    Case("ntk/jacobian_params_nan", "nan", lambda: gbounds.ntk.jacobian_fn(_APPLY)(_nan_params(), _X),
          _E, r"params: expected finite values"),
-    Case("ntk/linearize_params0_nan", "nan", lambda: gbounds.linearize(_APPLY, _nan_params()),
+    Case("ntk/linearize_params0_nan", "nan", lambda: gbounds.ntk.linearize(_APPLY, _nan_params()),
          _E, r"params0: expected finite values"),
     Case("ntk/vjp_cotangent_nan", "nan",
-         lambda: gbounds.vector_jacobian_product(_APPLY, _P, _X, np.full((5, 2), np.nan)), _E,
+         lambda: gbounds.ntk.vector_jacobian_product(_APPLY, _P, _X, np.full((5, 2), np.nan)), _E,
          r"cotangent: expected finite values"),
     # ---- shapes and ranks
     Case("ntk/x1_wrong_features", "shapes", lambda: _ntk()(_X[:, :2], None, _P), _E,
@@ -56,19 +56,19 @@ CASES = [
     Case("ntk/x1_strings", "dtypes", lambda: _ntk()(np.array([["a", "b", "c"]]), None, _P), _E,
          r"x1: expected a numeric array"),
     Case("ntk/jacobian_wrong_features", "shapes",
-         lambda: gbounds.jacobian_fn(_APPLY)(_P, np.zeros((4, 7), np.float32)), _E,
+         lambda: gbounds.ntk.jacobian_fn(_APPLY)(_P, np.zeros((4, 7), np.float32)), _E,
          r"x: expected inputs the model accepts.*shape \(4, 7\)"),
     Case("ntk/linearize_params_other_tree", "shapes",
-         lambda: gbounds.linearize(_APPLY, _P)({"head": _P["head"]}, _X), _E,
+         lambda: gbounds.ntk.linearize(_APPLY, _P)({"head": _P["head"]}, _X), _E,
          r"params: expected a pytree with the structure of params0"),
     Case("ntk/jvp_tangent_other_tree", "shapes",
-         lambda: gbounds.jacobian_vector_product(_APPLY, _P, _X, {"w": np.ones(3)}), _E,
+         lambda: gbounds.ntk.jacobian_vector_product(_APPLY, _P, _X, {"w": np.ones(3)}), _E,
          r"tangent: expected a pytree with the structure of params"),
     Case("ntk/vjp_cotangent_wrong_size", "shapes",
-         lambda: gbounds.vector_jacobian_product(_APPLY, _P, _X, np.ones(7)), _E,
+         lambda: gbounds.ntk.vector_jacobian_product(_APPLY, _P, _X, np.ones(7)), _E,
          r"cotangent: expected shape \(5, 2\) or \(10,\)"),
     Case("ntk/apply_fn_scalar_output", "shapes",
-         lambda: gbounds.empirical_ntk_fn(lambda p, x: _APPLY(p, x).sum())(_X, None, _P), _E,
+         lambda: gbounds.ntk.empirical_ntk_fn(lambda p, x: _APPLY(p, x).sum())(_X, None, _P), _E,
          r"apply_fn: expected outputs of shape \(batch, k\)"),
     # ---- chunk sizes and options
     Case("ntk/chunk_size_zero", "sizes", lambda: _ntk(chunk_size=0), _E,
@@ -78,12 +78,12 @@ CASES = [
     Case("ntk/chunk_size_bool", "dtypes", lambda: _ntk(chunk_size=True), _E,
          r"chunk_size: expected a positive integer"),
     Case("ntk/jacobian_chunk_size_negative", "sizes",
-         lambda: gbounds.jacobian_fn(_APPLY, chunk_size=-4), _E,
+         lambda: gbounds.ntk.jacobian_fn(_APPLY, chunk_size=-4), _E,
          r"chunk_size: expected a positive integer"),
     Case("ntk/unknown_implementation", "options", lambda: _ntk(implementation="autodiff"), _E,
          r"implementation: expected one of \{jacobian_contraction, ntk_vector_products\}"),
     Case("ntk/unknown_output", "options", lambda: _ntk(output="diagonal"), _E,
          r"output: expected one of \{full, trace\}"),
     Case("ntk/apply_fn_not_callable", "options",
-         lambda: gbounds.empirical_ntk_fn(_MODEL), _E, r"apply_fn: expected a function"),
+         lambda: gbounds.ntk.empirical_ntk_fn(_MODEL), _E, r"apply_fn: expected a function"),
 ]

@@ -1,4 +1,4 @@
-"""Bad inputs to the supersample harness and its results store (gbounds._supersample).
+"""Bad inputs to the supersample harness and its results store (gbounds.supersample._supersample).
 
 Families: concurrency (a second writer, a lock from another host or an overlapping process
 split), files (corrupt, truncated or inconsistent results directories), labels (also masks
@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import gbounds
-from gbounds import _errors
-from gbounds import _supersample as ss
+from gbounds._src import errors as _errors
+from gbounds.supersample import _supersample as ss
 from tests.bad_inputs import Case
 
 _TMP = tempfile.mkdtemp(prefix="gbounds_bad_supersample_")
@@ -42,9 +42,9 @@ def make_results_dir(path: pathlib.Path, *, k1: int = 2, k2: int = 2, n: int = 3
                      chunk: int = 2, checksums: bool = True) -> dict[int, dict]:
   """Writes a finished results directory by hand (numpy only); returns model id -> arrays.
 
-  The layout is the one :func:`gbounds.run_supersample` writes: ``config.json`` (config and its
+  The layout is the one :func:`gbounds.supersample.run_supersample` writes: ``config.json`` (config and its
   digest, SHA-256 of the sorted-key JSON, first 16 hex digits), ``design.npz`` (the design of
-  :func:`gbounds.draw_supersamples` and labels) and chunk pairs ``chunk_<first>-<last>.npz`` +
+  :func:`gbounds.supersample.draw_supersamples` and labels) and chunk pairs ``chunk_<first>-<last>.npz`` +
   ``.json`` (model ids, digest and, with ``checksums``, the npz's SHA-256).
   """
   rng = np.random.default_rng(seed + 100)
@@ -151,8 +151,8 @@ def _other_run_chunk(path):
 _rng = np.random.default_rng(0)
 _X = _rng.normal(size=(20, 3)).astype(np.float32)
 _Y = (_X[:, 0] > 0).astype(np.int32)
-_MODEL = gbounds.MLP(hidden=(3,), out=2)
-_CFG = gbounds.TrainConfig(learning_rate=0.1, steps=1, batch_size=2)
+_MODEL = gbounds.models.MLP(hidden=(3,), out=2)
+_CFG = gbounds.train.TrainConfig(learning_rate=0.1, steps=1, batch_size=2)
 
 
 def _run(x=_X, y=_Y, xt=None, yt=None, model=_MODEL, **kw):
@@ -305,7 +305,7 @@ CASES = [
     Case("supersample/linearized_unknown_targets", "options", lambda: _lin(targets="soft"), E,
          r"targets: expected one of"),
     Case("supersample/train_not_a_config", "options", lambda: _run(train={"steps": 3}), E,
-         r"train: expected a gbounds\.TrainConfig"),
+         r"train: expected a gbounds\.train\.TrainConfig"),
     Case("supersample/mesh_not_a_mesh", "options", lambda: _run(mesh="cpu"), E,
          r"mesh: expected a jax\.sharding\.Mesh"),
     Case("supersample/callback_not_callable", "options", lambda: _run(callback=3), E,

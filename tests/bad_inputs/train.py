@@ -1,5 +1,5 @@
-"""Bad inputs to training (gbounds._train), the experiment configurations that train, and
-wrong-architecture checkpoints (gbounds.rewind_layers; gbounds._analyze.load_checkpoint)."""
+"""Bad inputs to training (gbounds.train._train), the experiment configurations that train, and
+wrong-architecture checkpoints (gbounds.geometry.rewind_layers; gbounds.analysis._analyze.load_checkpoint)."""
 
 from __future__ import annotations
 
@@ -12,28 +12,28 @@ import jax
 import numpy as np
 
 import gbounds
-from gbounds import _errors
+from gbounds._src import errors as _errors
 from tests.bad_inputs import Case
 
 _E = _errors.InvalidInputError
 _RNG = np.random.default_rng(0)
 _X = _RNG.normal(size=(8, 3)).astype(np.float32)
 _Y = np.arange(8, dtype=np.int32) % 2
-_MODEL = gbounds.MLP((4,), 2)
+_MODEL = gbounds.models.MLP((4,), 2)
 _APPLY = lambda p, x: _MODEL.apply({"params": p}, x)  # noqa: E731
 _P = _MODEL.init(jax.random.key(0), _X[:1])["params"]
 _P3 = jax.vmap(lambda k: _MODEL.init(k, _X[:1])["params"])(jax.random.split(jax.random.key(1), 3))
 _IDX = np.stack([np.arange(4), np.arange(4, 8), np.arange(2, 6)])
-_CFG = gbounds.TrainConfig(steps=2)
-_MSE = gbounds.TrainConfig(loss="mse", steps=2)
+_CFG = gbounds.train.TrainConfig(steps=2)
+_MSE = gbounds.train.TrainConfig(loss="mse", steps=2)
 
 
 def _train(x=_X, y=_Y, params=_P, config=_CFG):
-  return gbounds.train(_APPLY, params, x, y, config)
+  return gbounds.train.train(_APPLY, params, x, y, config)
 
 
 def _many(x=_X, y=_Y, params=_P3, idx=_IDX, config=_CFG, **kw):
-  return gbounds.train_many(_APPLY, params, x, y, idx, config, **kw)
+  return gbounds.train.train_many(_APPLY, params, x, y, idx, config, **kw)
 
 
 def _with_nan(tree):
@@ -51,8 +51,8 @@ _CK_DIR: list = []
 
 @functools.cache
 def _checkpoint() -> str:
-  """An Orbax checkpoint of ``gbounds.MLP((8,), 2)`` on (4, 4, 1) inputs, written once."""
-  from gbounds import _analyze
+  """An Orbax checkpoint of ``gbounds.models.MLP((8,), 2)`` on (4, 4, 1) inputs, written once."""
+  from gbounds.analysis import _analyze as _analyze
   d = tempfile.TemporaryDirectory()
   _CK_DIR.append(d)
   atexit.register(d.cleanup)
@@ -64,12 +64,12 @@ def _checkpoint() -> str:
 
 
 def _load_checkpoint(model):
-  from gbounds import _analyze
+  from gbounds.analysis import _analyze as _analyze
   return _analyze.load_checkpoint(_checkpoint(), model, np.zeros((2, 4, 4, 1), np.float32))
 
 
 def _mlp(hidden: int, seed: int = 0):
-  """Parameters of ``gbounds.MLP((hidden,), 10)`` on 4 inputs, drawn with numpy (no init)."""
+  """Parameters of ``gbounds.models.MLP((hidden,), 10)`` on 4 inputs, drawn with numpy (no init)."""
   rng = np.random.default_rng(seed)
   return {"dense0": {"kernel": rng.normal(size=(4, hidden)), "bias": np.zeros(hidden)},
           "head": {"kernel": rng.normal(size=(hidden, 10)), "bias": np.zeros(10)}}
@@ -83,18 +83,18 @@ def _nets():
 
 def _rewind_wrong_width():
   final, early = _nets()
-  return gbounds.rewind_layers(final, early, ["dense0", "head"])
+  return gbounds.geometry.rewind_layers(final, early, ["dense0", "head"])
 
 
 def _rewind_missing_layer():
   final, _ = _nets()
   early = {k: v for k, v in final.items() if k != "head"}
-  return gbounds.rewind_layers(final, early, ["head"])
+  return gbounds.geometry.rewind_layers(final, early, ["head"])
 
 
 def _rewind_nan():
   final, _ = _nets()
-  return gbounds.rewind_layers(final, _with_nan(final), ["dense0"])
+  return gbounds.geometry.rewind_layers(final, _with_nan(final), ["dense0"])
 
 
 CASES = [
@@ -153,74 +153,74 @@ CASES = [
     Case("train/many_model_ids_wrong_length", "shapes", lambda: _many(model_ids=[0, 1]), _E,
          r"model_ids: expected an array of shape \(3,\)"),
     # ---- hyper-parameters
-    Case("train/lr_zero", "sizes", lambda: gbounds.TrainConfig(learning_rate=0.0), _E,
+    Case("train/lr_zero", "sizes", lambda: gbounds.train.TrainConfig(learning_rate=0.0), _E,
          r"learning_rate: expected a positive finite number"),
-    Case("train/lr_nan", "nan", lambda: gbounds.TrainConfig(learning_rate=float("nan")), _E,
+    Case("train/lr_nan", "nan", lambda: gbounds.train.TrainConfig(learning_rate=float("nan")), _E,
          r"learning_rate: expected a positive finite number, got nan"),
-    Case("train/lr_string", "dtypes", lambda: gbounds.TrainConfig(learning_rate="0.1"), _E,
+    Case("train/lr_string", "dtypes", lambda: gbounds.train.TrainConfig(learning_rate="0.1"), _E,
          r"learning_rate: expected a positive finite number"),
-    Case("train/steps_zero", "sizes", lambda: gbounds.TrainConfig(steps=0), _E,
+    Case("train/steps_zero", "sizes", lambda: gbounds.train.TrainConfig(steps=0), _E,
          r"steps: expected an integer >= 1"),
-    Case("train/steps_fractional", "sizes", lambda: gbounds.TrainConfig(steps=2.5), _E,
+    Case("train/steps_fractional", "sizes", lambda: gbounds.train.TrainConfig(steps=2.5), _E,
          r"steps: expected an integer >= 1"),
-    Case("train/batch_size_zero", "sizes", lambda: gbounds.TrainConfig(batch_size=0), _E,
+    Case("train/batch_size_zero", "sizes", lambda: gbounds.train.TrainConfig(batch_size=0), _E,
          r"batch_size: expected a positive integer"),
     Case("train/momentum_one", "sizes",
-         lambda: gbounds.TrainConfig(optimizer="momentum", momentum=1.0), _E,
+         lambda: gbounds.train.TrainConfig(optimizer="momentum", momentum=1.0), _E,
          r"momentum: expected a number in \[0, 1\)"),
-    Case("train/weight_decay_negative", "sizes", lambda: gbounds.TrainConfig(weight_decay=-1e-3),
+    Case("train/weight_decay_negative", "sizes", lambda: gbounds.train.TrainConfig(weight_decay=-1e-3),
          _E, r"weight_decay: expected a non-negative"),
-    Case("train/unknown_optimizer", "options", lambda: gbounds.TrainConfig(optimizer="lbfgs"),
+    Case("train/unknown_optimizer", "options", lambda: gbounds.train.TrainConfig(optimizer="lbfgs"),
          _E, r"optimizer: expected one of \{sgd, momentum, adam\}"),
-    Case("train/unknown_loss", "options", lambda: gbounds.TrainConfig(loss="hinge"), _E,
+    Case("train/unknown_loss", "options", lambda: gbounds.train.TrainConfig(loss="hinge"), _E,
          r"loss: expected one of"),
     Case("train/config_not_a_config", "options",
          lambda: _train(config={"learning_rate": 0.1}), _E, r"config: expected a gbounds"),
-    Case("train/epochs_zero", "sizes", lambda: gbounds.steps_for_epochs(0, 100, 10), _E,
+    Case("train/epochs_zero", "sizes", lambda: gbounds.train.steps_for_epochs(0, 100, 10), _E,
          r"epochs: expected an integer >= 1"),
     # ---- experiment configurations (checked before any training)
     Case("train/fcmi_protocol_same_class", "classes",
-         lambda: gbounds.FcmiProtocol(classes=(4, 4)), _E,
+         lambda: gbounds.experiments.FcmiProtocol(classes=(4, 4)), _E,
          r"classes: expected two distinct class labels"),
-    Case("train/fcmi_protocol_string_k1", "dtypes", lambda: gbounds.FcmiProtocol(k1="five"), _E,
+    Case("train/fcmi_protocol_string_k1", "dtypes", lambda: gbounds.experiments.FcmiProtocol(k1="five"), _E,
          r"k1: expected a positive integer"),
     Case("train/fcmi_protocol_fractional_ns", "sizes",
-         lambda: gbounds.FcmiProtocol(ns=(75.5,)), _E, r"ns: expected positive numbers"),
+         lambda: gbounds.experiments.FcmiProtocol(ns=(75.5,)), _E, r"ns: expected positive numbers"),
     Case("train/fcmi_small_protocol_unknown_key", "options",
-         lambda: gbounds.small_protocol(epoch=3), _E,
+         lambda: gbounds.experiments.small_protocol(epoch=3), _E,
          r"config: expected fields of FcmiProtocol.*\['epoch'\]"),
     Case("train/settings_mi_neurons_one", "sizes",
-         lambda: gbounds.SettingsConfig(mi_neurons=1), _E, r"mi_neurons: expected an integer >= 2"),
+         lambda: gbounds.experiments.SettingsConfig(mi_neurons=1), _E, r"mi_neurons: expected an integer >= 2"),
     Case("train/permuted_config_nan_kappa", "nan",
-         lambda: gbounds.PermutedLabelConfig(kappa=float("nan")), _E, r"kappa: expected"),
+         lambda: gbounds.geometry.PermutedLabelConfig(kappa=float("nan")), _E, r"kappa: expected"),
     Case("train/reproduce_unknown_override", "options",
-         lambda: gbounds.reproduce("wang_mao_synthetic", foo=1), _E,
+         lambda: gbounds.experiments.reproduce("wang_mao_synthetic", foo=1), _E,
          r"overrides: expected configuration keys of wang_mao_synthetic.*\['foo'\]"),
     Case("train/reproduce_override_wrong_kind", "dtypes",
-         lambda: gbounds.reproduce("wang_mao_synthetic", k1="ten"), _E,
+         lambda: gbounds.experiments.reproduce("wang_mao_synthetic", k1="ten"), _E,
          r"k1: expected an integer \(as the preset's 10\)"),
     # ---- model families
-    Case("train/mlp_zero_width", "sizes", lambda: gbounds.MLP((0,), 2), _E,
+    Case("train/mlp_zero_width", "sizes", lambda: gbounds.models.MLP((0,), 2), _E,
          r"hidden: expected a sequence of positive integer widths"),
-    Case("train/mlp_hidden_not_sequence", "shapes", lambda: gbounds.MLP(512, 2), _E,
+    Case("train/mlp_hidden_not_sequence", "shapes", lambda: gbounds.models.MLP(512, 2), _E,
          r"hidden: expected a sequence"),
-    Case("train/mlp_zero_outputs", "sizes", lambda: gbounds.MLP((4,), 0), _E,
+    Case("train/mlp_zero_outputs", "sizes", lambda: gbounds.models.MLP((4,), 0), _E,
          r"out: expected a positive number of outputs"),
     Case("train/mlp_unknown_activation", "options",
-         lambda: gbounds.MLP((4,), 2, activation="swish"), _E, r"activation: expected one of"),
-    Case("train/conv_stage_zero_channels", "sizes", lambda: gbounds.ConvStage(0, 3), _E,
+         lambda: gbounds.models.MLP((4,), 2, activation="swish"), _E, r"activation: expected one of"),
+    Case("train/conv_stage_zero_channels", "sizes", lambda: gbounds.models.ConvStage(0, 3), _E,
          r"channels: expected a positive integer"),
     Case("train/cnn_stages_not_conv_stages", "options",
-         lambda: gbounds.CNN(stages=((16, 3),)), _E, r"stages: expected a sequence of gbounds"),
+         lambda: gbounds.models.CNN(stages=((16, 3),)), _E, r"stages: expected a sequence of gbounds"),
     # ---- wrong-architecture checkpoints
     Case("train/checkpoint_wider_model", "checkpoints",
-         lambda: _load_checkpoint(gbounds.MLP((16,), 2)), _E,
+         lambda: _load_checkpoint(gbounds.models.MLP((16,), 2)), _E,
          r"checkpoint: .*ck with \['dense0'\]\['bias'\] of shape \(8,\)"),
     Case("train/checkpoint_more_outputs", "checkpoints",
-         lambda: _load_checkpoint(gbounds.MLP((8,), 3)), _E,
+         lambda: _load_checkpoint(gbounds.models.MLP((8,), 3)), _E,
          r"checkpoint: .*ck with \['head'\]\['bias'\] of shape \(2,\)"),
     Case("train/checkpoint_extra_layer", "checkpoints",
-         lambda: _load_checkpoint(gbounds.MLP((8, 8), 2)), _E,
+         lambda: _load_checkpoint(gbounds.models.MLP((8, 8), 2)), _E,
          r"checkpoint: .*ck with \['dense1'\]\['bias'\] of shape absent"),
     Case("train/rewind_early_params_other_width", "checkpoints", _rewind_wrong_width, _E,
          r"early_params: expected a checkpoint of the same architecture.*\['dense0'\]\['bias'\] "
@@ -230,13 +230,13 @@ CASES = [
     Case("train/rewind_early_params_nan", "nan", _rewind_nan, _E,
          r"early_params: expected finite values.*\['dense0'\]"),
     Case("train/rewind_layers_as_string", "options",
-         lambda: gbounds.rewind_layers(_nets()[0], _nets()[0], "head"), _E,
+         lambda: gbounds.geometry.rewind_layers(_nets()[0], _nets()[0], "head"), _E,
          r"layers: expected a sequence of layer names"),
 ]
 
 
 def _permuted_config(**kw):
-  from gbounds._rewind import PermutedLabelConfig
+  from gbounds.geometry._rewind import PermutedLabelConfig
 
   return PermutedLabelConfig(**kw)
 

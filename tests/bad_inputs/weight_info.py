@@ -16,12 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 
 import gbounds
-from gbounds import _capture
-from gbounds import _limit
-from gbounds import _supervision as sc
-from gbounds import _weight_info as wi
-from gbounds import _weight_info_experiments as exp
-from gbounds._errors import InvalidInputError
+from gbounds.models import _capture as _capture
+from gbounds.train import _limit as _limit
+from gbounds.bounds import _supervision as sc
+from gbounds.info import _weight_info as wi
+from gbounds.experiments import _weight_info as exp
+from gbounds._src.errors import InvalidInputError
 from tests.bad_inputs import Case, CliExit2, run_cli
 
 E = InvalidInputError
@@ -30,7 +30,7 @@ E = InvalidInputError
 @functools.lru_cache(maxsize=1)
 def _mlp():
   x = jax.random.normal(jax.random.key(1), (6, 4), jnp.float32)
-  model = gbounds.MLP(hidden=(3,), out=3)
+  model = gbounds.models.MLP(hidden=(3,), out=3)
   mf = gbounds.as_model_fn(model, example_input=x, key=0)
   return model, mf, x
 
@@ -168,7 +168,7 @@ CASES = [
     Case("limit/nan_params", "nan", lambda: _limit_call(params=_nan_params())(), E,
          r"params: expected finite"),
     Case("limit/config_not_a_config", "options", _limit_call(config={"steps": 1}), E,
-         r"config: expected a gbounds.LimitConfig"),
+         r"config: expected a gbounds.train.LimitConfig"),
     Case("limit/unknown_classifier_step", "options",
          lambda: _limit.LimitConfig(classifier_step="median"), E,
          r"classifier_step: expected one of"),

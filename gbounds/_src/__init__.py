@@ -1,0 +1,1 @@
+"""Shared infrastructure: checks and errors, io. Never imports upward."""

@@ -1,0 +1,156 @@
+"""Shared numerics: one symmetric eigendecomposition with an explicit backend policy, matrix
+functions through it, and safe logarithms.
+
+Eigendecomposition backend policy (:class:`EighBackend`):
+
+* ``AUTO`` (the default) uses **host LAPACK** (``numpy.linalg.eigh`` through a
+  ``jax.pure_callback``) when the array lives on the CPU backend, and **XLA** (``jnp.linalg.eigh``)
+  on GPU and TPU. On CPU, XLA's batched ``eigh`` inside ``jit``-compiled loops deadlocked
+  intermittently on a 2-core machine (all XLA worker threads idle, the result never ready;
+  jaxlib 0.10.2), and LAPACK's divide-and-conquer is at least as accurate. On accelerators the
+  XLA kernel is the fast path and has shown no such failure.
+* ``HOST`` and ``XLA`` force one backend (for tests and benchmarks).
+
+Both backends work under ``jit`` and ``vmap`` and keep the input's dtype (float32 or float64).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["Eigh", "EighBackend", "eigh", "matrix_function", "matrix_function_times", "safe_log",
+           "xlogy"]
+
+
+class EighBackend(enum.Enum):
+  """Where :func:`eigh` runs (see the module docstring for the policy)."""
+  AUTO = "auto"
+  HOST = "host"
+  XLA = "xla"
+
+
+class Eigh(NamedTuple):
+  """``A = vectors @ diag(values) @ vectors.T`` (values ascending)."""
+  values: jax.Array
+  vectors: jax.Array
+
+
+def _as_bytes(z: np.ndarray, dtype: np.dtype) -> np.ndarray:
+  return np.ascontiguousarray(np.asarray(z).astype(dtype)).view(np.uint8).reshape(
+      np.shape(z) + (dtype.itemsize,))
+
+
+def _host_eigh_bytes(a, dtype):
+  w, v = np.linalg.eigh(np.asarray(a, dtype))
+  return _as_bytes(w, dtype), _as_bytes(v, dtype)
+
+
+def _host_eigh(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+  # Results cross the callback boundary as raw bytes and are bit-cast back: JAX re-canonicalises
+  # callback outputs in the callback's own thread, where a caller's ``jax.enable_x64(True)``
+  # context is not in effect, which would turn float64 results into float32.
+  dtype = np.dtype(a.dtype)
+  b = dtype.itemsize
+  shapes = (jax.ShapeDtypeStruct(a.shape[:-1] + (b,), jnp.uint8),
+            jax.ShapeDtypeStruct(a.shape + (b,), jnp.uint8))
+  w8, v8 = jax.pure_callback(functools.partial(_host_eigh_bytes, dtype=dtype), shapes, a,
+                             vmap_method="expand_dims")
+  return jax.lax.bitcast_convert_type(w8, a.dtype), jax.lax.bitcast_convert_type(v8, a.dtype)
+
+
+def _on_cpu(a) -> bool:
+  try:
+    devices = a.devices()  # concrete arrays
+    return all(d.platform == "cpu" for d in devices)
+  except Exception:  # tracers: the default backend decides
+    return jax.default_backend() == "cpu"
+
+
+def eigh(a: jax.typing.ArrayLike, *, backend: EighBackend = EighBackend.AUTO) -> Eigh:
+  """Symmetric eigendecomposition ``A = V diag(w) V^T``, batched over leading axes.
+
+  Args:
+    a: ``(..., n, n)`` symmetric real matrix (only its symmetric part is meaningful).
+    backend: an :class:`EighBackend`; ``AUTO`` follows the policy of the module docstring.
+
+  Returns:
+    :class:`Eigh` with ``values`` ``(..., n)`` ascending and orthonormal ``vectors``
+    ``(..., n, n)``, in the dtype of ``a``.
+  """
+  a = jnp.asarray(a)
+  backend = EighBackend(backend)
+  if backend == EighBackend.AUTO:
+    backend = EighBackend.HOST if _on_cpu(a) else EighBackend.XLA
+  if backend == EighBackend.HOST:
+    return Eigh(*_host_eigh(a))
+  w, v = jnp.linalg.eigh(a)
+  return Eigh(w, v)
+
+
+def matrix_function(e: Eigh, f: Callable[[jax.Array], jax.Array]) -> jax.Array:
+  """``f(A) = V diag(f(w)) V^T`` from an eigendecomposition of ``A``.
+
+  Args:
+    e: the :class:`Eigh` of ``A``.
+    f: elementwise function of the eigenvalues.
+
+  Returns:
+    The ``(n, n)`` matrix ``f(A)``.
+  """
+  return (e.vectors * f(e.values)[..., None, :]) @ jnp.swapaxes(e.vectors, -1, -2)
+
+
+def matrix_function_times(e: Eigh, f: Callable[[jax.Array], jax.Array],
+                          v: jax.typing.ArrayLike) -> jax.Array:
+  """``f(A) @ v = V (f(w) * (V^T v))`` without forming ``f(A)``.
+
+  Args:
+    e: the :class:`Eigh` of ``A`` (``n x n``).
+    f: elementwise function of the eigenvalues.
+    v: ``(n,)`` or ``(n, m)`` right-hand side.
+
+  Returns:
+    ``f(A) @ v``, with the shape of ``v``.
+  """
+  v = jnp.asarray(v)
+  proj = jnp.swapaxes(e.vectors, -1, -2) @ v
+  fw = f(e.values)
+  scaled = proj * (fw if v.ndim == e.values.ndim else fw[..., :, None])
+  return e.vectors @ scaled
+
+
+def safe_log(x: jax.typing.ArrayLike, *, floor: float | None = None) -> jax.Array:
+  """``log(max(x, floor))``; ``floor`` defaults to the dtype's smallest normal number.
+
+  Args:
+    x: non-negative array.
+    floor: smallest value passed to ``log``.
+
+  Returns:
+    ``log(x)`` with zeros mapped to ``log(floor)`` instead of ``-inf``.
+  """
+  x = jnp.asarray(x)
+  dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.result_type(float)
+  x = x.astype(dtype)
+  lo = jnp.finfo(dtype).tiny if floor is None else floor
+  return jnp.log(jnp.maximum(x, jnp.asarray(lo, dtype)))
+
+
+def xlogy(x: jax.typing.ArrayLike, y: jax.typing.ArrayLike) -> jax.Array:
+  """``x * log(y)`` with ``0 * log(0) = 0``.
+
+  Args:
+    x: array.
+    y: array broadcastable with ``x``.
+
+  Returns:
+    ``x log y``, zero where ``x == 0``.
+  """
+  return jax.scipy.special.xlogy(x, y)

@@ -1,0 +1,465 @@
+"""Registry of the published tables and figures gbounds reproduces (``gbounds reproduce``).
+
+Each :class:`Target` names a paper's table or figure, a CPU-sized default configuration (each
+meant to finish in under 30 minutes on 2 CPU cores) and a ``full`` paper-sized configuration for
+a GPU, and a runner that returns our numbers beside the published ones as a
+:class:`Reproduction`. Runners live in the modules of their methods and are imported lazily
+(``"module:function"`` strings), so a target whose module is missing is listed as unavailable
+instead of breaking the listing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import inspect
+import math
+import os
+import pathlib
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from gbounds._src import errors as _errors
+from gbounds.analysis import _report as rp
+
+
+class Comparison(NamedTuple):
+  """One reproduced quantity: ours beside the published value (NaN or text when only a
+  qualitative claim is published)."""
+  quantity: str
+  ours: Any
+  published: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Reproduction:
+  """Result of one target: the comparison rows, the raw result as JSON and any figures."""
+  name: str
+  title: str
+  config: dict
+  rows: tuple[Comparison, ...]
+  payload: dict
+  figures: tuple[rp.Figure, ...] = ()
+  text: str = ""
+  seconds: float = 0.0
+
+  def table(self) -> rp.Table:
+    return rp.Table(self.name, self.title, ("quantity", "ours", "published"),
+                    tuple(tuple(r) for r in self.rows))
+
+  def format(self) -> str:
+    return rp.format_table(self.table())
+
+  def report(self) -> rp.Report:
+    sec = rp.Section(self.title, (f"Configuration: {self.config}", f"{self.seconds:.1f} s"),
+                     (self.table(),), self.figures, self.text)
+    return rp.Report(f"gbounds reproduce {self.name}",
+                     {"name": self.name, "title": self.title, "config": self.config,
+                      "rows": [r._asdict() for r in self.rows], "result": self.payload,
+                      "seconds": self.seconds}, (sec,))
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+  """A reproducible table or figure.
+
+  Attributes:
+    name: registry key.
+    title: the paper's table/figure.
+    paper: citation.
+    requires: ``"module"`` or ``"module:attr"`` strings that must import for it to run.
+    cpu: CPU-sized configuration (keyword arguments of the runner).
+    full: paper-sized configuration (GPU).
+    runner: ``runner(config, *, data_dir, out_dir, progress) -> Reproduction``.
+    cpu_minutes: measured (or estimated, stated) minutes of the CPU default on 2 cores.
+    accepts: ``accepts() -> set`` of the configuration keys the runner understands (imported
+      lazily); ``None``: not checked.
+  """
+  name: str
+  title: str
+  paper: str
+  requires: tuple[str, ...]
+  cpu: dict
+  full: dict
+  runner: Callable[..., Reproduction]
+  cpu_minutes: str = ""
+  accepts: Callable[[], set] | None = None
+
+  def available(self) -> tuple[bool, str]:
+    """Whether every required module (and attribute) imports; else the reason."""
+    for req in self.requires:
+      mod, _, attr = req.partition(":")
+      if mod.endswith(".py"):
+        path = pathlib.Path(__file__).resolve().parent.parent / mod
+        if not path.exists():
+          return False, f"{mod} not found"
+        continue
+      try:
+        if importlib.util.find_spec(mod) is None:
+          return False, f"module {mod} not found"
+        m = importlib.import_module(mod)
+      except ImportError as e:
+        return False, f"module {mod} does not import ({e})"
+      if attr and not hasattr(m, attr):
+        return False, f"{mod} has no {attr}"
+    return True, ""
+
+
+def _fn(spec: str):
+  mod, _, attr = spec.partition(":")
+  return getattr(importlib.import_module(mod), attr)
+
+
+def _f(v) -> float:
+  try:
+    return float(v)
+  except (TypeError, ValueError):
+    return math.nan
+
+
+def _params_of(spec: str, *, drop: tuple[str, ...] = ()) -> Callable[[], set]:
+  """Keyword parameters of ``"module:function"`` (a class: its dataclass fields)."""
+  def accepts() -> set:
+    obj = _fn(spec)
+    if dataclasses.is_dataclass(obj):
+      names = {f.name for f in dataclasses.fields(obj)}
+    else:
+      names = {n for n, p in inspect.signature(obj).parameters.items()
+               if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    return names - set(drop)
+  return accepts
+
+
+def _fcmi_keys() -> set:
+  return _params_of("gbounds.experiments._fcmi:FcmiProtocol")() | {"scale"}
+
+
+_PAC_BAYES_RUN_KEYS = {"split", "n_train", "n_test", "hidden", "epochs", "learning_rate"}
+
+
+def _pac_bayes_keys() -> set:
+  return _PAC_BAYES_RUN_KEYS | _params_of(
+      "gbounds.bounds._pac_bayes:pac_bayes_certificate",
+      drop=("apply_fn", "params", "init_params", "x_train", "y_train", "x_test", "y_test",
+            "callback"))()
+
+
+def _type_name(v) -> str:
+  if isinstance(v, bool):
+    return "a boolean"
+  if isinstance(v, int):
+    return "an integer"
+  if isinstance(v, float):
+    return "a number"
+  if isinstance(v, (list, tuple)):
+    return "a list"
+  if isinstance(v, str):
+    return "a string"
+  return type(v).__name__
+
+
+def _same_kind(value, preset) -> bool:
+  """``value`` is of the kind of ``preset`` (ints for ints, numbers for floats, lists for
+  lists, strings for strings, booleans for booleans); other presets are not checked."""
+  num = (int, float, np.integer, np.floating)
+  if isinstance(preset, bool):
+    return isinstance(value, bool)
+  if isinstance(preset, (int, np.integer)):
+    return (isinstance(value, (int, np.integer)) and not isinstance(value, bool)) or (
+        isinstance(value, (float, np.floating)) and math.isfinite(value)
+        and value == int(value))
+  if isinstance(preset, (float, np.floating)):
+    return isinstance(value, num) and not isinstance(value, bool)
+  if isinstance(preset, (list, tuple)):
+    return isinstance(value, (list, tuple))
+  if isinstance(preset, str):
+    return isinstance(value, str)
+  return True
+
+
+def check_overrides(name: str, overrides: dict) -> None:
+  """Checks configuration ``overrides`` of target ``name`` before anything runs.
+
+  Unknown keys (not understood by the target's runner) and values of another kind than the
+  preset's (an integer where the preset has an integer, a list for a list, ...) raise
+  :class:`gbounds.InvalidInputError` naming the key; the command line's ``--set KEY=VALUE``
+  goes through here.
+  """
+  if not isinstance(name, str) or name not in TARGETS:
+    _errors.fail("name", f"one of {sorted(TARGETS)}", repr(name))
+  if not isinstance(overrides, dict):
+    _errors.fail("overrides", "a dict of configuration keys", type(overrides).__name__)
+  t = TARGETS[name]
+  if t.accepts is not None:
+    try:
+      known = t.accepts()
+    except (ImportError, AttributeError):  # an unavailable target is reported by reproduce
+      known = None
+    if known is not None:
+      unknown = sorted(k for k in overrides if k not in known)
+      if unknown:
+        _errors.fail("overrides", f"configuration keys of {name} among {sorted(known)}",
+                     f"unknown key(s) {unknown}")
+  presets = {**t.full, **t.cpu}
+  for key, value in overrides.items():
+    if key in presets and not _same_kind(value, presets[key]):
+      _errors.fail(key, f"{_type_name(presets[key])} (as the preset's {presets[key]!r})",
+                   repr(value))
+
+
+# ----------------------------------------------------------------------------- runners
+
+
+def _run_fcmi(config, *, data_dir, out_dir, progress):
+  fe = importlib.import_module("gbounds.experiments._fcmi")
+  cfg = dict(config)
+  scale = cfg.pop("scale", "cpu")
+  rep = fe.reproduce_fcmi(data_dir=data_dir, out_dir=out_dir, scale=scale, progress=progress,
+                          **cfg)
+  rows = []
+  for r in rep.table.rows:
+    pb, pg = rep.published.get(r.n, (math.nan, math.nan))
+    rows += [Comparison(f"n={r.n}: f-CMI bound", r.fcmi_bound, pb),
+             Comparison(f"n={r.n}: measured gap", r.gap, pg),
+             Comparison(f"n={r.n}: test error", r.test_error, math.nan)]
+  figs = ()
+  if out_dir is not None and (pathlib.Path(out_dir) / "fcmi.png").exists():
+    figs = (rp.Figure("fcmi_plot", "f-CMI bound, gap and test error against n",
+                      (pathlib.Path(out_dir) / "fcmi.png").read_bytes(),
+                      "Dashed/dotted: published (Harutyunyan et al. 2021, standard variant)."),)
+  return rows, {"rows": [r._asdict() for r in rep.table.rows],
+                "protocol": rep.table.protocol}, figs, rep.format()
+
+
+def _run_synthetic(config, *, data_dir, out_dir, progress):
+  fe = importlib.import_module("gbounds.experiments._fcmi")
+  res = fe.make_classification_study(**config)
+  rows = []
+  for r in res:
+    tight = min(r.bounds.items(), key=lambda kv: kv[1]) if r.bounds else ("none", math.nan)
+    valid = all(v >= r.gap - 1e-12 for v in r.bounds.values())
+    rows += [Comparison(f"n={r.n}: measured gap", r.gap, math.nan),
+             Comparison(f"n={r.n}: tightest bound ({tight[0]})", tight[1],
+                        "ld-CMI bounds tightest (Wang & Mao 2023, Fig. 1)"),
+             Comparison(f"n={r.n}: every bound >= gap", valid, True)]
+  return rows, {"rows": [r._asdict() for r in res]}, (), ""
+
+
+def _run_limit(config, *, data_dir, out_dir, progress):
+  we = importlib.import_module("gbounds.experiments._weight_info")
+  res = we.reproduce_limit(data_dir=data_dir, **config)
+  rows = [Comparison(f"noise {r.noise_rate:.0%} {r.method}: test acc / flipped memorized",
+                     f"{r.test_accuracy:.3f} / {_f(r.memorized_fraction):.3f}",
+                     "LIMIT: higher test accuracy, far less memorization at high noise")
+          for r in res.rows]
+  return rows, {"rows": [dataclasses.asdict(r) for r in res.rows],
+                "settings": res.settings}, (), res.table()
+
+
+def _run_supervision(config, *, data_dir, out_dir, progress):
+  we = importlib.import_module("gbounds.experiments._weight_info")
+  res = we.reproduce_supervision_complexity(data_dir=data_dir, **config)
+  rows = [Comparison(f"{r.targets}: complexity / ||Y||_F", r.normalized,
+                     "teacher soft labels < one-hot < noisy labels")
+          for r in res.rows]
+  return rows, {"rows": [dataclasses.asdict(r) for r in res.rows],
+                "settings": res.settings}, (), res.table()
+
+
+def _run_permuted(config, *, data_dir, out_dir, progress):
+  rw = importlib.import_module("gbounds.geometry._rewind")
+  cfg = rw.PermutedLabelConfig(**config)
+  res = rw.permuted_label_experiment(cfg, data_dir=data_dir)
+  rows = []
+  last = res.history[-1]
+  rows.append(Comparison("final: permuted-label fit (memorization)", last.train_permuted_fit,
+                         "close to 1 (the network memorizes the permuted labels)"))
+  rows.append(Comparison("final: test accuracy", last.test_accuracy, math.nan))
+  for r in res.rewinding:
+    rows.append(Comparison(f"rewind {r.direction} {r.n_layers} layer(s): test acc / permuted fit",
+                           f"{r.test_accuracy:.3f} / {r.train_permuted_fit:.3f}",
+                           "rewinding the LAST layers restores test accuracy; the first do not"
+                           if r.direction == "last" else
+                           "rewinding the first layers does not remove memorization"))
+  figs = []
+  for name, fn in (("geometry", "plot_geometry"), ("rewinding", "plot_rewinding")):
+    try:
+      fig = getattr(rw, fn)(res)
+      figs.append(rp.Figure(f"permuted_{name}", f"Permuted labels: {name}", rp.figure_png(fig)))
+    except Exception:  # noqa: BLE001 -- a figure is optional; the numbers are the result
+      pass
+  return rows, res.to_dict(), tuple(figs), ""
+
+
+def _run_sample_info(config, *, data_dir, out_dir, progress):
+  se = importlib.import_module("gbounds.experiments._sample_info")
+  cfg = dict(config)
+  cfg.setdefault("progress", False)
+  res = se.reproduce_sample_info(data_dir=data_dir, **cfg)
+  rows = [Comparison(k, v, res.published.get(k, math.nan)) for k, v in res.ours.items()]
+  return rows, res.to_dict(), (), ""
+
+
+def _run_pac_bayes(config, *, data_dir, out_dir, progress):
+  import jax
+
+  from gbounds.data import _datasets as _data
+  from gbounds.models import _networks as _models
+  from gbounds.bounds import _pac_bayes as _pac_bayes
+  from gbounds.train import _train as _train
+  cfg = dict(config)
+  for key in ("delta", "delta_mc"):  # checked again by the certificate, but only after training
+    if key in cfg:
+      _errors.check_open_unit_interval(key, cfg[key])
+  for key, lo in (("mc_samples", 1), ("selection_samples", 1), ("batch_size", 1), ("epochs", 1),
+                  ("n_train", 1), ("n_test", 1)):
+    if key in cfg:
+      _errors.check_int(key, cfg[key], lo, what=f"an integer >= {lo}")
+  x, y = _data.load_mnist(cfg.pop("split", "test"), data_dir=data_dir)
+  y = (y >= 5).astype(np.int32)  # binary MNIST of Dziugaite & Roy: digits 0-4 vs 5-9
+  n_train, n_test = cfg.pop("n_train"), cfg.pop("n_test")
+  if n_train + n_test > len(y):
+    _errors.fail("n_train + n_test", f"at most the {len(y)} examples of the split",
+                 n_train + n_test)
+  xtr, ytr, xte, yte = _data.train_test_split(x, y, test_fraction=n_test / len(y), seed=0)
+  xtr, ytr = xtr[:n_train], ytr[:n_train]
+  hidden = tuple(cfg.pop("hidden"))
+  epochs = cfg.pop("epochs")
+  m = _models.as_model_fn(_models.MLP(hidden, 2), example_input=xtr[:1], key=0)
+  tc = _train.TrainConfig(optimizer="sgd", learning_rate=cfg.pop("learning_rate"),
+                          batch_size=100, steps=_train.steps_for_epochs(epochs, n_train, 100))
+  trained = _train.train(m.apply_fn, m.params, xtr, ytr, tc).params
+  cert = _pac_bayes.pac_bayes_certificate(m.apply_fn, trained, m.params, xtr, ytr, x_test=xte,
+                                          y_test=yte, callback=progress, **cfg)
+  rows = [Comparison("test error (deterministic network)",
+                     float(jax.numpy.mean(jax.numpy.argmax(m.apply_fn(trained, xte), -1) != yte)),
+                     "0.02-0.03 (Dziugaite & Roy 2017, Table 1, T-600)"),
+          Comparison("stochastic test error", cert.stochastic_test_error, math.nan),
+          Comparison("PAC-Bayes-kl certificate", cert.pac_bayes_kl,
+                     "0.16-0.22 (posterior optimised; ours: isotropic, not optimised)"),
+          Comparison("McAllester certificate", cert.mcallester, math.nan),
+          Comparison("Catoni certificate", cert.catoni, math.nan),
+          Comparison("KL(Q||P) (nats)", cert.kl, math.nan)]
+  return rows, cert.to_dict(), (), ""
+
+
+def _run_activation(config, *, data_dir, out_dir, progress):
+  ms = importlib.import_module("gbounds.experiments._memorization")
+  res = ms.reproduce_activation_information(config=ms.SettingsConfig(**config),
+                                            data_dir=data_dir)
+  rows = []
+  for r in (res.colored, res.shuffled):
+    for meas, tau in (("entropy", r.tau_entropy), ("mi", r.tau_mi)):
+      rows.append(Comparison(f"{r.setting} MNIST: Kendall tau, mean {meas} vs val. accuracy",
+                             tau, ms.PAPER_KENDALL_TAU[r.setting][meas]))
+  return rows, ms.result_to_json(res), (), ms.model_selection_table(res)
+
+
+TARGETS: dict[str, Target] = {t.name: t for t in (
+    Target("fcmi_mnist_4v9", "f-CMI bound vs n, MNIST 4 vs 9 (Table/Fig. 1)",
+           "Harutyunyan et al., NeurIPS 2021", ("gbounds.experiments._fcmi:reproduce_fcmi",),
+           {"scale": "cpu"}, {"scale": "full"}, _run_fcmi,
+           "~10 min (MLP 512-512, 5 x 20, n 75/250; per _fcmi_experiments)", _fcmi_keys),
+    Target("sample_info_correlation",
+           "Linearized vs retrained leave-one-out change, Pearson r (Table 1, MLP column)",
+           "Harutyunyan et al., ICLR 2021",
+           ("gbounds.experiments._sample_info:reproduce_sample_info",), {},
+           {"n_train": 1000, "width": 1024, "steps": 2000, "num_retrained": 1000,
+            "weight_decays": [0.0, 1000.0], "mislabeled_n": 1000}, _run_sample_info,
+           "see gbounds/_sample_info_experiments.py",
+           _params_of("gbounds.experiments._sample_info:reproduce_sample_info",
+                      drop=("data_dir", "log"))),
+    Target("pac_bayes_binary_mnist",
+           "PAC-Bayes certificate of an MLP on binary MNIST (Table 1, T-600)",
+           "Dziugaite & Roy, UAI 2017", ("gbounds.bounds._pac_bayes",),
+           {"n_train": 4000, "n_test": 2000, "hidden": [600], "epochs": 20,
+            "learning_rate": 0.1, "mc_samples": 200},
+           {"split": "train", "n_train": 55000, "n_test": 5000, "hidden": [600], "epochs": 20,
+            "learning_rate": 0.1, "mc_samples": 1000}, _run_pac_bayes, "~3 min",
+           _pac_bayes_keys),
+    Target("wang_mao_synthetic", "CMI bounds on make_classification (Fig. 1)",
+           "Wang & Mao, ICML 2023",
+           ("gbounds.experiments._fcmi:make_classification_study",),
+           {"ns": [5, 10, 20], "k1": 10, "k2": 30},
+           {"ns": [5, 10, 20, 30, 50], "k1": 50, "k2": 100}, _run_synthetic, "~2 min",
+           _params_of("gbounds.experiments._fcmi:make_classification_study")),
+    Target("limit_label_noise", "Test accuracy and memorization under label noise, CE vs LIMIT",
+           "Harutyunyan et al., ICML 2020",
+           ("gbounds.experiments._weight_info:reproduce_limit",), {"epochs": 10},
+           {"dataset": "fashion_mnist", "n_train": 60000, "n_test": 10000, "epochs": 200},
+           _run_limit, "see gbounds/_weight_info_experiments.py",
+           _params_of("gbounds.experiments._weight_info:reproduce_limit",
+                      drop=("data_dir", "callback"))),
+    Target("supervision_complexity", "Supervision complexity of one-hot vs teacher labels",
+           "Harutyunyan et al., ICLR 2023",
+           ("gbounds.experiments._weight_info:reproduce_supervision_complexity",), {},
+           {"n_student": 2000, "teacher_epochs": 50}, _run_supervision,
+           "see gbounds/_weight_info_experiments.py",
+           _params_of("gbounds.experiments._weight_info:reproduce_supervision_complexity",
+                      drop=("data_dir",))),
+    Target("permuted_label_geometry",
+           "Manifold geometry and layer rewinding under permuted labels (Figs. 2-5)",
+           "Stephenson et al., ICLR 2021", ("gbounds.geometry._rewind:permuted_label_experiment",), {},
+           {"n_train": 10000, "epochs": 100, "n_per_manifold": 50, "n_t": 300},
+           _run_permuted, "5-10 min (PermutedLabelConfig defaults)",
+           _params_of("gbounds.geometry._rewind:PermutedLabelConfig")),
+    Target("activation_information",
+           "Activation entropy / neuron MI on Colored and Shuffled MNIST (Table 2)",
+           "Bansal et al., NeurIPS 2022",
+           ("gbounds.experiments._memorization:reproduce_activation_information",), {},
+           {"seeds": 10, "n_train": 5000, "epochs": 100, "mi_neurons": 768}, _run_activation,
+           "see gbounds/_memorization_settings.py",
+           _params_of("gbounds.experiments._memorization:SettingsConfig")),
+)}
+
+
+def list_targets() -> list[dict]:
+  """Every target with its availability (no runner is imported beyond its module)."""
+  out = []
+  for t in TARGETS.values():
+    ok, why = t.available()
+    out.append({"name": t.name, "title": t.title, "paper": t.paper, "available": ok,
+                "reason": why, "cpu": t.cpu, "full": t.full, "cpu_minutes": t.cpu_minutes})
+  return out
+
+
+def reproduce(name: str, *, full: bool = False, data_dir: str | os.PathLike | None = None,
+              out_dir: str | os.PathLike | None = None,
+              progress: Callable[[int, int], None] | None = None,
+              **overrides) -> Reproduction:
+  """Runs target ``name`` (CPU default, or the paper-sized config with ``full=True``).
+
+  Args:
+    name: a key of :data:`TARGETS` (see :func:`list_targets`).
+    full: the paper-sized configuration (meant for a GPU).
+    data_dir: the data directory.
+    out_dir: where the runner may keep resumable intermediate results and figures.
+    progress: ``progress(done, total)`` for runners that report it.
+    **overrides: configuration keys replacing the preset's (checked by
+      :func:`check_overrides` before anything runs: unknown keys and values of the wrong kind
+      raise :class:`gbounds.InvalidInputError`).
+
+  Returns:
+    :class:`Reproduction` with our numbers beside the published ones.
+  """
+  if not isinstance(name, str) or name not in TARGETS:
+    _errors.fail("name", f"one of {sorted(TARGETS)}", repr(name))
+  t = TARGETS[name]
+  ok, why = t.available()
+  if not ok:
+    raise _errors.GBoundsError(f"reproduce {name}: not available in this installation ({why}).")
+  check_overrides(name, overrides)
+  config = {**(t.full if full else t.cpu), **overrides}
+  t0 = time.perf_counter()
+  rows, payload, figs, text = t.runner(dict(config), data_dir=data_dir, out_dir=out_dir,
+                                       progress=progress)
+  return Reproduction(name, f"{t.title} -- {t.paper}", config, tuple(rows), payload,
+                      tuple(figs), text, time.perf_counter() - t0)
+
+
+__all__ = ["TARGETS", "Comparison", "Reproduction", "Target", "check_overrides", "list_targets",
+           "reproduce"]
