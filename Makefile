@@ -34,4 +34,4 @@ test-slow: setup
 
 parity: setup
 	bash scripts/nt_env.sh
-	GBOUNDS_DATA_DIR=$(DATA) $(BIN)/python -m pytest -q -m slow tests/test_nt_parity.py
+	GBOUNDS_DATA_DIR=$(DATA) $(BIN)/python -m pytest -q -m slow tests/ntk/test_nt_parity.py

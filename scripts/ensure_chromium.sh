@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Debian's headless-capable `chromium` for the HTML report test (tests/test_report_html.py),
+# Installs Debian's headless-capable `chromium` for the HTML report test (tests/analysis/test_report.py),
 # only when it is missing AND we are root with apt-get available; otherwise does nothing (the test
 # then skips with a message). Idempotent: a second run finds chromium and returns at once.
 set -euo pipefail

@@ -2,7 +2,7 @@
 
 Created by `scripts/nt_env.sh` (jax 0.4.30, flax 0.8.5, neural-tangents installed with --no-deps).
 This file must not import gbounds: it is the independent side of the parity test
-(`tests/test_nt_parity.py`) and of the benchmark (`benchmarks/bench_ntk.py`).
+(`tests/ntk/test_nt_parity.py`) and of the benchmark (`benchmarks/bench_ntk.py`).
 
 The model is rebuilt here from plain `jax.lax` primitives (not from gbounds' Flax modules) and
 takes the same parameter pytree as gbounds' Linen `MLP` / `CNN`:

@@ -74,7 +74,7 @@ def test_weight_information_notebook_executes(data_root, monkeypatch):
   nbclient = pytest.importorskip("nbclient")
   import pathlib
   monkeypatch.setenv("GBOUNDS_DATA_DIR", data_root)
-  path = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "weight_information.ipynb"
+  path = pathlib.Path(__file__).resolve().parents[2] / "notebooks" / "weight_information.ipynb"
   nb = nbformat.read(path, as_version=4)
   nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                           resources={"metadata": {"path": str(path.parent)}}).execute()

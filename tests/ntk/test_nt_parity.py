@@ -34,7 +34,7 @@ import gbounds
 
 pytestmark = pytest.mark.slow
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 NT_PYTHON = ROOT / ".venv-nt" / "bin" / "python"
 IMPLEMENTATIONS = ("JACOBIAN_CONTRACTION", "NTK_VECTOR_PRODUCTS")
 RTOL = 1e-5

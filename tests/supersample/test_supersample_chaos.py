@@ -35,7 +35,7 @@ from gbounds._src import io as _io
 from gbounds.supersample import _supersample as ss
 from gbounds._src.errors import StoreLockedError
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 # The experiment, shared by the child script and the in-process second writer.
 _SETUP = textwrap.dedent("""

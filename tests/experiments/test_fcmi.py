@@ -179,7 +179,7 @@ def test_fcmi_notebook_executes(data_root, monkeypatch):
   nbclient = pytest.importorskip("nbclient")
   import pathlib
   monkeypatch.setenv("GBOUNDS_DATA_DIR", data_root)
-  path = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "fcmi_bounds.ipynb"
+  path = pathlib.Path(__file__).resolve().parents[2] / "notebooks" / "fcmi_bounds.ipynb"
   nb = nbformat.read(path, as_version=4)
   nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
                           resources={"metadata": {"path": str(path.parent)}}).execute()

@@ -114,7 +114,7 @@ def test_notebook_executes():
 
   import nbclient
   import nbformat
-  path = pathlib.Path(__file__).parent.parent / "notebooks" / "sample_information.ipynb"
+  path = pathlib.Path(__file__).parent.parent.parent / "notebooks" / "sample_information.ipynb"
   nb = nbformat.read(path, as_version=4)
   nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                           resources={"metadata": {"path": str(path.parent)}}).execute()

@@ -510,7 +510,7 @@ def test_manifold_notebook_executes(data_root, monkeypatch):
   nbclient = pytest.importorskip("nbclient")
   import pathlib
   monkeypatch.setenv("GBOUNDS_DATA_DIR", data_root)
-  path = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "manifold_geometry.ipynb"
+  path = pathlib.Path(__file__).resolve().parents[2] / "notebooks" / "manifold_geometry.ipynb"
   nb = nbformat.read(path, as_version=4)
   nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
                           resources={"metadata": {"path": str(path.parent)}}).execute()
