@@ -8,7 +8,7 @@ was wrong and what would have been accepted.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -225,3 +225,18 @@ def _describe(arr: np.ndarray) -> str:
   if arr.dtype.kind in "fc" and finite.size < arr.size:
     parts.append(f"{arr.size - finite.size} non-finite")
   return ", ".join(parts)
+
+
+def check_real(name: str, value: Any, expected: str, ok: Callable[[float], bool]) -> None:
+  """A real, finite scalar (not a bool or a string) for which ``ok`` holds.
+
+  Args:
+    name: the argument's name, for the message.
+    value: the value to check.
+    expected: what was expected, in words (e.g. ``"a positive learning rate"``).
+    ok: predicate on the value.
+  """
+  good = (isinstance(value, (int, float, np.integer, np.floating))
+          and not isinstance(value, (bool, np.bool_)) and np.isfinite(value) and ok(value))
+  if not good:
+    fail(name, expected, repr(value))
