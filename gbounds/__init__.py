@@ -31,6 +31,7 @@ from gbounds._src.errors import DataNotFoundError as DataNotFoundError
 from gbounds._src.errors import GBoundsError as GBoundsError
 from gbounds._src.errors import InvalidInputError as InvalidInputError
 from gbounds._src.errors import StoreLockedError as StoreLockedError
+from gbounds._src.results import Table as Table
 from gbounds.analysis import Analysis as Analysis
 from gbounds.analysis import AnalysisConfig as AnalysisConfig
 from gbounds.analysis import analyze as analyze
@@ -60,6 +61,7 @@ __all__ = [
     "InvalidInputError",
     "ModelFn",
     "StoreLockedError",
+    "Table",
     "analysis",
     "analyze",
     "as_model_fn",
