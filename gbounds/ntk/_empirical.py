@@ -85,7 +85,20 @@ def _check_inputs(name: str, x: Any) -> jax.Array:
   return jnp.asarray(x)
 
 
-def _check_apply_fn(apply_fn: Any) -> None:
+def check_apply_fn(apply_fn: Any) -> None:
+  """Refuses anything but a function ``apply_fn(params, x) -> (batch, k)`` (eager).
+
+  A Flax module is refused with a pointer to :func:`gbounds.models.as_model_fn`.
+
+  Args:
+    apply_fn: the candidate model function.
+
+  Returns:
+    None.
+
+  Raises:
+    gbounds.InvalidInputError: naming ``apply_fn``.
+  """
   from flax import linen as nn
   from flax import nnx
   if isinstance(apply_fn, (nn.Module, nnx.Module)):
@@ -122,11 +135,25 @@ def _check_same_tree(name: str, tree: Any, ref_name: str, ref: Any) -> None:
                    f"{jax.tree_util.keystr(path)} of shape {np.shape(a)} (vs {np.shape(b)})")
 
 
-def _output_shape(apply_fn, params, x, name: str = "x", shown: tuple | None = None
-                  ) -> tuple[int, ...]:
-  """Shape of ``apply_fn(params, x)`` by abstract evaluation; a model that cannot be applied
-  to ``x`` (wrong input shape for these parameters) or whose output is not ``(batch, k)``
-  raises :class:`gbounds.InvalidInputError` naming ``name``."""
+def output_shape(apply_fn: ApplyFn, params: Any, x: Any, name: str = "x",
+                 shown: tuple | None = None) -> tuple[int, ...]:
+  """Shape of ``apply_fn(params, x)`` by abstract evaluation (``jax.eval_shape``; no FLOPs).
+
+  Args:
+    apply_fn: ``apply_fn(params, x) -> (batch, k)``.
+    params: the parameters (concrete or abstract).
+    x: a batch of inputs (often just its first row, ``x[:1]``).
+    name: how an error names ``x``.
+    shown: the shape an error reports for ``x`` (e.g. the full batch's when ``x`` is a slice).
+
+  Returns:
+    The output shape ``(batch, k)``.
+
+  Raises:
+    gbounds.InvalidInputError: a model that cannot be applied to ``x`` (wrong input shape for
+      these parameters; names ``name``) or whose output is not ``(batch, k)`` (names
+      ``apply_fn``).
+  """
   try:
     out = jax.eval_shape(apply_fn, params, x)
   except (TypeError, ValueError, IndexError, flax_errors.FlaxError) as e:
@@ -156,7 +183,7 @@ def linearize(apply_fn: ApplyFn, params0: Any) -> ApplyFn:
     ``f_lin(params, x)``, equal to ``apply_fn(params0, x)`` at ``params0``. ``params`` must have
     the structure and shapes of ``params0``; non-finite concrete ``params0`` are refused.
   """
-  _check_apply_fn(apply_fn)
+  check_apply_fn(apply_fn)
   _check_params("params0", params0)
 
   def f_lin(params, x):
@@ -180,7 +207,7 @@ def jacobian_fn(apply_fn: ApplyFn, *, chunk_size: int | None = None
                 ) -> Callable[[Any, jax.Array], jax.Array]:
   """Returns ``jac(params, x) -> (n k, d)``: the flattened Jacobian, columns in
   ``jax.flatten_util.ravel_pytree(params)`` order, rows sample-major. Chunked over inputs."""
-  _check_apply_fn(apply_fn)
+  check_apply_fn(apply_fn)
   _check_chunk_size(chunk_size)
 
   @jax.jit
@@ -194,7 +221,7 @@ def jacobian_fn(apply_fn: ApplyFn, *, chunk_size: int | None = None
   def jac(params, x):
     x = _check_inputs("x", x)
     _check_params("params", params)
-    _output_shape(apply_fn, params, x[:1], "x", x.shape)
+    output_shape(apply_fn, params, x[:1], "x", x.shape)
     chunks, _ = _chunks(x, chunk_size)
     k_rows = jnp.concatenate([chunk_jac(params, xc) for xc in chunks], axis=0)
     return k_rows[:k_rows.shape[0] // (len(chunks) * chunks[0].shape[0]) * x.shape[0]]
@@ -282,7 +309,7 @@ def empirical_ntk_fn(apply_fn: ApplyFn, *,
     ``ntk_fn(x1, x2, params)``: with ``x2=None`` the symmetric kernel of ``x1`` with itself.
     Shape ``(n1 k, n2 k)`` for ``FULL`` (sample-major), ``(n1, n2)`` for ``TRACE``.
   """
-  _check_apply_fn(apply_fn)
+  check_apply_fn(apply_fn)
   implementation = _errors.as_enum("implementation", implementation, NtkImplementation)
   output = _errors.as_enum("output", output, NtkOutput)
   _check_chunk_size(chunk_size)
@@ -299,7 +326,7 @@ def empirical_ntk_fn(apply_fn: ApplyFn, *,
       if x1.shape[1:] != x2.shape[1:]:
         _errors.fail("x2", f"examples of shape {x1.shape[1:]} (as x1)", f"{x2.shape[1:]}")
     _check_params("params", params)
-    k = int(_output_shape(apply_fn, params, x1[:1], "x1", x1.shape)[-1])
+    k = int(output_shape(apply_fn, params, x1[:1], "x1", x1.shape)[-1])
     c1, _ = _chunks(x1, chunk_size)
     c2 = c1 if symmetric else _chunks(x2, chunk_size)[0]
     rows = []
@@ -331,7 +358,7 @@ def empirical_ntk_fn(apply_fn: ApplyFn, *,
 def jacobian_vector_product(apply_fn: ApplyFn, params: Any, x: jax.Array, tangent: Any
                             ) -> jax.Array:
   """``J(x) v`` for a parameter-shaped tangent ``v``: shape ``(n, k)``."""
-  _check_apply_fn(apply_fn)
+  check_apply_fn(apply_fn)
   x = _check_inputs("x", x)
   _check_params("params", params)
   _check_same_tree("tangent", tangent, "params", params)
@@ -342,10 +369,10 @@ def jacobian_vector_product(apply_fn: ApplyFn, params: Any, x: jax.Array, tangen
 def vector_jacobian_product(apply_fn: ApplyFn, params: Any, x: jax.Array, cotangent: jax.Array
                             ) -> Any:
   """``J(x)^T a`` for ``a`` of shape ``(n, k)`` (or ``(n k,)``): a parameter-shaped pytree."""
-  _check_apply_fn(apply_fn)
+  check_apply_fn(apply_fn)
   x = _check_inputs("x", x)
   _check_params("params", params)
-  shape = _output_shape(apply_fn, params, x)
+  shape = output_shape(apply_fn, params, x)
   if int(np.size(cotangent)) != shape[0] * shape[1]:
     _errors.fail("cotangent", f"shape {shape} or ({shape[0] * shape[1]},) (the outputs on x)",
                  f"shape {np.shape(cotangent)}")

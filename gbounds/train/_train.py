@@ -206,8 +206,8 @@ def _check_model_and_labels(apply_fn, params, x, y, config: TrainConfig, *, mode
                             used: np.ndarray | None = None) -> int:
   """Finite ``params``; ``apply_fn(params, x)`` of shape ``(batch, k)``; ``y`` (rows ``used``)
   valid labels or targets for ``k`` outputs and ``config.loss``. Returns ``k``."""
-  from gbounds.ntk._empirical import _check_apply_fn, _output_shape
-  _check_apply_fn(apply_fn)
+  from gbounds.ntk import check_apply_fn, output_shape
+  check_apply_fn(apply_fn)
   _errors.check_finite_tree("params", params)
   p_spec = jax.tree_util.tree_map(
       lambda a: jax.ShapeDtypeStruct(np.shape(a)[1:] if model_axis else np.shape(a),
@@ -215,7 +215,7 @@ def _check_model_and_labels(apply_fn, params, x, y, config: TrainConfig, *, mode
       params)
   x_dtype = jax.dtypes.canonicalize_dtype(x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype)
   x_spec = jax.ShapeDtypeStruct(np.shape(x), x_dtype)
-  k = int(_output_shape(apply_fn, p_spec, x_spec, "x", shown=np.shape(x))[1])
+  k = int(output_shape(apply_fn, p_spec, x_spec, "x", shown=np.shape(x))[1])
   y_arr = np.asarray(y)
   if used is not None:
     y_arr = y_arr[used]

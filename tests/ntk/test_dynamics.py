@@ -154,5 +154,5 @@ def test_phi_host_equals_phi():
   mu = np.array([0.0, 1e-12, 0.5, 2.0, 15.0])
   for time, t in (("discrete", 7), ("continuous", 3.0), ("discrete", np.inf)):
     ref = np.asarray(gbounds.ntk.phi(jnp.asarray(mu), learning_rate=0.1, t=t, time=time))
-    got = gbounds.ntk._dynamics.phi_host(mu, learning_rate=0.1, t=t, time=time)
+    got = gbounds.ntk.phi_host(mu, learning_rate=0.1, t=t, time=time)
     np.testing.assert_allclose(got, ref, rtol=1e-13, atol=0)
