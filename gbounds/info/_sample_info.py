@@ -93,10 +93,14 @@ import numpy as np
 import scipy.linalg
 from jax.flatten_util import ravel_pytree
 
+from gbounds._src import batching as _batching
 from gbounds._src import errors as _errors
 from gbounds._src import io as _io
-from gbounds.ntk._dynamics import Time, check_dynamics_args, check_step_size, phi_host
-from gbounds.ntk._empirical import empirical_ntk_fn, jacobian_fn
+from gbounds._src import numerics as _numerics
+from gbounds._src import results as _results
+from gbounds.info import _model
+from gbounds.ntk import (Time, check_dynamics_args, check_step_size, empirical_ntk_fn,
+                         jacobian_fn, phi_host)
 
 
 class LooMethod(enum.IntEnum):
@@ -264,36 +268,18 @@ def _check_steps(t, time) -> None:
       _errors.fail("t", "a whole number of gradient steps (time='discrete'), or inf", t)
 
 
-# ----------------------------------------------------------------------------- eigh on the host
+# ----------------------------------------------------------------------------- host callbacks
 
 
 def _as_bytes(z: np.ndarray, dtype: np.dtype) -> np.ndarray:
+  """``z`` in ``dtype`` as raw bytes (``(..., itemsize)`` uint8), for a ``pure_callback``.
+
+  Callback outputs cross as bytes and are bit-cast back (as in ``gbounds._src.numerics.eigh``):
+  JAX re-canonicalises callback outputs in the callback's own thread, where a caller's
+  ``jax.enable_x64(True)`` context is not in effect.
+  """
   return np.ascontiguousarray(np.asarray(z).astype(dtype)).view(np.uint8).reshape(
       np.shape(z) + (dtype.itemsize,))
-
-
-def _host_eigh_bytes(a, dtype):
-  w, v = np.linalg.eigh(np.asarray(a, dtype))
-  return _as_bytes(w, dtype), _as_bytes(v, dtype)
-
-
-def _eigh(a: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Symmetric eigendecomposition (batched over leading axes) by LAPACK on the host.
-
-  A ``pure_callback`` instead of ``jnp.linalg.eigh``: on a 2-core CPU the batched XLA eigh
-  inside these loops deadlocked intermittently (all XLA worker threads idle, the result never
-  ready; jaxlib 0.10.2), twice in the test suite. Works under ``jit`` and ``vmap``. The results
-  cross the callback boundary as raw bytes (``uint8``) and are bit-cast back: JAX re-canonicalises
-  callback outputs in the callback's own thread, where a ``with jax.enable_x64(True)`` block of
-  the caller is not in effect, which would turn float64 results into float32 and fail.
-  """
-  dtype = np.dtype(a.dtype)
-  b = dtype.itemsize
-  shapes = (jax.ShapeDtypeStruct(a.shape[:-1] + (b,), jnp.uint8),
-            jax.ShapeDtypeStruct(a.shape + (b,), jnp.uint8))
-  w8, v8 = jax.pure_callback(functools.partial(_host_eigh_bytes, dtype=dtype), shapes, a,
-                             vmap_method="expand_dims")
-  return jax.lax.bitcast_convert_type(w8, a.dtype), jax.lax.bitcast_convert_type(v8, a.dtype)
 
 
 # ----------------------------------------------------------------------------- LOO algorithms
@@ -340,10 +326,12 @@ def _loo_eigh(p: _Problem, idx: np.ndarray, chunk: int) -> np.ndarray:
   out = np.empty((len(idx), nk))
   amat = p.theta + p.lam_loo * np.eye(nk)
   per = max(1, min(chunk, _MEMORY_BUDGET // max(1, 24 * m * m)))
-  for start in range(0, len(idx), per):
-    sub = idx[start:start + per]
+  for start, stop in _batching.chunk_bounds(len(idx), per):
+    sub = idx[start:stop]
     keep = np.stack([np.delete(np.arange(nk), _rows_of(int(i), k)) for i in sub])  # (B, m)
     akk = amat[keep[:, :, None], keep[:, None, :]]
+    # Pure numpy float64 on host data (the deliberate host LOO algebra), not a JAX op: LAPACK
+    # directly, which is what gbounds._src.numerics.eigh would call on the CPU anyway.
     mu, v = np.linalg.eigh(akk)
     ph = phi_host(mu, learning_rate=p.eta_loo, t=p.t, time=p.time)
     rk = p.r0[keep]
@@ -520,6 +508,7 @@ def _spectral_problem(theta, r0, *, k, eta, t, lam, time, convention) -> _Proble
   r = np.asarray(r0, np.float64)
   nk = th.shape[0]
   n = nk // k
+  # Pure numpy float64 on host data (the deliberate host LOO algebra), not a JAX op.
   mu_theta, vectors = np.linalg.eigh(th)
   top = float(np.max(np.abs(mu_theta)))
   if mu_theta[0] < -np.sqrt(_input_eps(theta)) * top:
@@ -583,8 +572,8 @@ def _loo_host(theta, r0, idx, *, k: int, eta: float, t: float, lam: float, time:
   errs, steps_used, fallback = [], [0], []
   per_row = 8 * nk * (min(max_steps, nk) + 8)
   per = max(1, min(chunk, _MEMORY_BUDGET // per_row))
-  for start in range(0, len(idx), per):
-    sub = idx[start:start + per]
+  for start, stop in _batching.chunk_bounds(len(idx), per):
+    sub = idx[start:stop]
     u, err, conv, steps = _lanczos_rows(p, sub, max_steps=max_steps, rtol=rtol)
     c[start:start + len(sub)] = (p.a_v[None, :] + u) @ p.vectors.T
     errs.extend(err[conv].tolist())
@@ -822,14 +811,14 @@ def _sgd_si(delta_w, jacobian, residual, learning_rate, weight_decay, *, num_out
   gc = g - jnp.mean(g, axis=0, keepdims=True)
   lam = gc.T @ gc / n
   h = jacobian.T @ jacobian + weight_decay * jnp.eye(d, dtype=jacobian.dtype)
-  hv, u = _eigh(0.5 * (h + h.T))
+  hv, u = _numerics.eigh(0.5 * (h + h.T))
   hv = jnp.maximum(hv, 0.0)
   lam_t = u.T @ lam @ u
   denom = hv[:, None] + hv[None, :]
   hcut = (jnp.finfo(hv.dtype).eps * d * 10) * jnp.max(hv)
   sig_t = jnp.where(denom > 2 * hcut, learning_rate * n * n / batch_size * lam_t
                     / jnp.where(denom > 0, denom, 1.0), 0.0)
-  sv, sw = _eigh(0.5 * (sig_t + sig_t.T))
+  sv, sw = _numerics.eigh(0.5 * (sig_t + sig_t.T))
   cut = (jnp.finfo(sv.dtype).eps * d * 10 if rcond is None else rcond) * jnp.max(sv)
   inv = jnp.where(sv > cut, 1.0 / jnp.where(sv > cut, sv, 1.0), 0.0)
   z = (delta_w @ u) @ sw
@@ -860,15 +849,17 @@ def projected_jacobian_fn(apply_fn: Callable, *, projection_dim: int | None, see
     scale = signs / np.sqrt(np.maximum(counts[buckets], 1.0))
     b = jnp.asarray(buckets)
     sc = jnp.asarray(scale, flat.dtype)
-
-    @jax.jit
-    def sketch(jc):
-      return jax.ops.segment_sum((jc * sc[None, :]).T, b, num_segments=projection_dim).T
-
-    xs = [x] if chunk_size is None else [x[i:i + chunk_size] for i in range(0, len(x), chunk_size)]
-    return jnp.concatenate([sketch(jac(params, xc)) for xc in xs], axis=0)
+    return jnp.concatenate([_sketch(jac(params, x[s:e]), sc, b, int(projection_dim))
+                            for s, e in _batching.chunk_bounds(len(x), chunk_size)], axis=0)
 
   return projected
+
+
+@functools.partial(jax.jit, static_argnames=("num_segments",))
+def _sketch(jc, scale, buckets, num_segments):
+  """``J P^T`` of the count sketch: column ``p`` of ``J``, times ``scale[p]``, summed into
+  bucket ``buckets[p]`` (compiled once per shape, not once per call)."""
+  return jax.ops.segment_sum((jc * scale[None, :]).T, buckets, num_segments=num_segments).T
 
 
 # ----------------------------------------------------------------------------- main entry points
