@@ -31,6 +31,7 @@ from gbounds._src.errors import DataNotFoundError as DataNotFoundError
 from gbounds._src.errors import GBoundsError as GBoundsError
 from gbounds._src.errors import InvalidInputError as InvalidInputError
 from gbounds._src.errors import StoreLockedError as StoreLockedError
+from gbounds._src.provenance import package_version as _package_version
 from gbounds._src.results import Table as Table
 from gbounds.analysis import Analysis as Analysis
 from gbounds.analysis import AnalysisConfig as AnalysisConfig
@@ -38,7 +39,7 @@ from gbounds.analysis import analyze as analyze
 from gbounds.models import ModelFn as ModelFn
 from gbounds.models import as_model_fn as as_model_fn
 
-__version__ = "0.1.0"
+__version__: str = _package_version()
 
 _LAZY = ("experiments", "viz", "cli")
 
