@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -25,6 +26,8 @@ import numpy as np
 import optax
 
 from gbounds._src import errors as _errors
+from gbounds._src import results as _results
+from gbounds.ntk import check_apply_fn, output_shape
 
 
 class Loss(enum.IntEnum):
@@ -120,12 +123,56 @@ def loss_fn(config_loss: Loss, logits: jax.Array, y: jax.Array) -> jax.Array:
 
 
 class TrainResult(NamedTuple):
-  """Trained parameters (leading model axis for :func:`train_many`) and the final loss."""
+  """Trained parameters and the final loss.
+
+  Attributes:
+    params: the trained parameter pytree (with a leading model axis for :func:`train_many`).
+    final_loss: the training objective (mean loss plus weight decay) on each model's whole
+      training set after the last step: a scalar for :func:`train`, ``(m,)`` for
+      :func:`train_many`.
+  """
   params: Any
   final_loss: jax.Array
 
+  def to_dict(self) -> dict[str, Any]:
+    """JSON-ready dict: ``params`` as a nested dict of lists, ``final_loss`` a number or list.
+
+    Returns:
+      ``{"params": ..., "final_loss": ...}``.
+    """
+    return _results.to_dict(self)
+
+  @classmethod
+  def from_dict(cls, data: dict[str, Any]) -> "TrainResult":
+    """Rebuilds a :class:`TrainResult` from :meth:`to_dict` output.
+
+    Args:
+      data: the dict.
+
+    Returns:
+      The result, parameter leaves and ``final_loss`` as numpy arrays (parameter pytrees of
+      nested mappings round-trip; the float dtype is that of JSON numbers, float64).
+    """
+    return cls(tree_from_json(data["params"]), np.asarray(data["final_loss"]))
+
+
+def tree_from_json(tree: Any) -> Any:
+  """A parameter pytree of nested mappings from its JSON form: every non-mapping a numpy array.
+
+  Args:
+    tree: nested dicts whose leaves are (nested lists of) numbers, as ``to_dict`` writes them.
+
+  Returns:
+    The same nesting with numpy-array leaves.
+  """
+  if isinstance(tree, dict):
+    return {k: tree_from_json(v) for k, v in tree.items()}
+  return np.asarray(tree)
+
 
 def _train_one(apply_fn, config: TrainConfig, params, x, y, idx, key):
+  """One model's training run: ``config.steps`` optimizer steps from ``params`` on the examples
+  ``idx`` of the pool ``(x, y)``, mini-batch order from ``key``. Returns (params, final loss)."""
   opt = make_optimizer(config)
   n_tr = idx.shape[0]
   b = n_tr if config.batch_size is None else min(config.batch_size, n_tr)
@@ -154,7 +201,18 @@ def _train_one(apply_fn, config: TrainConfig, params, x, y, idx, key):
   return params, objective(params, idx)
 
 
-def _resolve_strategy(strategy: MapStrategy, params: Any) -> MapStrategy:
+def resolve_strategy(strategy: MapStrategy | str, params: Any) -> MapStrategy:
+  """The concrete :class:`MapStrategy` that ``AUTO`` stands for with these parameters.
+
+  Args:
+    strategy: a :class:`MapStrategy` (or its name).
+    params: parameters with a leading model axis (a leaf of rank >= 5 marks a convolution).
+
+  Returns:
+    ``strategy`` itself unless it is ``AUTO``; then ``SEQUENTIAL`` for convolutional models on
+    the CPU backend and ``VMAP`` otherwise.
+  """
+  strategy = _errors.as_enum("strategy", strategy, MapStrategy)
   if strategy != MapStrategy.AUTO:
     return strategy
   has_conv = any(np.ndim(leaf) >= 5 for leaf in jax.tree_util.tree_leaves(params))  # (m, kh, kw, ci, co)
@@ -163,23 +221,183 @@ def _resolve_strategy(strategy: MapStrategy, params: Any) -> MapStrategy:
   return MapStrategy.VMAP
 
 
+_resolve_strategy = resolve_strategy  # old private name, kept until its importers move
+
+
+def _cached(factory):
+  """``functools.lru_cache`` over the static pieces, falling back to an uncached build when one
+  of them is unhashable (e.g. a config holding an array)."""
+  cached = functools.lru_cache(maxsize=64)(factory)
+
+  @functools.wraps(factory)
+  def get(*args):
+    try:
+      hash(args)
+    except TypeError:
+      return factory(*args)
+    return cached(*args)
+  get.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+  get.cache_info = cached.cache_info  # type: ignore[attr-defined]
+  return get
+
+
+@_cached
+def _train_program(apply_fn, config: TrainConfig):
+  def run(p, x, y, key):
+    return _train_one(apply_fn, config, p, x, y, jnp.arange(y.shape[0]), key)
+  return jax.jit(run)
+
+
+@_cached
+def _train_many_program(apply_fn, config: TrainConfig, strategy: MapStrategy):
+  def one(p, x, y, idx, key):
+    return _train_one(apply_fn, config, p, x, y, idx, key)
+
+  def keys_of(ids):
+    return jax.vmap(lambda i: jax.random.fold_in(jax.random.key(config.seed), i))(ids)
+
+  if strategy == MapStrategy.VMAP:
+    return jax.jit(lambda p, x, y, idx, ids: jax.vmap(one, in_axes=(0, None, None, 0, 0))(
+        p, x, y, idx, keys_of(ids)))
+  return jax.jit(lambda p, x, y, idx, ids: jax.lax.map(
+      lambda a: one(a[0], x, y, a[1], a[2]), (p, idx, keys_of(ids))))
+
+
+@_cached
+def _predict_program(apply_fn):
+  return jax.jit(apply_fn)
+
+
+@_cached
+def _predict_many_program(apply_fn, strategy: MapStrategy):
+  if strategy == MapStrategy.VMAP:
+    return jax.jit(jax.vmap(apply_fn, in_axes=(0, None)))
+  return jax.jit(lambda p, x: jax.lax.map(lambda q: apply_fn(q, x), p))
+
+
+def _check_factory_args(apply_fn: Any, config: Any) -> None:
+  check_apply_fn(apply_fn)
+  _check_config(config)
+
+
+def train_fn(apply_fn: Callable, config: TrainConfig
+             ) -> Callable[[Any, jax.Array, jax.Array], TrainResult]:
+  """Compile-once trainer of one model: the program behind :func:`train`.
+
+  The returned function is cached on ``(apply_fn, config)`` (identity of ``apply_fn``, value of
+  the frozen ``config``): calling :func:`train_fn` again, or :func:`train`, with the same
+  pieces reuses the same ``jax.jit`` program, which compiles once per input shape.
+
+  Args:
+    apply_fn: ``apply_fn(params, x) -> (batch, k)``.
+    config: the :class:`TrainConfig`.
+
+  Returns:
+    ``fn(params, x, y) -> TrainResult``: ``config.steps`` optimizer steps on all of ``(x, y)``
+    with model id 0's batch order (``fold_in(key(config.seed), 0)``). No argument checks are
+    made inside (use :func:`train` for the checked entry point).
+  """
+  _check_factory_args(apply_fn, config)
+  program = _train_program(apply_fn, config)
+
+  def fn(params, x, y):
+    key = jax.random.fold_in(jax.random.key(config.seed), 0)  # = model 0 of train_many
+    p, loss = program(params, x, y, key)
+    return TrainResult(p, loss)
+  return fn
+
+
+def train_many_fn(apply_fn: Callable, config: TrainConfig, *,
+                  strategy: MapStrategy | str = MapStrategy.AUTO
+                  ) -> Callable[[Any, jax.Array, jax.Array, jax.Array, jax.Array], TrainResult]:
+  """Compile-once trainer of many models: the per-chunk program behind :func:`train_many`.
+
+  Cached on ``(apply_fn, config, strategy)``; ``AUTO`` is resolved per call from the
+  parameters (:func:`resolve_strategy`) and each resolved strategy has one program, compiled
+  once per input shape. Inputs may be sharded over a mesh (``jax.device_put`` with a
+  ``NamedSharding`` over the model axis): the program follows the input shardings.
+
+  Args:
+    apply_fn: ``apply_fn(params, x) -> (batch, k)``.
+    config: the :class:`TrainConfig`.
+    strategy: :class:`MapStrategy`.
+
+  Returns:
+    ``fn(params, x, y, train_idx, model_ids) -> TrainResult``: ``params`` with a leading model
+    axis ``m``, the shared pool ``(x, y)``, ``train_idx`` ``(m, n_train)`` int indices into it
+    and ``model_ids`` ``(m,)`` ints; model ``j`` trains on ``train_idx[j]`` with batch order
+    ``fold_in(key(config.seed), model_ids[j])``, so a model's result does not depend on which
+    chunk it is trained in. Unchecked (use :func:`train_many` for the checked entry point).
+  """
+  _check_factory_args(apply_fn, config)
+  strategy = _errors.as_enum("strategy", strategy, MapStrategy)
+
+  def fn(params, x, y, train_idx, model_ids):
+    program = _train_many_program(apply_fn, config, resolve_strategy(strategy, params))
+    p, loss = program(params, x, y, train_idx, model_ids)
+    return TrainResult(p, loss)
+  return fn
+
+
+def predict_fn(apply_fn: Callable) -> Callable[[Any, jax.Array], jax.Array]:
+  """Compile-once predictions of one model: ``jax.jit(apply_fn)``, cached on ``apply_fn``.
+
+  Args:
+    apply_fn: ``apply_fn(params, x) -> (batch, k)``.
+
+  Returns:
+    ``fn(params, x) -> (n, k)``.
+  """
+  check_apply_fn(apply_fn)
+  return _predict_program(apply_fn)
+
+
+def predict_many_fn(apply_fn: Callable, *, strategy: MapStrategy | str = MapStrategy.AUTO
+                    ) -> Callable[[Any, jax.Array], jax.Array]:
+  """Compile-once predictions of many models on shared inputs: the program behind
+  :func:`predict_many`, cached on ``(apply_fn, strategy)``.
+
+  Args:
+    apply_fn: ``apply_fn(params, x) -> (batch, k)``.
+    strategy: :class:`MapStrategy`; ``AUTO`` is resolved per call from the parameters.
+
+  Returns:
+    ``fn(params, x) -> (m, n, k)`` for ``params`` with a leading model axis ``m``.
+  """
+  check_apply_fn(apply_fn)
+  strategy = _errors.as_enum("strategy", strategy, MapStrategy)
+
+  def fn(params, x):
+    return _predict_many_program(apply_fn, resolve_strategy(strategy, params))(params, x)
+  return fn
+
+
 def train(apply_fn: Callable, params: Any, x: jax.Array, y: jax.Array, config: TrainConfig
           ) -> TrainResult:
-  """Trains one model on all of ``(x, y)``.
+  """Trains one model on all of ``(x, y)`` (the checked front of :func:`train_fn`).
 
   Checked before anything is compiled (:class:`gbounds.InvalidInputError` naming the argument):
   ``x`` non-empty, numeric and finite, ``y`` of the same length, ``params`` finite, the model
   applicable to ``x`` with outputs ``(batch, k)``, and ``y`` integer labels in ``[0, k)`` (or,
   for the MSE loss, float targets with ``k`` values per example). A ``batch_size`` above the
-  number of examples is clamped to it (full-batch steps).
+  number of examples is clamped to it (full-batch steps). Repeated calls with the same
+  ``apply_fn``, ``config`` and shapes reuse one compiled program.
+
+  Args:
+    apply_fn: ``apply_fn(params, x) -> (batch, k)``.
+    params: initial parameters.
+    x: inputs ``(n, ...)``.
+    y: integer labels ``(n,)`` or, for the MSE loss, float targets ``(n, k)``.
+    config: the :class:`TrainConfig`.
+
+  Returns:
+    :class:`TrainResult` (``final_loss`` a scalar). Model id 0's batch order, so that it equals
+    model 0 of :func:`train_many`.
   """
   _check_config(config)
   _check_data(x, y)
   _check_model_and_labels(apply_fn, params, x, y, config, model_axis=False)
-  fn = jax.jit(lambda p, xx, yy, idx, key: _train_one(apply_fn, config, p, xx, yy, idx, key))
-  key = jax.random.fold_in(jax.random.key(config.seed), 0)  # = model 0 of train_many
-  p, loss = fn(params, jnp.asarray(x), jnp.asarray(y), jnp.arange(len(y)), key)
-  return TrainResult(p, loss)
+  return train_fn(apply_fn, config)(params, jnp.asarray(x), jnp.asarray(y))
 
 
 def _check_config(config: Any) -> None:
@@ -206,7 +424,6 @@ def _check_model_and_labels(apply_fn, params, x, y, config: TrainConfig, *, mode
                             used: np.ndarray | None = None) -> int:
   """Finite ``params``; ``apply_fn(params, x)`` of shape ``(batch, k)``; ``y`` (rows ``used``)
   valid labels or targets for ``k`` outputs and ``config.loss``. Returns ``k``."""
-  from gbounds.ntk import check_apply_fn, output_shape
   check_apply_fn(apply_fn)
   _errors.check_finite_tree("params", params)
   p_spec = jax.tree_util.tree_map(
@@ -278,23 +495,17 @@ def train_many(apply_fn: Callable, params: Any, x: jax.Array, y: jax.Array,
     _errors.fail("model_ids", "integer ids", f"dtype {np.asarray(model_ids).dtype}")
   _check_model_and_labels(apply_fn, params, x, y, config, model_axis=True,
                           used=np.unique(train_idx))
-  strategy = _resolve_strategy(_errors.as_enum("strategy", strategy, MapStrategy), params)
-  ids = np.arange(m) if model_ids is None else np.asarray(model_ids)
-  keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(config.seed), i))(jnp.asarray(ids))
-  one = lambda p, idx, key: _train_one(apply_fn, config, p, xj, yj, idx, key)  # noqa: E731
+  run = train_many_fn(apply_fn, config, strategy=strategy)
+  ids = jnp.asarray(np.arange(m) if model_ids is None else np.asarray(model_ids))
   xj, yj = jnp.asarray(x), jnp.asarray(y)
-  if strategy == MapStrategy.VMAP:
-    run = jax.jit(jax.vmap(one))
-  else:
-    run = jax.jit(lambda p, idx, key: jax.lax.map(lambda a: one(*a), (p, idx, key)))
   cs = m if chunk_size is None else int(chunk_size)
   outs, losses = [], []
   for s in range(0, m, cs):
     sl = slice(s, min(s + cs, m))
     p_chunk = jax.tree_util.tree_map(lambda a: a[sl], params)
-    p_out, l_out = run(p_chunk, jnp.asarray(train_idx[sl]), keys[sl])
-    outs.append(p_out)
-    losses.append(l_out)
+    out = run(p_chunk, xj, yj, jnp.asarray(train_idx[sl]), ids[sl])
+    outs.append(out.params)
+    losses.append(out.final_loss)
     if callback is not None:
       callback(sl.stop, m)
   params_out = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *outs)
@@ -308,11 +519,18 @@ def init_many(model: Any, example_input: jax.Array, keys: jax.Array) -> Any:
 
 def predict_many(apply_fn: Callable, params: Any, x: jax.Array, *,
                  strategy: MapStrategy | str = MapStrategy.AUTO) -> jax.Array:
-  """Outputs of every model on ``x``: ``(m, n, k)``."""
-  strategy = _resolve_strategy(_errors.as_enum("strategy", strategy, MapStrategy), params)
-  if strategy == MapStrategy.VMAP:
-    return jax.jit(jax.vmap(apply_fn, in_axes=(0, None)))(params, x)
-  return jax.jit(lambda p: jax.lax.map(lambda q: apply_fn(q, x), p))(params)
+  """Outputs of every model on the shared inputs ``x`` (through :func:`predict_many_fn`).
+
+  Args:
+    apply_fn: ``apply_fn(params, x) -> (batch, k)``.
+    params: parameters with a leading model axis ``m``.
+    x: inputs ``(n, ...)``.
+    strategy: :class:`MapStrategy`.
+
+  Returns:
+    ``(m, n, k)``.
+  """
+  return predict_many_fn(apply_fn, strategy=strategy)(params, jnp.asarray(x))
 
 
 def accuracy(logits: jax.Array, y: jax.Array) -> jax.Array:
