@@ -10,7 +10,7 @@ import io
 import json
 import math
 import pathlib
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -57,7 +57,7 @@ class Outer(ResultMixin):
   array: np.ndarray
   from_jax: np.ndarray
   inner: Inner
-  maybe_inner: Optional[Inner]
+  maybe_inner: Inner | None
   maybe_array: np.ndarray | None
   pair: tuple[int, float]
   floats: tuple[float, ...]
