@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -70,7 +71,8 @@ import numpy as np
 import optax
 
 from gbounds._src import errors as _errors
-from gbounds.train._train import Optimizer
+from gbounds._src import results as _results
+from gbounds.train._train import Optimizer, tree_from_json
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
@@ -213,10 +215,37 @@ class LimitConfig:
 
 
 class LimitResult(NamedTuple):
-  """Trained classifier and auxiliary parameters, and the last step's auxiliary loss."""
+  """Trained classifier and auxiliary parameters, and the last step's auxiliary loss.
+
+  Attributes:
+    params: the classifier's trained parameters.
+    aux_params: the auxiliary network's trained parameters.
+    aux_loss: :math:`\\mathcal L_q` on the last step's mini-batch (a scalar).
+  """
   params: Any
   aux_params: Any
   aux_loss: jax.Array
+
+  def to_dict(self) -> dict[str, Any]:
+    """JSON-ready dict (parameter pytrees as nested dicts of lists).
+
+    Returns:
+      ``{"params": ..., "aux_params": ..., "aux_loss": ...}``.
+    """
+    return _results.to_dict(self)
+
+  @classmethod
+  def from_dict(cls, data: dict[str, Any]) -> "LimitResult":
+    """Rebuilds a :class:`LimitResult` from :meth:`to_dict` output.
+
+    Args:
+      data: the dict.
+
+    Returns:
+      The result with numpy-array leaves (float64: JSON numbers).
+    """
+    return cls(tree_from_json(data["params"]), tree_from_json(data["aux_params"]),
+               np.asarray(data["aux_loss"]))
 
 
 def _optimizer(kind: Optimizer, lr: float, momentum: float) -> optax.GradientTransformation:
@@ -377,6 +406,37 @@ def train_limit(apply_fn: ApplyFn, params: Any, aux_apply_fn: ApplyFn, aux_param
     _errors.fail("aux_apply_fn", f"{k} outputs (as the classifier)", kq)
   _errors.check_labels("y", y, k)
   y = y.astype(np.int32)
-  fn = jax.jit(lambda p, q, xx, yy: _train_limit(apply_fn, aux_apply_fn, config, p, q, xx, yy))
-  p, q, qloss = fn(params, aux_params, x, jnp.asarray(y))
-  return LimitResult(p, q, qloss)
+  return train_limit_fn(apply_fn, aux_apply_fn, config)(params, aux_params, x, jnp.asarray(y))
+
+
+@functools.lru_cache(maxsize=32)
+def _limit_program(apply_fn, aux_apply_fn, config: LimitConfig):
+  return jax.jit(lambda p, q, xx, yy: _train_limit(apply_fn, aux_apply_fn, config, p, q, xx, yy))
+
+
+def train_limit_fn(apply_fn: ApplyFn, aux_apply_fn: ApplyFn, config: LimitConfig
+                   ) -> Callable[[Any, Any, jax.Array, jax.Array], LimitResult]:
+  """Compile-once LIMIT trainer: the program behind :func:`train_limit`.
+
+  Cached on ``(apply_fn, aux_apply_fn, config)`` (function identities, the frozen config's
+  value): repeated calls on the same shapes reuse one compiled program.
+
+  Args:
+    apply_fn: classifier, ``apply_fn(params, x) -> logits (batch, k)``.
+    aux_apply_fn: auxiliary network with the same output size ``k``.
+    config: :class:`LimitConfig`.
+
+  Returns:
+    ``fn(params, aux_params, x, y) -> LimitResult`` with ``y`` int32 labels; the update rules of
+    the module docstring. Unchecked (use :func:`train_limit` for the checked entry point).
+  """
+  if not isinstance(config, LimitConfig):
+    _errors.fail("config", "a gbounds.train.LimitConfig", type(config).__name__)
+  for name, fn in (("apply_fn", apply_fn), ("aux_apply_fn", aux_apply_fn)):
+    if not callable(fn):
+      _errors.fail(name, "a callable apply_fn(params, x) -> logits", type(fn).__name__)
+  program = _limit_program(apply_fn, aux_apply_fn, config)
+
+  def fn(params, aux_params, x, y):
+    return LimitResult(*program(params, aux_params, x, y))
+  return fn

@@ -142,3 +142,26 @@ def test_labels_outside_the_model_outputs_raise():
   with pytest.raises(gbounds.InvalidInputError, match="y"):
     _limit.train_limit(mf.apply_fn, mf.params, qf.apply_fn, qf.params, x, y + 0.5,
                        _limit.LimitConfig(steps=1))
+
+
+def test_train_limit_compiles_once_and_result_round_trips():
+  import json
+  x, y, mf, qf = _setup(jnp.float32)
+  traces = []
+
+  def apply(p, xx):
+    traces.append(1)  # runs only while tracing
+    return mf.apply_fn(p, xx)
+  lc = _limit.LimitConfig(steps=3, batch_size=8, seed=1)
+  r1 = gbounds.train.train_limit(apply, mf.params, qf.apply_fn, qf.params, x, y, lc)
+  n = len(traces)
+  fn = gbounds.train.train_limit_fn(apply, qf.apply_fn, lc)
+  r2 = fn(mf.params, qf.params, x, jnp.asarray(y))
+  assert len(traces) == n  # the same compiled program (the checks trace with eval_shape only)
+  for a, b in zip(jax.tree_util.tree_leaves(r1), jax.tree_util.tree_leaves(r2)):
+    np.testing.assert_array_equal(a, b)
+  fn(mf.params, qf.params, x[:20], jnp.asarray(y[:20]))  # new shapes: traced again
+  assert len(traces) > n
+  back = gbounds.train.LimitResult.from_dict(json.loads(json.dumps(r1.to_dict())))
+  for a, b in zip(jax.tree_util.tree_leaves(r1), jax.tree_util.tree_leaves(back)):
+    np.testing.assert_array_equal(np.asarray(a, np.float64), b)

@@ -106,3 +106,117 @@ class TestBadInput:
       gbounds.train.train_many(apply, params, bad, y, idx, cfg)
     with pytest.raises(gbounds.InvalidInputError, match="params"):
       gbounds.train.train_many(apply, params, x, y, idx[:2], cfg)
+
+
+def _compiles(fn):
+  """Number of XLA compilations ``fn()`` triggers (from ``jax.log_compiles``)."""
+  import logging
+
+  class Count(logging.Handler):
+    def __init__(self):
+      super().__init__()
+      self.n = 0
+
+    def emit(self, record):
+      self.n += record.getMessage().startswith("Compiling ")
+  h = Count()
+  log = logging.getLogger("jax")
+  old = log.level
+  log.addHandler(h)
+  log.setLevel(logging.WARNING)
+  try:
+    with jax.log_compiles():
+      fn()
+  finally:
+    log.removeHandler(h)
+    log.setLevel(old)
+  return h.n
+
+
+class TestCompileOnce:
+  """A loop of calls on the same shapes compiles (and traces) once; new shapes do compile, so the
+  counters can fail."""
+
+  def test_train_fn_traces_once(self, setup):
+    x, y, params, idx, _ = setup
+    model = gbounds.models.MLP((16,), 2)
+    traces = []
+
+    def apply(p, xx):
+      traces.append(1)  # Python side effect: runs only while tracing
+      return model.apply({"params": p}, xx)
+    cfg = gbounds.train.TrainConfig(steps=3)
+    p0 = jax.tree_util.tree_map(lambda a: a[0], params)
+    first = gbounds.train.train_fn(apply, cfg)(p0, x, y)
+    n = len(traces)
+    assert n > 0
+    again = gbounds.train.train_fn(apply, cfg)(p0, x, y)  # a new factory call: same program
+    assert len(traces) == n
+    np.testing.assert_array_equal(first.final_loss, again.final_loss)
+    gbounds.train.train_fn(apply, cfg)(p0, x[:20], y[:20])  # new shapes: traced again
+    assert len(traces) > n
+
+  @pytest.mark.parametrize("strategy", ["vmap", "sequential"])
+  def test_train_many_and_predict_many_compile_once(self, setup, strategy):
+    x, y, params, idx, apply = setup
+    cfg = gbounds.train.TrainConfig(steps=3, batch_size=8, seed=2)
+
+    def run(xx=x, yy=y):
+      gbounds.train.train_many(apply, params, xx, yy, idx % len(yy), cfg, strategy=strategy)
+      gbounds.train.predict_many(apply, params, xx, strategy=strategy)
+    run()
+    assert _compiles(run) == 0
+    assert _compiles(lambda: run(x[:40], y[:40])) > 0
+
+  def test_train_compiles_once(self, setup):
+    x, y, params, _, apply = setup
+    cfg = gbounds.train.TrainConfig(steps=3)
+    p0 = jax.tree_util.tree_map(lambda a: a[0], params)
+    run = lambda: gbounds.train.train(apply, p0, x, y, cfg)  # noqa: E731
+    run()
+    assert _compiles(run) == 0
+    assert _compiles(lambda: gbounds.train.train(apply, p0, x[:30], y[:30], cfg)) > 0
+
+  def test_train_many_fn_equals_train_many(self, setup):
+    x, y, params, idx, apply = setup
+    cfg = gbounds.train.TrainConfig(steps=5, batch_size=8, seed=3)
+    ids = np.array([4, 0, 7])
+    want = gbounds.train.train_many(apply, params, x, y, idx, cfg, strategy="vmap", model_ids=ids)
+    fn = gbounds.train.train_many_fn(apply, cfg, strategy="vmap")
+    got = fn(params, jnp.asarray(x), jnp.asarray(y), jnp.asarray(idx), jnp.asarray(ids))
+    for a, b in zip(jax.tree_util.tree_leaves(want), jax.tree_util.tree_leaves(got)):
+      np.testing.assert_array_equal(a, b)
+
+  def test_predict_fn(self, setup):
+    x, _, params, _, apply = setup
+    p0 = jax.tree_util.tree_map(lambda a: a[0], params)
+    assert gbounds.train.predict_fn(apply) is gbounds.train.predict_fn(apply)
+    np.testing.assert_allclose(gbounds.train.predict_fn(apply)(p0, x), apply(p0, x),
+                               rtol=1e-6, atol=1e-6)
+    many = gbounds.train.predict_many_fn(apply, strategy="sequential")(params, x)
+    np.testing.assert_allclose(many[0], apply(p0, x), rtol=1e-6, atol=1e-6)
+
+
+def test_resolve_strategy(setup):
+  _, _, params, _, _ = setup
+  assert gbounds.train.resolve_strategy("auto", params) == gbounds.train.MapStrategy.VMAP
+  assert gbounds.train.resolve_strategy("sequential", params) == \
+      gbounds.train.MapStrategy.SEQUENTIAL
+
+
+def test_train_result_round_trip(setup):
+  import json
+  x, y, params, _, apply = setup
+  p0 = jax.tree_util.tree_map(lambda a: a[0], params)
+  r = gbounds.train.train(apply, p0, x, y, gbounds.train.TrainConfig(steps=2))
+  back = gbounds.train.TrainResult.from_dict(json.loads(json.dumps(r.to_dict())))
+  assert jax.tree_util.tree_structure(back.params) == jax.tree_util.tree_structure(r.params)
+  for a, b in zip(jax.tree_util.tree_leaves(r), jax.tree_util.tree_leaves(back)):
+    np.testing.assert_array_equal(np.asarray(a, np.float64), b)
+
+
+def test_train_config_is_hashable_and_frozen():
+  a = gbounds.train.TrainConfig(steps=3, learning_rate=0.1)
+  assert hash(a) == hash(gbounds.train.TrainConfig(steps=3, learning_rate=0.1))
+  with pytest.raises(Exception):
+    a.steps = 4  # type: ignore[misc]
