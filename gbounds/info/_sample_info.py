@@ -77,12 +77,9 @@ converged solution divergent GD never reaches).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import enum
 import functools
-import io
-import json
 import os
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -180,6 +177,9 @@ class LeaveOneOut(NamedTuple):
   krylov_error: jax.Array
   method: LooMethod = LooMethod.AUTO
   exact_fallbacks: int = 0
+
+  to_dict = _results.namedtuple_to_dict
+  from_dict = classmethod(_results.from_dict)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -686,8 +686,35 @@ def leave_one_out(theta: jax.Array, residual0: jax.Array, *, num_outputs: int = 
 
 
 @dataclasses.dataclass(frozen=True)
-class SampleInfoSettings:
-  """The settings a :class:`SampleInformation` was computed with."""
+class SampleInfoSettings(_results.ResultMixin):
+  """The settings a :class:`SampleInformation` was computed with.
+
+  The choices are stored as the lower-case names of their enums (``time``: :class:`Time`,
+  ``method``/``method_used``: :class:`LooMethod`, ``expansion``: :class:`Expansion`,
+  ``convention``: :class:`LooConvention`), as in the JSON files this class has always written.
+
+  Attributes:
+    n: number of training examples.
+    num_outputs: ``k``.
+    learning_rate: ``eta`` (summed loss).
+    t: steps or time (``inf`` allowed).
+    weight_decay: ``lambda``.
+    time: the :class:`Time` name.
+    sigma: weight-noise std of ``si``.
+    fsi_sigma: prediction-noise std of ``fsi``.
+    num_heldout: ``m`` (0 without a held-out set).
+    method: the requested :class:`LooMethod` name.
+    expansion: the :class:`Expansion` name.
+    sgd_batch_size: ``b`` of ``si_sgd``, or None.
+    projection_dim: ``d'`` of ``si_sgd``, or None.
+    projection_seed: seed of the projection.
+    krylov_steps: the largest Lanczos order used.
+    krylov_error: the largest kept Lanczos error estimate.
+    convention: the :class:`LooConvention` name.
+    method_used: the :class:`LooMethod` actually run (``AUTO`` resolved).
+    exact_fallbacks: rows recomputed by ``EIGH``.
+    dtype: the dtype of the results (``""`` in files written before it was recorded).
+  """
   n: int
   num_outputs: int
   learning_rate: float
@@ -710,8 +737,12 @@ class SampleInfoSettings:
   dtype: str = ""
 
 
+_ARRAY_FIELDS = ("weight_change_sq", "si", "fsi", "si_sgd", "self_prediction_change",
+                 "heldout_prediction_change", "loo_coefficients", "coefficients")
+
+
 @dataclasses.dataclass(frozen=True)
-class SampleInformation:
+class SampleInformation(_results.ResultMixin):
   """Per-example leave-one-out changes and sample information (nats) of a linearized network.
 
   Attributes:
@@ -723,8 +754,9 @@ class SampleInformation:
     self_prediction_change: ``(s, k)``: ``f_w(x_i) - f_{w_-i}(x_i)``.
     heldout_prediction_change: ``(s, m, k)``: ``f_w(x_j) - f_{w_-i}(x_j)``, or None.
     loo_coefficients: ``(s, nk)``: ``c_i`` with ``w - w_-i = J^T c_i`` (see
-      :func:`loo_weight_change`).
-    coefficients: ``(nk,)``: ``a`` with ``w_t = w0 + J^T a``.
+      :func:`loo_weight_change`); None only when loaded from a JSON file written without
+      them (``save_json(full=False)``, the default, and every file written before).
+    coefficients: ``(nk,)``: ``a`` with ``w_t = w0 + J^T a``; None as ``loo_coefficients``.
     settings: :class:`SampleInfoSettings`.
   """
   indices: np.ndarray
@@ -734,12 +766,11 @@ class SampleInformation:
   si_sgd: np.ndarray | None
   self_prediction_change: np.ndarray
   heldout_prediction_change: np.ndarray | None
-  loo_coefficients: np.ndarray
-  coefficients: np.ndarray
+  loo_coefficients: np.ndarray | None
+  coefficients: np.ndarray | None
   settings: SampleInfoSettings
 
-  def table(self) -> dict[str, np.ndarray]:
-    """The per-example columns (one value per left-out example)."""
+  def _columns(self) -> dict[str, np.ndarray]:
     cols = {"index": self.indices, "weight_change_sq": self.weight_change_sq, "si": self.si}
     if self.fsi is not None:
       cols["fsi"] = self.fsi
@@ -749,31 +780,91 @@ class SampleInformation:
       cols[f"self_prediction_change_{c}"] = self.self_prediction_change[:, c]
     return cols
 
-  def to_dict(self) -> dict[str, Any]:
-    return {"settings": dataclasses.asdict(self.settings),
-            "examples": {k: np.asarray(v).tolist() for k, v in self.table().items()}}
+  def table(self) -> _results.Table:
+    """The per-example columns, one row per left-out example.
 
-  def save_json(self, path: str | os.PathLike) -> None:
-    """Writes settings and per-example columns as JSON (atomically)."""
-    _io.atomic_write_json(path, self.to_dict())
+    Returns:
+      A :class:`gbounds.Table` with columns ``index``, ``weight_change_sq``, ``si``, then
+      ``fsi`` and ``si_sgd`` when computed, then ``self_prediction_change_<c>`` for each output.
+    """
+    cols = self._columns()
+    rows = zip(*(np.asarray(v).tolist() for v in cols.values()))
+    return _results.Table(tuple(cols), tuple(rows), title="sample information (nats)")
+
+  @classmethod
+  def from_dict(cls, data: dict[str, Any]) -> SampleInformation:
+    """Rebuilds a result from :meth:`to_dict` output or from a :meth:`save_json` file's dict.
+
+    Also reads the per-example-columns format (``{"settings", "examples"}``) of
+    ``save_json(full=False)`` and of every file written before ``to_dict`` covered all fields;
+    the arrays it does not hold (``loo_coefficients``, ``coefficients``,
+    ``heldout_prediction_change``) are then None. Arrays come back in ``settings.dtype``.
+
+    Args:
+      data: the dict.
+
+    Returns:
+      A :class:`SampleInformation`.
+    """
+    settings = SampleInfoSettings.from_dict(data["settings"])
+    if "indices" not in data:  # the per-example-columns format
+      ex = data["examples"]
+      k = settings.num_outputs
+      self_change = np.stack([np.asarray(ex[f"self_prediction_change_{c}"], np.float64)
+                              for c in range(k)], axis=1)
+      data = {"indices": ex["index"], "weight_change_sq": ex["weight_change_sq"], "si": ex["si"],
+              "fsi": ex.get("fsi"), "si_sgd": ex.get("si_sgd"),
+              "self_prediction_change": self_change, "heldout_prediction_change": None,
+              "loo_coefficients": None, "coefficients": None, "settings": settings.to_dict()}
+    res = _results.from_dict(cls, data)
+    dtype = np.dtype(settings.dtype) if settings.dtype else np.dtype(np.float64)
+    cast = {f: np.asarray(getattr(res, f), dtype) for f in _ARRAY_FIELDS
+            if getattr(res, f) is not None}
+    return dataclasses.replace(res, indices=np.asarray(res.indices, np.int64), **cast)
+
+  def save_json(self, path: str | os.PathLike, *, full: bool = False) -> None:
+    """Writes the result as JSON (atomically); :meth:`load_json` reads it back.
+
+    Args:
+      path: the file.
+      full: False (default): settings and the per-example columns of :meth:`table` only, the
+        format this method has always written (small: ``O(s k)`` numbers). True: also every
+        array field (:meth:`to_dict`, including the ``(s, nk)`` ``loo_coefficients``), so that
+        :meth:`load_json` returns an equal result.
+    """
+    columns = {k: np.asarray(v).tolist() for k, v in self._columns().items()}
+    if full:
+      _io.atomic_write_json(path, {**self.to_dict(), "examples": columns})
+    else:
+      _io.atomic_write_json(path, {"settings": self.settings.to_dict(), "examples": columns})
 
   def to_csv(self) -> str:
-    cols = self.table()
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(list(cols))
-    for row in zip(*(np.asarray(v).tolist() for v in cols.values())):
-      w.writerow(row)
-    return buf.getvalue()
+    """The :meth:`table` as CSV text.
+
+    Returns:
+      Header and one row per left-out example.
+    """
+    return self.table().to_csv()
 
   def save_csv(self, path: str | os.PathLike) -> None:
-    """Writes one row per left-out example as CSV (atomically)."""
+    """Writes one row per left-out example as CSV (atomically).
+
+    Args:
+      path: the file.
+    """
     _io.atomic_write_text(path, self.to_csv())
 
-  @staticmethod
-  def load_json(path: str | os.PathLike) -> dict[str, Any]:
-    with open(path) as f:
-      return json.load(f)
+  @classmethod
+  def load_json(cls, path: str | os.PathLike) -> SampleInformation:
+    """Reads a file written by :meth:`save_json` (any version).
+
+    Args:
+      path: the file.
+
+    Returns:
+      A :class:`SampleInformation` (see :meth:`from_dict` for files without the arrays).
+    """
+    return cls.from_dict(_io.read_json(path))
 
 
 # ----------------------------------------------------------------------------- SGD covariance
@@ -794,7 +885,14 @@ def sgd_steady_state_si(delta_w: jax.Array, jacobian: jax.Array, residual: jax.A
       coordinates as ``jacobian``).
     jacobian: ``(nk, d)`` (projected) Jacobian.
     residual: ``(nk,)``: ``f_t(X) - Y`` at the end of training.
-    num_outputs, learning_rate, batch_size, weight_decay: as above.
+    num_outputs: ``k``.
+    learning_rate: ``eta`` (summed loss).
+    batch_size: the SGD batch size ``b``.
+    weight_decay: ``lambda``.
+    rcond: relative cutoff of the pseudo-inverse (default ``10 d eps``).
+
+  Returns:
+    ``(s,)`` SI values in nats.
   """
   return _sgd_si(jnp.asarray(delta_w), jnp.asarray(jacobian), jnp.asarray(residual),
                  learning_rate, weight_decay, num_outputs=int(num_outputs),
@@ -832,6 +930,15 @@ def projected_jacobian_fn(apply_fn: Callable, *, projection_dim: int | None, see
   ``J P^T`` with ``P`` a normalised count sketch (parameter ``p`` goes to bucket ``h(p)`` with
   sign ``s(p)``, rows scaled to unit norm; every bucket non-empty), so ``P P^T = I`` exactly and
   ``P (J^T J + lambda I) P^T = (JP^T)^T (JP^T) + lambda I``. ``projection_dim=None``: ``P = I``.
+
+  Args:
+    apply_fn: ``apply_fn(params, x) -> (batch, k)``.
+    projection_dim: ``d'`` (None, or ``>= d``: no projection).
+    seed: seed of the sketch (hash and signs).
+    chunk_size: examples differentiated at once (None: all).
+
+  Returns:
+    ``jac(params, x) -> (n k, d')``.
   """
   jac = jacobian_fn(apply_fn, chunk_size=chunk_size)
 
@@ -899,7 +1006,12 @@ def sample_information_from_kernels(
     theta_heldout_train: ``(mk, nk)`` kernel between held-out and training inputs (F-SI).
     jacobian: ``(nk, d')`` (projected) Jacobian, needed for ``si_sgd``.
     sgd_batch_size: ``b``; computes ``si_sgd`` when given (with ``jacobian``).
-    Other arguments: as in :func:`leave_one_out`.
+    num_outputs, learning_rate, t, weight_decay, time, method, indices, krylov_steps, rtol,
+      chunk_size, convention: as in :func:`leave_one_out`.
+    sigma, fsi_sigma: as in :func:`sample_information`.
+
+  Returns:
+    :class:`SampleInformation` (numpy arrays in the dtype of ``theta``).
   """
   time = _errors.as_enum("time", time, Time)
   method_e = _errors.as_enum("method", method, LooMethod)
@@ -998,7 +1110,8 @@ def _cached_ntk_fn(apply_fn, chunk_size):
   return empirical_ntk_fn(apply_fn, chunk_size=chunk_size)
 
 
-def sample_information(apply_fn: Callable, params: Any, x_train: jax.Array, y_train: jax.Array,
+def sample_information(model: Any, params: Any = None, x_train: jax.Array | None = None,
+                       y_train: jax.Array | None = None,
                        *, learning_rate, t, weight_decay=0.0, time: Time | str = Time.DISCRETE,
                        x_heldout: jax.Array | None = None, sigma: float = 1.0,
                        fsi_sigma: float = 1.0, expansion: Expansion | str = Expansion.INITIAL,
@@ -1026,8 +1139,12 @@ def sample_information(apply_fn: Callable, params: Any, x_train: jax.Array, y_tr
   only the kernel entries themselves carry float32 rounding).
 
   Args:
-    apply_fn: ``apply_fn(params, x) -> (batch, k)``.
-    params: the starting weights ``w0`` of (linearized) training, also the decay centre.
+    model: the network, ``f(params, x) -> (batch, k)``: an ``apply_fn(params, x)`` callable, a
+      :class:`gbounds.models.ModelFn`, a Linen module (with ``params``) or an NNX module
+      (normalised by :func:`gbounds.models.as_model_fn`).
+    params: the starting weights ``w0`` of (linearized) training, also the decay centre
+      (optional for a ``ModelFn`` or an NNX module: their own weights; for NNX an
+      ``nnx.State`` of ``nnx.Param``).
     x_train: ``(n, ...)`` training inputs, ``n >= 2``.
     y_train: ``(n, k)`` float targets; ``(n,)`` float targets when ``k = 1``; or ``(n,)`` int
       labels (one-hot encoded when ``k > 1``). MSE loss.
@@ -1053,6 +1170,10 @@ def sample_information(apply_fn: Callable, params: Any, x_train: jax.Array, y_tr
   Returns:
     :class:`SampleInformation`.
   """
+  apply_fn, params, _ = _model.as_model(model, params, name="model")
+  if x_train is None or y_train is None:
+    _errors.fail("x_train" if x_train is None else "y_train", "training inputs and targets",
+                 None)
   expansion = _errors.as_enum("expansion", expansion, Expansion)
   # option checks before any kernel is computed
   time = _errors.as_enum("time", time, Time)
@@ -1113,16 +1234,23 @@ def sample_information(apply_fn: Callable, params: Any, x_train: jax.Array, y_tr
       rtol=rtol, chunk_size=chunk_size, convention=convention, _meta=meta)
 
 
-def loo_weight_change(apply_fn: Callable, params: Any, x_train: jax.Array,
+def loo_weight_change(model: Any, params: Any, x_train: jax.Array,
                       loo_coefficients: jax.Array) -> Any:
   """``w - w_-i = J(X)^T c_i`` as a parameter pytree with a leading axis (one VJP per row).
 
   Args:
-    apply_fn: the network.
-    params: the expansion point (``params``, or ``trained_params`` for ``Expansion.TRAINED``).
+    model: the network, as in :func:`sample_information` (a callable, ``ModelFn``, Linen
+      module with ``params`` or NNX module).
+    params: the expansion point (``params``, or ``trained_params`` for ``Expansion.TRAINED``);
+      None for a ``ModelFn`` or an NNX module's own weights.
     x_train: ``(n, ...)`` training inputs.
     loo_coefficients: ``(s, nk)`` rows ``c_i`` (``SampleInformation.loo_coefficients``).
+
+  Returns:
+    A pytree shaped like ``params`` whose leaves have a leading axis of length ``s``: row ``j``
+    is ``w - w_-i`` for the ``j``-th left-out example.
   """
+  apply_fn, params, _ = _model.as_model(model, params, name="model")
   c = jnp.asarray(loo_coefficients)
   _errors.check_rank("loo_coefficients", c, 2)
   x_train = jnp.asarray(x_train)

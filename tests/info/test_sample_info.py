@@ -6,7 +6,9 @@ solution of the linear ODE via ``scipy.linalg.expm`` of an augmented matrix (con
 or from a direct least-squares / linear solve (``t = inf``).
 """
 
+import dataclasses
 import functools
+import json
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +19,9 @@ from flax import linen as nn
 from jax.flatten_util import ravel_pytree
 
 import gbounds
+from gbounds._src import numerics
 from gbounds.info import _sample_info as si
+from tests import model_twins
 
 N_TRAIN = 40
 
@@ -262,10 +266,103 @@ def test_save_json_and_csv(tmp_path):
   res.save_json(tmp_path / "si.json")
   res.save_csv(tmp_path / "si.csv")
   loaded = si.SampleInformation.load_json(tmp_path / "si.json")
-  np.testing.assert_allclose(loaded["examples"]["fsi"], res.fsi)
-  assert loaded["settings"]["n"] == N_TRAIN
+  assert isinstance(loaded, si.SampleInformation)
+  np.testing.assert_allclose(loaded.fsi, res.fsi)
+  assert loaded.settings.n == N_TRAIN
+  assert loaded.loo_coefficients is None  # the default file holds the per-example columns only
+  raw = json.loads((tmp_path / "si.json").read_text())
+  np.testing.assert_allclose(raw["examples"]["fsi"], res.fsi)  # the file format is unchanged
+  assert raw["settings"]["n"] == N_TRAIN
   rows = (tmp_path / "si.csv").read_text().strip().splitlines()
   assert len(rows) == N_TRAIN + 1 and rows[0].startswith("index,weight_change_sq,si,fsi")
+
+
+def _assert_same_result(a, b):
+  assert type(a) is type(b) and a.settings == b.settings
+  for f in dataclasses.fields(a):
+    va, vb = getattr(a, f.name), getattr(b, f.name)
+    if f.name == "settings":
+      continue
+    if va is None or vb is None:
+      assert va is None and vb is None, f.name
+    else:
+      assert np.asarray(va).dtype == np.asarray(vb).dtype, f.name
+      np.testing.assert_array_equal(np.asarray(va), np.asarray(vb), err_msg=f.name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sample_information_to_dict_round_trip(tmp_path, dtype):
+  """to_dict/from_dict (through JSON text) and save_json(full=True)/load_json give back an equal
+  result, arrays in their dtype; table() is a gbounds.Table of the per-example columns."""
+  _, _, _, y, xv, j, jv, f0 = _problem(2)
+  theta = (j @ j.T).astype(dtype)
+  res = si.sample_information_from_kernels(theta, (f0 - y.reshape(-1)).astype(dtype),
+                                           num_outputs=2, learning_rate=1e-3, t=30,
+                                           theta_heldout_train=(jv @ j.T).astype(dtype))
+  again = si.SampleInformation.from_dict(json.loads(json.dumps(res.to_dict())))
+  _assert_same_result(res, again)
+  res.save_json(tmp_path / "full.json", full=True)
+  _assert_same_result(res, si.SampleInformation.load_json(tmp_path / "full.json"))
+  table = res.table()
+  assert isinstance(table, gbounds.Table)
+  assert table.columns == ("index", "weight_change_sq", "si", "fsi", "self_prediction_change_0",
+                           "self_prediction_change_1")
+  assert len(table.rows) == N_TRAIN
+  np.testing.assert_array_equal(table.column("si"), res.si)
+  np.testing.assert_array_equal(table.column("self_prediction_change_1"),
+                                res.self_prediction_change[:, 1])
+
+
+def test_load_json_reads_files_of_earlier_versions(tmp_path):
+  """A file in the format written before load_json returned a SampleInformation (settings
+  without the later fields, per-example columns) loads with its columns and settings."""
+  old = {"settings": {"n": 3, "num_outputs": 1, "learning_rate": 0.1, "t": 10.0,
+                      "weight_decay": 0.0, "time": "discrete", "sigma": 1.0, "fsi_sigma": 1.0,
+                      "num_heldout": 0, "method": "auto", "expansion": "initial",
+                      "sgd_batch_size": None, "projection_dim": None, "projection_seed": 0,
+                      "krylov_steps": 8, "krylov_error": 1e-13},
+         "examples": {"index": [0, 1, 2], "weight_change_sq": [1.0, 2.0, 3.0],
+                      "si": [0.5, 1.0, 1.5], "self_prediction_change_0": [0.1, 0.2, 0.3]}}
+  (tmp_path / "old.json").write_text(json.dumps(old))
+  res = si.SampleInformation.load_json(tmp_path / "old.json")
+  assert isinstance(res, si.SampleInformation)
+  np.testing.assert_array_equal(res.indices, [0, 1, 2])
+  np.testing.assert_array_equal(res.si, [0.5, 1.0, 1.5])
+  np.testing.assert_array_equal(res.self_prediction_change, [[0.1], [0.2], [0.3]])
+  assert res.fsi is None and res.si_sgd is None and res.loo_coefficients is None
+  assert res.settings.convention == "sum" and res.settings.krylov_steps == 8
+  assert res.table().columns == ("index", "weight_change_sq", "si", "self_prediction_change_0")
+
+
+def test_leave_one_out_to_dict_round_trip():
+  _, _, _, y, _, j, _, f0 = _problem(1)
+  res = si.leave_one_out(j @ j.T, f0 - y.reshape(-1), learning_rate=1e-3, t=25)
+  again = si.LeaveOneOut.from_dict(json.loads(json.dumps(res.to_dict())))
+  assert again.method == res.method and isinstance(again.method, si.LooMethod)
+  assert again.krylov_steps == res.krylov_steps
+  assert again.exact_fallbacks == res.exact_fallbacks
+  for f in ("coefficients", "loo_coefficients", "krylov_error"):
+    np.testing.assert_array_equal(np.asarray(getattr(again, f)), np.asarray(getattr(res, f)))
+
+
+def test_nnx_and_linen_twins_give_the_same_sample_information():
+  """The same network as a Linen module with params, its NNX twin, and a ModelFn."""
+  t = model_twins.mlp_twins(n=10)
+  y = np.asarray(t.y)
+  kw = dict(learning_rate=1e-2, t=50, weight_decay=1e-3, x_heldout=t.x[:3])
+  a = si.sample_information(t.linen, t.linen_params, t.x, y, **kw)
+  b = si.sample_information(t.nnx, x_train=t.x, y_train=y, **kw)
+  c = si.sample_information(gbounds.models.ModelFn(
+      lambda p, x: t.linen.apply({"params": p}, x), t.linen_params), x_train=t.x, y_train=y, **kw)
+  for other in (b, c):
+    for f in ("si", "fsi", "weight_change_sq", "self_prediction_change", "loo_coefficients"):
+      ref = np.asarray(getattr(a, f))
+      np.testing.assert_allclose(getattr(other, f), ref, rtol=2e-4,
+                                 atol=2e-4 * np.abs(ref).max(), err_msg=f)
+  dw_linen = si.loo_weight_change(t.linen, t.linen_params, t.x, a.loo_coefficients[:2])
+  dw_nnx = si.loo_weight_change(t.nnx, None, t.x, a.loo_coefficients[:2])
+  np.testing.assert_allclose(np.asarray(dw_nnx["head"]["kernel"][...]),
+                             dw_linen["head"]["kernel"], rtol=1e-5, atol=1e-6)
 
 
 def test_bad_input():
@@ -310,7 +407,8 @@ def test_bad_input():
 def test_host_eigh_under_a_local_x64_context():
   """float64 eigh inside ``with jax.enable_x64(True)`` while x64 is globally off (the notebook case).
 
-  The host callback runs in another thread, where the local context does not hold.
+  The host callback runs in another thread, where the local context does not hold. (The SGD
+  steady-state SI uses the shared ``gbounds._src.numerics.eigh``, host LAPACK on the CPU.)
   """
   rng = np.random.default_rng(0)
   m = rng.normal(size=(3, 6, 6))
@@ -320,7 +418,8 @@ def test_host_eigh_under_a_local_x64_context():
   jax.config.update("jax_enable_x64", False)
   try:
     with jax.enable_x64(True):
-      w, v = jax.jit(jax.vmap(si._eigh))(jnp.asarray(m))
+      host = lambda a: tuple(numerics.eigh(a, backend=numerics.EighBackend.HOST))  # noqa: E731
+      w, v = jax.jit(jax.vmap(host))(jnp.asarray(m))
       assert w.dtype == jnp.float64 and v.dtype == jnp.float64
       w, v = np.asarray(w), np.asarray(v)
   finally:
