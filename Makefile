@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= $(if $(GBOUNDS_DATA_DIR),$(GBOUNDS_DATA_DIR),$(abspath ../shared/data))
 
-.PHONY: run test test-slow parity setup lint
+.PHONY: run test test-slow parity setup lint typecheck test-strict test-strict-x32
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,20 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check gbounds tests benchmarks scripts
+
+# pyright, basic mode, over gbounds/ (configured in pyproject.toml [tool.pyright]).
+typecheck: setup
+	$(BIN)/pyright --pythonpath $(BIN)/python
+
+# The default tier with numerics as strict as equinox's suite (dtype promotion "strict", rank
+# promotion "raise"; see tests/conftest.py).
+test-strict: setup
+	GBOUNDS_DATA_DIR=$(DATA) GBOUNDS_TEST_STRICT=1 $(BIN)/python -m pytest -n 2 -q
+
+# The numeric test directories in float32 (x64 off; tests marked x64 are skipped) and strict.
+NUMERIC_TESTS ?= tests/_src tests/models tests/ntk tests/train tests/info tests/bounds tests/geometry
+test-strict-x32: setup
+	GBOUNDS_DATA_DIR=$(DATA) GBOUNDS_TEST_X64=0 GBOUNDS_TEST_STRICT=1 $(BIN)/python -m pytest -n 2 -q $(NUMERIC_TESTS)
 
 test-slow: setup
 	bash scripts/nt_env.sh
