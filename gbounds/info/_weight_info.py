@@ -56,7 +56,11 @@ import numpy as np
 from flax import linen as nn
 from jax.flatten_util import ravel_pytree
 
+from gbounds._src import batching as _batching
 from gbounds._src import errors as _errors
+from gbounds._src import numerics as _numerics
+from gbounds.info import _model
+from gbounds.ntk import jacobian_fn
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
@@ -208,14 +212,14 @@ def _terms(u):
 @jax.jit
 def _matrix_terms(h, c):
   """``_terms`` of ``c`` times the (clipped) eigenvalues of a symmetric matrix."""
-  return _terms(c * jnp.maximum(jnp.linalg.eigvalsh(0.5 * (h + h.T)), 0))
+  return _terms(c * jnp.maximum(_numerics.eigh(0.5 * (h + h.T)).values, 0))
 
 
 @jax.jit
 def _kron_terms(a, g, c):
   """``_terms`` of ``c a_p g_q`` over the eigenvalues of the K-FAC factors."""
-  ea = jnp.maximum(jnp.linalg.eigvalsh(a), 0)
-  eg = jnp.maximum(jnp.linalg.eigvalsh(g), 0)
+  ea = jnp.maximum(_numerics.eigh(a).values, 0)
+  eg = jnp.maximum(_numerics.eigh(g).values, 0)
   return _terms(c * jnp.outer(ea, eg))
 
 
@@ -286,26 +290,20 @@ def _check_scalar(name, value):
   _errors.check_positive(name, value)
 
 
-def _chunks(n, chunk_size):
-  if chunk_size is None or chunk_size >= n:
-    return [(0, n)]
-  return [(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
-
-
 @functools.lru_cache(maxsize=64)
 def _accumulate_chunk_fn(apply_fn, fisher: FisherType, num_samples: int, kind: str):
   """A jitted per-chunk accumulator, cached per model function so repeated calls do not
   recompile."""
+  per_example_jacobian = jacobian_fn(apply_fn)  # (c k, d), ravel_pytree(params) columns
+
   @jax.jit
   def chunk(params, xc, yc, kc):
-    flat, unravel = ravel_pytree(params)
-
-    def single(w, xi):
-      return apply_fn(unravel(w), xi[None])[0]
     logits = apply_fn(params, xc)
     u = _output_factors(logits, fisher, yc, kc, num_samples)  # (c, m, k)
-    jac = jax.vmap(jax.jacrev(single), in_axes=(None, 0))(flat, xc)  # (c, k, d)
-    v = jnp.einsum("cmk,ckd->cmd", u, jac).reshape(-1, flat.shape[0])
+    jac = per_example_jacobian(params, xc)
+    d = jac.shape[-1]
+    jac = jac.reshape(xc.shape[0], -1, d)  # (c, k, d)
+    v = jnp.einsum("cmk,ckd->cmd", u, jac).reshape(-1, d)
     return v.T @ v if kind == "full" else jnp.sum(v * v, axis=0)
   return chunk
 
@@ -319,7 +317,7 @@ def _accumulate(apply_fn, params, x, y, fisher, key, num_samples, chunk_size, ki
     key = jax.random.key(0)
   chunk = _accumulate_chunk_fn(apply_fn, fisher, int(num_samples), kind)
   total = 0.0
-  for j, (s, e) in enumerate(_chunks(x.shape[0], chunk_size)):
+  for j, (s, e) in enumerate(_batching.chunk_bounds(x.shape[0], chunk_size)):
     total = total + chunk(params, x[s:e], yy[s:e], jax.random.fold_in(key, j))
   return total, None, unravel
 
@@ -544,7 +542,7 @@ def _kfac(apply_fn, params, x, y, fisher, scaling, key, num_samples, chunk_size,
   key = jax.random.key(0) if key is None else key
   chunk = _kfac_chunk_fn(apply_fn, fisher, int(num_samples), use, sharing)
   acc = None
-  for j, (s, e) in enumerate(_chunks(n, chunk_size)):
+  for j, (s, e) in enumerate(_batching.chunk_bounds(n, chunk_size)):
     part = chunk(params, x[s:e], yy[s:e], jax.random.fold_in(key, j))
     acc = part if acc is None else jax.tree_util.tree_map(jnp.add, acc, part)
   scale = _scale(n, scaling)
@@ -718,6 +716,7 @@ def information_lagrangian_posterior(curvature: jax.typing.ArrayLike, *, beta: f
   scale = max(float(np.max(np.abs(hn))), 1e-300)
   if not np.allclose(hn, hn.T, rtol=0, atol=1e-8 * scale):
     _errors.fail("curvature", "a symmetric matrix", "an asymmetric one")
+  # a host-side validation on a numpy float64 copy (pure numpy, not a JAX op)
   low = float(np.linalg.eigvalsh(0.5 * (hn + hn.T))[0])
   if low < -_PSD_RTOL * scale:
     _errors.fail("curvature", "a positive semi-definite matrix",
