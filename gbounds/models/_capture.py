@@ -40,6 +40,7 @@ from flax import linen as nn
 from flax import nnx
 
 from gbounds._src import errors as _errors
+from gbounds.models import _layers
 from gbounds.models import _networks as _models
 
 
@@ -81,16 +82,8 @@ def _linen_raw(model: nn.Module, params: Any, x: jax.Array):
   return y, found, None
 
 
-_TWIN_ATTRS = {"layers": "dense", "dense": "dense", "convs": "conv"}
-
-
 def _nnx_name(model: nnx.Module, path: tuple) -> str:
-  if type(model) in (_models.NnxMLP, _models.NnxCNN):
-    if path == ("head",):
-      return "head"
-    if len(path) == 2 and path[0] in _TWIN_ATTRS:
-      return f"{_TWIN_ATTRS[path[0]]}{int(path[1])}"
-  return "/".join(str(p) for p in path)
+  return _layers.nnx_layer_name(model, path)
 
 
 def _nnx_layer_paths(model: nnx.Module) -> list[tuple]:

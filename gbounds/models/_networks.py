@@ -64,9 +64,17 @@ def _check_stages(stages: Any) -> None:
 
 
 class ModelFn(NamedTuple):
-  """A model as a pure function and its parameters: ``apply_fn(params, x) -> (batch, k)``."""
+  """A model as a pure function, its parameters, and (when known) how to draw fresh parameters.
+
+  Attributes:
+    apply_fn: ``apply_fn(params, x) -> (batch, k)``, pure (traceable under ``jit``/``vmap``).
+    params: the parameters, a pytree (a Linen ``"params"`` dict or an NNX ``nnx.State``).
+    init_fn: ``init_fn(key) -> params``: fresh parameters with the structure, shapes and dtypes
+      of ``params`` from a ``jax.random`` key (pure, traceable); ``None`` when unknown.
+  """
   apply_fn: Callable[[Any, jax.Array], jax.Array]
   params: Any
+  init_fn: Callable[[jax.Array], Any] | None = None
 
 
 # ----------------------------------------------------------------------------- Linen
@@ -157,13 +165,33 @@ class NnxMLP(nnx.Module):
   def __init__(self, in_features: int, hidden: Sequence[int] = (512, 512), out: int = 2, *,
                activation: str = "relu", param_dtype=jnp.float32, rngs: nnx.Rngs):
     self.act = activation
+    self._config = (int(in_features), tuple(int(w) for w in hidden), int(out), activation,
+                    param_dtype)
     dims = [in_features, *hidden]
     self.layers = nnx.List([nnx.Linear(a, b, param_dtype=param_dtype, rngs=rngs)
                             for a, b in zip(dims[:-1], dims[1:])])
     self.head = nnx.Linear(dims[-1], out, param_dtype=param_dtype, rngs=rngs)
 
-  def ordered_layers(self):
+  def ordered_layers(self) -> list[nnx.Module]:
+    """The parameterised layers in forward order (hidden layers, then the head).
+
+    Returns:
+      A list of ``nnx.Linear``.
+    """
     return [*self.layers, self.head]
+
+  def fresh(self, rngs: nnx.Rngs) -> NnxMLP:
+    """A new module of the same architecture, initialised from ``rngs``.
+
+    Args:
+      rngs: the ``nnx.Rngs`` of the new module's initialisation.
+
+    Returns:
+      An :class:`NnxMLP` with this one's sizes, activation and dtype.
+    """
+    in_features, hidden, out, activation, param_dtype = self._config
+    return NnxMLP(in_features, hidden, out, activation=activation, param_dtype=param_dtype,
+                  rngs=rngs)
 
   def __call__(self, x):
     act = _activation(self.act)
@@ -180,6 +208,8 @@ class NnxCNN(nnx.Module):
                dense: Sequence[int] = (128,), out: int = 2, *, activation: str = "relu",
                param_dtype=jnp.float32, rngs: nnx.Rngs):
     self.act = activation
+    self._config = (tuple(int(d) for d in input_shape), tuple(stages),
+                    tuple(int(w) for w in dense), int(out), activation, param_dtype)
     c = input_shape[-1]
     self.convs = nnx.List()
     for s in stages:
@@ -194,8 +224,26 @@ class NnxCNN(nnx.Module):
                            for a, b in zip(dims[:-1], dims[1:])])
     self.head = nnx.Linear(dims[-1], out, param_dtype=param_dtype, rngs=rngs)
 
-  def ordered_layers(self):
+  def ordered_layers(self) -> list[nnx.Module]:
+    """The parameterised layers in forward order (conv stages, dense layers, the head).
+
+    Returns:
+      A list of ``nnx.Conv`` and ``nnx.Linear``.
+    """
     return [*self.convs, *self.dense, self.head]
+
+  def fresh(self, rngs: nnx.Rngs) -> NnxCNN:
+    """A new module of the same architecture, initialised from ``rngs``.
+
+    Args:
+      rngs: the ``nnx.Rngs`` of the new module's initialisation.
+
+    Returns:
+      An :class:`NnxCNN` with this one's input shape, stages, widths, activation and dtype.
+    """
+    input_shape, stages, dense, out, activation, param_dtype = self._config
+    return NnxCNN(input_shape, stages, dense, out, activation=activation,
+                  param_dtype=param_dtype, rngs=rngs)
 
   def __call__(self, x):
     act = _activation(self.act)
@@ -210,33 +258,137 @@ class NnxCNN(nnx.Module):
 # ----------------------------------------------------------------------------- adapter
 
 
-def as_model_fn(model: Any, *, example_input: jax.Array | None = None,
-                key: jax.Array | int | None = None, params: Any = None) -> ModelFn:
-  """Turns a Linen module (with ``example_input`` and ``key``, or given ``params``) or an
-  NNX module into a :class:`ModelFn`.
+def _as_key(key: Any) -> jax.Array:
+  """``None`` -> ``key(0)``; an integer seed -> ``jax.random.key(seed)``; a key array as is."""
+  if isinstance(key, jax.Array):
+    return key
+  return jax.random.key(0 if key is None else key)
 
-  For NNX, ``params`` is the module's ``nnx.Param`` state (an ``nnx.State`` pytree) and
-  ``apply_fn`` merges it with the module's graph definition: the call is pure.
+
+def _nnx_init_fn(model: nnx.Module) -> Callable[[jax.Array], Any] | None:
+  """``init_fn`` of an NNX module that can rebuild itself (a ``fresh(rngs)`` method), else None."""
+  fresh = getattr(model, "fresh", None)
+  if not callable(fresh):
+    return None
+
+  def nnx_init(key):
+    return nnx.split(fresh(nnx.Rngs(_as_key(key))), nnx.Param, ...)[1]
+
+  return nnx_init
+
+
+def as_model_fn(model: Any, *, params: Any = None, example_input: jax.Array | None = None,
+                key: jax.Array | int | None = None) -> ModelFn:
+  """Normalises a model to a :class:`ModelFn`: THE adapter of every gbounds entry point.
+
+  Accepted:
+
+  * a ``flax.linen.Module``: ``params`` (the ``"params"`` collection) are used when given, else
+    ``model.init(key, example_input)["params"]``. ``apply_fn(p, x) = model.apply({"params": p},
+    x)``. ``init_fn(k) = model.init(k, example_input)["params"]`` when ``example_input`` is given
+    (so ``init_fn(key)`` reproduces the default params), else ``None``.
+  * a ``flax.nnx.Module``: ``params`` is the module's ``nnx.Param`` state (an ``nnx.State``)
+    unless given; ``apply_fn`` merges it with the module's graph definition and its other state
+    (a pure call: the module is not mutated). ``init_fn(k)`` rebuilds the module through its
+    ``fresh(rngs)`` method with ``nnx.Rngs(k)`` (:class:`NnxMLP`, :class:`NnxCNN` have one) and
+    returns the new ``nnx.Param`` state; ``None`` for modules without ``fresh`` (flax's layers
+    do not keep their initialisers; use :func:`nnx_model_fn` with a constructor instead).
+  * a :class:`ModelFn`: returned as is; ``params``, when given, replaces its parameters.
+
+  Args:
+    model: a Linen module, an NNX module or a :class:`ModelFn`.
+    params: parameters to use instead of the model's own (Linen: the ``"params"`` collection;
+      NNX: an ``nnx.State`` of ``nnx.Param`` with the module's structure).
+    example_input: an input batch, needed to initialise a Linen module (and for its ``init_fn``).
+    key: ``jax.random`` key or integer seed of a Linen initialisation (default 0).
+
+  Returns:
+    ``ModelFn(apply_fn, params, init_fn)``.
+
+  Raises:
+    InvalidInputError: ``model`` is none of the above, or a Linen module has neither
+      ``params`` nor ``example_input``.
   """
+  if isinstance(model, ModelFn):
+    return model if params is None else model._replace(params=params)
   if isinstance(model, nnx.Module):
     graphdef, state, rest = nnx.split(model, nnx.Param, ...)
 
     def nnx_apply(p, x):
       return nnx.merge(graphdef, p, rest)(x)
 
-    return ModelFn(nnx_apply, state if params is None else params)
+    return ModelFn(nnx_apply, state if params is None else params, _nnx_init_fn(model))
   if isinstance(model, nn.Module):
+    init_fn = None
+    if example_input is not None:
+      def linen_init(k):
+        return model.init(_as_key(k), example_input)["params"]
+      init_fn = linen_init
     if params is None:
       if example_input is None:
-        _errors.fail("example_input", "an input batch to initialise a Linen module", None)
-      key = jax.random.key(0 if key is None else key) if not isinstance(key, jax.Array) else key
-      params = model.init(key, example_input)["params"]
+        _errors.fail("example_input", "an input batch to initialise a Linen module (or params=)",
+                     None)
+      params = model.init(_as_key(key), example_input)["params"]
 
     def linen_apply(p, x):
       return model.apply({"params": p}, x)
 
-    return ModelFn(linen_apply, params)
-  _errors.fail("model", "a flax.linen.Module or flax.nnx.Module", type(model).__name__)
+    return ModelFn(linen_apply, params, init_fn)
+  _errors.fail("model", "a flax.linen.Module, a flax.nnx.Module or a gbounds.models.ModelFn",
+               type(model).__name__)
+
+
+def nnx_model_fn(make: Callable[[nnx.Rngs], nnx.Module], *, key: jax.Array | int | None = None
+                 ) -> ModelFn:
+  """A :class:`ModelFn` (with ``init_fn``) from an NNX constructor ``make(rngs) -> module``.
+
+  For any NNX model, e.g. ``nnx_model_fn(lambda rngs: MyNet(3, rngs=rngs))``: the parameters
+  are those of ``make(nnx.Rngs(key))`` and ``init_fn(k)`` those of ``make(nnx.Rngs(k))``.
+
+  Args:
+    make: builds the module from an ``nnx.Rngs``; must be traceable (no Python control flow on
+      random values) when ``init_fn`` is used under ``jit``/``vmap``.
+    key: ``jax.random`` key or integer seed of the parameters (default 0).
+
+  Returns:
+    ``ModelFn(apply_fn, params, init_fn)``.
+
+  Raises:
+    InvalidInputError: ``make`` is not callable or does not return an NNX module.
+  """
+  if not callable(make):
+    _errors.fail("make", "a constructor make(rngs) -> flax.nnx.Module", type(make).__name__)
+  model = make(nnx.Rngs(_as_key(key)))
+  if not isinstance(model, nnx.Module):
+    _errors.fail("make", "a constructor returning a flax.nnx.Module", type(model).__name__)
+
+  def nnx_init(k):
+    return nnx.split(make(nnx.Rngs(_as_key(k))), nnx.Param, ...)[1]
+
+  return as_model_fn(model)._replace(init_fn=nnx_init)
+
+
+def require_init_fn(model_fn: ModelFn, name: str = "model") -> Callable[[jax.Array], Any]:
+  """The ``init_fn`` of ``model_fn``, or a clear error when fresh parameters cannot be drawn.
+
+  For entry points that re-initialise a model (one network per seed).
+
+  Args:
+    model_fn: a :class:`ModelFn` (from :func:`as_model_fn`).
+    name: the argument name shown in the error.
+
+  Returns:
+    ``init_fn(key) -> params``.
+
+  Raises:
+    InvalidInputError: ``model_fn.init_fn`` is ``None``.
+  """
+  if model_fn.init_fn is None:
+    _errors.fail(name, "a model whose fresh parameters can be drawn (a Linen module with "
+                 "example_input, gbounds.models.NnxMLP/NnxCNN or an NNX module with a "
+                 "fresh(rngs) method, gbounds.models.nnx_model_fn(make), or a ModelFn with "
+                 "init_fn)", "a model without init_fn")
+  return model_fn.init_fn
 
 
 def linen_params_to_nnx(model: nnx.Module, linen_params: Any) -> nnx.State:
