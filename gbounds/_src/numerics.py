@@ -114,16 +114,19 @@ def matrix_function_times(e: Eigh, f: Callable[[jax.Array], jax.Array],
   Args:
     e: the :class:`Eigh` of ``A`` (``n x n``).
     f: elementwise function of the eigenvalues.
-    v: ``(n,)`` or ``(n, m)`` right-hand side.
+    v: ``(..., n)`` (one vector per decomposition) or ``(..., n, m)`` right-hand side, with the
+      batch axes of ``e``.
 
   Returns:
     ``f(A) @ v``, with the shape of ``v``.
   """
   v = jnp.asarray(v)
-  proj = jnp.swapaxes(e.vectors, -1, -2) @ v
   fw = f(e.values)
-  scaled = proj * (fw if v.ndim == e.values.ndim else fw[..., :, None])
-  return e.vectors @ scaled
+  if v.ndim == e.values.ndim:  # one vector per decomposition
+    proj = (jnp.swapaxes(e.vectors, -1, -2) @ v[..., None])[..., 0]
+    return (e.vectors @ (proj * fw)[..., None])[..., 0]
+  proj = jnp.swapaxes(e.vectors, -1, -2) @ v
+  return e.vectors @ (proj * fw[..., :, None])
 
 
 def safe_log(x: jax.typing.ArrayLike, *, floor: float | None = None) -> jax.Array:

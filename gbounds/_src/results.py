@@ -82,12 +82,22 @@ def namedtuple_to_dict(self: Any) -> dict[str, Any]:
   return to_dict(self)
 
 
+def _is_array_type(tp: Any) -> bool:
+  import jax
+  if tp is np.ndarray or tp is jax.Array or typing.get_origin(tp) is np.ndarray:
+    return True
+  name = getattr(tp, "__name__", "") or ""
+  return name.rsplit(".", 1)[-1] in ("Array", "ndarray", "ArrayLike")
+
+
 def _decode(tp: Any, value: Any) -> Any:
   if value is None:
     return None
   origin = typing.get_origin(tp)
   if origin in (typing.Union, types.UnionType):
     args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if isinstance(value, list) and any(_is_array_type(a) for a in args):
+      return np.asarray(value)  # a list only encodes an array (or a sequence) member
     for a in args:
       try:
         return _decode(a, value)
@@ -100,7 +110,7 @@ def _decode(tp: Any, value: Any) -> Any:
     return tp(value)
   if isinstance(tp, type) and hasattr(tp, "from_dict") and isinstance(value, Mapping):
     return tp.from_dict(value)
-  if tp is np.ndarray or getattr(tp, "__name__", "") in ("Array", "ndarray", "ArrayLike"):
+  if _is_array_type(tp):
     return np.asarray(value)
   if origin is tuple:
     args = typing.get_args(tp)

@@ -128,11 +128,6 @@ class JaxFields(ResultMixin):
   maybe: jax.Array | None = None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: _src/results.py _decode recognises array annotations by "
-    "`getattr(tp, '__name__', '') in ('Array', 'ndarray', 'ArrayLike')`, but with jaxlib 0.10 "
-    "jax.Array.__name__ is 'jaxlib._jax.Array', so jax.Array fields (e.g. bounds/_supervision.py "
-    "results) come back from from_dict as lists; test `tp is jax.Array` or the last dotted part"))
 def test_jax_array_fields_come_back_as_arrays():
   r = JaxFields(jnp.asarray([[1.0, 2.0]]), jnp.asarray(3.0))
   back, _ = _json_round_trip(r)
@@ -146,11 +141,6 @@ class UnionFields(ResultMixin):
   number_or_array: float | np.ndarray
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: _src/results.py _decode of a Union takes the first member whose _decode does not raise, "
-    "but _decode never raises for a non-matching plain type (it returns the value unchanged), so "
-    "`float | np.ndarray` and jax.typing.ArrayLike (Union[jax.Array, np.ndarray, ...]) fields "
-    "come back as lists instead of arrays"))
 def test_union_array_fields_come_back_as_arrays():
   r = UnionFields(np.array([1.0, 2.0]), np.array([3.0]))
   back, _ = _json_round_trip(r)
