@@ -191,12 +191,6 @@ def test_matrix_function_times_batched_matrix_rhs_without_vmap():
     np.testing.assert_allclose(out[i], ref @ mat[i], rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "bug: numerics.matrix_function_times with batched values (b, n) and a batched vector rhs "
-    "(b, n) takes the `v.ndim == e.values.ndim` (vector) branch but computes "
-    "`swapaxes(V) @ v` = (b,n,n) @ (b,n), which matmul reads as a (b, n) matrix -> TypeError "
-    "(dot_general contracting dims (n,) vs (b,)); needs `(V^T @ v[..., None])[..., 0]` or the "
-    "docstring should restrict e to unbatched"))
 def test_matrix_function_times_batched_vector_rhs_without_vmap():
   rng = np.random.default_rng(10)
   a = np.stack([_random_symmetric(rng, 5, np.float32) for _ in range(3)])
