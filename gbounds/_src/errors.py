@@ -57,6 +57,17 @@ def check_finite(name: str, x: Any) -> None:
 
 
 def check_same_leading(names: Sequence[str], *arrays: Any, axis: int = 0) -> None:
+  """The arrays have the same size along ``axis`` (each of rank > ``axis``).
+
+  Args:
+    names: the arguments' names, in order.
+    *arrays: the arrays.
+    axis: the axis compared.
+  """
+  for n, a in zip(names, arrays):
+    if np.ndim(a) <= axis:
+      fail(" and ".join(names), f"arrays with an axis {axis} of the same size",
+           f"{n} of shape {np.shape(a)}")
   sizes = [np.shape(a)[axis] for a in arrays]
   if len(set(sizes)) > 1:
     pairs = ", ".join(f"{n}={s}" for n, s in zip(names, sizes))

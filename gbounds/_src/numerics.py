@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gbounds._src import errors as _errors
+
 __all__ = ["Eigh", "EighBackend", "eigh", "matrix_function", "matrix_function_times", "safe_log",
            "xlogy"]
 
@@ -85,7 +87,7 @@ def eigh(a: jax.typing.ArrayLike, *, backend: EighBackend = EighBackend.AUTO) ->
     ``(..., n, n)``, in the dtype of ``a``.
   """
   a = jnp.asarray(a)
-  backend = EighBackend(backend)
+  backend = _errors.as_enum("backend", backend, EighBackend)
   if backend == EighBackend.AUTO:
     backend = EighBackend.HOST if _on_cpu(a) else EighBackend.XLA
   if backend == EighBackend.HOST:
