@@ -42,18 +42,29 @@ import pathlib
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gbounds.data import _datasets as _data
+import gbounds.data as _data
 from gbounds._src import errors as _errors
 from gbounds._src import io as _io
+from gbounds._src import progress as _progress
+from gbounds._src import results as _results
 from gbounds.analysis import _report as rp
-from gbounds.train._train import TrainConfig
+from gbounds.bounds import (SIGMA_GRID, BoundResult, BoundsReport, MeasuredGap, MIEstimator,
+                            PacBayesCertificate, SigmaSelection, cmi_bounds,
+                            pac_bayes_certificate)
+from gbounds.info import sample_information
+from gbounds.models import ModelFn, as_model_fn
+from gbounds.supersample import load_supersample_results, run_supersample
+from gbounds.train import TrainConfig
+# TODO(viz export): gbounds/viz/__init__.py does not export the analyze figures yet; switch to
+# `from gbounds import viz as _viz` once it re-exports gbounds.viz._analysis.
+from gbounds.viz import _analysis as _viz
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -77,6 +88,9 @@ class AnalysisData(NamedTuple):
   y_pool: np.ndarray
   description: str
 
+  to_dict = _results.namedtuple_to_dict
+  from_dict = classmethod(_results.from_dict)
+
 
 def _check_dataset_name(name: str) -> str:
   key = str(name).strip().lower().replace("-", "_")
@@ -94,6 +108,18 @@ def analysis_data(dataset: str = "mnist", *, classes: Sequence[int] | None = (4,
   The last ``n_test`` examples of the shuffled task are the test set, the first ``n_train`` the
   training set; the pool is everything but the test set. Train a model on ``x_train`` to
   analyse it. (The offline data directory holds only MNIST's test split, hence ``split``.)
+
+  Args:
+    dataset: a name of :data:`gbounds.data.DATASETS`.
+    classes: the classes kept, relabelled ``classes[j] -> j`` (None: all).
+    n_train: training-set size (at least 2).
+    n_test: test-set size (at least 2).
+    split: the split of the dataset to load.
+    seed: seed of the shuffle.
+    data_dir: where the dataset files are (default: :func:`gbounds.data.data_dir`).
+
+  Returns:
+    :class:`AnalysisData`.
   """
   key = _check_dataset_name(dataset)
   for name, v in (("n_train", n_train), ("n_test", n_test)):
@@ -142,7 +168,17 @@ def analysis_data(dataset: str = "mnist", *, classes: Sequence[int] | None = (4,
 
 def default_data(*, n_train: int = 500, n_test: int = 500, seed: int = 0,
                  data_dir: str | os.PathLike | None = None) -> AnalysisData:
-  """MNIST 4-vs-9 from the data directory, or scikit-learn's digits 4-vs-9 without MNIST."""
+  """MNIST 4-vs-9 from the data directory, or scikit-learn's digits 4-vs-9 without MNIST.
+
+  Args:
+    n_train: training-set size.
+    n_test: test-set size (capped at a third of the digits task without MNIST).
+    seed: seed of the shuffle.
+    data_dir: where the dataset files are.
+
+  Returns:
+    :class:`AnalysisData` (see :func:`analysis_data`).
+  """
   try:
     return analysis_data("mnist", n_train=n_train, n_test=n_test, seed=seed, data_dir=data_dir)
   except _errors.DataNotFoundError:
@@ -155,9 +191,21 @@ def load_module(path: str, kwargs: dict | None = None):
   """Instantiates a Flax Linen module from ``"package.module:Class"`` (or ``package.module.Class``)
   with constructor ``kwargs``.
 
+  gbounds' own networks are named by their public path, ``"gbounds.models:MLP"`` or
+  ``"gbounds.models:CNN"``. Paths of earlier versions that name the private module
+  (``"gbounds.models._networks:MLP"``) still work (they name the same class), but are not a
+  stable interface: use the public path.
+
   The module is IMPORTED, which executes its top-level code: name only modules you trust. A
   module in the current working directory is found (the directory is put on ``sys.path`` for
   the import only, as ``python -m`` would), as are installed packages.
+
+  Args:
+    path: ``"package.module:Class"`` of a ``flax.linen.Module`` subclass.
+    kwargs: constructor arguments (a JSON object).
+
+  Returns:
+    The module instance.
   """
   from flax import linen as nn
   if not isinstance(path, str) or not path.strip():
@@ -199,6 +247,14 @@ def save_checkpoint(path: str | os.PathLike, params: Any, *, init_params: Any = 
 
   Orbax writes to a temporary directory and renames it when complete; an existing ``path`` is
   never overwritten (an error is raised instead).
+
+  Args:
+    path: the checkpoint directory to create.
+    params: the trained parameters.
+    init_params: the parameters training started from (optional).
+
+  Returns:
+    None.
   """
   import orbax.checkpoint as ocp
   path = pathlib.Path(path).absolute()
@@ -224,6 +280,14 @@ def load_checkpoint(path: str | os.PathLike, module: Any, example_input: Any
 
   Raises :class:`gbounds.InvalidInputError` naming the first mismatching parameter when the
   checkpoint does not match the module's parameters (names and shapes).
+
+  Args:
+    path: the checkpoint directory.
+    module: the Linen module the parameters belong to.
+    example_input: a batch of inputs (only its shape and dtype are used).
+
+  Returns:
+    ``(params, init_params)``, ``init_params`` None when the checkpoint has none.
   """
   path = pathlib.Path(path).absolute()
   if not path.is_dir():
@@ -255,7 +319,19 @@ def load_checkpoint(path: str | os.PathLike, module: Any, example_input: Any
 
 
 def check_output_dir(path: str | os.PathLike) -> pathlib.Path:
-  """Creates ``path`` if needed and checks that it is writable (before any work is done)."""
+  """Creates ``path`` if needed and checks that it is writable (before any work is done).
+
+  The one output-directory check of gbounds (the CLI uses it too).
+
+  Args:
+    path: the output directory.
+
+  Returns:
+    ``path`` as a ``pathlib.Path``.
+
+  Raises:
+    InvalidInputError: naming ``out_dir``, when the directory cannot be created or written.
+  """
   p = pathlib.Path(path)
   try:
     p.mkdir(parents=True, exist_ok=True)
@@ -270,7 +346,7 @@ def check_output_dir(path: str | os.PathLike) -> pathlib.Path:
 
 
 @dataclasses.dataclass(frozen=True)
-class AnalysisConfig:
+class AnalysisConfig(_results.ResultMixin):
   """What :func:`analyze` computes, and how much it spends.
 
   Attributes:
@@ -342,7 +418,15 @@ class AnalysisConfig:
       _errors.check_positive("sigmas", sig)
 
   def scaled(self, steps: int) -> tuple[int, int, int]:
-    """``(k1, k2, steps)`` at this budget."""
+    """``(k1, k2, steps)`` at this budget.
+
+    Args:
+      steps: the recipe's training steps.
+
+    Returns:
+      ``(k1, k2, steps)``, each times ``budget ** (1/3)``, rounded (``k1 >= 1``, ``k2 >= 2``,
+      ``steps >= 1``).
+    """
     f = float(self.budget) ** (1.0 / 3.0)
     return (max(1, round(self.k1 * f)), max(2, round(self.k2 * f)), max(1, round(steps * f)))
 
@@ -351,7 +435,7 @@ class AnalysisConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class SampleInfoRanking:
+class SampleInfoRanking(_results.ResultMixin):
   """Sample information of every training example (nats), most informative first.
 
   Attributes:
@@ -366,6 +450,18 @@ class SampleInfoRanking:
   fsi: np.ndarray
   labels: np.ndarray
   settings: dict
+
+  def table(self) -> _results.Table:
+    """Every training example, ranked by decreasing SI.
+
+    Returns:
+      A :class:`gbounds.Table` with columns rank, index, label, SI, F-SI (nats).
+    """
+    return _results.Table(
+        ("rank", "index", "label", "SI", "F-SI"),
+        tuple((r, int(i), int(self.labels[i]), float(self.si[i]), float(self.fsi[i]))
+              for r, i in enumerate(self.order)),
+        "All training examples, ranked (nats)")
 
 
 class BoundRow(NamedTuple):
@@ -394,10 +490,66 @@ class BoundRow(NamedTuple):
   source: str
   reason: str = ""
 
+  to_dict = _results.namedtuple_to_dict
+  from_dict = classmethod(_results.from_dict)
+
+
+def _encode_tree(obj: Any) -> Any:
+  """JSON-ready copy of nested dataclasses/NamedTuples (field dicts), arrays, enums, ..."""
+  if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+    return {f.name: _encode_tree(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+  if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+    return {k: _encode_tree(getattr(obj, k)) for k in obj._fields}
+  if isinstance(obj, (list, tuple)):
+    return [_encode_tree(v) for v in obj]
+  if isinstance(obj, Mapping):
+    return {str(k): _encode_tree(v) for k, v in obj.items()}
+  return _results.encode(obj)
+
+
+def _cmi_from_dict(d: Mapping[str, Any]) -> BoundsReport:
+  m = d["measured"]
+  measured = MeasuredGap(**{k: (np.asarray(v) if isinstance(v, list) else v)
+                            for k, v in m.items()})
+
+  def bound(b):
+    b = dict(b)
+    b["per_supersample"] = np.asarray(b["per_supersample"])
+    for k in ("interval", "test_error_interval"):
+      if b.get(k) is not None:
+        b[k] = tuple(b[k])
+    return BoundResult(**b)
+
+  return BoundsReport(measured, tuple(bound(b) for b in d["bounds"]),
+                      MIEstimator(d["estimator"]), int(d["k1"]), int(d["k2"]), int(d["n"]))
+
+
+def _certificate_from_dict(d: Mapping[str, Any]) -> PacBayesCertificate:
+  d = dict(d)
+  d.pop("rows", None)
+  d["selection"] = tuple(SigmaSelection(**s) for s in d["selection"])
+  return PacBayesCertificate(**d)
+
 
 @dataclasses.dataclass(frozen=True)
 class Analysis:
-  """Everything :func:`analyze` computed (see its docstring). Errors are 0-1 errors."""
+  """Everything :func:`analyze` computed (see its docstring). Errors are 0-1 errors.
+
+  Attributes:
+    data: description of the data.
+    model: description of the model.
+    recipe: the training recipe (a JSON-able dict of the :class:`gbounds.train.TrainConfig`).
+    n_train, n_test: sizes of the training and test sets.
+    num_params: number of weights.
+    train_error, test_error, gap: measured errors of the trained model.
+    sample_info: :class:`SampleInfoRanking` (None when the stage did not run).
+    cmi: the :class:`gbounds.bounds.BoundsReport` of the supersample run (or None).
+    supersample: summary of the supersample run (sizes, errors, directory) or None.
+    pac_bayes: the :class:`gbounds.bounds.PacBayesCertificate` (or None).
+    config: the :class:`AnalysisConfig` as a dict.
+    seconds: wall-clock seconds per stage.
+    notes: remarks (e.g. a reduced supersample size).
+  """
   data: str
   model: str
   recipe: dict
@@ -408,16 +560,20 @@ class Analysis:
   test_error: float
   gap: float
   sample_info: SampleInfoRanking | None
-  cmi: Any  # gbounds.bounds.BoundsReport | None
+  cmi: BoundsReport | None
   supersample: dict | None
-  pac_bayes: Any  # gbounds.bounds.PacBayesCertificate | None
+  pac_bayes: PacBayesCertificate | None
   config: dict
   seconds: dict
   notes: tuple[str, ...]
 
   def bound_rows(self) -> list[BoundRow]:
     """One row per bound; ``valid`` is False, with a ``reason``, for every row that certifies
-    nothing (not applicable, vacuous, or a non-finite value)."""
+    nothing (not applicable, vacuous, or a non-finite value).
+
+    Returns:
+      The :class:`BoundRow` s, CMI bounds first, then the PAC-Bayes certificates.
+    """
     rows = []
 
     def row(name, family, gap, test, m_gap, m_test, ok, why, source):
@@ -440,22 +596,35 @@ class Analysis:
             not r["vacuous"], "vacuous (bound >= 1)" if r["vacuous"] else "", r["source"])
     return rows
 
-  def bound_table(self) -> rp.Table:
+  def bound_table(self) -> _results.Table:
+    """The bounds beside the errors they bound.
+
+    Returns:
+      A :class:`gbounds.Table`, one row per :class:`BoundRow`.
+    """
     rows = tuple((r.name, r.family, r.gap_bound, r.measured_gap, r.test_error_bound,
                   r.measured_test_error, r.valid,
                   r.valid and r.gap_bound >= r.measured_gap, r.reason)
                  for r in self.bound_rows())
-    return rp.Table("bounds", "Generalization bounds beside the measured errors",
-                    ("bound", "family", "gap bound", "measured gap", "test-error bound",
-                     "measured test error", "valid", "valid and above gap", "why not valid"),
-                    rows,
-                    note=("CMI bounds: expected gap of the training algorithm at this n, measured "
-                          "by the supersample runs (mutual informations in nats inside). "
-                          "PAC-Bayes: test error of the stochastic network N(w, s^2 I), "
-                          "probability >= 1 - delta - delta_mc. Not applicable / vacuous rows "
-                          "are reported but are no guarantee."))
+    return _results.Table(("bound", "family", "gap bound", "measured gap", "test-error bound",
+                           "measured test error", "valid", "valid and above gap",
+                           "why not valid"), rows,
+                          "Generalization bounds beside the measured errors")
 
-  def summary_table(self) -> rp.Table:
+  def table(self) -> _results.Table:
+    """The bound table (:meth:`bound_table`).
+
+    Returns:
+      A :class:`gbounds.Table`.
+    """
+    return self.bound_table()
+
+  def summary_table(self) -> _results.Table:
+    """Measured errors: the trained model, the supersample runs, the stochastic network.
+
+    Returns:
+      A :class:`gbounds.Table` with columns model, train error, test error, gap.
+    """
     rows = [("trained model", self.train_error, self.test_error, self.gap)]
     if self.supersample is not None:
       s = self.supersample
@@ -465,32 +634,56 @@ class Analysis:
       p = self.pac_bayes
       rows.append((f"stochastic network N(w, {p.sigma:.3g}^2 I)", p.mc_error,
                    p.stochastic_test_error, p.stochastic_test_error - p.mc_error))
-    return rp.Table("measured", "Measured errors", ("model", "train error", "test error", "gap"),
-                    tuple(rows))
+    return _results.Table(("model", "train error", "test error", "gap"), tuple(rows),
+                          "Measured errors")
 
   def format(self) -> str:
-    return rp.tables_text([self.summary_table(), self.bound_table()])
+    """The measured errors and the bound table as fixed-width text.
+
+    Returns:
+      The text.
+    """
+    return rp.tables_text([rp.ReportTable.of("measured", self.summary_table()),
+                           rp.ReportTable.of("bounds", self.bound_table())])
 
   def to_dict(self) -> dict:
-    d = {k: getattr(self, k) for k in ("data", "model", "recipe", "n_train", "n_test",
-                                        "num_params", "train_error", "test_error", "gap",
-                                        "supersample", "config", "seconds", "notes")}
-    d["bounds"] = [r._asdict() for r in self.bound_rows()]
+    """Every field as JSON-ready values, plus the derived ``bounds`` rows and a
+    ``sample_information`` block (with units) for readers of ``report.json``.
+
+    Returns:
+      A dict that :meth:`from_dict` turns back into this analysis.
+    """
+    d = {f.name: _encode_tree(getattr(self, f.name)) for f in dataclasses.fields(self)}
+    d["bounds"] = [_encode_tree(r) for r in self.bound_rows()]
     if self.sample_info is not None:
-      s = self.sample_info
-      d["sample_information"] = {"order": s.order, "si": s.si, "fsi": s.fsi,
-                                 "labels": s.labels, "settings": s.settings,
-                                 "units": "nats"}
-    if self.cmi is not None:
-      m = self.cmi.measured
-      d["cmi"] = {"k1": self.cmi.k1, "k2": self.cmi.k2, "n": self.cmi.n,
-                  "estimator": self.cmi.estimator,
-                  "measured": {"train_error": m.train_error, "test_error": m.test_error,
-                               "gap": m.gap},
-                  "bounds": [dict(dataclasses.asdict(b)) for b in self.cmi.bounds]}
+      d["sample_information"] = {**d["sample_info"], "units": "nats"}
     if self.pac_bayes is not None:
-      d["pac_bayes"] = self.pac_bayes.to_dict()
+      d["pac_bayes"] = _encode_tree(self.pac_bayes.to_dict())
     return json.loads(json.dumps(d, default=_io._default))
+
+  @classmethod
+  def from_dict(cls, d: Mapping[str, Any]) -> Analysis:
+    """Rebuilds an analysis from :meth:`to_dict` output.
+
+    Args:
+      d: a dict as :meth:`to_dict` returns it (e.g. ``report.json`` read back).
+
+    Returns:
+      The :class:`Analysis`.
+    """
+    kw = {f.name: d[f.name] for f in dataclasses.fields(cls)}
+    for k in ("n_train", "n_test", "num_params"):
+      kw[k] = int(kw[k])
+    for k in ("train_error", "test_error", "gap"):
+      kw[k] = float(kw[k])
+    kw["notes"] = tuple(kw["notes"])
+    if kw["sample_info"] is not None:
+      kw["sample_info"] = SampleInfoRanking.from_dict(kw["sample_info"])
+    if kw["cmi"] is not None:
+      kw["cmi"] = _cmi_from_dict(kw["cmi"])
+    if kw["pac_bayes"] is not None:
+      kw["pac_bayes"] = _certificate_from_dict(kw["pac_bayes"])
+    return cls(**kw)
 
 
 # ----------------------------------------------------------------------------- stages
@@ -528,31 +721,6 @@ def _cached(out: pathlib.Path | None, name: str, key: str):
 def _store(out: pathlib.Path | None, name: str, key: str, value) -> None:
   if out is not None:
     _io.atomic_write_json(out / "stages" / f"{name}.json", {"key": key, "value": value})
-
-
-class _Bar:
-  """A tqdm bar fed with ``(done, total)`` callbacks (or nothing when disabled)."""
-
-  def __init__(self, enabled: bool, desc: str, total: int, unit: str):
-    self.bar = None
-    if enabled:
-      try:
-        from tqdm.auto import tqdm
-        self.bar = tqdm(total=total, desc=desc, unit=unit, leave=False)
-      except ImportError:  # pragma: no cover
-        self.bar = None
-    self.last = 0
-
-  def __call__(self, done, total=None):
-    if self.bar is not None:
-      if total is not None and self.bar.total != total:
-        self.bar.total = total
-      self.bar.update(done - self.last)
-    self.last = done
-
-  def close(self):
-    if self.bar is not None:
-      self.bar.close()
 
 
 def _check_data_arrays(data: AnalysisData) -> None:
@@ -603,15 +771,84 @@ def _err(apply_fn, params, x, y, batch=1024) -> float:
   return wrong / len(y)
 
 
-def _sample_info_stage(apply_fn, params, init_params, data: AnalysisData, cfg: AnalysisConfig
-                       ) -> SampleInfoRanking:
-  from gbounds.info._sample_info import sample_information
+def _linen_init_fn(model: Any, example: Any) -> Callable[[jax.Array], Any] | None:
+  """``init_fn(key)`` of a Linen module on ``example`` (None for anything else).
+
+  Only used while :class:`gbounds.models.ModelFn` has no ``init_fn`` field (helper "models"
+  adds it); it computes what ``as_model_fn(model, example_input=example).init_fn`` will.
+  """
+  from flax import linen as nn
+  if not isinstance(model, nn.Module):
+    return None
+  return lambda key: model.init(key, example)["params"]
+
+
+def _describe_model(model: Any) -> str:
+  """A run-independent description: a Linen module's repr, else its class or function name."""
+  from flax import linen as nn
+  if isinstance(model, nn.Module):
+    return repr(model)
+  if isinstance(model, ModelFn):
+    f = model.apply_fn
+    return f"ModelFn({getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', type(f).__name__)})"
+  return type(model).__name__
+
+
+@dataclasses.dataclass(frozen=True)
+class _Context:
+  """What every stage of :func:`analyze` reads (built once, after all checks)."""
+  model: Any                    # as the caller passed it (the supersample runner adapts it)
+  apply_fn: Callable
+  params: Any
+  init_params: Any
+  data: AnalysisData
+  recipe: TrainConfig
+  config: AnalysisConfig
+  out: pathlib.Path | None
+  results_dir: pathlib.Path | None
+  key_base: tuple
+  progress: bool
+  notes: list                   # stages append remarks here
+
+
+class _Stage(NamedTuple):
+  """One stage of the pipeline: ``run(ctx) -> value``, all stages with that one signature.
+
+  ``key(ctx)`` (None: never cached) is the digest under which the value is stored in
+  ``out_dir/stages/<name>.json``; ``encode``/``decode`` map the value to and from JSON;
+  ``summary(value, seconds)`` is the log line.
+  """
+  name: str
+  enabled: Callable[[AnalysisConfig], bool]
+  run: Callable[[_Context], Any]
+  summary: Callable[[Any, float], str]
+  key: Callable[[_Context], str] | None = None
+  encode: Callable[[Any], Any] | None = None
+  decode: Callable[[Any], Any] | None = None
+
+
+class _Measured(NamedTuple):
+  train_error: float
+  test_error: float
+
+
+def _measured_stage(ctx: _Context) -> _Measured:
+  d = ctx.data
+  return _Measured(_err(ctx.apply_fn, ctx.params, d.x_train, d.y_train),
+                   _err(ctx.apply_fn, ctx.params, d.x_test, d.y_test))
+
+
+def _sample_info_stage(ctx: _Context) -> SampleInfoRanking:
+  data, cfg = ctx.data, ctx.config
+  bar = _progress.TqdmCallback("sample information (NTK + leave-one-out)", "stage",
+                               enabled=ctx.progress)
   m = min(cfg.si_heldout, len(data.y_test))
   si = sample_information(
-      apply_fn, init_params, jnp.asarray(data.x_train), np.asarray(data.y_train),
+      ctx.apply_fn, ctx.init_params, jnp.asarray(data.x_train), np.asarray(data.y_train),
       learning_rate=1.0, t=math.inf, weight_decay=cfg.si_ridge, time="continuous",
       x_heldout=jnp.asarray(data.x_test[:m]), sigma=cfg.si_sigma, expansion="trained",
-      trained_params=params, method="auto", ntk_chunk_size=cfg.ntk_chunk_size)
+      trained_params=ctx.params, method="auto", ntk_chunk_size=cfg.ntk_chunk_size)
+  bar(1, 1)
   n = len(data.y_train)
   vals = np.zeros(n)
   fvals = np.zeros(n)
@@ -625,33 +862,164 @@ def _sample_info_stage(apply_fn, params, init_params, data: AnalysisData, cfg: A
                            np.asarray(data.y_train), settings)
 
 
+def _ranking_to_json(r: SampleInfoRanking) -> dict:
+  return {"order": r.order, "si": r.si, "fsi": r.fsi, "labels": r.labels,
+          "settings": r.settings}
+
+
 def _ranking_from_json(d) -> SampleInfoRanking:
   return SampleInfoRanking(np.asarray(d["order"]), np.asarray(d["si"]), np.asarray(d["fsi"]),
                            np.asarray(d["labels"]), d["settings"])
 
 
-def _certificate_from_json(d):
-  from gbounds.bounds._pac_bayes import PacBayesCertificate, SigmaSelection
-  d = dict(d)
-  d.pop("rows", None)
-  d["selection"] = tuple(SigmaSelection(**s) for s in d["selection"])
-  return PacBayesCertificate(**d)
+class _CmiOutcome(NamedTuple):
+  report: BoundsReport
+  supersample: dict
 
 
-def analyze(model: Any, data: AnalysisData, recipe: TrainConfig, *, params: Any,
+def _cmi_stage(ctx: _Context) -> _CmiOutcome:
+  data, config, recipe = ctx.data, ctx.config, ctx.recipe
+  n = len(data.y_train)
+  k1, k2, steps = config.scaled(recipe.steps)
+  n_ss = config.supersample_n or n
+  if 2 * n_ss > len(data.y_pool):
+    ctx.notes.append(f"supersample n reduced from {n_ss} to {len(data.y_pool) // 2} (half the "
+                     f"pool of {len(data.y_pool)})")
+    n_ss = len(data.y_pool) // 2
+  scaled = dataclasses.replace(recipe, steps=steps)
+  rdir = (ctx.results_dir if ctx.results_dir is not None
+          else (None if ctx.out is None else ctx.out / "supersample"))
+  result = None
+  if rdir is not None and (rdir / "config.json").exists():
+    try:
+      result = load_supersample_results(rdir)
+    except _errors.InvalidInputError:
+      result = None  # partial: resumed below (the same configuration is checked there)
+  if result is None:
+    bar = _progress.TqdmCallback(f"supersample trainings ({k1} x {k2})", "model",
+                                 enabled=ctx.progress)
+    try:
+      result = run_supersample(ctx.model, data.x_pool, data.y_pool, data.x_test, data.y_test,
+                               n=n_ss, k1=k1, k2=k2, train=scaled, seed=config.seed,
+                               results_dir=rdir, chunk_size=max(k2, 8), callback=bar)
+    finally:
+      bar.close()
+  rk1, rk2, rn = result.masks.shape
+  cmi = cmi_bounds(result.masks, result.predictions, result.labels, full_vector=False)
+  supersample = {"k1": int(rk1), "k2": int(rk2), "n": int(rn),
+                 "steps": int(result.config.get("train", {}).get("steps", steps)),
+                 "train_error": result.train_error, "ghost_error": result.ghost_error,
+                 "gap": result.gap, "test_error": result.mean_test_error,
+                 "results_dir": None if rdir is None else str(rdir)}
+  return _CmiOutcome(cmi, supersample)
+
+
+def _sigmas(config: AnalysisConfig) -> tuple[float, ...]:
+  return tuple(config.sigmas or SIGMA_GRID)
+
+
+def _pac_bayes_stage(ctx: _Context) -> PacBayesCertificate:
+  data, config = ctx.data, ctx.config
+  bar = _progress.TqdmCallback("PAC-Bayes Monte Carlo", "draw", enabled=ctx.progress)
+  try:
+    return pac_bayes_certificate(ctx.apply_fn, ctx.params, ctx.init_params, data.x_train,
+                                 data.y_train, x_test=data.x_test, y_test=data.y_test,
+                                 sigmas=_sigmas(config), delta=config.delta,
+                                 delta_mc=config.delta_mc, mc_samples=config.mc_samples,
+                                 seed=config.seed, callback=bar)
+  finally:
+    bar.close()
+
+
+# The pipeline, in order. Every stage is a function of the context alone; the runner in
+# :func:`analyze` handles caching (stages with a key), timing, logging and progress.
+_STAGES = (
+    _Stage("measured", lambda c: True, _measured_stage,
+           lambda m, s: (f"measured: train error {m.train_error:.4f}, test error "
+                         f"{m.test_error:.4f}, gap {m.test_error - m.train_error:.4f}")),
+    _Stage("sample_info", lambda c: c.sample_info, _sample_info_stage,
+           lambda r, s: (f"sample information: top example {int(r.order[0])} with SI "
+                         f"{r.si[r.order[0]]:.4g} nats ({s:.1f} s)"),
+           key=lambda c: _digest(list(c.key_base), "si", c.config.si_ridge,
+                                 c.config.si_heldout, c.config.si_sigma),
+           encode=_ranking_to_json, decode=_ranking_from_json),
+    _Stage("cmi", lambda c: c.cmi, _cmi_stage,
+           lambda o, s: (f"supersample: {o.supersample['k1']} x {o.supersample['k2']} runs at "
+                         f"n = {o.supersample['n']}, gap {o.supersample['gap']:.4f}, f-CMI "
+                         f"bound {o.report['fcmi'].value:.4f} ({s:.1f} s)")),
+    _Stage("pac_bayes", lambda c: c.pac_bayes, _pac_bayes_stage,
+           lambda c, s: (f"PAC-Bayes: sigma {c.sigma:.3g}, KL {c.kl:.4g} nats, PAC-Bayes-kl "
+                         f"certificate {c.pac_bayes_kl:.4f} ({s:.1f} s)"),
+           key=lambda c: _digest(list(c.key_base), "pb", c.config.delta, c.config.delta_mc,
+                                 c.config.mc_samples, _sigmas(c.config), c.config.seed),
+           encode=lambda cert: cert.to_dict(), decode=_certificate_from_dict),
+)
+
+
+def _run_stages(ctx: _Context, log: Callable[[str], None],
+                callback: _progress.ProgressCallback | None) -> tuple[dict, dict]:
+  """Runs the enabled stages in order: ``({name: value}, {name: seconds})``."""
+  stages = [st for st in _STAGES if st.enabled(ctx.config)]
+  values, seconds = {}, {}
+  for i, st in enumerate(stages):
+    t0 = time.perf_counter()
+    key = None if st.key is None else st.key(ctx)
+    cached = None if key is None else _cached(ctx.out, st.name, key)
+    if cached is not None:
+      value = st.decode(cached)
+    else:
+      value = st.run(ctx)
+      if key is not None:
+        _store(ctx.out, st.name, key, st.encode(value))
+    seconds[st.name] = time.perf_counter() - t0
+    values[st.name] = value
+    log(st.summary(value, seconds[st.name]))
+    _progress.notify(callback, i + 1, len(stages))
+  return values, seconds
+
+
+def _adapt(model: Any, params: Any, example: Any) -> tuple[ModelFn, Callable | None]:
+  """``(ModelFn, init_fn or None)`` of a Linen module with params, an NNX module or a ModelFn."""
+  from flax import linen as nn
+  if isinstance(model, nn.Module) and params is None:
+    _errors.fail("params", "the trained parameters of the Linen module", None)
+  if not isinstance(model, ModelFn) and params is not None and not isinstance(model, nn.Module):
+    _errors.fail("params", "None for an NNX module or a ModelFn (they carry their parameters)",
+                 type(params).__name__)
+  try:
+    mf = as_model_fn(model, params=params, example_input=example)
+  except _errors.InvalidInputError:
+    _errors.fail("model", "a flax.linen.Module (with params=), a flax.nnx.Module or a "
+                 "gbounds.models.ModelFn", type(model).__name__)
+  init_fn = getattr(mf, "init_fn", None)
+  if init_fn is None:
+    init_fn = _linen_init_fn(model, example)
+  return mf, init_fn
+
+
+def analyze(model: Any, data: AnalysisData, recipe: TrainConfig, *, params: Any = None,
             init_params: Any = None, config: AnalysisConfig = AnalysisConfig(),
             out_dir: str | os.PathLike | None = None,
             results_dir: str | os.PathLike | None = None, progress: bool = True,
+            callback: _progress.ProgressCallback | None = None,
             log: Callable[[str], None] | None = None) -> Analysis:
-  """Analyses a trained Linen model: measured errors, sample information, CMI bounds and
-  PAC-Bayes certificates (see the module docstring for what each is).
+  """Analyses a trained model: measured errors, sample information, CMI bounds and PAC-Bayes
+  certificates (see the module docstring for what each is and where it comes from).
+
+  The work is a pipeline of stages (measured errors, sample information, CMI bounds,
+  PAC-Bayes), each a function of one context (model, data, recipe, configuration) to its
+  result; with ``out_dir`` a finished stage is stored and loaded on a rerun with the same inputs.
 
   Args:
-    model: the ``flax.linen.Module`` (e.g. from :func:`load_module`).
+    model: the trained model: a ``flax.linen.Module`` (e.g. from :func:`load_module`) with
+      ``params``, a ``flax.nnx.Module`` (its own weights), or a
+      :class:`gbounds.models.ModelFn` (normalised by :func:`gbounds.models.as_model_fn`).
+      The supersample stage retrains fresh initialisations of it, so it needs a Linen or NNX
+      module, or a ModelFn with an ``init_fn``.
     data: :class:`AnalysisData`; the model was trained on ``data.x_train``.
-    recipe: the :class:`gbounds.train.TrainConfig` the model was trained with (the supersample runs
-      retrain it, with steps scaled by the budget).
-    params: the trained parameters.
+    recipe: the :class:`gbounds.train.TrainConfig` the model was trained with (the supersample
+      runs retrain it, with steps scaled by the budget).
+    params: the trained parameters of a Linen module (None for NNX modules and ModelFns).
     init_params: the parameters training started from (the PAC-Bayes prior's centre and the
       start of the linearized training). None: a fresh initialisation from ``config.seed``
       (data-independent, so still a valid prior, but looser).
@@ -660,42 +1028,57 @@ def analyze(model: Any, data: AnalysisData, recipe: TrainConfig, *, params: Any,
       chunks go to ``out_dir/supersample`` unless ``results_dir`` is given.
     results_dir: the supersample results directory (an existing finished or partial run of the
       same configuration is loaded or resumed).
-    progress: show tqdm progress bars.
+    progress: show a tqdm bar per stage (:class:`gbounds._src.progress.TqdmCallback`).
+    callback: ``callback(done, total)`` after each finished stage.
     log: called with one line per stage (default: nothing).
 
   Returns:
     :class:`Analysis`.
   """
-  from flax import linen as nn
-  if not isinstance(model, nn.Module):
-    _errors.fail("model", "a flax.linen.Module", type(model).__name__)
   if not isinstance(recipe, TrainConfig):
     _errors.fail("recipe", "a gbounds.train.TrainConfig", type(recipe).__name__)
   if not isinstance(config, AnalysisConfig):
-    _errors.fail("config", "a gbounds.AnalysisConfig", type(config).__name__)
+    _errors.fail("config", "a gbounds.analysis.AnalysisConfig", type(config).__name__)
   if not isinstance(data, AnalysisData):
     _errors.fail("data", "a gbounds.analysis.AnalysisData (see gbounds.analysis.analysis_data)",
                  type(data).__name__)
+  if callback is not None and not callable(callback):
+    _errors.fail("callback", "a callable callback(done, total) or None", type(callback).__name__)
   _check_data_arrays(data)
-  apply_fn = lambda p, x: model.apply({"params": p}, x)  # noqa: E731
-  try:
-    expected = jax.eval_shape(lambda: model.init(jax.random.key(0),
-                                                 jnp.asarray(data.x_train[:1]))["params"])
-  except Exception as e:  # noqa: BLE001 -- the model cannot take these inputs; no deep trace
-    _errors.fail("data", f"inputs that {type(model).__name__} accepts",
+  example = jnp.asarray(data.x_train[:1])
+  mf, init_fn = _adapt(model, params, example)
+  apply_fn, params = mf.apply_fn, mf.params
+  name = type(model).__name__
+  def refuse_data(e):
+    _errors.fail("data", f"inputs that {name} accepts",
                  f"examples of shape {np.shape(data.x_train)[1:]} ({type(e).__name__}: "
                  f"{str(e)[:200]})")
-  if _shapes(expected) != _shapes(params):
-    _errors.fail("params", f"parameters of {type(model).__name__} on inputs of shape "
+
+  try:
+    expected = None if init_fn is None else jax.eval_shape(init_fn, jax.random.key(0))
+  except Exception as e:  # noqa: BLE001 -- the model cannot take these inputs; no deep trace
+    refuse_data(e)
+  if expected is not None and _shapes(expected) != _shapes(params):
+    _errors.fail("params", f"parameters of {name} on inputs of shape "
                  f"{np.shape(data.x_train)[1:]}", "a different parameter tree")
+  try:
+    jax.eval_shape(apply_fn, params, example)
+  except Exception as e:  # noqa: BLE001
+    refuse_data(e)
   notes = []
   if init_params is None:
-    init_params = model.init(jax.random.fold_in(jax.random.key(config.seed), 999_999),
-                             jnp.asarray(data.x_train[:1]))["params"]
+    if init_fn is None:
+      _errors.fail("init_params", "the parameters training started from (this ModelFn has no "
+                   "init_fn to draw a fresh initialisation)", None)
+    init_params = init_fn(jax.random.fold_in(jax.random.key(config.seed), 999_999))
     notes.append("init_params not given: the PAC-Bayes prior and the linearized training start "
                  f"from a fresh initialisation (seed {config.seed}), not the training run's.")
   elif _shapes(init_params) != _shapes(params):
     _errors.fail("init_params", "a tree with the shapes of params", "a different tree")
+  if config.cmi and init_fn is None:
+    _errors.fail("model", "a model the supersample stage can re-initialise (a Linen or NNX "
+                 "module, or a ModelFn with an init_fn), or config.cmi=False",
+                 "a ModelFn without init_fn")
   # No bound from non-finite quantities: NaN/inf weights are refused before any stage runs.
   _errors.check_finite_tree("params", params)
   _errors.check_finite_tree("init_params", init_params)
@@ -703,250 +1086,146 @@ def analyze(model: Any, data: AnalysisData, recipe: TrainConfig, *, params: Any,
   out = None if out_dir is None else check_output_dir(out_dir)
   if results_dir is not None:
     check_output_dir(results_dir)
-  log = log or (lambda s: None)
-  key_base = [_tree_digest(params), _tree_digest(init_params),
+  description = _describe_model(model)
+  key_base = (_tree_digest(params), _tree_digest(init_params),
               _digest(data.x_train, data.y_train, data.x_test, data.y_test),
-              dataclasses.asdict(recipe), repr(model)]
-  seconds = {}
-  n, n_test = len(data.y_train), len(data.y_test)
-  num_params = int(sum(np.size(v) for v in jax.tree_util.tree_leaves(params)))
-
-  t0 = time.perf_counter()
-  train_error = _err(apply_fn, params, data.x_train, data.y_train)
-  test_error = _err(apply_fn, params, data.x_test, data.y_test)
-  seconds["measured"] = time.perf_counter() - t0
-  log(f"measured: train error {train_error:.4f}, test error {test_error:.4f}, gap "
-      f"{test_error - train_error:.4f}")
-
-  # 2. Sample information.
-  ranking = None
-  if config.sample_info:
-    t0 = time.perf_counter()
-    k = _digest(key_base, "si", config.si_ridge, config.si_heldout, config.si_sigma)
-    cached = _cached(out, "sample_info", k)
-    if cached is not None:
-      ranking = _ranking_from_json(cached)
-    else:
-      bar = _Bar(progress, "sample information (NTK + leave-one-out)", 1, "stage")
-      ranking = _sample_info_stage(apply_fn, params, init_params, data, config)
-      bar(1)
-      bar.close()
-      _store(out, "sample_info", k, {"order": ranking.order, "si": ranking.si,
-                                     "fsi": ranking.fsi, "labels": ranking.labels,
-                                     "settings": ranking.settings})
-    seconds["sample_info"] = time.perf_counter() - t0
-    log(f"sample information: top example {int(ranking.order[0])} with SI "
-        f"{ranking.si[ranking.order[0]]:.4g} nats ({seconds['sample_info']:.1f} s)")
-
-  # 3. CMI bounds from a supersample experiment.
-  cmi = supersample = None
-  if config.cmi:
-    from gbounds.bounds._cmi import cmi_bounds
-    from gbounds.supersample._supersample import load_supersample_results, run_supersample
-    t0 = time.perf_counter()
-    k1, k2, steps = config.scaled(recipe.steps)
-    n_ss = config.supersample_n or n
-    if 2 * n_ss > len(data.y_pool):
-      notes.append(f"supersample n reduced from {n_ss} to {len(data.y_pool) // 2} (half the "
-                   f"pool of {len(data.y_pool)})")
-      n_ss = len(data.y_pool) // 2
-    scaled = dataclasses.replace(recipe, steps=steps)
-    rdir = (pathlib.Path(results_dir) if results_dir is not None
-            else (None if out is None else out / "supersample"))
-    result = None
-    if rdir is not None and (rdir / "config.json").exists():
-      try:
-        result = load_supersample_results(rdir)
-        log(f"supersample: loaded a finished run from {rdir}")
-      except _errors.InvalidInputError:
-        result = None  # partial: resumed below (the same configuration is checked there)
-    if result is None:
-      bar = _Bar(progress, f"supersample trainings ({k1} x {k2})", k1 * k2, "model")
-      try:
-        result = run_supersample(model, data.x_pool, data.y_pool, data.x_test, data.y_test,
-                                 n=n_ss, k1=k1, k2=k2, train=scaled, seed=config.seed,
-                                 results_dir=rdir, chunk_size=max(k2, 8), callback=bar)
-      finally:
-        bar.close()
-    rk1, rk2, rn = result.masks.shape
-    cmi = cmi_bounds(result.masks, result.predictions, result.labels, full_vector=False)
-    supersample = {"k1": int(rk1), "k2": int(rk2), "n": int(rn),
-                   "steps": int(result.config.get("train", {}).get("steps", steps)),
-                   "train_error": result.train_error, "ghost_error": result.ghost_error,
-                   "gap": result.gap, "test_error": result.mean_test_error,
-                   "results_dir": None if rdir is None else str(rdir)}
-    seconds["cmi"] = time.perf_counter() - t0
-    log(f"supersample: {rk1} x {rk2} runs at n = {rn}, gap {result.gap:.4f}, f-CMI bound "
-        f"{cmi['fcmi'].value:.4f} ({seconds['cmi']:.1f} s)")
-
-  # 4. PAC-Bayes.
-  cert = None
-  if config.pac_bayes:
-    from gbounds.bounds._pac_bayes import SIGMA_GRID, pac_bayes_certificate
-    t0 = time.perf_counter()
-    sig = tuple(config.sigmas or SIGMA_GRID)
-    k = _digest(key_base, "pb", config.delta, config.delta_mc, config.mc_samples, sig,
-                config.seed)
-    cached = _cached(out, "pac_bayes", k)
-    if cached is not None:
-      cert = _certificate_from_json(cached)
-    else:
-      bar = _Bar(progress, "PAC-Bayes Monte Carlo", 1, "draw")
-      try:
-        cert = pac_bayes_certificate(apply_fn, params, init_params, data.x_train, data.y_train,
-                                     x_test=data.x_test, y_test=data.y_test, sigmas=sig,
-                                     delta=config.delta, delta_mc=config.delta_mc,
-                                     mc_samples=config.mc_samples, seed=config.seed,
-                                     callback=bar)
-      finally:
-        bar.close()
-      _store(out, "pac_bayes", k, cert.to_dict())
-    seconds["pac_bayes"] = time.perf_counter() - t0
-    log(f"PAC-Bayes: sigma {cert.sigma:.3g}, KL {cert.kl:.4g} nats, PAC-Bayes-kl certificate "
-        f"{cert.pac_bayes_kl:.4f} ({seconds['pac_bayes']:.1f} s)")
-
+              dataclasses.asdict(recipe), description)
+  ctx = _Context(model=model,
+                 apply_fn=apply_fn, params=params, init_params=init_params, data=data,
+                 recipe=recipe, config=config, out=out,
+                 results_dir=None if results_dir is None else pathlib.Path(results_dir),
+                 key_base=key_base, progress=progress, notes=notes)
+  values, seconds = _run_stages(ctx, log or (lambda s: None), callback)
+  m = values["measured"]
+  cmi = values.get("cmi")
   cfg_dict = dataclasses.asdict(config)
-  return Analysis(data=data.description, model=repr(model),
+  return Analysis(data=data.description, model=description,
                   recipe=json.loads(json.dumps(dataclasses.asdict(recipe),
                                                default=_io._default)),
-                  n_train=n, n_test=n_test, num_params=num_params, train_error=train_error,
-                  test_error=test_error, gap=test_error - train_error, sample_info=ranking,
-                  cmi=cmi, supersample=supersample, pac_bayes=cert, config=cfg_dict,
-                  seconds=seconds, notes=tuple(notes))
+                  n_train=len(data.y_train), n_test=len(data.y_test),
+                  num_params=int(sum(np.size(v) for v in jax.tree_util.tree_leaves(params))),
+                  train_error=m.train_error, test_error=m.test_error,
+                  gap=m.test_error - m.train_error, sample_info=values.get("sample_info"),
+                  cmi=None if cmi is None else cmi.report,
+                  supersample=None if cmi is None else cmi.supersample,
+                  pac_bayes=values.get("pac_bayes"), config=cfg_dict, seconds=seconds,
+                  notes=tuple(notes))
 
 
 # ----------------------------------------------------------------------------- report
 
 
-def _bounds_figure(a: Analysis) -> rp.Figure:
-  plt = rp.pyplot()
+def _bounds_figure(a: Analysis) -> rp.ReportFigure:
   rows = [r for r in a.bound_rows() if r.valid and math.isfinite(r.test_error_bound)]
-  fig, ax = plt.subplots(figsize=(7, 0.32 * max(len(rows), 3) + 1.2))
-  names = [f"{r.name} ({'CMI' if r.family.startswith('CMI') else 'PAC-Bayes'})" for r in rows]
-  colors = ["tab:blue" if r.family.startswith("CMI") else "tab:orange" for r in rows]
-  ax.barh(range(len(rows)), [r.test_error_bound for r in rows], color=colors)
-  ax.set_yticks(range(len(rows)), names, fontsize=8)
-  ax.axvline(a.test_error, color="k", ls="--", lw=1, label="test error (trained model)")
-  if a.supersample is not None:
-    ax.axvline(a.supersample["ghost_error"], color="tab:blue", ls=":", lw=1.2,
-               label="test error (supersample runs)")
-  if a.pac_bayes is not None:
-    ax.axvline(a.pac_bayes.stochastic_test_error, color="tab:orange", ls=":", lw=1.2,
-               label="test error (stochastic network)")
-  ax.set_xlabel("bound on the test error (0-1)")
-  ax.set_xlim(0, max([1.0] + [r.test_error_bound for r in rows]) * 1.02)
-  ax.invert_yaxis()
-  ax.legend(fontsize=7, loc="lower right")
+  fig, ax = _io.new_figure(figsize=(7, 0.32 * max(len(rows), 3) + 1.2))
+  _viz.plot_bound_bars(
+      ax, rows, test_error=a.test_error,
+      supersample_test_error=None if a.supersample is None else a.supersample["ghost_error"],
+      stochastic_test_error=(None if a.pac_bayes is None
+                             else a.pac_bayes.stochastic_test_error))
   fig.tight_layout()
-  return rp.Figure("bounds", "Test-error bounds", rp.figure_png(fig),
-                   "Valid (applicable, non-vacuous) bounds on the test error; dashed/dotted lines:"
-                   " the measured test errors they bound.")
+  return rp.ReportFigure.of("bounds", "Test-error bounds", fig,
+                            "Valid (applicable, non-vacuous) bounds on the test error; "
+                            "dashed/dotted lines: the measured test errors they bound.")
 
 
-def _si_figures(a: Analysis, data: AnalysisData | None) -> list[rp.Figure]:
-  plt = rp.pyplot()
+def _si_figures(a: Analysis, data: AnalysisData | None) -> list[rp.ReportFigure]:
   s = a.sample_info
   figs = []
-  fig, axs = plt.subplots(1, 2, figsize=(9, 3.2))
-  vals = s.si[s.order]
-  axs[0].plot(np.arange(1, len(vals) + 1), np.maximum(vals, 1e-300), lw=1.2)
-  axs[0].set_yscale("log")
-  axs[0].set_xscale("log")
-  axs[0].set_xlabel("rank")
-  axs[0].set_ylabel("sample information (nats)")
-  axs[0].set_title("SI by rank", fontsize=9)
-  for c in np.unique(s.labels):
-    axs[1].hist(np.log10(np.maximum(s.si[s.labels == c], 1e-30)), bins=30, alpha=0.6,
-                label=f"class {c}")
-  axs[1].set_xlabel("log10 SI (nats)")
-  axs[1].set_title("distribution per class", fontsize=9)
-  axs[1].legend(fontsize=7)
+  fig, axs = _io.new_figure(figsize=(9, 3.2), nrows=1, ncols=2)
+  _viz.plot_sample_information_by_rank(axs[0], s.si[s.order])
+  _viz.plot_sample_information_by_class(axs[1], s.si, s.labels)
   fig.tight_layout()
-  figs.append(rp.Figure("sample_information", "Sample information of the training set",
-                        rp.figure_png(fig), "Smooth SI ||w - w_-i||^2 / (2 sigma^2) of the network "
-                        "linearized at the trained weights (nats)."))
+  figs.append(rp.ReportFigure.of(
+      "sample_information", "Sample information of the training set", fig,
+      "Smooth SI ||w - w_-i||^2 / (2 sigma^2) of the network linearized at the trained weights "
+      "(nats)."))
   if data is not None and np.ndim(data.x_train) == 4 and np.shape(data.x_train)[-1] in (1, 3):
     top = s.order[:16]
-    fig, axs = plt.subplots(2, 8, figsize=(9, 2.7))
-    for ax, i in zip(axs.ravel(), top):
-      img = np.asarray(data.x_train[i])
-      ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray")
-      ax.set_title(f"#{int(i)} y={int(s.labels[i])}\n{s.si[i]:.3g}", fontsize=6)
-      ax.axis("off")
+    fig, axs = _io.new_figure(figsize=(9, 2.7), nrows=2, ncols=8)
+    _viz.plot_example_images(
+        list(axs.ravel()), [data.x_train[i] for i in top],
+        [f"#{int(i)} y={int(s.labels[i])}\n{s.si[i]:.3g}" for i in top])
     fig.tight_layout()
-    figs.append(rp.Figure("top_examples", "Most informative training examples",
-                          rp.figure_png(fig), "The 16 training examples with the largest SI "
-                          "(index, label, SI in nats)."))
+    figs.append(rp.ReportFigure.of(
+        "top_examples", "Most informative training examples", fig,
+        "The 16 training examples with the largest SI (index, label, SI in nats)."))
   return figs
 
 
-def _pac_bayes_figure(a: Analysis) -> rp.Figure:
-  plt = rp.pyplot()
-  sel = a.pac_bayes.selection
-  fig, ax = plt.subplots(figsize=(5.5, 3.3))
-  ax.plot([s.sigma for s in sel], [s.selection_bound for s in sel], "o-",
-          label="PAC-Bayes-kl (selection draws)")
-  ax.plot([s.sigma for s in sel], [s.selection_error for s in sel], "s-",
-          label="stochastic training error")
-  ax.axvline(a.pac_bayes.sigma, color="k", ls=":", lw=1, label="selected s")
-  ax.set_xscale("log")
-  ax.set_xlabel("posterior/prior std s")
-  ax.set_ylabel("0-1 error")
-  ax.legend(fontsize=7)
+def _pac_bayes_figure(a: Analysis) -> rp.ReportFigure:
+  fig, ax = _io.new_figure(figsize=(5.5, 3.3))
+  _viz.plot_pac_bayes_selection(ax, a.pac_bayes.selection, a.pac_bayes.sigma)
   fig.tight_layout()
-  return rp.Figure("pac_bayes", "PAC-Bayes scale selection", rp.figure_png(fig),
-                   "Bound and stochastic training error against the scale s of "
-                   "Q = N(w, s^2 I), P = N(w0, s^2 I).")
+  return rp.ReportFigure.of("pac_bayes", "PAC-Bayes scale selection", fig,
+                            "Bound and stochastic training error against the scale s of "
+                            "Q = N(w, s^2 I), P = N(w0, s^2 I).")
+
+
+_BOUNDS_NOTE = ("CMI bounds: expected gap of the training algorithm at this n, measured by the "
+                "supersample runs (mutual informations in nats inside). PAC-Bayes: test error "
+                "of the stochastic network N(w, s^2 I), probability >= 1 - delta - delta_mc. "
+                "Not applicable / vacuous rows are reported but are no guarantee.")
 
 
 def analysis_report(a: Analysis, *, data: AnalysisData | None = None,
-                    extra_sections: Sequence[rp.Section] = (),
+                    extra_sections: Sequence[rp.ReportSection] = (),
                     title: str = "gbounds analysis") -> rp.Report:
-  """The :class:`gbounds.analysis._report.Report` of an analysis (``extra_sections`` go first)."""
+  """The report of an analysis: tables, figures and ``a.to_dict()`` as the payload.
+
+  Args:
+    a: the :class:`Analysis`.
+    data: its data (for the figure of the most informative training images).
+    extra_sections: :class:`ReportSection` s placed first.
+    title: the page title.
+
+  Returns:
+    The :class:`Report` (write it with :func:`write_report`).
+  """
   secs = list(extra_sections)
   paras = (f"Data: {a.data}.", f"Model: {a.model} ({a.num_params} parameters).",
            f"Recipe: {json.dumps(a.recipe)}.", *a.notes)
-  secs.append(rp.Section("Summary", paras, (a.summary_table(), a.bound_table()),
+  secs.append(rp.ReportSection("Summary", paras,
+                                (rp.ReportTable.of("measured", a.summary_table()),
+                                 rp.ReportTable.of("bounds", a.bound_table(),
+                                                   note=_BOUNDS_NOTE)),
                          (_bounds_figure(a),) if a.bound_rows() else ()))
   if a.sample_info is not None:
     s = a.sample_info
     top = tuple((int(i), int(s.labels[i]), float(s.si[i]), float(s.fsi[i]))
                 for i in s.order[:20])
-    secs.append(rp.Section(
+    secs.append(rp.ReportSection(
         "Sample information", (f"Settings: {json.dumps(s.settings, default=_io._default)}",),
-        (rp.Table("sample_information_top", "Most informative training examples (nats)",
-                  ("index", "label", "SI", "F-SI"), top),
-         rp.Table("sample_information_all", "All training examples, ranked (nats)",
-                  ("rank", "index", "label", "SI", "F-SI"),
-                  tuple((r, int(i), int(s.labels[i]), float(s.si[i]), float(s.fsi[i]))
-                        for r, i in enumerate(s.order)))),
+        (rp.ReportTable("sample_information_top", "Most informative training examples (nats)",
+                        ("index", "label", "SI", "F-SI"), top),
+         rp.ReportTable.of("sample_information_all", s.table())),
         tuple(_si_figures(a, data))))
   if a.pac_bayes is not None:
     p = a.pac_bayes
-    secs.append(rp.Section(
+    secs.append(rp.ReportSection(
         "PAC-Bayes certificates",
         (f"Q = N(w, s^2 I), P = N(w0, s^2 I), s = {p.sigma:.4g} chosen on a grid of "
          f"{p.grid_size} (union bound ln {p.grid_size}); ||w - w0||^2 = {p.distance_sq:.4g}, "
          f"KL = {p.kl:.4g} nats; stochastic training error {p.mc_error:.4f} on {p.mc_samples} "
          f"draws, bounded by {p.empirical_error_bound:.4f} (delta' = {p.delta_mc}); "
          f"delta = {p.delta}.",),
-        (rp.Table("pac_bayes_certificates", "Certificates on the stochastic test error",
+        (rp.ReportTable("pac_bayes_certificates", "Certificates on the stochastic test error",
                   ("certificate", "bound", "vacuous", "source"),
                   tuple((r["name"], r["test_error_bound"], r["vacuous"], r["source"])
                         for r in p.rows())),
-         rp.Table("pac_bayes_grid", "Scale grid", ("s", "KL (nats)", "selection error",
+         rp.ReportTable("pac_bayes_grid", "Scale grid", ("s", "KL (nats)", "selection error",
                                                    "selection bound"),
                   tuple((s.sigma, s.kl, s.selection_error, s.selection_bound)
                         for s in p.selection))),
         (_pac_bayes_figure(a),)))
   if a.cmi is not None:
-    secs.append(rp.Section(
+    secs.append(rp.ReportSection(
         "CMI bounds (all)", (f"Supersample run: {json.dumps(a.supersample)}.",),
-        (rp.Table("cmi_bounds", "Every CMI bound of gbounds.bounds.cmi_bounds",
+        (rp.ReportTable("cmi_bounds", "Every CMI bound of gbounds.bounds.cmi_bounds",
                   ("bound", "gap bound", "test-error bound", "applicable", "note", "source"),
                   tuple((b.name, float(b.value), float(b.test_error), bool(b.applicable),
                          b.note, b.source) for b in a.cmi.bounds)),)))
-  secs.append(rp.Section("Timing (s)", (), (rp.Table(
+  secs.append(rp.ReportSection("Timing (s)", (), (rp.ReportTable(
       "timing", "Seconds per stage", ("stage", "seconds"),
       tuple((k, float(v)) for k, v in a.seconds.items())),)))
   return rp.Report(title, a.to_dict(), tuple(secs))
@@ -954,9 +1233,20 @@ def analysis_report(a: Analysis, *, data: AnalysisData | None = None,
 
 def write_analysis_report(a: Analysis, out_dir: str | os.PathLike, *,
                           data: AnalysisData | None = None,
-                          extra_sections: Sequence[rp.Section] = (),
+                          extra_sections: Sequence[rp.ReportSection] = (),
                           extra_payload: dict | None = None) -> rp.ReportFiles:
-  """Writes ``report.json``, CSV tables, PNG figures and ``report.html`` to ``out_dir``."""
+  """Writes ``report.json``, CSV tables, PNG figures and ``report.html`` to ``out_dir``.
+
+  Args:
+    a: the :class:`Analysis`.
+    out_dir: the output directory (checked with :func:`check_output_dir`).
+    data: its data (for the figure of the most informative training images).
+    extra_sections: :class:`ReportSection` s placed first.
+    extra_payload: merged into ``report.json`` (the analysis' keys win).
+
+  Returns:
+    :class:`ReportFiles` naming every file written.
+  """
   report = analysis_report(a, data=data, extra_sections=extra_sections)
   if extra_payload:
     report = dataclasses.replace(report, payload={**extra_payload, **report.payload})

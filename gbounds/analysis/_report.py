@@ -1,7 +1,7 @@
 """Reports on disk: JSON, CSV tables, PNG figures and one self-contained HTML page.
 
-A :class:`Report` is a title, a JSON-able payload and a list of :class:`Section` s, each with
-paragraphs, :class:`Table` s and :class:`Figure` s (PNG bytes). :func:`write_report` writes
+A :class:`Report` is a title, a JSON-able payload and a list of :class:`ReportSection` s, each
+with paragraphs, :class:`ReportTable` s and :class:`ReportFigure` s (PNG bytes). :func:`write_report` writes
 
 * ``report.json``: the payload (every number of the analysis);
 * ``<table>.csv``: one file per table (cells that a spreadsheet would evaluate as formulas are
@@ -18,7 +18,6 @@ a reader, or a rerun after a crash, never sees a half-written file.
 from __future__ import annotations
 
 import base64
-import contextlib
 import csv
 import dataclasses
 import html
@@ -27,46 +26,114 @@ import math
 import os
 import pathlib
 import re
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 from gbounds._src import io as _io
+from gbounds._src import results as _results
 
 
 @dataclasses.dataclass(frozen=True)
-class Table:
-  """A table: ``rows`` are sequences aligned with ``columns``; floats shown with 4 digits."""
+class ReportTable:
+  """A named table of a report: written as ``<name>.csv``, shown in the HTML page.
+
+  Attributes:
+    name: file stem of the CSV (made safe by :func:`safe_file_stem`).
+    title: caption.
+    columns: column names.
+    rows: sequences aligned with ``columns``; floats shown with 4 digits.
+    note: a note printed under the table.
+  """
   name: str
   title: str
   columns: tuple[str, ...]
   rows: tuple[tuple[Any, ...], ...]
   note: str = ""
 
+  @classmethod
+  def of(cls, name: str, table: _results.Table, *, note: str = "") -> ReportTable:
+    """A report table from a :class:`gbounds.Table` (its title becomes the caption).
+
+    Args:
+      name: file stem of the CSV.
+      table: the :class:`gbounds.Table`.
+      note: a note printed under the table.
+
+    Returns:
+      The :class:`ReportTable`.
+    """
+    return cls(name, table.title, tuple(table.columns), tuple(table.rows), note)
+
+  def table(self) -> _results.Table:
+    """This table as a :class:`gbounds.Table`.
+
+    Returns:
+      ``Table(columns, rows, title)``.
+    """
+    return _results.Table(tuple(self.columns), tuple(tuple(r) for r in self.rows), self.title)
+
 
 @dataclasses.dataclass(frozen=True)
-class Figure:
-  """A PNG figure (``png`` holds the encoded bytes)."""
+class ReportFigure:
+  """A PNG figure of a report (``png`` holds the encoded bytes).
+
+  Attributes:
+    name: file stem of the PNG.
+    title: caption title.
+    png: the PNG bytes (:func:`gbounds._src.io.figure_png`).
+    caption: caption text.
+  """
   name: str
   title: str
   png: bytes
   caption: str = ""
 
+  @classmethod
+  def of(cls, name: str, title: str, fig: Any, caption: str = "") -> ReportFigure:
+    """Renders a matplotlib ``Figure`` (built without pyplot) into a report figure.
+
+    Args:
+      name: file stem of the PNG.
+      title: caption title.
+      fig: a ``matplotlib.figure.Figure`` (e.g. from ``gbounds._src.io.new_figure``).
+      caption: caption text.
+
+    Returns:
+      The :class:`ReportFigure`.
+    """
+    return cls(name, title, _io.figure_png(fig), caption)
+
 
 @dataclasses.dataclass(frozen=True)
-class Section:
+class ReportSection:
+  """One section of a report.
+
+  Attributes:
+    title: heading.
+    paragraphs: text paragraphs.
+    tables: :class:`ReportTable` s.
+    figures: :class:`ReportFigure` s.
+    preformatted: a preformatted text block.
+  """
   title: str
   paragraphs: tuple[str, ...] = ()
-  tables: tuple[Table, ...] = ()
-  figures: tuple[Figure, ...] = ()
+  tables: tuple[ReportTable, ...] = ()
+  figures: tuple[ReportFigure, ...] = ()
   preformatted: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
 class Report:
+  """A report: a title, a JSON-able payload (``report.json``) and its sections.
+
+  Attributes:
+    title: page title.
+    payload: what ``report.json`` holds.
+    sections: the :class:`ReportSection` s, in order.
+  """
   title: str
   payload: dict
-  sections: tuple[Section, ...]
+  sections: tuple[ReportSection, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,36 +145,12 @@ class ReportFiles:
   png: tuple[pathlib.Path, ...]
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-  """Writes ``data`` to ``path`` through a temporary file and ``os.replace``."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-    os.replace(tmp, path)
-  except BaseException:
-    with contextlib.suppress(OSError):
-      os.unlink(tmp)
-    raise
-
-
-def figure_png(fig, *, dpi: int = 110) -> bytes:
-  """Encodes a matplotlib figure as PNG bytes and closes it."""
-  import matplotlib.pyplot as plt
-  buf = io.BytesIO()
-  fig.savefig(buf, format="png", dpi=dpi)
-  plt.close(fig)
-  return buf.getvalue()
-
-
-def pyplot():
-  """matplotlib's pyplot with the non-interactive Agg backend."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  return plt
+# The names of earlier versions, used by gbounds.experiments until it switches to the public
+# names above (ReportTable, ReportFigure, ReportSection, gbounds._src.io.figure_png).
+Table = ReportTable
+Figure = ReportFigure
+Section = ReportSection
+figure_png = _io.figure_png
 
 
 def _fmt(v: Any) -> str:
@@ -131,7 +174,14 @@ def csv_cell(v: Any) -> Any:
   """One CSV cell: floats as ``repr`` (exact round trip), text that a spreadsheet would run as
   a formula (starting with ``= + - @``, tab or CR) prefixed with ``'`` as OWASP recommends.
   Numbers, and text that is a plain number such as ``-0.5``, stay numbers. CR line breaks in
-  text become LF."""
+  text become LF.
+
+  Args:
+    v: the cell value.
+
+  Returns:
+    The value to hand to ``csv.writer``.
+  """
   if isinstance(v, float):
     return repr(v)
   if isinstance(v, (bool, int)) or v is None:
@@ -144,7 +194,15 @@ def csv_cell(v: Any) -> Any:
   return s.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def table_csv(table: Table) -> str:
+def table_csv(table: ReportTable) -> str:
+  """The table as CSV text (header first; cells through :func:`csv_cell`).
+
+  Args:
+    table: a :class:`ReportTable`.
+
+  Returns:
+    The CSV text.
+  """
   buf = io.StringIO()
   w = csv.writer(buf, lineterminator="\n")
   w.writerow([csv_cell(c) for c in table.columns])
@@ -159,7 +217,15 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 def safe_file_stem(name: str, default: str = "item") -> str:
   """A file name stem made from a user-supplied name that cannot leave its directory: path
   separators and every other character outside ``[A-Za-z0-9._-]`` become ``_``, leading dots
-  are dropped (no ``..``, no hidden files), and the result is at most 100 characters."""
+  are dropped (no ``..``, no hidden files), and the result is at most 100 characters.
+
+  Args:
+    name: the user-supplied name.
+    default: the stem when nothing of ``name`` is left.
+
+  Returns:
+    The safe stem.
+  """
   stem = _UNSAFE_NAME.sub("_", str(name)).lstrip(".")[:100].strip()
   return stem or default
 
@@ -177,8 +243,15 @@ def _file_in(out: pathlib.Path, name: str, suffix: str, used: set[str], default:
   return path
 
 
-def format_table(table: Table) -> str:
-  """Fixed-width text rendering (for terminals)."""
+def format_table(table: ReportTable) -> str:
+  """Fixed-width text rendering (for terminals).
+
+  Args:
+    table: a :class:`ReportTable`.
+
+  Returns:
+    The aligned text, header and rule first.
+  """
   cells = [list(table.columns)] + [[_fmt(v) for v in row] for row in table.rows]
   left = [[True] * len(table.columns)] + [[isinstance(v, str) for v in row]
                                           for row in table.rows]
@@ -207,11 +280,26 @@ pre { background: #f7f7f7; padding: .8em; overflow-x: auto; font-size: .85em; }
 
 
 def data_uri(png: bytes) -> str:
+  """A ``data:`` URI embedding PNG bytes.
+
+  Args:
+    png: the PNG bytes.
+
+  Returns:
+    ``"data:image/png;base64,..."``.
+  """
   return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def render_html(report: Report) -> str:
-  """The whole report as one HTML page; figures embedded as base64 data URIs."""
+  """The whole report as one HTML page; figures embedded as base64 data URIs.
+
+  Args:
+    report: the :class:`Report`.
+
+  Returns:
+    The HTML text.
+  """
   e = html.escape
   out = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
          f"<title>{e(report.title)}</title><style>{_CSS}</style></head><body>",
@@ -241,7 +329,15 @@ def render_html(report: Report) -> str:
 
 
 def write_report(report: Report, out_dir: str | os.PathLike) -> ReportFiles:
-  """Writes JSON, CSV, PNG and the self-contained HTML page to ``out_dir`` (atomically)."""
+  """Writes JSON, CSV, PNG and the self-contained HTML page to ``out_dir`` (atomically).
+
+  Args:
+    report: the :class:`Report`.
+    out_dir: the output directory (created if needed).
+
+  Returns:
+    :class:`ReportFiles` naming every file written.
+  """
   out = pathlib.Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   csvs, pngs = [], []
@@ -253,7 +349,7 @@ def write_report(report: Report, out_dir: str | os.PathLike) -> ReportFiles:
       csvs.append(p)
     for f in sec.figures:
       p = _file_in(out, f.name, ".png", used, "figure")
-      atomic_write_bytes(p, f.png)
+      _io.atomic_write_bytes(p, f.png)
       pngs.append(p)
   js = out / "report.json"
   _io.atomic_write_json(js, report.payload)
@@ -262,5 +358,13 @@ def write_report(report: Report, out_dir: str | os.PathLike) -> ReportFiles:
   return ReportFiles(js, page, tuple(csvs), tuple(pngs))
 
 
-def tables_text(tables: Sequence[Table]) -> str:
+def tables_text(tables: Sequence[ReportTable]) -> str:
+  """Titled fixed-width renderings of ``tables``, separated by blank lines.
+
+  Args:
+    tables: :class:`ReportTable` s.
+
+  Returns:
+    The text.
+  """
   return "\n\n".join(f"{t.title}\n{format_table(t)}" for t in tables)

@@ -43,12 +43,12 @@ import contextlib
 import dataclasses
 import datetime
 import enum
+import functools
 import hashlib
 import json
 import logging
 import os
 import pathlib
-import platform
 import re
 import socket
 import sys
@@ -65,11 +65,15 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from gbounds._src import batching as _batching
 from gbounds._src import errors as _errors
 from gbounds._src import io as _io
-from gbounds.ntk._dynamics import Time, gd_coefficients
-from gbounds.ntk._empirical import NtkOutput, empirical_ntk_fn
-from gbounds.train._train import MapStrategy, TrainConfig, _resolve_strategy, _train_one
+from gbounds._src import progress as _progress
+from gbounds._src import provenance as _provenance
+from gbounds._src import results as _results
+from gbounds.models import ModelFn, as_model_fn
+from gbounds.ntk import NtkOutput, Time, empirical_ntk_fn, gd_coefficients
+from gbounds.train import MapStrategy, TrainConfig, resolve_strategy, train_many_fn
 
 _MODEL_AXIS = "models"
 _FORMAT_VERSION = 1
@@ -194,16 +198,9 @@ def model_mesh(devices: Any = None) -> jax.sharding.Mesh:
   return jax.sharding.Mesh(np.asarray(devices), (_MODEL_AXIS,), axis_types=auto)
 
 
-def package_versions() -> dict:
-  out = {"python": platform.python_version()}
-  for mod in ("jax", "jaxlib", "flax", "optax", "numpy"):
-    try:
-      out[mod] = __import__(mod).__version__
-    except Exception:  # pragma: no cover
-      out[mod] = None
-  from gbounds import __version__
-  out["gbounds"] = __version__
-  return out
+# The versions recorded in result files; the old name is kept until gbounds.experiments no
+# longer imports it (use gbounds._src.provenance.versions()).
+package_versions = _provenance.versions
 
 
 def _fingerprint(*arrays) -> str:
@@ -215,12 +212,31 @@ def _fingerprint(*arrays) -> str:
   return h.hexdigest()[:16]
 
 
+def _qualname(f) -> str:
+  name = getattr(f, "__qualname__", type(f).__name__)
+  return f"{getattr(f, '__module__', '?')}.{name}"
+
+
 def _describe(model) -> str:
-  """A run-independent description of the model (no memory addresses)."""
-  if callable(model) and not hasattr(model, "init"):
-    name = getattr(model, "__qualname__", type(model).__name__)
-    return f"{getattr(model, '__module__', '?')}.{name}"
-  return repr(model)
+  """A run-independent description of the model (no memory addresses).
+
+  A Linen module: its ``repr`` (as in earlier versions, so their results directories resume);
+  an NNX module: its class and parameter shapes; a ModelFn: its functions' names; an ``init``
+  function (with ``apply_fn``): its name.
+  """
+  from flax import linen as nn
+  from flax import nnx
+  if isinstance(model, nn.Module):
+    return repr(model)
+  if isinstance(model, nnx.Module):
+    _, state = nnx.split(model, nnx.Param)
+    shapes = [tuple(np.shape(v)) for v in jax.tree_util.tree_leaves(state)]
+    return f"{_qualname(type(model))}(param shapes {shapes})"
+  if isinstance(model, ModelFn):
+    init = getattr(model, "init_fn", None)
+    return (f"ModelFn({_qualname(model.apply_fn)}"
+            f"{'' if init is None else ', ' + _qualname(init)})")
+  return _qualname(model)
 
 
 def _jsonable(v):
@@ -759,28 +775,46 @@ def _check_pool(x_pool, y_pool, x_test, y_test):
       _errors.fail("x_test", f"examples of shape {np.shape(x_pool)[1:]}", np.shape(x_test)[1:])
 
 
-def _model_fns(model, apply_fn):
-  """``(init(key, x) -> params, apply_fn(params, x) -> (b, K))`` from either calling form."""
+def _model_fns(model, apply_fn, example) -> tuple[Callable, Callable]:
+  """``(init_fn(key) -> params, apply_fn(params, x) -> (b, K))`` of any accepted model.
+
+  ``model`` is a Linen module, an NNX module or a :class:`gbounds.models.ModelFn` with an
+  ``init_fn`` (normalised by :func:`gbounds.models.as_model_fn` on ``example``); or, with
+  ``apply_fn`` given, a function ``init(key, example_input) -> params``.
+  """
   if apply_fn is None:
-    if not (hasattr(model, "init") and hasattr(model, "apply")):
-      _errors.fail("model", "a Flax Linen module, or an init function with apply_fn",
-                   type(model).__name__)
-    init = lambda key, x: model.init(key, x)["params"]  # noqa: E731
-    apply_fn = lambda p, x: model.apply({"params": p}, x)  # noqa: E731
-    return init, apply_fn
+    from flax import linen as nn
+    from flax import nnx
+    if not isinstance(model, (nn.Module, nnx.Module, ModelFn)):
+      _errors.fail("model", "a Flax Linen module, an NNX module, a gbounds.models.ModelFn "
+                   "with an init_fn, or an init function with apply_fn", type(model).__name__)
+    mf = as_model_fn(model, example_input=example)
+    init = getattr(mf, "init_fn", None)
+    if init is None and isinstance(model, nn.Module):
+      # Until gbounds.models.ModelFn carries init_fn: what as_model_fn's init_fn computes.
+      init = lambda key: model.init(key, example)["params"]  # noqa: E731
+    if init is None:
+      _errors.fail("model", "a model that can draw fresh parameters (a ModelFn with an init_fn; "
+                   "every supersample model is a fresh initialisation)",
+                   f"{type(model).__name__} without init_fn")
+    return init, mf.apply_fn
   if not callable(model):
     _errors.fail("model", "a callable init(key, example_input) -> params (apply_fn is given)",
                  type(model).__name__)
   if not callable(apply_fn):
     _errors.fail("apply_fn", "a callable apply_fn(params, x) -> (batch, K)",
                  type(apply_fn).__name__)
-  return model, apply_fn
+  return functools.partial(_init_on, model, example), apply_fn
+
+
+def _init_on(init, example, key):
+  return init(key, example)
 
 
 def _num_outputs(init, apply_fn, example: np.ndarray) -> int:
   """K of ``apply_fn(params, x) -> (batch, K)`` by abstract evaluation (no computation)."""
   try:
-    shapes = jax.eval_shape(init, jax.random.key(0), example)
+    shapes = jax.eval_shape(init, jax.random.key(0))
     out = jax.eval_shape(apply_fn, shapes, example)
   except _errors.GBoundsError:
     raise
@@ -805,6 +839,7 @@ def _check_labels_fit(num_outputs: int, y_pool, y_test) -> None:
 # ----------------------------------------------------------------------------- SGD harness
 
 
+@functools.lru_cache(maxsize=32)
 def _predict_fn(apply_fn, strategy: MapStrategy):
   """``(params (m, ...), x (m, b, ...)) -> (m, b, K)`` with each model on its own inputs."""
   if strategy == MapStrategy.VMAP:
@@ -812,27 +847,7 @@ def _predict_fn(apply_fn, strategy: MapStrategy):
   return jax.jit(lambda p, x: jax.lax.map(lambda a: apply_fn(*a), (p, x)))
 
 
-def _train_fn(apply_fn, config: TrainConfig, strategy: MapStrategy):
-  """The per-chunk program of :func:`gbounds.train.train_many`, compiled once per run.
-
-  ``train_many`` builds (and compiles) a fresh program on every call; the harness calls it
-  chunk by chunk, so it keeps one compiled program instead. Same per-model function
-  (``_train_one``) and the same batch-order keys ``fold_in(key(config.seed), model_id)``, so the
-  results equal ``train_many(..., model_ids=ids)`` (checked in the tests).
-  """
-  def one(p, x, y, idx, key):
-    return _train_one(apply_fn, config, p, x, y, idx, key)
-
-  def keys_of(ids):
-    return jax.vmap(lambda i: jax.random.fold_in(jax.random.key(config.seed), i))(ids)
-
-  if strategy == MapStrategy.VMAP:
-    return jax.jit(lambda p, x, y, idx, ids: jax.vmap(one, in_axes=(0, None, None, 0, 0))(
-        p, x, y, idx, keys_of(ids)))
-  return jax.jit(lambda p, x, y, idx, ids: jax.lax.map(
-      lambda a: one(a[0], x, y, a[1], a[2]), (p, idx, keys_of(ids))))
-
-
+@functools.lru_cache(maxsize=32)
 def _test_error_fn(apply_fn, strategy: MapStrategy):
   def err(p, x, y):
     return jnp.mean(jnp.argmax(apply_fn(p, x), axis=-1) != y)
@@ -841,6 +856,16 @@ def _test_error_fn(apply_fn, strategy: MapStrategy):
   return jax.jit(lambda p, x, y: jax.lax.map(lambda q: err(q, x, y), p))
 
 
+@functools.lru_cache(maxsize=32)
+def _init_many_fn(init):
+  """``(seed, ids (m,)) -> (params (m, ...), finite (m,))``: model ``j`` from
+  ``init(fold_in(key(seed), j))``, compiled once per ``init``."""
+  def init_many(seed, ids):
+    params = jax.vmap(lambda i: init(jax.random.fold_in(jax.random.key(seed), i)))(ids)
+    finite = jnp.stack([jnp.all(jnp.isfinite(leaf), axis=tuple(range(1, leaf.ndim)))
+                        for leaf in jax.tree_util.tree_leaves(params)]).all(0)
+    return params, finite
+  return jax.jit(init_many, static_argnums=0)
 
 
 def run_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any = None,
@@ -935,9 +960,9 @@ def run_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any = None,
   init_seed = seed if init_seed is None else _check_int("init_seed", init_seed, minimum=0)
   if callback is not None and not callable(callback):
     _errors.fail("callback", "a callable callback(done, total) or None", type(callback).__name__)
-  init, apply_fn = _model_fns(model, apply_fn)
-  local = _local_supersamples(k1, process_index, process_count)
   example = x_pool[:1]
+  init, apply_fn = _model_fns(model, apply_fn, example)
+  local = _local_supersamples(k1, process_index, process_count)
   num_outputs = _num_outputs(init, apply_fn, example)
   _check_labels_fit(num_outputs, y_pool, y_test)
   ids_all = np.asarray([a * k2 + b for a in local for b in range(k2)], np.int64)
@@ -983,36 +1008,28 @@ def _train_chunks(per_model, store, ids_all, chunk_size, init, apply_fn, train, 
   has_test = x_test is not None
   total = len(ids_all)
   done_count = total - len(todo)
-  if callback is not None and done_count:
-    callback(done_count, total)
+  if done_count:
+    _progress.notify(callback, done_count, total)
   if not len(todo):
     return
   # One width for every call of a run (one compilation), whatever is left to do: a shorter
-  # chunk is padded with repeats of its last model (dropped), and a multiple of the mesh size.
+  # chunk is padded (gbounds._src.batching.pad_rows: repeats of its first model, dropped), and
+  # to a multiple of the mesh size.
   cs = len(ids_all) if chunk_size is None else min(int(chunk_size), len(ids_all))
   width = cs if mesh is None else -(-cs // mesh.size) * mesh.size
-  example = jax.device_put(x_pool[:1])
-
-  def init_many(ids):
-    params = jax.vmap(lambda i: init(jax.random.fold_in(jax.random.key(init_seed), i),
-                                     example))(ids)
-    finite = jnp.stack([jnp.all(jnp.isfinite(leaf), axis=tuple(range(1, leaf.ndim)))
-                        for leaf in jax.tree_util.tree_leaves(params)]).all(0)
-    return params, finite
-
-  init_fn = jax.jit(init_many)
+  init_fn = _init_many_fn(init)
   # jax.device_put, not jnp.asarray: the latter compiles a small program per new shape.
   xj, yj = jax.device_put(x_pool), jax.device_put(y_pool)
   if has_test:
     xt, yt = jax.device_put(np.asarray(x_test)), jax.device_put(np.asarray(y_test))
   resolved = predict = test_err = train_fn = None
-  for s in range(0, len(todo), cs):
-    ids = todo[s:s + cs]
+  for start, stop in _batching.chunk_bounds(len(todo), cs):
+    ids = todo[start:stop]
     m = len(ids)
-    run_ids = np.concatenate([ids, np.repeat(ids[-1:], width - m)])
+    run_ids = _batching.pad_rows(ids, width)
     a_of, b_of = run_ids // k2, run_ids % k2
     ids_j = jax.device_put(run_ids)
-    params, finite = init_fn(ids_j)
+    params, finite = init_fn(init_seed, ids_j)
     finite = np.asarray(finite)
     if not finite.all():
       r = int(np.flatnonzero(~finite)[0])
@@ -1026,9 +1043,9 @@ def _train_chunks(per_model, store, ids_all, chunk_size, init, apply_fn, train, 
       params = jax.device_put(params, shard)
       x_ss = jax.device_put(x_ss, shard)
     if resolved is None:
-      resolved = _resolve_strategy(strategy, params)
+      resolved = resolve_strategy(strategy, params)
       predict = _predict_fn(apply_fn, resolved)
-      train_fn = _train_fn(apply_fn, train, resolved)
+      train_fn = train_many_fn(apply_fn, train, strategy=resolved)
       test_err = _test_error_fn(apply_fn, resolved) if has_test else None
     idx_j = jax.device_put(train_idx)
     if mesh is not None:
@@ -1048,8 +1065,7 @@ def _train_chunks(per_model, store, ids_all, chunk_size, init, apply_fn, train, 
     for r, i in enumerate(ids):
       per_model[int(i)] = {k: v[r] for k, v in arrays.items()}
     done_count += m
-    if callback is not None:
-      callback(done_count, total)
+    _progress.notify(callback, done_count, total)
 
 
 def load_supersample_results(results_dir: str | os.PathLike) -> SupersampleResult:
@@ -1125,6 +1141,35 @@ def _check_discrete_step(theta_ss, masks, *, n: int, kk: int, learning_rate: flo
                    f"diverge)", learning_rate)
 
 
+@functools.lru_cache(maxsize=32)
+def _init_one_fn(init):
+  """``(seed, a) -> params`` from ``init(fold_in(key(seed), a))``, compiled once per ``init``."""
+  return jax.jit(lambda seed, a: init(jax.random.fold_in(jax.random.key(seed), a)),
+                 static_argnums=0)
+
+
+@functools.lru_cache(maxsize=32)
+def _solve_masks_fn(n: int, learning_rate: Any, t: Any, weight_decay: Any, time: Time,
+                    mask_batch_size: int):
+  """The closed-form predictions of a batch of masks, compiled once per setting.
+
+  Returns ``solve_masks(theta_all_ss, f0_all, r0_ss, masks, kk) -> (k2, N_all, K)``.
+  """
+  def solve(theta_all_ss, f0_all, r0_ss, mask, kk):
+    # theta_all_ss: (N_all K, 2n K); r0_ss: (2n K,); mask: (n,) -> predictions (N_all, K).
+    rows = 2 * jnp.arange(n) + mask                                           # (n,)
+    cols = (rows[:, None] * kk + jnp.arange(kk)[None, :]).reshape(-1)        # (n K,)
+    theta_tt = theta_all_ss[cols][:, cols]
+    a_t = gd_coefficients(theta_tt, r0_ss[cols], learning_rate=learning_rate, t=t,
+                          weight_decay=weight_decay, time=time)
+    return (f0_all.reshape(-1) + theta_all_ss[:, cols] @ a_t).reshape(f0_all.shape)
+
+  return jax.jit(
+      lambda th, f0, r0, masks, kk: jax.lax.map(
+          lambda mk: solve(th, f0, r0, mk, kk), masks, batch_size=mask_batch_size),
+      static_argnums=(4,))
+
+
 class TargetEncoding(enum.IntEnum):
   """Regression targets of the linearized network's MSE training.
 
@@ -1194,7 +1239,7 @@ def run_linearized_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any
   init_seed = seed if init_seed is None else _check_int("init_seed", init_seed, minimum=0)
   if callback is not None and not callable(callback):
     _errors.fail("callback", "a callable callback(done, total) or None", type(callback).__name__)
-  init, apply_fn = _model_fns(model, apply_fn)
+  init, apply_fn = _model_fns(model, apply_fn, x_pool[:1])
   _check_labels_fit(_num_outputs(init, apply_fn, x_pool[:1]), y_pool, y_test)
   labels = y_pool[design.supersample_idx]
   has_test = x_test is not None
@@ -1209,26 +1254,11 @@ def run_linearized_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any
                if has_test else None),
       "versions": package_versions(), "format_version": _FORMAT_VERSION})
   ntk_fn = empirical_ntk_fn(apply_fn, output=NtkOutput.FULL, chunk_size=ntk_chunk_size)
-
-  def solve(theta_all_ss, f0_all, r0_ss, mask, kk):
-    # theta_all_ss: (N_all K, 2n K); r0_ss: (2n K,); mask: (n,) -> predictions (N_all, K).
-    rows = 2 * jnp.arange(n) + mask                                           # (n,)
-    cols = (rows[:, None] * kk + jnp.arange(kk)[None, :]).reshape(-1)        # (n K,)
-    theta_tt = theta_all_ss[cols][:, cols]
-    a_t = gd_coefficients(theta_tt, r0_ss[cols], learning_rate=learning_rate, t=t,
-                          weight_decay=weight_decay, time=time)
-    return (f0_all.reshape(-1) + theta_all_ss[:, cols] @ a_t).reshape(f0_all.shape)
-
-  solve_masks = jax.jit(
-      lambda th, f0, r0, masks, kk: jax.lax.map(
-          lambda mk: solve(th, f0, r0, mk, kk), masks, batch_size=mask_batch_size),
-      static_argnums=(4,))
-
-  example = jax.device_put(x_pool[:1])
-  init_fn = jax.jit(lambda a: init(jax.random.fold_in(jax.random.key(init_seed), a), example))
+  solve_masks = _solve_masks_fn(n, learning_rate, t, weight_decay, time, mask_batch_size)
+  init_fn = _init_one_fn(init)
   preds_all, losses_all, terr_all = [], [], []
   for a in range(k1):
-    params0 = init_fn(a)
+    params0 = init_fn(init_seed, a)
     _errors.check_finite_tree(f"model (initial parameters of supersample {a})", params0)
     x_ss = x_pool[design.supersample_idx[a].reshape(-1)]                      # (2n, ...)
     x_all = np.concatenate([x_ss, x_test]) if has_test else x_ss
@@ -1254,8 +1284,7 @@ def run_linearized_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any
       terr_all.append(np.mean(preds[:, 2 * n:].argmax(-1) != np.asarray(y_test)[None], axis=1))
     else:
       terr_all.append(np.full(k2, np.nan))
-    if callback is not None:
-      callback((a + 1) * k2, k1 * k2)
+    _progress.notify(callback, (a + 1) * k2, k1 * k2)
   return SupersampleResult(
       supersample_ids=np.arange(k1), supersample_idx=design.supersample_idx, masks=design.masks,
       labels=labels, predictions=np.stack(preds_all), losses=np.stack(losses_all),

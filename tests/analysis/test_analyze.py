@@ -111,16 +111,14 @@ def test_pac_bayes_fields_consistent(analysis):
 def test_resume_loads_finished_stages(analysis, tiny, monkeypatch):
   a, out = analysis
   data, model, init, trained = tiny
-  from gbounds.bounds import _pac_bayes as _pac_bayes
-  from gbounds.info import _sample_info as _sample_info
-  from gbounds.supersample import _supersample as _supersample
 
   def boom(*args, **kwargs):
     raise AssertionError("stage recomputed instead of loaded")
 
-  monkeypatch.setattr(_sample_info, "sample_information", boom)
-  monkeypatch.setattr(_pac_bayes, "pac_bayes_certificate", boom)
-  monkeypatch.setattr(_supersample, "run_supersample", boom)
+  # The stages call these names of the analyze module (imported from the public namespaces).
+  monkeypatch.setattr(an, "sample_information", boom)
+  monkeypatch.setattr(an, "pac_bayes_certificate", boom)
+  monkeypatch.setattr(an, "run_supersample", boom)
   b = an.analyze(model, data, RECIPE, params=trained, init_params=init, config=CONFIG,
                  out_dir=out, progress=False)
   np.testing.assert_array_equal(b.sample_info.order, a.sample_info.order)
@@ -165,16 +163,16 @@ def test_bad_inputs(tiny, tmp_path):
   with pytest.raises(InvalidInputError, match="module"):
     an.load_module("gbounds.no_such_module:MLP")
   with pytest.raises(InvalidInputError, match="module"):
-    an.load_module("gbounds.models._networks:NoSuchClass")
+    an.load_module("gbounds.models:NoSuchClass")
   with pytest.raises(InvalidInputError, match="module_kwargs"):
-    an.load_module("gbounds.models._networks:MLP", {"widths": 3})
+    an.load_module("gbounds.models:MLP", {"widths": 3})
 
 
 def test_checkpoint_roundtrip_and_mismatch(tiny, tmp_path):
   data, model, init, trained = tiny
   ck = tmp_path / "ck"
   an.save_checkpoint(ck, trained, init_params=init)
-  p, i = an.load_checkpoint(ck, an.load_module("gbounds.models._networks:MLP", {"hidden": [16]}),
+  p, i = an.load_checkpoint(ck, an.load_module("gbounds.models:MLP", {"hidden": [16]}),
                             data.x_train)
   for a_, b_ in zip(jax.tree_util.tree_leaves(p), jax.tree_util.tree_leaves(trained)):
     np.testing.assert_array_equal(np.asarray(a_), np.asarray(b_))
@@ -188,7 +186,7 @@ def test_checkpoint_roundtrip_and_mismatch(tiny, tmp_path):
 
 
 def _cli_args(ck, out, *extra):
-  return ["analyze", "--checkpoint", str(ck), "--module", "gbounds.models._networks:MLP",
+  return ["analyze", "--checkpoint", str(ck), "--module", "gbounds.models:MLP",
           "--module-kwargs", '{"hidden": [16]}', "--dataset", "digits", "--n-train", "60",
           "--n-test", "60", "--data-seed", "1", "--optimizer", "adam", "--learning-rate", "0.01",
           "--batch-size", "30", "--steps", "40", "--out", str(out), "--no-progress", *extra]
@@ -227,7 +225,7 @@ def test_cli_pac_bayes(tiny, tmp_path, capsys):
   data, model, init, trained = tiny
   ck = tmp_path / "ck"
   an.save_checkpoint(ck, trained)  # bare: no init_params -> fresh-init prior, noted
-  rc = cli_main(["pac-bayes", "--checkpoint", str(ck), "--module", "gbounds.models._networks:MLP",
+  rc = cli_main(["pac-bayes", "--checkpoint", str(ck), "--module", "gbounds.models:MLP",
                  "--module-kwargs", '{"hidden": [16]}', "--dataset", "digits", "--n-train", "60",
                  "--n-test", "60", "--data-seed", "1", "--mc-samples", "4", "--out",
                  str(tmp_path / "pb"), "--no-progress"])
@@ -318,7 +316,7 @@ def test_cli_nan_checkpoint_exits_2_naming_the_flag(tiny, tmp_path, capsys):
   nan_tree = jax.tree_util.tree_map(lambda v: np.asarray(v).copy(), trained)
   jax.tree_util.tree_leaves(nan_tree)[-1].flat[0] = np.nan
   an.save_checkpoint(ck, nan_tree, init_params=init)
-  rc = cli_main(["pac-bayes", "--checkpoint", str(ck), "--module", "gbounds.models._networks:MLP",
+  rc = cli_main(["pac-bayes", "--checkpoint", str(ck), "--module", "gbounds.models:MLP",
                  "--module-kwargs", '{"hidden": [16]}', "--dataset", "digits", "--n-train", "60",
                  "--n-test", "60", "--data-seed", "1", "--mc-samples", "4", "--out",
                  str(tmp_path / "pb"), "--no-progress"])
@@ -326,3 +324,98 @@ def test_cli_nan_checkpoint_exits_2_naming_the_flag(tiny, tmp_path, capsys):
   assert rc == 2 and len(err) == 1, err
   assert err[0].startswith("gbounds pac-bayes: error: --checkpoint: expected finite values")
   assert not (tmp_path / "pb" / "report.json").exists()
+
+
+def test_load_module_public_path_and_the_old_private_path_name_one_class():
+  a = an.load_module("gbounds.models:MLP", {"hidden": [3]})
+  b = an.load_module("gbounds.models._networks:MLP", {"hidden": [3]})  # earlier versions' path
+  assert type(a) is type(b) is gbounds.models.MLP
+
+
+def _cert():
+  sel = (gbounds.bounds.SigmaSelection(0.1, 1.0, 0.2, 0.5),
+         gbounds.bounds.SigmaSelection(0.3, 0.2, 0.25, 0.6))
+  return gbounds.bounds.PacBayesCertificate(
+      n=5, num_params=3, sigma=0.1, distance_sq=1.0, kl=50.0, grid_size=2, delta=0.025,
+      delta_mc=0.01, mc_samples=4, mc_error=0.2, empirical_error_bound=0.6,
+      deterministic_train_error=0.2, stochastic_test_error=0.3, mcallester=1.7,
+      pac_bayes_kl=0.9, catoni=0.95, catoni_c=1.0, selection=sel)
+
+
+def _assert_same(a, b):
+  """Field-by-field equality of nested results (arrays by value)."""
+  import dataclasses
+  if dataclasses.is_dataclass(a) or hasattr(a, "_fields"):
+    assert type(a) is type(b)
+    names = ([f.name for f in dataclasses.fields(a)] if dataclasses.is_dataclass(a)
+             else a._fields)
+    for k in names:
+      _assert_same(getattr(a, k), getattr(b, k))
+  elif isinstance(a, (list, tuple)):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+      _assert_same(x, y)
+  elif isinstance(a, dict):
+    assert a.keys() == b.keys()
+    for k in a:
+      _assert_same(a[k], b[k])
+  elif isinstance(a, (np.ndarray, jax.Array)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  elif isinstance(a, float) and math.isnan(a):
+    assert math.isnan(b)
+  else:
+    assert a == b, (a, b)
+
+
+def test_results_round_trip_through_json():
+  rng = np.random.default_rng(0)
+  masks = rng.integers(0, 2, (2, 4, 5))
+  losses = rng.integers(0, 2, (2, 4, 5, 2)).astype(float)
+  rep = gbounds.bounds.cmi_bounds(masks, None, losses, full_vector=False)
+  ranking = an.SampleInfoRanking(np.array([2, 0, 1]), np.array([0.5, 0.1, 0.9]),
+                                 np.array([0.4, 0.2, 0.8]), np.array([0, 1, 0]),
+                                 {"sigma": 1.0, "note": "x"})
+  ss = {"k1": 2, "k2": 4, "n": 5, "gap": rep.measured.gap,
+        "ghost_error": rep.measured.test_error, "train_error": rep.measured.train_error}
+  a = an.Analysis("d", "m", {"steps": 3}, 5, 5, 3, 0.1, 0.2, 0.1, ranking, rep, ss, _cert(),
+                  {"k1": 2}, {"measured": 0.5}, ("a note",))
+  d = json.loads(json.dumps(a.to_dict()))
+  b = an.Analysis.from_dict(d)
+  _assert_same(b, a)
+  assert b.to_dict() == a.to_dict()
+  assert d["bounds"] == [r.to_dict() for r in a.bound_rows()]
+  for r in a.bound_rows():
+    _assert_same(an.BoundRow.from_dict(json.loads(json.dumps(r.to_dict()))), r)
+  _assert_same(an.SampleInfoRanking.from_dict(json.loads(json.dumps(ranking.to_dict()))),
+               ranking)
+  cfg = an.AnalysisConfig(k1=2, k2=3, sigmas=(0.1, 0.2))
+  assert an.AnalysisConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+  data = an.analysis_data("digits", n_train=10, n_test=10, seed=0)
+  back = an.AnalysisData.from_dict(json.loads(json.dumps(data.to_dict())))
+  for x, y in zip(back, data):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  # Tables are gbounds.Table.
+  for t in (a.table(), a.bound_table(), a.summary_table(), ranking.table()):
+    assert isinstance(t, gbounds.Table)
+  assert a.table().columns[0] == "bound" and len(a.table().rows) == len(a.bound_rows())
+  assert ranking.table().column("index") == [2, 0, 1]  # most informative first
+  assert "Measured errors" in a.format()
+
+
+def test_report_figures_leave_the_matplotlib_backend_alone(tmp_path):
+  import matplotlib
+  before = matplotlib.get_backend()
+  rng = np.random.default_rng(0)
+  masks = rng.integers(0, 2, (2, 4, 5))
+  losses = np.zeros((2, 4, 5, 2))
+  losses[..., 1] = rng.integers(0, 2, (2, 4, 5))
+  losses = np.where(masks[..., None] == np.arange(2), 0.0, losses)
+  rep = gbounds.bounds.cmi_bounds(masks, None, losses, full_vector=False)
+  ranking = an.SampleInfoRanking(np.array([1, 0]), np.array([0.1, 0.9]), np.array([0.1, 0.2]),
+                                 np.array([0, 1]), {})
+  ss = {"k1": 2, "k2": 4, "n": 5, "gap": rep.measured.gap,
+        "ghost_error": rep.measured.test_error, "train_error": rep.measured.train_error}
+  a = an.Analysis("d", "m", {}, 2, 5, 3, 0.0, 0.2, 0.2, ranking, rep, ss, _cert(), {}, {}, ())
+  files = an.write_analysis_report(a, tmp_path)
+  assert len(files.png) == 3
+  assert matplotlib.get_backend() == before

@@ -15,7 +15,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from gbounds.analysis import _report as rp
+import gbounds.analysis as rp
+from gbounds._src.io import new_figure
 
 _PROBE = """
 <script>
@@ -41,16 +42,15 @@ def _chromium():
 
 
 def _report():
-  plt = rp.pyplot()
   figs = []
   for i in range(2):
-    fig, ax = plt.subplots(figsize=(4, 3))
+    fig, ax = new_figure(figsize=(4, 3))
     ax.plot(np.arange(10), np.arange(10) ** (i + 1), "o-", color="tab:red")
     ax.set_title(f"figure {i}")
-    figs.append(rp.Figure(f"fig{i}", f"Figure {i}", rp.figure_png(fig), "a caption"))
-  table = rp.Table("t", "A table", ("name", "value"), (("a", 0.5), ("b", float("nan"))))
-  return rp.Report("HTML test", {"x": 1}, (rp.Section("Section", ("text",), (table,),
-                                                      tuple(figs)),))
+    figs.append(rp.ReportFigure.of(f"fig{i}", f"Figure {i}", fig, "a caption"))
+  table = rp.ReportTable("t", "A table", ("name", "value"), (("a", 0.5), ("b", float("nan"))))
+  return rp.Report("HTML test", {"x": 1}, (rp.ReportSection("Section", ("text",), (table,),
+                                                            tuple(figs)),))
 
 
 def test_html_is_self_contained(tmp_path):
@@ -98,7 +98,7 @@ def test_csv_cells_that_look_like_formulas_are_escaped(tmp_path):
   import io
   evil = ("=HYPERLINK(\"http://x\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx")
   rows = tuple((s, -0.5) for s in evil) + (("-0.5", 3), ("plain", float("nan")))
-  t = rp.Table("t", "T", ("=name", "value"), rows)
+  t = rp.ReportTable("t", "T", ("=name", "value"), rows)
   text = rp.table_csv(t)
   back = list(csv.reader(io.StringIO(text, newline="")))
   assert back[0] == ["'=name", "value"]
@@ -115,11 +115,10 @@ def test_csv_cells_that_look_like_formulas_are_escaped(tmp_path):
                                   "..", ".hidden", "", "sub\\..\\win"])
 def test_file_names_from_user_names_stay_in_the_output_directory(tmp_path, name):
   out = tmp_path / "out"
-  plt = rp.pyplot()
-  fig, _ = plt.subplots(figsize=(1, 1))
-  t = rp.Table(name, "T", ("a",), ((1.0,),))
-  rep = rp.Report("r", {}, (rp.Section(name, (), (t, t), (rp.Figure(name, "F",
-                                                                    rp.figure_png(fig)),)),))
+  fig, _ = new_figure(figsize=(1, 1))
+  t = rp.ReportTable(name, "T", ("a",), ((1.0,),))
+  rep = rp.Report("r", {}, (rp.ReportSection(name, (), (t, t),
+                                             (rp.ReportFigure.of(name, "F", fig),)),))
   files = rp.write_report(rep, out)
   written = sorted(p.name for p in out.iterdir())
   assert len(files.csv) == 2 and len(set(files.csv)) == 2  # same name twice: both kept

@@ -43,7 +43,7 @@ def _tmp() -> pathlib.Path:
 def _cmd(command: str, *extra: str):
   def call():
     root = _tmp()
-    return _cli(command, "--checkpoint", str(root / "ck"), "--module", "gbounds.models._networks:MLP",
+    return _cli(command, "--checkpoint", str(root / "ck"), "--module", "gbounds.models:MLP",
                 "--module-kwargs", '{"hidden": [4]}', "--dataset", "digits", "--n-train", "20",
                 "--n-test", "20", "--out", str(root / "out"), "--no-progress",
                 *extra)
@@ -128,7 +128,7 @@ CASES = [
     Case("load_module/unknown_module", "options",
          lambda: an.load_module("no_such_module_xyz:Net"), E, r"^module: expected an importable"),
     Case("load_module/kwargs_not_object", "options",
-         lambda: an.load_module("gbounds.models._networks:MLP", [16]), E, r"^module_kwargs: expected"),
+         lambda: an.load_module("gbounds.models:MLP", [16]), E, r"^module_kwargs: expected"),
     # --- CLI -----------------------------------------------------------------------------------
     Case("cli/recipe_json_list", "cli", _recipe("list.json"), CliExit2,
          r"error: --recipe: expected a JSON object"),
