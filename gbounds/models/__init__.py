@@ -20,8 +20,13 @@ The adapter contract (every gbounds entry point that takes a model follows it):
   Linen model and its NNX twin (``"conv0"``, ``"dense0"``, ``"head"``), and the key path of each
   layer's parameters (:func:`group_params`, :func:`group_arrays`): "layer i" is the same layer
   in either API.
-* :func:`capture_activations` / :func:`available_layers` take the same model forms (see
-  ``gbounds.models._capture``'s docstring for the layer names and what is recorded).
+* :func:`capture_activations` / :func:`available_layers` take the same model forms (Linen
+  module with params, NNX module, ModelFn); the twins give the same names, order and numbers.
+* :func:`intercept_layers` routes every dense/conv layer call (Linen ``apply``, or the NNX
+  ``apply_fn`` of ``as_model_fn``) through ``interceptor(next_fun, args, kwargs, call)`` with
+  ``call`` a :class:`LayerCall` (name, params path, :class:`LayerKind`, use_bias): per-layer
+  inputs (``args[0]``) and output perturbations for K-FAC, identical for a Linen model and its
+  NNX twin.
 """
 
 from gbounds.models._networks import CNN as CNN
@@ -41,6 +46,10 @@ from gbounds.models._layers import group_arrays as group_arrays
 from gbounds.models._layers import group_params as group_params
 from gbounds.models._layers import layer_groups as layer_groups
 from gbounds.models._layers import nnx_layer_name as nnx_layer_name
+from gbounds.models._intercept import Interceptor as Interceptor
+from gbounds.models._intercept import LayerCall as LayerCall
+from gbounds.models._intercept import LayerKind as LayerKind
+from gbounds.models._intercept import intercept_layers as intercept_layers
 from gbounds.models._capture import LayerInfo as LayerInfo
 from gbounds.models._capture import available_layers as available_layers
 from gbounds.models._capture import capture_activations as capture_activations
@@ -64,6 +73,10 @@ __all__ = [
     "group_params",
     "layer_groups",
     "nnx_layer_name",
+    "Interceptor",
+    "LayerCall",
+    "LayerKind",
+    "intercept_layers",
     "LayerInfo",
     "available_layers",
     "capture_activations",

@@ -26,6 +26,15 @@ the NNX twins, in attribute-path order otherwise) is taken to be the output laye
 
 NNX capture uses :func:`flax.nnx.capture` with ``method_outputs``: Flax temporarily instruments
 the module classes' ``__call__`` during the (traced) call and restores them afterwards.
+
+A :class:`gbounds.models.ModelFn` (from :func:`gbounds.models.as_model_fn`, of a Linen or an NNX
+module) is captured through :func:`gbounds.models.intercept_layers`: the names are the same
+(Linen module paths; the Linen twin's names for :class:`gbounds.models.NnxMLP` /
+:class:`gbounds.models.NnxCNN`), in call order, and the activations are the same numbers.
+
+For per-layer *inputs* and output gradients (K-FAC), use :func:`gbounds.models.intercept_layers`
+directly: it sees every dense/conv call of a Linen ``apply`` or of an ``as_model_fn`` NNX
+``apply_fn``, with the same names and the parameter paths of :func:`gbounds.models.layer_groups`.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ from flax import linen as nn
 from flax import nnx
 
 from gbounds._src import errors as _errors
+from gbounds.models import _intercept
 from gbounds.models import _layers
 from gbounds.models import _networks as _models
 
@@ -117,6 +127,21 @@ def _nnx_raw(graphdef, state, rest, x: jax.Array):
   return y, found, [_nnx_name(module, p) for p in paths]
 
 
+def _model_fn_raw(apply_fn, params, x: jax.Array):
+  """Raw capture through :func:`intercept_layers` (any ``apply_fn`` built on Linen or on
+  :func:`gbounds.models.as_model_fn`'s NNX adapter): outputs grouped by layer, in call order."""
+  found: dict[str, list] = {}
+
+  def record(next_fun, args, kwargs, call):
+    out = next_fun(*args, **kwargs)
+    found.setdefault(call.name, []).append(out)
+    return out
+
+  with _intercept.intercept_layers(record):
+    y = apply_fn(params, x)
+  return y, [(name, tuple(values)) for name, values in found.items()], None
+
+
 def _pool(a: jax.Array) -> jax.Array:
   if a.ndim <= 2:
     return a.reshape((a.shape[0], -1)) if a.ndim == 2 else a[:, None]
@@ -142,8 +167,13 @@ class _Capturer:
       _errors.check_finite_tree("params", params)
       self.params = params
       self._raw = lambda p, x: _linen_raw(model, p, x)
+    elif isinstance(model, _models.ModelFn):
+      self.params = model.params if params is None else params
+      _errors.check_finite_tree("params" if params is not None else "model.params", self.params)
+      self._raw = lambda p, x: _model_fn_raw(model.apply_fn, p, x)
     else:
-      _errors.fail("model", "a flax.linen.Module or flax.nnx.Module", type(model).__name__)
+      _errors.fail("model", "a flax.linen.Module, a flax.nnx.Module or a gbounds.models.ModelFn",
+                   type(model).__name__)
 
   def __call__(self, params, x, activation=None):
     """Returns (names in forward order, pooled outputs, pooled flags, output-layer name)."""
@@ -200,10 +230,11 @@ def available_layers(model: Any, params: Any, x: jax.typing.ArrayLike) -> tuple[
   Only shapes are traced (``jax.eval_shape`` on one example); nothing is computed.
 
   Args:
-    model: a ``flax.linen.Module`` or ``flax.nnx.Module``.
+    model: a ``flax.linen.Module``, a ``flax.nnx.Module`` or a :class:`gbounds.models.ModelFn`
+      (made by :func:`gbounds.models.as_model_fn`, or any ``apply_fn`` that calls Linen modules).
     params: Linen parameters (``variables["params"]`` or the full variables dict); for NNX an
-      ``nnx.State`` of ``nnx.Param`` (as from :func:`gbounds.models.linen_params_to_nnx`) or ``None`` to
-      use the module's own weights.
+      ``nnx.State`` of ``nnx.Param`` (as from :func:`gbounds.models.linen_params_to_nnx`) or
+      ``None`` to use the module's own weights; for a ModelFn, ``None`` for its own ``params``.
     x: an input batch, ``(batch, ...)``.
 
   Returns:
@@ -224,9 +255,10 @@ def capture_activations(model: Any, params: Any, x: jax.typing.ArrayLike, *,
   ``a_c(x) = 1/(H W) sum_{h,w} z_{h,w,c}(x)`` (Bansal et al., NeurIPS 2022, Sec. 3).
 
   Args:
-    model: a ``flax.linen.Module`` or ``flax.nnx.Module``.
+    model: a ``flax.linen.Module``, a ``flax.nnx.Module`` or a :class:`gbounds.models.ModelFn`.
     params: Linen parameters (or the variables dict with a ``"params"`` entry); for NNX an
-      ``nnx.State`` of ``nnx.Param`` or ``None`` for the module's own weights.
+      ``nnx.State`` of ``nnx.Param`` or ``None`` for the module's own weights; for a ModelFn,
+      ``None`` for its own ``params``.
     x: inputs ``(batch, ...)`` as the model expects them.
     layers: layer names (see :func:`available_layers`); default: every capturable layer except
       the output layer (the logits).
@@ -292,7 +324,17 @@ def capture_activations(model: Any, params: Any, x: jax.typing.ArrayLike, *,
 
 
 def stack_activations(activations: dict[str, jax.Array]) -> jax.Array:
-  """Concatenates captured layers along the neuron axis: ``(batch, sum of widths)``."""
+  """Concatenates captured layers along the neuron axis: ``(batch, sum of widths)``.
+
+  Args:
+    activations: ``{name: (batch, width) array}``, as from :func:`capture_activations`.
+
+  Returns:
+    ``(batch, sum of widths)``, the layers side by side in the dict's order.
+
+  Raises:
+    InvalidInputError: an empty dict, an array not of rank 2, or differing batch sizes.
+  """
   if not isinstance(activations, dict) or not activations:
     _errors.fail("activations", "a non-empty dict of captured layers",
                  "{}" if isinstance(activations, dict) else type(activations).__name__)

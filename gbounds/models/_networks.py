@@ -26,6 +26,7 @@ from flax import linen as nn
 from flax import nnx
 
 from gbounds._src import errors as _errors
+from gbounds.models import _hooks
 
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": jax.nn.relu, "tanh": jnp.tanh, "gelu": jax.nn.gelu, "erf": jax.scipy.special.erf,
@@ -315,7 +316,7 @@ def as_model_fn(model: Any, *, params: Any = None, example_input: jax.Array | No
     graphdef, state, rest = nnx.split(model, nnx.Param, ...)
 
     def nnx_apply(p, x):
-      return nnx.merge(graphdef, p, rest)(x)
+      return _hooks.call_nnx(nnx.merge(graphdef, p, rest), x)
 
     return ModelFn(nnx_apply, state if params is None else params, _nnx_init_fn(model))
   if isinstance(model, nn.Module):

@@ -174,3 +174,34 @@ def test_bad_input():
     capture_activations(model, params, x, layers=["dense0", "dense0"])
   with pytest.raises(gbounds.InvalidInputError, match="activations: expected the same batch"):
     stack_activations({"a": jnp.ones((3, 2)), "b": jnp.ones((4, 2))})
+
+
+@pytest.mark.parametrize("make", ["cnn_twins", "mlp_twins"])
+def test_every_model_form_gives_same_capture(make):
+  """Linen+params, NNX module, and ModelFn of either: same layers, order and activations."""
+  from tests import model_twins
+  t = getattr(model_twins, make)()
+  forms = [(t.linen, t.linen_params), (t.nnx, None),
+           (gbounds.models.as_model_fn(t.linen, params=t.linen_params), None),
+           (gbounds.models.as_model_fn(t.nnx), None)]
+  infos = [available_layers(m, p, t.x) for m, p in forms]
+  assert all(i == infos[0] for i in infos[1:])
+  assert infos[0][-1].name == "head" and infos[0][-1].is_output
+  caps = [capture_activations(m, p, t.x, chunk_size=5) for m, p in forms]
+  every = [capture_activations(m, p, t.x, layers=[i.name for i in infos[0]]) for m, p in forms]
+  for got in (caps, every):
+    assert all(list(c) == list(got[0]) for c in got)
+    for c in got[1:]:
+      for k in c:
+        np.testing.assert_allclose(np.asarray(c[k]), np.asarray(got[0][k]), rtol=1e-5, atol=1e-6)
+
+
+def test_model_fn_capture_with_replaced_params():
+  from tests import model_twins
+  t = model_twins.mlp_twins()
+  mf = gbounds.models.as_model_fn(t.linen, params=t.linen_params)
+  zero = jax.tree_util.tree_map(jnp.zeros_like, t.linen_params)
+  acts = capture_activations(mf, zero, t.x, layers=["dense0"])
+  np.testing.assert_array_equal(np.asarray(acts["dense0"]), 0.0)
+  with pytest.raises(gbounds.InvalidInputError, match=r"model: .*ModelFn"):
+    capture_activations(lambda p, x: x, None, t.x)
