@@ -39,6 +39,9 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from gbounds._src import errors as _errors
+from gbounds._src import numerics as _numerics
+from gbounds._src import results as _results
+from gbounds._src.numerics import Eigh
 from gbounds.ntk._empirical import linearize
 
 
@@ -49,7 +52,19 @@ class Time(enum.IntEnum):
 
 
 def check_dynamics_args(*, learning_rate: Any, t: Any, weight_decay: Any) -> None:
-  """Validates the dynamics hyperparameters (eagerly, outside jit)."""
+  """Validates the dynamics hyperparameters (eagerly; tracers are skipped).
+
+  Args:
+    learning_rate: ``eta > 0``.
+    t: steps or time, ``>= 0`` (``inf`` allowed).
+    weight_decay: ``lambda >= 0``.
+
+  Returns:
+    None.
+
+  Raises:
+    gbounds.InvalidInputError: naming the offending argument.
+  """
   if not isinstance(learning_rate, jax.core.Tracer):
     _errors.check_positive("learning_rate", learning_rate)
   if not isinstance(t, jax.core.Tracer):
@@ -69,6 +84,12 @@ def check_step_size(learning_rate: Any, lambda_max: Any, *, time: Any = Time.DIS
     lambda_max: the largest eigenvalue of the matrix GD iterates with (``Theta + lambda I``).
     time: continuous time (gradient flow) never diverges and is not checked.
     what: how the message names that matrix.
+
+  Returns:
+    None.
+
+  Raises:
+    gbounds.InvalidInputError: naming ``learning_rate`` when ``eta * lambda_max >= 2``.
   """
   time = _errors.as_enum("time", time, Time)
   if time != Time.DISCRETE or not _errors.is_concrete(learning_rate, lambda_max):
@@ -102,6 +123,17 @@ def phi_host(mu: Any, *, learning_rate: float, t: float, time: Time | str = Time
   """:func:`phi` in numpy float64 on the host (for the float64 kernel algebra of float32 runs).
 
   Same definition and conventions as :func:`phi` (eigenvalues along the last axis).
+
+  Args:
+    mu: eigenvalues (negative round-off clipped to 0).
+    learning_rate: ``eta``.
+    t: steps (discrete) or time (continuous), ``inf`` allowed.
+    time: :class:`Time`.
+    rcond: relative cutoff below which eigenvalues count as zero at ``t = inf`` (default
+      ``10 * n * eps(float64)``).
+
+  Returns:
+    ``phi_t(mu)`` as a float64 numpy array of the shape of ``mu``.
   """
   time = _errors.as_enum("time", time, Time)
   mu = np.maximum(np.asarray(mu, np.float64), 0.0)
@@ -125,6 +157,17 @@ def phi(mu: jax.Array, *, learning_rate, t, time: Time | str = Time.DISCRETE,
   Negative round-off eigenvalues are clipped to 0. At ``t = inf``, ``phi = 1/mu`` for
   ``mu > rcond * max(mu)`` and 0 otherwise (pseudo-inverse). Discrete time with
   ``eta mu >= 1`` uses the exact power ``(1 - eta mu)^t`` (which may diverge, as GD does).
+
+  Args:
+    mu: eigenvalues (eigenvalues along the last axis); jit- and vmap-safe.
+    learning_rate: ``eta``.
+    t: steps (discrete) or time (continuous), ``inf`` allowed.
+    time: :class:`Time`.
+    rcond: relative cutoff below which eigenvalues count as zero at ``t = inf`` (default
+      ``10 * n * eps`` of ``mu``'s dtype).
+
+  Returns:
+    ``phi_t(mu)`` in ``mu``'s dtype, of its shape.
   """
   time = _errors.as_enum("time", time, Time)
   mu = jnp.maximum(jnp.asarray(mu), 0.0)
@@ -140,16 +183,11 @@ def phi(mu: jax.Array, *, learning_rate, t, time: Time | str = Time.DISCRETE,
   return jnp.where(jnp.isinf(t), infinite, finite)
 
 
-class Eigh(NamedTuple):
-  """``A = vectors @ diag(values) @ vectors.T``."""
-  values: jax.Array
-  vectors: jax.Array
-
-
 def _eigh_of(theta, weight_decay) -> Eigh:
-  a = theta + weight_decay * jnp.eye(theta.shape[0], dtype=theta.dtype)
-  values, vectors = jnp.linalg.eigh(a)
-  return Eigh(values, vectors)
+  """``eigh(Theta + lambda I)`` through THE eigendecomposition, ``gbounds._src.numerics.eigh``."""
+  theta = jnp.asarray(theta)
+  a = theta + jnp.asarray(weight_decay, theta.dtype) * jnp.eye(theta.shape[0], dtype=theta.dtype)
+  return _numerics.eigh(a)
 
 
 def gd_coefficients(theta: jax.Array, residual0: jax.Array, *, learning_rate, t,
@@ -161,8 +199,12 @@ def gd_coefficients(theta: jax.Array, residual0: jax.Array, *, learning_rate, t,
     theta: the ``(nk, nk)`` training kernel.
     residual0: ``f0(X) - Y`` flattened sample-major, ``(nk,)``, or ``(nk, m)`` for several
       right-hand sides.
-    learning_rate, t, weight_decay, time: as in the module docstring.
-    eigh: a precomputed eigendecomposition of ``theta + weight_decay I``.
+    learning_rate: step size ``eta > 0`` (discrete time: ``eta * lambda_max < 2``).
+    t: steps (discrete) or time (continuous), ``>= 0``, ``inf`` allowed.
+    weight_decay: ``lambda >= 0``, centred at the initial weights.
+    time: :class:`Time`.
+    eigh: a precomputed :class:`Eigh` of ``theta + weight_decay I`` (from
+      ``gbounds._src.numerics.eigh``); ``theta`` is then not used.
 
   Returns:
     ``a_t`` with the shape of ``residual0``.
@@ -185,11 +227,9 @@ def gd_coefficients(theta: jax.Array, residual0: jax.Array, *, learning_rate, t,
     _errors.check_finite("residual0", residual0)
   if _errors.is_concrete(eigh.values):
     check_step_size(learning_rate, np.max(np.asarray(eigh.values)), time=time)
-  p = phi(eigh.values, learning_rate=learning_rate, t=t, time=time)
-  v = eigh.vectors
-  proj = v.T @ residual0
-  scale = p if proj.ndim == 1 else p[:, None]
-  return -(v @ (scale * proj))
+  residual0 = jnp.asarray(residual0)
+  return -_numerics.matrix_function_times(
+      eigh, lambda w: phi(w, learning_rate=learning_rate, t=t, time=time), residual0)
 
 
 class LinearizedPredictions(NamedTuple):
@@ -203,6 +243,9 @@ class LinearizedPredictions(NamedTuple):
   train: jax.Array
   test: jax.Array | None
   coefficients: jax.Array
+
+  to_dict = _results.namedtuple_to_dict
+  from_dict = classmethod(_results.from_dict)
 
 
 def gradient_descent_mse(theta_train: jax.Array, y_train: jax.Array, f0_train: jax.Array, *,
@@ -245,10 +288,11 @@ def gradient_descent_mse(theta_train: jax.Array, y_train: jax.Array, f0_train: j
                       weight_decay=weight_decay, time=time, eigh=eigh)
   # Training predictions in the eigenbasis: Theta a = -V [(mu - lambda) phi_t(mu)] V^T r0.
   # (Theta @ a would cancel catastrophically late in training, losing ~cond(Theta) in float32.)
-  mu = jnp.maximum(eigh.values, 0.0)
-  p = phi(eigh.values, learning_rate=learning_rate, t=t, time=time)
-  gain = -jnp.maximum(mu - weight_decay, 0.0) * p
-  train = jnp.reshape(jnp.ravel(f0_train) + eigh.vectors @ (gain * (eigh.vectors.T @ r0)),
+  def gain(w):
+    mu = jnp.maximum(w, 0.0)
+    return -jnp.maximum(mu - jnp.asarray(weight_decay, w.dtype), 0.0) * phi(
+        w, learning_rate=learning_rate, t=t, time=time)
+  train = jnp.reshape(jnp.ravel(f0_train) + _numerics.matrix_function_times(eigh, gain, r0),
                       np.shape(f0_train))
   test = None
   if theta_test_train is not None:
@@ -262,16 +306,57 @@ def gradient_descent_mse(theta_train: jax.Array, y_train: jax.Array, f0_train: j
 
 
 def linearized_weights(apply_fn, params0: Any, x_train: jax.Array, coefficients: jax.Array) -> Any:
-  """``w_t = w0 + J(X)^T a_t`` as a parameter pytree (one VJP, no Jacobian stored)."""
+  """The linearized network's weights ``w_t = w0 + J(X)^T a_t`` (one VJP, no Jacobian stored).
+
+  Args:
+    apply_fn: ``apply_fn(params, x) -> (batch, k)``.
+    params0: the initial weights ``w0``.
+    x_train: the training inputs ``X``.
+    coefficients: ``a_t``, ``(n k,)`` (e.g. :attr:`LinearizedPredictions.coefficients`).
+
+  Returns:
+    ``w_t``, a pytree with the structure of ``params0``.
+  """
   y, vjp = jax.vjp(lambda p: apply_fn(p, x_train), params0)
   (delta,) = vjp(jnp.reshape(coefficients, y.shape).astype(y.dtype))
   return jax.tree_util.tree_map(lambda a, b: a + b, params0, delta)
 
 
 class ExplicitResult(NamedTuple):
+  """The linearized network trained explicitly.
+
+  Attributes:
+    params: the trained weights (a pytree of the structure of ``params0``).
+    train: ``f_lin(w_t, X)``.
+    test: ``f_lin(w_t, X_test)`` or None.
+  """
   params: Any
   train: jax.Array
   test: jax.Array | None
+
+  def to_dict(self) -> dict[str, Any]:
+    """JSON-ready dict (``params`` as a nested dict of lists).
+
+    Returns:
+      ``{"params": ..., "train": ..., "test": ...}``.
+    """
+    return _results.to_dict(self)
+
+  @classmethod
+  def from_dict(cls, data: dict[str, Any]) -> "ExplicitResult":
+    """Rebuilds an :class:`ExplicitResult` from :meth:`to_dict` output.
+
+    Args:
+      data: the dict.
+
+    Returns:
+      The result with numpy-array leaves (parameter pytrees of nested mappings round-trip).
+    """
+    def tree(t):
+      return {k: tree(v) for k, v in t.items()} if isinstance(t, dict) else np.asarray(t)
+    test = data.get("test")
+    return cls(tree(data["params"]), np.asarray(data["train"]),
+               None if test is None else np.asarray(test))
 
 
 def train_linearized_explicit(apply_fn, params0: Any, x_train: jax.Array, y_train: jax.Array, *,
@@ -283,6 +368,21 @@ def train_linearized_explicit(apply_fn, params0: Any, x_train: jax.Array, y_trai
   Discrete time runs ``t`` GD steps ``w <- w - eta grad L(w)`` on the summed loss above.
   Continuous time integrates ``dw/ds = -eta grad L(w)`` for ``s in [0, t]`` with classical RK4
   (``ceil(t * rk4_steps_per_unit)`` steps; local error ``O(h^5)``).
+
+  Args:
+    apply_fn: ``apply_fn(params, x) -> (batch, k)``, linearized around ``params0``.
+    params0: the initial weights ``w0``.
+    x_train: training inputs ``X``.
+    y_train: targets, ``(n, k)`` or ``(n k,)``.
+    learning_rate: ``eta``.
+    t: an integer number of steps (discrete) or a finite time (continuous).
+    weight_decay: ``lambda >= 0``, centred at ``w0``.
+    time: :class:`Time`.
+    x_test: optional test inputs.
+    rk4_steps_per_unit: RK4 steps per unit of continuous time.
+
+  Returns:
+    :class:`ExplicitResult`.
   """
   time = _errors.as_enum("time", time, Time)
   check_dynamics_args(learning_rate=learning_rate, t=t, weight_decay=weight_decay)

@@ -40,6 +40,7 @@ import numpy as np
 from flax import errors as flax_errors
 from jax.flatten_util import ravel_pytree
 
+from gbounds._src import batching as _batching
 from gbounds._src import errors as _errors
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
@@ -205,8 +206,19 @@ def _per_example_jacobian_leaves(apply_fn, params, x):
 
 def jacobian_fn(apply_fn: ApplyFn, *, chunk_size: int | None = None
                 ) -> Callable[[Any, jax.Array], jax.Array]:
-  """Returns ``jac(params, x) -> (n k, d)``: the flattened Jacobian, columns in
-  ``jax.flatten_util.ravel_pytree(params)`` order, rows sample-major. Chunked over inputs."""
+  """Factory for the flattened per-example Jacobian of ``apply_fn``, chunked over inputs.
+
+  .. math:: J(x)_{(i k + c),\\,p} = \\partial f_c(w, x_i) / \\partial w_p
+
+  Args:
+    apply_fn: ``apply_fn(params, x) -> (batch, k)``.
+    chunk_size: at most this many examples are differentiated at once (``None``: all).
+
+  Returns:
+    ``jac(params, x) -> (n k, d)``: columns in ``jax.flatten_util.ravel_pytree(params)`` order,
+    rows sample-major. One compiled program per chunk shape (the last chunk is padded by
+    repeating its first row, ``gbounds._src.batching``).
+  """
   check_apply_fn(apply_fn)
   _check_chunk_size(chunk_size)
 
@@ -215,33 +227,23 @@ def jacobian_fn(apply_fn: ApplyFn, *, chunk_size: int | None = None
     def single(p_flat, xi):
       return apply_fn(unravel(p_flat), xi[None])[0]
     flat, unravel = ravel_pytree(params)
-    j = jax.vmap(jax.jacrev(single), in_axes=(None, 0))(flat, xc)  # (c, k, d)
-    return j.reshape(-1, flat.shape[0])
+    return jax.vmap(jax.jacrev(single), in_axes=(None, 0))(flat, xc)  # (c, k, d)
 
   def jac(params, x):
     x = _check_inputs("x", x)
     _check_params("params", params)
     output_shape(apply_fn, params, x[:1], "x", x.shape)
-    chunks, _ = _chunks(x, chunk_size)
-    k_rows = jnp.concatenate([chunk_jac(params, xc) for xc in chunks], axis=0)
-    return k_rows[:k_rows.shape[0] // (len(chunks) * chunks[0].shape[0]) * x.shape[0]]
+    j = _batching.chunked_map(lambda xc: chunk_jac(params, xc), x, chunk_size=chunk_size)
+    return j.reshape(-1, j.shape[-1])
   return jac
 
 
-def _chunks(x: jax.Array, chunk_size: int | None):
-  """Splits ``x`` into chunks of exactly ``chunk_size`` rows (the last one padded by repeating
-  its first row, so every chunk reuses one compiled program); returns (chunks, n_valid_last)."""
-  n = x.shape[0]
-  if chunk_size is None or chunk_size >= n:
-    return [x], n
-  if chunk_size < 1:
-    _errors.fail("chunk_size", "a positive integer or None", chunk_size)
-  chunks = [x[i:i + chunk_size] for i in range(0, n, chunk_size)]
-  last = chunks[-1].shape[0]
-  if last < chunk_size:
-    pad = jnp.repeat(chunks[-1][:1], chunk_size - last, axis=0)
-    chunks[-1] = jnp.concatenate([chunks[-1], pad], axis=0)
-  return chunks, last
+def _chunks(x: jax.Array, chunk_size: int | None) -> list[jax.Array]:
+  """``x`` split into chunks of one size (``gbounds._src.batching``: the last one padded by
+  repeating its first row, so every chunk reuses one compiled program)."""
+  bounds = _batching.chunk_bounds(x.shape[0], chunk_size)
+  size = bounds[0][1] - bounds[0][0]
+  return [_batching.pad_rows(x[s:e], size) for s, e in bounds]
 
 
 def _contract(leaves1, leaves2, k: int, output: NtkOutput):
@@ -327,8 +329,8 @@ def empirical_ntk_fn(apply_fn: ApplyFn, *,
         _errors.fail("x2", f"examples of shape {x1.shape[1:]} (as x1)", f"{x2.shape[1:]}")
     _check_params("params", params)
     k = int(output_shape(apply_fn, params, x1[:1], "x1", x1.shape)[-1])
-    c1, _ = _chunks(x1, chunk_size)
-    c2 = c1 if symmetric else _chunks(x2, chunk_size)[0]
+    c1 = _chunks(x1, chunk_size)
+    c2 = c1 if symmetric else _chunks(x2, chunk_size)
     rows = []
     for i, a in enumerate(c1):
       la = jac_leaves(params, a) if implementation == NtkImplementation.JACOBIAN_CONTRACTION else None
@@ -357,7 +359,17 @@ def empirical_ntk_fn(apply_fn: ApplyFn, *,
 
 def jacobian_vector_product(apply_fn: ApplyFn, params: Any, x: jax.Array, tangent: Any
                             ) -> jax.Array:
-  """``J(x) v`` for a parameter-shaped tangent ``v``: shape ``(n, k)``."""
+  """Jacobian-vector product ``J(x) v`` (one forward-mode pass, no Jacobian stored).
+
+  Args:
+    apply_fn: ``apply_fn(params, x) -> (batch, k)``.
+    params: the parameters ``w`` at which ``J`` is taken.
+    x: inputs ``(n, ...)``.
+    tangent: ``v``, a pytree with the structure and shapes of ``params``.
+
+  Returns:
+    ``J(x) v``, shape ``(n, k)``.
+  """
   check_apply_fn(apply_fn)
   x = _check_inputs("x", x)
   _check_params("params", params)
@@ -368,7 +380,17 @@ def jacobian_vector_product(apply_fn: ApplyFn, params: Any, x: jax.Array, tangen
 
 def vector_jacobian_product(apply_fn: ApplyFn, params: Any, x: jax.Array, cotangent: jax.Array
                             ) -> Any:
-  """``J(x)^T a`` for ``a`` of shape ``(n, k)`` (or ``(n k,)``): a parameter-shaped pytree."""
+  """Vector-Jacobian product ``J(x)^T a`` (one reverse-mode pass, no Jacobian stored).
+
+  Args:
+    apply_fn: ``apply_fn(params, x) -> (batch, k)``.
+    params: the parameters ``w`` at which ``J`` is taken.
+    x: inputs ``(n, ...)``.
+    cotangent: ``a``, shape ``(n, k)`` or ``(n k,)`` (sample-major).
+
+  Returns:
+    ``J(x)^T a``, a pytree with the structure of ``params``.
+  """
   check_apply_fn(apply_fn)
   x = _check_inputs("x", x)
   _check_params("params", params)
@@ -384,6 +406,14 @@ def vector_jacobian_product(apply_fn: ApplyFn, params: Any, x: jax.Array, cotang
 
 
 def cast_tree(tree: Any, dtype) -> Any:
-  """Casts every floating leaf of ``tree`` to ``dtype`` (e.g. parameters to float64)."""
+  """Casts every floating leaf of ``tree`` to ``dtype`` (e.g. parameters to float64).
+
+  Args:
+    tree: a pytree of arrays.
+    dtype: the floating dtype to cast to.
+
+  Returns:
+    ``tree`` with floating leaves in ``dtype``; integer and boolean leaves unchanged.
+  """
   return jax.tree_util.tree_map(
       lambda a: a.astype(dtype) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a, tree)

@@ -156,3 +156,38 @@ def test_phi_host_equals_phi():
     ref = np.asarray(gbounds.ntk.phi(jnp.asarray(mu), learning_rate=0.1, t=t, time=time))
     got = gbounds.ntk.phi_host(mu, learning_rate=0.1, t=t, time=time)
     np.testing.assert_allclose(got, ref, rtol=1e-13, atol=0)
+
+
+def test_eigh_is_the_numerics_type_and_results_round_trip():
+  import json
+
+  from gbounds._src import numerics
+  assert gbounds.ntk.Eigh is numerics.Eigh
+  rng = np.random.default_rng(3)
+  j = rng.normal(size=(6, 9)).astype(np.float32)
+  y = rng.normal(size=(3, 2)).astype(np.float32)
+  f0 = rng.normal(size=(3, 2)).astype(np.float32)
+  theta = j @ j.T
+  pred = gbounds.ntk.gradient_descent_mse(theta, y, f0, learning_rate=0.01, t=5.0,
+                                          theta_test_train=theta[:4], f0_test=f0[:2])
+  back = gbounds.ntk.LinearizedPredictions.from_dict(json.loads(json.dumps(pred.to_dict())))
+  for a, b in zip(pred, back):
+    np.testing.assert_array_equal(np.asarray(a, np.float64), b)
+  # a precomputed eigendecomposition gives the same coefficients
+  e = numerics.eigh(theta + 0.1 * np.eye(6, dtype=np.float32))
+  r0 = (f0 - y).ravel()
+  np.testing.assert_allclose(
+      gbounds.ntk.gd_coefficients(theta, r0, learning_rate=0.01, t=5, weight_decay=0.1, eigh=e),
+      gbounds.ntk.gd_coefficients(theta, r0, learning_rate=0.01, t=5, weight_decay=0.1),
+      rtol=1e-6, atol=1e-7)
+
+
+def test_explicit_result_round_trips(problem):
+  import json
+  p = problem
+  r = gbounds.ntk.train_linearized_explicit(p["apply"], p["params"], p["x"], p["y"],
+                                            learning_rate=0.02, t=3, x_test=p["xt"])
+  back = gbounds.ntk.ExplicitResult.from_dict(json.loads(json.dumps(r.to_dict())))
+  assert jax.tree_util.tree_structure(back) == jax.tree_util.tree_structure(r)
+  for a, b in zip(jax.tree_util.tree_leaves(r), jax.tree_util.tree_leaves(back)):
+    np.testing.assert_array_equal(a, b)
