@@ -73,6 +73,8 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from gbounds._src import errors as _errors
+from gbounds._src import numerics as _numerics
+from gbounds._src import results as _results
 
 
 class DualSolver(enum.IntEnum):
@@ -131,6 +133,9 @@ class AnchorSolution(NamedTuple):
   kkt_residual: jax.Array
   separated: jax.Array
 
+  to_dict = _results.namedtuple_to_dict
+  from_dict = classmethod(_results.from_dict)
+
 
 class ManifoldGeometry(NamedTuple):
   """Result of :func:`manifold_geometry` (dimensionless quantities).
@@ -158,6 +163,9 @@ class ManifoldGeometry(NamedTuple):
   radius_per_manifold: jax.Array
   dimension_per_manifold: jax.Array
   max_kkt_residual: jax.Array
+
+  to_dict = _results.namedtuple_to_dict
+  from_dict = classmethod(_results.from_dict)
 
 
 # ----------------------------------------------------------------------------- dual NNQP
@@ -206,7 +214,7 @@ def _nnqp_single(gram, b, lip, *, n_iter: int, tol, active_set_steps: int, chunk
   step = 1.0 / lip
   m = b.shape[0]
   eye = jnp.eye(m, dtype=dtype)
-  mu = _PROX_SHIFT * np.sqrt(np.finfo(dtype).eps) * lip
+  mu = _PROX_SHIFT * float(np.sqrt(np.finfo(dtype).eps)) * lip
 
   def grad(a):
     return gram @ a - b
@@ -227,7 +235,7 @@ def _nnqp_single(gram, b, lip, *, n_iter: int, tol, active_set_steps: int, chunk
   def face_solve(alpha, free):
     # Minimiser of the objective on the face {alpha_j = 0 for j not in free} nearest to alpha:
     # proximal-point refinement with G_FF + mu I (identity outside the face), SPD.
-    a_mat = gram * jnp.outer(free, free) + eye * (mu * free + (1.0 - free))
+    a_mat = gram * jnp.outer(free, free) + eye * (mu * free + (1.0 - free))[None, :]
     chol = jnp.linalg.cholesky(a_mat)
 
     def refine(_, a):
@@ -340,6 +348,18 @@ def _check_qp_inputs(s, t, kappa) -> None:
                    f"shape {k.shape}")
 
 
+def _float_dtype(*dtypes) -> np.dtype:
+  """The computation dtype of real inputs: the widest floating dtype among ``dtypes``, at
+  least float32 (integer inputs count as float32), as JAX can represent it.
+
+  This is ``jnp.result_type(*dtypes, jnp.float32)`` under JAX's standard promotion, written
+  out so that it also holds under ``jax_numpy_dtype_promotion="strict"``.
+  """
+  floats = [jnp.dtype(d) for d in dtypes if jnp.issubdtype(d, jnp.floating)]
+  widest = max([jnp.dtype(jnp.float32), *floats], key=lambda d: d.itemsize)
+  return jax.dtypes.canonicalize_dtype(widest)
+
+
 def _as_count(name: str, value, minimum: int) -> int:
   if isinstance(value, bool):
     _errors.fail(name, f"an integer >= {minimum}", repr(value))
@@ -414,7 +434,7 @@ def solve_anchor_qp(s: ArrayLike, t: ArrayLike, *, kappa: ArrayLike = 0.0,
     _errors.fail("s", "a real-valued array", f"dtype {s.dtype}")
   if not jnp.issubdtype(t.dtype, jnp.number) or jnp.issubdtype(t.dtype, jnp.complexfloating):
     _errors.fail("t", "a real-valued array", f"dtype {t.dtype}")
-  dtype = jnp.result_type(s.dtype, t.dtype, jnp.float32)
+  dtype = _float_dtype(s.dtype, t.dtype)
   s, t = s.astype(dtype), t.astype(dtype)
   if s.ndim != 2 or s.shape[0] < 1 or s.shape[1] < 1:
     _errors.fail("s", "a non-empty array of rank 2 (D+1, M)", f"shape {s.shape}")
@@ -439,7 +459,7 @@ def solve_anchor_qp(s: ArrayLike, t: ArrayLike, *, kappa: ArrayLike = 0.0,
 def _solve_anchor_qp(s, t, kappa, *, n_iter, tol, active_set_steps):
   dtype = s.dtype
   gram = s.T @ s
-  lip = jnp.maximum(jnp.linalg.eigvalsh(gram)[-1], jnp.finfo(dtype).tiny)
+  lip = jnp.maximum(_numerics.eigh(gram).values[-1], jnp.finfo(dtype).tiny)
 
   batch_shape = t.shape[:-1]
   tf = t.reshape((-1, t.shape[-1]))
@@ -473,7 +493,7 @@ def _solve_anchor_qp(s, t, kappa, *, n_iter, tol, active_set_steps):
 def _sign_fix(coords):
   """Flips each column so that the sum of its cubes is >= 0 (order-invariant convention)."""
   sgn = jnp.sign(jnp.sum(coords ** 3, axis=0))
-  return coords * jnp.where(sgn == 0, 1.0, sgn)
+  return coords * jnp.where(sgn == 0, 1.0, sgn)[None, :]
 
 
 def _gram_coordinates(y):
@@ -484,11 +504,11 @@ def _gram_coordinates(y):
 
   Returns ``(coords, lam, u)``.
   """
-  lam, u = jnp.linalg.eigh(y @ y.T)
+  lam, u = _numerics.eigh(y @ y.T)
   lam, u = lam[::-1], u[:, ::-1]
-  coords = u * jnp.sqrt(jnp.maximum(lam, 0.0))
+  coords = u * jnp.sqrt(jnp.maximum(lam, 0.0))[None, :]
   sgn = jnp.sign(jnp.sum(coords ** 3, axis=0))
-  sgn = jnp.where(sgn == 0, 1.0, sgn).astype(coords.dtype)
+  sgn = jnp.where(sgn == 0, 1.0, sgn).astype(coords.dtype)[None, :]
   return coords * sgn, lam, u * sgn
 
 
@@ -502,7 +522,7 @@ def _manifold_coordinates(y):
   coords, lam, _ = _gram_coordinates(y)
   m = y.shape[0]
   keep = lam > m * jnp.finfo(y.dtype).eps * jnp.max(lam)
-  return coords * keep.astype(coords.dtype)
+  return coords * keep.astype(coords.dtype)[None, :]
 
 
 def _anchor_geometry(s, t, kappa, *, formula, n_iter, tol, active_set_steps):
@@ -514,7 +534,7 @@ def _anchor_geometry(s, t, kappa, *, formula, n_iter, tol, active_set_steps):
   norm2 = jnp.sum(anc ** 2, axis=-1)
   field = jnp.where(norm2 > 0, margin ** 2 / jnp.where(norm2 > 0, norm2, 1.0), 0.0)
   capacity = 1.0 / jnp.mean(field)
-  dev = (anc - jnp.mean(anc, axis=0))[:, :d] / anc[:, d:]
+  dev = (anc - jnp.mean(anc, axis=0, keepdims=True))[:, :d] / anc[:, d:]
   radius = jnp.sqrt(jnp.mean(jnp.sum(dev ** 2, axis=-1)))
   t_d, s_d = t[:, :d], anc[:, :d]
   t_hat = t_d / jnp.linalg.norm(t_d, axis=-1, keepdims=True)
@@ -557,7 +577,7 @@ def anchor_geometry(s: ArrayLike, t: ArrayLike, *, kappa: ArrayLike = 0.0,
   s = jnp.asarray(s)
   if not jnp.issubdtype(s.dtype, jnp.number) or jnp.issubdtype(s.dtype, jnp.complexfloating):
     _errors.fail("s", "a real-valued array", f"dtype {s.dtype}")
-  s = s.astype(jnp.result_type(s.dtype, jnp.float32))
+  s = s.astype(_float_dtype(s.dtype))
   if s.ndim != 2 or s.shape[0] < 2 or s.shape[1] < 1:
     _errors.fail("s", "an array of shape (D+1, M) with D >= 1, M >= 1", f"shape {s.shape}")
   t = jnp.asarray(t)
@@ -594,7 +614,7 @@ def _mean_abs_offdiag_cos(x):
 
 def _subspace_cost(v, x, mask):
   """Residual squared correlations of the centres ``x`` (P, r) after removing span(v * mask)."""
-  c = x @ (v * mask)
+  c = x @ (v * mask[None, :])
   gram = x @ x.T
   c0 = jnp.diag(gram) - jnp.sum(c ** 2, axis=1)
   return 0.5 * jnp.sum((gram - c @ c.T) ** 2 / jnp.outer(c0, c0))
@@ -603,7 +623,7 @@ def _subspace_cost(v, x, mask):
 def _qr_retract(a):
   q, r = jnp.linalg.qr(a)
   d = jnp.sign(jnp.diag(r))
-  return q * jnp.where(d == 0, 1.0, d)
+  return q * jnp.where(d == 0, 1.0, d)[None, :]
 
 
 def _optimise_subspace(x, v0, mask, n_steps: int):
@@ -642,11 +662,12 @@ def _subspace_round(x, v_prev, key, k, *, n_restarts: int, n_steps: int):
   v0 = jax.vmap(_qr_retract)(v0)
   mask = (cols < k).astype(x.dtype)
   vs = jax.vmap(_optimise_subspace, in_axes=(None, 0, None, None))(x, v0, mask, n_steps)
-  vm = vs * mask
+  vm = vs * mask[None, None, :]
   resid = x[None] - jnp.einsum("pr,nrk,nsk->nps", x, vm, vm)
-  stability = jnp.min(jnp.linalg.norm(resid, axis=-1) / jnp.linalg.norm(x, axis=-1), axis=-1)
+  stability = jnp.min(jnp.linalg.norm(resid, axis=-1) / jnp.linalg.norm(x, axis=-1)[None, :],
+                      axis=-1)
   v = vs[jnp.argmax(stability)]
-  x0 = x - (x @ (v * mask)) @ (v * mask).T
+  x0 = x - (x @ (v * mask[None, :])) @ (v * mask[None, :]).T
   return v, _mean_abs_offdiag_cos(x0)
 
 
@@ -662,17 +683,17 @@ def _prepare(x, key_proj, key_t, *, n_features: int, n_t: int):
   """Random projection, global centring, class centres and their canonical coordinates."""
   p, m, n = x.shape
   if n_features < n:
-    w = jax.random.normal(key_proj, (n, n_features), x.dtype) / np.sqrt(n_features)
+    w = jax.random.normal(key_proj, (n, n_features), x.dtype) / float(np.sqrt(n_features))
     x = jnp.einsum("pmn,nk->pmk", x, w)
-  x = x - jnp.mean(x, axis=(0, 1))
+  x = x - jnp.mean(x, axis=(0, 1), keepdims=True)
   centers = jnp.mean(x, axis=1)
-  xb = centers - jnp.mean(centers, axis=0)
+  xb = centers - jnp.mean(centers, axis=0, keepdims=True)
   r = min(p - 1, xb.shape[1])
   coords, lam, u = _gram_coordinates(xb)
   coords, lam, u = coords[:, :r], lam[:r], u[:, :r]
   # Orthonormal basis of the centres' span in feature space: xb^T u lam^{-1/2} (null axes -> 0).
   ok = lam > jnp.finfo(x.dtype).eps * p * jnp.max(lam)
-  basis = (xb.T @ u) * jnp.where(ok, 1.0 / jnp.sqrt(jnp.where(ok, lam, 1.0)), 0.0)
+  basis = (xb.T @ u) * jnp.where(ok, 1.0 / jnp.sqrt(jnp.where(ok, lam, 1.0)), 0.0)[None, :]
   sv = jnp.sqrt(jnp.maximum(lam, 0.0))
   t = jax.random.normal(key_t, (p, n_t, m + 1), x.dtype)
   return x, coords, basis, sv, _mean_abs_offdiag_cos(coords), t
@@ -724,7 +745,7 @@ def _per_manifold(xm, proj_basis, t, kappa, *, formula, n_iter, tol, active_set_
   center = jnp.mean(xm, axis=0)
   cnorm = jnp.linalg.norm(center)
   scale = jnp.max(jnp.linalg.norm(xm, axis=1))
-  y = (xm - center) / jnp.where(cnorm > 0, cnorm, 1.0)
+  y = (xm - center[None, :]) / jnp.where(cnorm > 0, cnorm, 1.0)
   coords = _manifold_coordinates(y)  # (M, M): point j -> coords[j]
   s = jnp.concatenate([coords.T, jnp.ones((1, coords.shape[0]), coords.dtype)], axis=0)
   cap, rad, dim, res = _anchor_geometry(s, t, kappa, formula=formula, n_iter=n_iter, tol=tol,
@@ -836,15 +857,17 @@ def manifold_geometry(manifolds: ArrayLike, *, key: jax.Array | int, kappa: floa
                    f"shape {np.shape(t)}")
     _errors.check_finite("t", t)
   if dtype is None:
-    dtype = x.dtype if x.dtype.kind == "f" else np.float32
+    # The input's floating dtype as JAX represents it (float64 data is computed in float32
+    # when 64-bit types are disabled); integer data in float32.
+    dtype = jax.dtypes.canonicalize_dtype(x.dtype) if x.dtype.kind == "f" else np.float32
   try:
     dtype = jnp.dtype(dtype)
   except TypeError:
     _errors.fail("dtype", "float32 or float64", repr(dtype))
   if dtype not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
     _errors.fail("dtype", "float32 or float64", repr(dtype))
-  if dtype == jnp.float64 and not jax.config.jax_enable_x64:
-    _errors.fail("dtype", "float32, or float64 with jax_enable_x64 enabled",
+  if jax.dtypes.canonicalize_dtype(dtype) != dtype:
+    _errors.fail("dtype", "float32, or float64 where JAX has 64-bit types enabled",
                  "float64 while 64-bit JAX types are disabled")
   if isinstance(key, jax.Array):
     if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape != (2,):

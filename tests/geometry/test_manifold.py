@@ -514,3 +514,19 @@ def test_manifold_notebook_executes(data_root, monkeypatch):
   nb = nbformat.read(path, as_version=4)
   nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
                           resources={"metadata": {"path": str(path.parent)}}).execute()
+
+
+def test_results_round_trip_through_json():
+  import json
+  rng = np.random.default_rng(25)
+  s = _manifold_matrix(rng, 6, 5)
+  sol = gbounds.geometry.solve_anchor_qp(s, rng.standard_normal((4, 7)))
+  back = gbounds.geometry.AnchorSolution.from_dict(json.loads(json.dumps(sol.to_dict())))
+  for a, b in zip(back, sol):
+    np.testing.assert_array_equal(a, np.asarray(b))
+  g = gbounds.geometry.manifold_geometry(_spheres(rng, *SHAPE, 0.5), key=0, n_t=N_T,
+                                         center_rank=0)
+  back = gbounds.geometry.ManifoldGeometry.from_dict(json.loads(json.dumps(g.to_dict())))
+  assert back.center_rank == g.center_rank == 0
+  for a, b in zip(back, g):
+    np.testing.assert_array_equal(a, np.asarray(b))

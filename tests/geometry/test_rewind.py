@@ -114,3 +114,90 @@ def test_config_types_are_checked():
   with pytest.raises(gbounds.InvalidInputError, match="checkpoint_epochs"):
     gbounds.geometry.PermutedLabelConfig(checkpoint_epochs=(0, 1.5))
   assert gbounds.geometry.PermutedLabelConfig().checkpoint_epochs == (0, 1, 2, 5, 10, 20, 40)
+
+
+# ----------------------------------------------------------------------------- NNX twin
+
+
+def test_layer_features_and_rewinding_agree_for_the_nnx_twin():
+  from flax import nnx
+
+  from tests.model_twins import cnn_twins
+  t = cnn_twins()
+  early = cnn_twins(seed=1)
+  lin = gbounds.geometry.layer_features(t.linen, t.linen_params, t.x, chunk_size=5)
+  nx = gbounds.geometry.layer_features(t.nnx, x=t.x, chunk_size=5)
+  assert list(lin) == list(nx) == ["input", "conv0", "conv1", "dense0", "head"]
+  for name in lin:
+    np.testing.assert_allclose(nx[name], lin[name], rtol=1e-5, atol=1e-6)
+  names = gbounds.geometry.parameter_layers(t.linen_params)
+  assert gbounds.geometry.parameter_layers(nnx.state(t.nnx, nnx.Param), model=t.nnx) == names
+  early_state = nnx.state(early.nnx, nnx.Param)
+  for chosen in (names[-2:], names[:1], names):
+    p_lin = gbounds.geometry.rewind_layers(t.linen_params, early.linen_params, chosen)
+    p_nnx = gbounds.geometry.rewind_layers(nnx.state(t.nnx, nnx.Param), early_state, chosen,
+                                           model=t.nnx)
+    out_lin = t.linen.apply({"params": p_lin}, t.x)
+    out_nnx = gbounds.models.as_model_fn(t.nnx, params=p_nnx).apply_fn(p_nnx, t.x)
+    np.testing.assert_allclose(out_nnx, out_lin, rtol=1e-5, atol=1e-6)
+    f_lin = gbounds.geometry.layer_features(t.linen, p_lin, t.x)
+    f_nnx = gbounds.geometry.layer_features(t.nnx, p_nnx, t.x)
+    for name in f_lin:
+      np.testing.assert_allclose(f_nnx[name], f_lin[name], rtol=1e-5, atol=1e-6)
+  with pytest.raises(gbounds.InvalidInputError, match="model"):
+    gbounds.geometry.layer_features(gbounds.models.as_model_fn(t.nnx), x=t.x)
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def _small_result():
+  g = gbounds.geometry
+  cfg = g.PermutedLabelConfig(epochs=2, rewind_epoch=1, checkpoint_epochs=(0,))
+  geometry = tuple(g.GeometryRecord(e, layer, kind, 1.5 + e, 0.5, 3.25, 0.1, 0)
+                   for e in cfg.checkpoint_epochs for layer in ("input", "conv0")
+                   for kind in g.ManifoldKind)
+  history = tuple(g.EpochRecord(e, 0.9, 0.1 * e, 0.8) for e in cfg.checkpoint_epochs)
+  rewinding = (g.RewindRecord(g.RewindDirection.LAST, 0, (), 0.8, 0.2, 0.9),
+               g.RewindRecord(g.RewindDirection.LAST, 1, ("head",), 0.85, 0.1, 0.9),
+               g.RewindRecord(g.RewindDirection.FIRST, 1, ("conv0",), 0.7, 0.2, 0.8))
+  return g.PermutedLabelResult(cfg, ("input", "conv0"), ("conv0", "head"), history, geometry,
+                               rewinding, 0.9)
+
+
+def test_results_round_trip_through_json_with_enums():
+  res = _small_result()
+  data = json.loads(json.dumps(res.to_dict()))
+  assert data["geometry"][0]["kind"] == "unpermuted" and data["rewinding"][0]["direction"] == "last"
+  assert data["config"]["dataset"] == "mnist"
+  back = gbounds.geometry.PermutedLabelResult.from_dict(data)
+  assert back == res
+  assert isinstance(back.geometry[0].kind, gbounds.geometry.ManifoldKind)
+  assert isinstance(back.rewinding[2].direction, gbounds.geometry.RewindDirection)
+  assert back.config.dataset is gbounds.geometry.ImageDataset.MNIST
+  rec = res.geometry[3]
+  assert gbounds.geometry.GeometryRecord.from_dict(json.loads(json.dumps(rec.to_dict()))) == rec
+
+
+def test_tables_are_gbounds_tables():
+  res = _small_result()
+  for table in (res.table(), res.history_table(), res.geometry_table()):
+    assert isinstance(table, gbounds.Table)
+  assert res.table().column("layers") == ["", "head", "conv0"]
+  assert res.table().column("direction") == ["last", "last", "first"]
+  assert len(res.geometry_table().rows) == len(res.config.checkpoint_epochs) * 2 * 3
+
+
+def test_figures_draw_on_given_axes_without_pyplot():
+  from gbounds._src.io import figure_png, new_figure
+  from gbounds.viz import _geometry as viz
+  res = _small_result()
+  fig, axes = new_figure(nrows=3, ncols=3, sharex=True, sharey="row")
+  assert viz.plot_layer_geometry_grid(axes, res) is axes
+  assert axes[0, 1].get_title() == "permuted"
+  assert len(axes[0, 0].get_lines()) == len(res.config.checkpoint_epochs)
+  fig2, ax = new_figure()
+  assert viz.plot_rewinding(ax, res) is ax
+  assert len(ax.get_lines()) == 4
+  for f in (fig, fig2, _rewind.plot_geometry(res), _rewind.plot_rewinding(res)):
+    assert figure_png(f)[:4] == b"\x89PNG"
