@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 
+import gbounds.experiments as _experiments
 from gbounds._src import errors as _errors
+from gbounds._src import io as _io
+from gbounds._src import progress as _progress
 from gbounds.cli import _common
 
 
@@ -49,9 +51,9 @@ _HALF = 5000   # each half of the MNIST test split (training pool / held-out inp
 def _check_flags(args) -> list:
   """Validates every option (the message names the flag) before anything is trained.
 
-  Returns the requested settings as :class:`gbounds.experiments._memorization.Setting` members.
+  Returns the requested settings as :class:`gbounds.experiments.Setting` members.
   """
-  from gbounds.experiments import _memorization as ms
+  ms = _experiments
 
   def integer(flag, value, lo, hi=None):
     if isinstance(value, bool) or not isinstance(value, int) or value < lo or (
@@ -82,26 +84,25 @@ def _check_flags(args) -> list:
 
 
 def _run(args) -> int:
-  from gbounds.experiments import _memorization as ms
+  ms = _experiments
 
   settings = _check_flags(args)
   config = ms.SettingsConfig(seeds=args.seeds, n_train=args.n_train, n_val=args.n_val,
                              n_measure=args.n_measure, epochs=args.epochs, bins=args.bins,
                              k=args.k, mi_neurons=args.mi_neurons, seed=args.seed)
   out = _common.output_dir(args.out)
-  bar = _common.progress(total=len(settings) * (1 + 5 * config.seeds), desc="activation-info",
-                         file=sys.stderr)
-
-  def tick(msg):
-    if bar is not None:
-      bar.set_postfix_str(msg[:40])
-      bar.update(1)
-
-  results = {s.value: ms.run_setting(s, config=config, data_dir=args.data_dir, progress=tick)
-             for s in settings}
-  if bar is not None:
+  bar = _progress.TqdmCallback("activation-info")
+  per_setting = 1 + 5 * config.seeds  # training, then each model's measures (5 levels)
+  total = len(settings) * per_setting
+  results = {}
+  try:
+    for i, s in enumerate(settings):
+      results[s.value] = ms.run_setting(
+          s, config=config, data_dir=args.data_dir,
+          callback=lambda done, _t, i=i: bar(i * per_setting + done, total))
+  finally:
     bar.close()
-  summary = {"config": ms.dataclasses.asdict(config),
+  summary = {"config": config.to_dict(),
              "data": "MNIST test split (10,000), halves: train pool / held-out"}
   csv = io.StringIO()
   csv.write("setting,level,seed,train_accuracy,val_accuracy,mean_entropy,mean_mi\n")
@@ -129,17 +130,15 @@ def _run(args) -> int:
 
 
 def _figure(results, out) -> None:
+  """Box plots of the first seed's per-neuron entropies and MI values (no pyplot)."""
   try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib  # noqa: F401 -- optional: no figure without it
   except ImportError:  # pragma: no cover
     return
-  from gbounds.experiments._memorization import plot_distributions
-  fig = plot_distributions(list(results.values()), plt=plt)
-  buf = io.BytesIO()
-  fig.savefig(buf, format="png", dpi=100)
-  plt.close(fig)
-  tmp = out / ".activation_info.png.tmp"
-  tmp.write_bytes(buf.getvalue())
-  os.replace(tmp, out / "activation_info.png")
+  from gbounds.viz import _experiments as _viz  # TODO(viz): public once gbounds.viz exports it
+  res = list(results.values())
+  fig, axes = _io.new_figure(figsize=(10, 3.2 * len(res)), nrows=len(res), ncols=2,
+                             squeeze=False)
+  _viz.plot_activation_distributions(axes, res)
+  fig.tight_layout()
+  _io.atomic_write_figure(out / "activation_info.png", fig, dpi=100)

@@ -20,15 +20,18 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
-import importlib
-import inspect
 import json
 import math
 import pathlib
 import sys
 from typing import Any
 
+import gbounds.analysis as _analysis
+import gbounds.data as _data
+import gbounds.experiments as _experiments
+import gbounds.train as _train
 from gbounds._src import errors as _errors
+from gbounds._src import progress as _progress
 from gbounds.cli import _common
 
 _TRAIN_FLAGS = {"loss": "--loss", "optimizer": "--optimizer", "learning_rate": "--learning-rate",
@@ -43,7 +46,7 @@ def _model_args(p) -> None:
   p.add_argument("--checkpoint", required=True,
                  help="Orbax checkpoint directory ({'params', 'init_params'} or bare params)")
   p.add_argument("--module", required=True,
-                 help="import path of the Linen module class, e.g. gbounds.models._networks:MLP or "
+                 help="import path of the Linen module class, e.g. gbounds.models:MLP or "
                  "mymodels:Net for ./mymodels.py. The module is IMPORTED, which runs its code: "
                  "name only modules you trust")
   p.add_argument("--module-kwargs", default="{}", help="constructor arguments as a JSON object")
@@ -157,7 +160,7 @@ def _json_object(flag: str, text: str) -> dict:
 
 def _recipe(args, n_train: int):
   """The TrainConfig from --recipe and the training flags; every mistake names its flag."""
-  from gbounds.train._train import TrainConfig, steps_for_epochs
+  TrainConfig, steps_for_epochs = _train.TrainConfig, _train.steps_for_epochs  # noqa: N806
   fields: dict[str, Any] = {}
   source: dict[str, str] = {}
   if args.recipe:
@@ -205,8 +208,7 @@ def _recipe(args, n_train: int):
 
 def _check_common(args) -> None:
   """Checks every option of analyze/pac-bayes that needs no file, data or model."""
-  from gbounds.analysis import _analyze as an
-  from gbounds.data import _datasets as _data
+  an = _analysis
   _json_object("--module-kwargs", args.module_kwargs)
   if not isinstance(args.module, str) or ":" not in args.module and "." not in args.module:
     _errors.fail("--module", "an import path 'package.module:Class'", repr(args.module))
@@ -233,7 +235,7 @@ def _check_common(args) -> None:
 
 
 def _config(args, **kwargs):
-  from gbounds.analysis import _analyze as an
+  an = _analysis
   try:
     return an.AnalysisConfig(**kwargs)
   except _errors.InvalidInputError as e:
@@ -241,7 +243,7 @@ def _config(args, **kwargs):
 
 
 def _load(args):
-  from gbounds.analysis import _analyze as an
+  an = _analysis
   out = an.check_output_dir(args.out)
   kwargs = _json_object("--module-kwargs", args.module_kwargs)
   try:
@@ -317,59 +319,11 @@ def _run_pac_bayes(args) -> int:
 
 # ----------------------------------------------------------------------------- reproduce
 
-_EMPTY = inspect.Parameter.empty
-
-
-def _signature_keys(spec: str, drop: tuple[str, ...] = ()) -> dict[str, Any] | None:
-  mod, _, attr = spec.partition(":")
-  fn = getattr(importlib.import_module(mod), attr)
-  out = {}
-  for k, p in inspect.signature(fn).parameters.items():
-    if p.kind == p.VAR_KEYWORD:
-      return None  # accepts anything: cannot check
-    if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and k not in drop:
-      out[k] = p.default
-  return out
-
-
-def _dataclass_keys(spec: str) -> dict[str, Any]:
-  mod, _, attr = spec.partition(":")
-  cls = getattr(importlib.import_module(mod), attr)
-  return {f.name: (f.default if f.default is not dataclasses.MISSING else _EMPTY)
-          for f in dataclasses.fields(cls)}
-
-
 def _reproduce_keys(name: str) -> dict[str, Any] | None:
-  """``{key: default}`` a target accepts in ``--set`` (None: cannot tell, nothing is refused).
-
-  Read from the runner's entry point (function signature or configuration dataclass) so the
-  list follows gbounds.experiments._registry; keys the runner itself consumes are added by hand.
-  """
-  pb_drop = ("apply_fn", "params", "init_params", "x_train", "y_train", "x_test", "y_test",
-             "callback")
-  table = {
-      "fcmi_mnist_4v9": lambda: {"scale": "cpu",
-                                 **_dataclass_keys("gbounds.experiments._fcmi:FcmiProtocol")},
-      "wang_mao_synthetic": lambda: _signature_keys(
-          "gbounds.experiments._fcmi:make_classification_study"),
-      "limit_label_noise": lambda: _signature_keys(
-          "gbounds.experiments._weight_info:reproduce_limit", ("data_dir", "callback")),
-      "supervision_complexity": lambda: _signature_keys(
-          "gbounds.experiments._weight_info:reproduce_supervision_complexity", ("data_dir",)),
-      "permuted_label_geometry": lambda: _dataclass_keys("gbounds.geometry._rewind:PermutedLabelConfig"),
-      "sample_info_correlation": lambda: _signature_keys(
-          "gbounds.experiments._sample_info:reproduce_sample_info", ("data_dir", "log")),
-      "pac_bayes_binary_mnist": lambda: {
-          "split": "test", "n_train": 4000, "n_test": 2000, "hidden": [600], "epochs": 20,
-          "learning_rate": 0.1,
-          **(_signature_keys("gbounds.bounds._pac_bayes:pac_bayes_certificate", pb_drop) or {})},
-      "activation_information": lambda: _dataclass_keys(
-          "gbounds.experiments._memorization:SettingsConfig"),
-  }
-  if name not in table:
-    return None
+  """``{key: default}`` a target accepts in ``--set`` (None: cannot tell, nothing is refused);
+  read from the registry (:func:`gbounds.experiments.target_keys`)."""
   try:
-    return table[name]()
+    return _experiments.target_keys(name)
   except Exception:  # noqa: BLE001 -- an entry point moved: fall back to no key check
     return None
 
@@ -389,7 +343,7 @@ def _parse_value(text: str) -> Any:
 
 
 def _check_set_value(key: str, value: Any, default: Any) -> None:
-  if default is _EMPTY or default is None or callable(default) and not isinstance(
+  if default is _experiments.NO_DEFAULT or default is None or callable(default) and not isinstance(
       default, enum.Enum):
     return
   number = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -436,8 +390,7 @@ def _overrides(args) -> dict:
 
 @_one_line
 def _run_reproduce(args) -> int:
-  from gbounds.analysis import _report as rp
-  from gbounds.experiments import _registry as rr
+  rr = _experiments
   if args.list or not args.name:
     if args.set:
       _errors.fail("--set", "a target name before --set (see --list)", "none")
@@ -452,23 +405,13 @@ def _run_reproduce(args) -> int:
                  repr(args.name))
   overrides = _overrides(args)
   out = _common.output_dir(args.out or f"runs/reproduce/{args.name}")
-  bar = _common.progress(total=None, desc=args.name, unit="step")
-  last = [0]
-
-  def progress(done, total):
-    if bar is not None:
-      if bar.total != total:
-        bar.total = total
-      bar.update(done - last[0])
-    last[0] = done
-
+  bar = _progress.TqdmCallback(args.name, unit="step")
   try:
     res = rr.reproduce(args.name, full=args.full, data_dir=args.data_dir, out_dir=out,
-                       progress=progress, **overrides)
+                       progress=bar, **overrides)
   finally:
-    if bar is not None:
-      bar.close()
-  files = rp.write_report(res.report(), out)
+    bar.close()
+  files = _analysis.write_report(res.report(), out)
   if res.text:
     print(res.text)
   print(res.format())

@@ -1,4 +1,7 @@
-"""Helpers shared by the CLI modules: output directories, option checks and progress bars.
+"""Helpers shared by the CLI modules: output directories and option checks.
+
+Progress bars: :class:`gbounds._src.progress.TqdmCallback` (the one ``callback(done, total)``
+convention).
 
 Option checks raise :class:`gbounds.InvalidInputError` whose message starts with the flag
 (``"--n: expected an integer >= 2, got 0 instead."``); the dispatcher prints it as one line and
@@ -18,7 +21,14 @@ from gbounds._src.io import atomic_write_text as atomic_write_text  # noqa: F401
 
 
 def output_dir(path: str | os.PathLike) -> pathlib.Path:
-  """Creates ``path`` if needed and checks that it is writable."""
+  """Creates ``path`` if needed and checks that it is writable.
+
+  Args:
+    path: the directory.
+
+  Returns:
+    The directory as a ``pathlib.Path``.
+  """
   p = pathlib.Path(path)
   try:
     p.mkdir(parents=True, exist_ok=True)
@@ -30,7 +40,16 @@ def output_dir(path: str | os.PathLike) -> pathlib.Path:
 
 
 def check_int(flag: str, value, minimum: int, maximum: int | None = None) -> int:
-  """An integer option in ``[minimum, maximum]``."""
+  """An integer option in ``[minimum, maximum]``.
+
+  Args:
+    flag: the flag, for the message.
+    value: the parsed value.
+    minimum, maximum: the range (``maximum`` None: unbounded).
+
+  Returns:
+    ``value``.
+  """
   if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (
       maximum is not None and value > maximum):
     rng = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
@@ -40,7 +59,18 @@ def check_int(flag: str, value, minimum: int, maximum: int | None = None) -> int
 
 def check_float(flag: str, value, *, low: float = -math.inf, high: float = math.inf,
                 low_open: bool = False, high_open: bool = False, finite: bool = True) -> float:
-  """A real option in the interval from ``low`` to ``high`` (``*_open``: excluded)."""
+  """A real option in the interval from ``low`` to ``high`` (``*_open``: excluded).
+
+  Args:
+    flag: the flag, for the message.
+    value: the parsed value.
+    low, high: the interval.
+    low_open, high_open: exclude the end.
+    finite: refuse infinities.
+
+  Returns:
+    ``float(value)``.
+  """
   ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
   if ok:
     ok = ((not finite or math.isfinite(value))
@@ -62,7 +92,14 @@ def check_float(flag: str, value, *, low: float = -math.inf, high: float = math.
 
 
 def int_or_inf(text: str):
-  """argparse ``type`` for a step count: a non-negative integer or ``inf``."""
+  """argparse ``type`` for a step count: a non-negative integer or ``inf``.
+
+  Args:
+    text: the command-line word.
+
+  Returns:
+    An ``int`` or ``math.inf``.
+  """
   import argparse
   t = str(text).strip().lower()
   if t in ("inf", "infinity"):
@@ -73,8 +110,19 @@ def int_or_inf(text: str):
     raise argparse.ArgumentTypeError(f"expected an integer or 'inf', got {text!r}") from None
 
 
-def progress(iterable=None, **kwargs):
-  """A tqdm progress bar (to stderr), or the plain iterable when tqdm is not installed."""
+def tqdm_iterable(iterable=None, **kwargs):
+  """An iterable wrapped in a tqdm bar (to stderr), or the plain iterable without tqdm.
+
+  Only for library functions that still take a tqdm-like iterable wrapper; everything else
+  reports ``callback(done, total)`` to a :class:`gbounds._src.progress.TqdmCallback`.
+
+  Args:
+    iterable: the iterable.
+    **kwargs: passed to ``tqdm``.
+
+  Returns:
+    The wrapped iterable.
+  """
   try:
     from tqdm.auto import tqdm
   except ImportError:  # pragma: no cover

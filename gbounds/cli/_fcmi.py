@@ -11,7 +11,9 @@ import dataclasses
 import json
 import pathlib
 
+import gbounds.experiments as _experiments
 from gbounds._src import errors as _errors
+from gbounds._src import progress as _progress
 from gbounds.cli import _common
 
 _PRESETS = ("small", "cpu", "full")
@@ -55,8 +57,15 @@ _FLAG_FIELDS = ("ns", "k1", "k2", "epochs", "architecture", "hidden", "learning_
 def protocol_from_args(args):
   """The :class:`gbounds.experiments.FcmiProtocol` of a parsed command line (checked: a config file that
   is not a JSON object, unknown keys, values of the wrong type or range raise
-  :class:`gbounds.InvalidInputError` naming the key or flag)."""
-  from gbounds.experiments import _fcmi as fe
+  :class:`gbounds.InvalidInputError` naming the key or flag).
+
+  Args:
+    args: the parsed ``gbounds fcmi`` arguments.
+
+  Returns:
+    The :class:`gbounds.experiments.FcmiProtocol`.
+  """
+  fe = _experiments
   makers = {"small": fe.small_protocol, "cpu": fe.cpu_scale_protocol,
             "full": fe.full_scale_protocol}
   fields = {}
@@ -83,7 +92,7 @@ def protocol_from_args(args):
 
 
 def _run(args) -> int:
-  from gbounds.experiments import _fcmi as fe
+  fe = _experiments
   protocol = protocol_from_args(args)
   # the data and every size are checked before anything is written or trained
   data = fe.binary_pool(protocol, args.data_dir)
@@ -93,23 +102,14 @@ def _run(args) -> int:
       _errors.fail("--ns", f"n <= {pool // 2} (half the pool of {pool} examples)", n)
   out = _common.output_dir(args.out)
   _common.atomic_write_json(out / "protocol.json", protocol.to_json())
-  total = protocol.k1 * protocol.k2 * len(protocol.ns)
-  bar = _common.progress(total=total, desc="trainings", unit="model")
-  last = [0]
-
-  def progress(done, _total):
-    if bar is not None:
-      bar.update(done - last[0])
-    last[0] = done
-
+  bar = _progress.TqdmCallback("trainings", unit="model")
   try:
     table = fe.run_fcmi_protocol(protocol, data_dir=args.data_dir, out_dir=out,
-                                 progress=progress, data=data)
+                                 progress=bar, data=data)
   finally:
-    if bar is not None:
-      bar.close()
+    bar.close()
   published = fe.PUBLISHED_FCMI if args.published else None
-  fe.plot_table(table, out / "fcmi.png", published=published)
+  fe.write_fcmi_figure(table, out / "fcmi.png", published=published)
   if published:
     print(fe.FcmiReproduction(table, dict(published)).format())
   else:

@@ -10,5 +10,9 @@ def register(sub) -> None:
 
 
 def _run(args) -> int:
-  from gbounds.experiments import _main_job as _main_job
-  return _main_job.run(out=args.out)
+  import jax
+
+  import gbounds.experiments as _experiments
+  # The application enables float64 for the linearized closed form only (the library never
+  # reads or sets jax_enable_x64; it enters this context around that algebra).
+  return _experiments.run_main_job(out=args.out, precision=lambda: jax.enable_x64(True))

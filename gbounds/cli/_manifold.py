@@ -9,7 +9,9 @@ layer-rewinding experiment (Stephenson et al., ICLR 2021).
   writes ``result.json``, ``geometry.csv``, ``rewinding.csv``, ``geometry.png``,
   ``rewinding.png``. ``--quick`` is a one-minute smoke run.
 
-The analysis runs in float64 (the command enables 64-bit JAX types for its own process).
+The analysis runs in float64: the command (the application) enables 64-bit JAX types locally,
+``with jax.enable_x64(True)`` around the library calls; the library itself never reads or sets
+``jax_enable_x64``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import io
 
 import numpy as np
 
+import gbounds.geometry as _geo
 from gbounds._src import errors as _errors
+from gbounds._src import io as _io
+from gbounds._src import progress as _progress
 from gbounds.cli import _common
 
 
@@ -110,7 +115,7 @@ def _geometry(args) -> int:
   _check_geometry_flags(args)
   out = _common.output_dir(args.out)
   with jax.enable_x64(True):
-    from gbounds.geometry import _manifold as _manifold
+    _manifold = _geo
     path = args.input
     try:
       data = np.load(path, allow_pickle=False)
@@ -168,9 +173,44 @@ def _check_permuted_flags(args) -> None:
     _errors.fail("--data-dir", "an existing directory", repr(args.data_dir))
 
 
+def _records_csv(records) -> str:
+  """CSV of a list of NamedTuple records (header: the record type's fields)."""
+  records = list(records)
+  return _csv(records, type(records[0])._fields if records else ())
+
+
+def _progress_kwargs() -> dict:
+  """The progress argument ``permuted_label_experiment`` takes: ``callback(done, total)``
+  (a tqdm bar), or, in older versions of it, a tqdm-like iterable wrapper."""
+  import inspect
+  params = inspect.signature(_geo.permuted_label_experiment).parameters
+  if "callback" in params:
+    return {"callback": _progress.TqdmCallback("epochs", unit="epoch")}
+  return {"progress": lambda it, **kw: _common.tqdm_iterable(it, **kw)}
+
+
+def _write_figures(res, out) -> None:
+  """geometry.png and rewinding.png, drawn by the gbounds.viz figure functions (no pyplot)."""
+  import gbounds.viz as _viz
+  grid = getattr(_viz, "plot_layer_geometry_grid", None)
+  rewinding = getattr(_viz, "plot_rewinding", None)
+  if grid is None or rewinding is None:
+    # TODO(viz): remove once gbounds/viz/__init__.py exports the geometry figures.
+    from gbounds.viz import _geometry as _viz_geometry
+    grid, rewinding = _viz_geometry.plot_layer_geometry_grid, _viz_geometry.plot_rewinding
+  fig, axes = _io.new_figure(figsize=(12, 9), nrows=3, ncols=3, sharex=True, sharey="row")
+  grid(axes, res)
+  fig.tight_layout()
+  _io.atomic_write_figure(out / "geometry.png", fig, dpi=110)
+  fig, ax = _io.new_figure(figsize=(6, 4))
+  rewinding(ax, res)
+  fig.tight_layout()
+  _io.atomic_write_figure(out / "rewinding.png", fig, dpi=110)
+
+
 def _permuted(args) -> int:
   import jax
-  from gbounds.geometry import _rewind as _rewind
+  _rewind = _geo
   _check_permuted_flags(args)
   fields = dict(_QUICK) if args.quick else {}
   for name in _FIELDS:
@@ -187,34 +227,32 @@ def _permuted(args) -> int:
   if config.batch_size > config.n_train:
     _errors.fail("--batch-size", f"at most --n-train = {config.n_train}", config.batch_size)
   out = _common.output_dir(args.out)
-  with jax.enable_x64(True):
-    res = _rewind.permuted_label_experiment(
-        config, data_dir=args.data_dir,
-        progress=lambda it, **kw: _common.progress(it, **kw))
+  kwargs = _progress_kwargs()
+  try:
+    with jax.enable_x64(True):
+      res = _rewind.permuted_label_experiment(config, data_dir=args.data_dir, **kwargs)
+  finally:
+    bar = kwargs.get("callback")
+    if bar is not None:
+      bar.close()
   _common.atomic_write_json(out / "result.json", res.to_dict())
-  _common.atomic_write_text(out / "geometry.csv",
-                            _csv(res.geometry, _rewind.GeometryRecord._fields))
-  _common.atomic_write_text(out / "rewinding.csv",
-                            _csv(res.rewinding, _rewind.RewindRecord._fields))
-  _common.atomic_write_text(out / "history.csv", _csv(res.history, _rewind.EpochRecord._fields))
-  for name, fig in (("geometry.png", _rewind.plot_geometry(res)),
-                    ("rewinding.png", _rewind.plot_rewinding(res))):
-    _save_png(fig, out / name)
+  _common.atomic_write_text(out / "geometry.csv", _records_csv(res.geometry))
+  _common.atomic_write_text(out / "rewinding.csv", _records_csv(res.rewinding))
+  _common.atomic_write_text(out / "history.csv", _records_csv(res.history))
+  _write_figures(res, out)
   print(rewinding_table(res))
   return 0
 
 
-def _save_png(fig, path) -> None:
-  import os
-  import tempfile
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-  os.close(fd)
-  fig.savefig(tmp, dpi=110)
-  os.replace(tmp, path)
-
-
 def rewinding_table(res) -> str:
-  """Plain-text tables: accuracies per epoch and after rewinding."""
+  """Plain-text tables: accuracies per epoch and after rewinding.
+
+  Args:
+    res: a :class:`gbounds.geometry.PermutedLabelResult`.
+
+  Returns:
+    The text.
+  """
   lines = [f"{'epoch':>5} {'train clean':>11} {'perm. fit':>9} {'test':>6}"]
   for h in res.history:
     lines.append(f"{h.epoch:5d} {h.train_clean_accuracy:11.3f} {h.train_permuted_fit:9.3f} "

@@ -11,6 +11,9 @@ Experiments (``--experiment``):
   5% at a time), retrain, test error (``summarisation.json``, ``summarisation.png``);
 * ``reproduce``: linearized vs retrained leave-one-out correlation (paper, Table 1) and
   mislabeled AUROC (``reproduction.json``).
+
+``info`` computes the sample information in float64: this command (the application) enables
+64-bit JAX types locally (``with jax.enable_x64(True)``) around that call only.
 """
 
 from __future__ import annotations
@@ -54,7 +57,14 @@ _POOL = 1991
 
 def check_args(args) -> None:
   """Every option in range, before any data is loaded or a model trained (errors name the
-  flag)."""
+  flag).
+
+  Args:
+    args: the parsed ``gbounds sample-info`` arguments.
+
+  Returns:
+    None.
+  """
   _c.check_int("--n", args.n, 2, _POOL - 1)
   _c.check_int("--heldout", args.heldout, 1, _POOL - 2)
   if args.n + args.heldout > _POOL:
@@ -79,11 +89,33 @@ def check_args(args) -> None:
     _c.check_int("--retrained", args.retrained, 1, args.n)
 
 
+def _write_figure(path, draw, *, figsize=(5, 3.2), nrows=1, ncols=1, suptitle=None) -> None:
+  """A figure drawn by ``draw(axes)`` on a pyplot-free figure, written atomically (dpi 120)."""
+  from gbounds._src import io as _io
+  fig, axes = _io.new_figure(figsize=figsize, nrows=nrows, ncols=ncols)
+  draw(axes)
+  if suptitle:
+    fig.suptitle(suptitle, fontsize=9)
+  fig.tight_layout()
+  _io.atomic_write_figure(path, fig, dpi=120)
+
+
+def _image_grid(path, images, scores, *, labels, most: bool = True, count: int = 25) -> None:
+  """The most (or least) informative images with their F-SI (formerly plot_image_grid)."""
+  from gbounds.viz import _experiments as _viz  # TODO(viz): public once gbounds.viz exports it
+  rows, cols = _viz.image_grid_shape(min(count, len(scores)))
+  _write_figure(path, lambda axes: _viz.plot_image_grid(axes, images, scores, count=count,
+                                                        labels=labels, most=most),
+                figsize=(1.4 * cols, 1.6 * rows), nrows=rows, ncols=cols,
+                suptitle=f"{'most' if most else 'least'} informative (F-SI)")
+
+
 def _run(args) -> int:
   import numpy as np
 
-  from gbounds.experiments import _sample_info as ex
+  import gbounds.experiments as ex
   from gbounds.cli._common import atomic_write_json, output_dir
+  from gbounds.viz import _experiments as _viz  # TODO(viz): public once gbounds.viz exports it
 
   check_args(args)
   out = output_dir(args.out)
@@ -92,24 +124,23 @@ def _run(args) -> int:
     import jax
     import jax.numpy as jnp
 
-    from gbounds.data import _datasets as _data
-    from gbounds.ntk import _empirical as _ntk
-    from gbounds.info import _sample_info as _sample_info
+    import gbounds.data as _data
+    import gbounds.info as _info
+    import gbounds.ntk as _ntk
     x, y, xh, _ = ex.mnist_4_vs_9(args.n, args.heldout, seed=args.seed, data_dir=args.data_dir)
     noisy = _data.inject_label_noise(y, rate=args.noise_rate, num_classes=2, seed=args.seed)
-    apply_fn, params = ex._mlp(args.width, args.seed, x)
-    eta = ex._stable_eta(apply_fn, params, x, args.lr_fraction, args.weight_decay)
-    with jax.enable_x64(True):
-      info = _sample_info.sample_information(
+    apply_fn, params = ex.mlp_at_init(args.width, args.seed, x)
+    eta = ex.stable_learning_rate(apply_fn, params, x, args.lr_fraction, args.weight_decay)
+    with jax.enable_x64(True):  # the application's choice: float64 for this call only
+      info = _info.sample_information(
           apply_fn, _ntk.cast_tree(params, jnp.float64), np.asarray(x, np.float64),
           noisy.labels.astype(np.float64), learning_rate=eta, t=steps,
           weight_decay=args.weight_decay, time=args.time, x_heldout=np.asarray(xh, np.float64),
           sigma=args.sigma, fsi_sigma=args.fsi_sigma)
     info.save_json(out / "sample_info.json")
     info.save_csv(out / "sample_info.csv")
-    ex.plot_image_grid(x, info.fsi, out / "most_informative.png", labels=noisy.labels)
-    ex.plot_image_grid(x, info.fsi, out / "least_informative.png", labels=noisy.labels,
-                       most=False)
+    _image_grid(out / "most_informative.png", x, info.fsi, labels=noisy.labels)
+    _image_grid(out / "least_informative.png", x, info.fsi, labels=noisy.labels, most=False)
     summary = {"n": args.n, "learning_rate": eta, "mean_fsi": float(np.mean(info.fsi)),
                "mean_si": float(np.mean(info.si)),
                "auroc_flipped": (ex.auroc(info.fsi, noisy.flipped)
@@ -127,7 +158,8 @@ def _run(args) -> int:
     atomic_write_json(out / "mislabeled.json", {
         "auroc": res.auroc, "precision_at_noise_rate": res.precision_at_noise_rate,
         "settings": res.settings, "fsi": res.fsi, "flipped": res.flipped.astype(int)})
-    ex.plot_fsi_histogram(res, out / "fsi_histogram.png")
+    _write_figure(out / "fsi_histogram.png",
+                  lambda ax: _viz.plot_fsi_histogram(ax, res.fsi, res.flipped, auroc=res.auroc))
     print(f"mislabeled detection: AUROC {res.auroc:.4f}, precision at "
           f"{args.noise_rate:.0%} {res.precision_at_noise_rate:.4f}")
     return 0
@@ -137,7 +169,8 @@ def _run(args) -> int:
                                 data_dir=args.data_dir)
     atomic_write_json(out / "summarisation.json", {
         "fractions": res.fractions, "test_error": res.test_error, "settings": res.settings})
-    ex.plot_summarisation(res, out / "summarisation.png")
+    _write_figure(out / "summarisation.png",
+                  lambda ax: _viz.plot_summarisation(ax, res.fractions, res.test_error))
     for name, errs in res.test_error.items():
       print(f"{name:>16}: " + " ".join(f"{e:.3f}" for e in errs))
     return 0

@@ -11,15 +11,37 @@ import dataclasses
 import io
 import math
 
+import gbounds.experiments as _experiments
 from gbounds._src import errors as _errors
+from gbounds._src import io as _io
+from gbounds._src import progress as _progress
 from gbounds.cli import _common
+
+# TODO(viz): `import gbounds.viz` once gbounds/viz/__init__.py exports these figures.
+from gbounds.viz import _experiments as _viz
 
 
 def float_list(s: str) -> list[float]:
+  """argparse ``type``: comma-separated numbers.
+
+  Args:
+    s: the command-line word.
+
+  Returns:
+    The numbers.
+  """
   return [float(v) for v in s.split(",") if v.strip()]
 
 
 def int_list(s: str) -> list[int]:
+  """argparse ``type``: comma-separated integers.
+
+  Args:
+    s: the command-line word.
+
+  Returns:
+    The integers.
+  """
   return [int(v) for v in s.split(",") if v.strip()]
 
 
@@ -149,23 +171,15 @@ def _write_csv(path, rows: list[dict]) -> None:
   _common.atomic_write_text(path, buf.getvalue())
 
 
-def _save_figure(fig, path) -> None:
-  import os
-  import tempfile
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".png")
-  os.close(fd)
-  fig.savefig(tmp, dpi=120, bbox_inches="tight")
-  os.replace(tmp, path)
-
-
-def _pyplot():
+def _write_figure(path, draw, *, figsize, ncols: int = 1) -> None:
+  """A figure drawn by ``draw(axes)`` on a pyplot-free figure, written atomically (PNG)."""
   try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+    import matplotlib  # noqa: F401 -- optional: no figure without it
   except ImportError:  # pragma: no cover
-    return None
+    return
+  fig, axes = _io.new_figure(figsize=figsize, ncols=ncols)
+  draw(axes)
+  _io.atomic_write_figure(path, fig, dpi=120, bbox_inches="tight")
 
 
 def _check_weight_info_args(args) -> list[str]:
@@ -191,7 +205,10 @@ def _weight_info(args) -> int:
   import jax.numpy as jnp
   import numpy as np
 
-  import gbounds
+  import gbounds.data
+  import gbounds.info
+  import gbounds.models
+  import gbounds.train
 
   forms = _check_weight_info_args(args)
   out = _common.output_dir(args.out)
@@ -199,12 +216,12 @@ def _weight_info(args) -> int:
   x, y = gbounds.data.subsample(x, y, args.n, seed=args.seed)
   x = jnp.asarray(np.asarray(x, np.float32).reshape(len(y), -1))
   model = gbounds.models.MLP(hidden=tuple(args.hidden), out=10)
-  mf = gbounds.as_model_fn(model, example_input=x[:2], key=args.seed)
+  mf = gbounds.models.as_model_fn(model, example_input=x[:2], key=args.seed)
   cfg = gbounds.train.TrainConfig(optimizer="adam", learning_rate=1e-3, batch_size=100, seed=args.seed,
                             steps=gbounds.train.steps_for_epochs(args.epochs, len(y), 100))
   rows = []
   jobs = [(r, f, b) for r in args.noise_rates for f in forms for b in args.betas]
-  bar = _common.progress(total=len(jobs), desc="weight-info")
+  bar = _progress.TqdmCallback("weight-info")
   trained = {}
   for rate, form, beta in jobs:
     if rate not in trained:
@@ -224,28 +241,14 @@ def _weight_info(args) -> int:
                fisher_trace=float(r.fisher_trace), num_params=r.num_params)
     row.update({f"layer_{k}": float(v) for k, v in r.per_layer.items()})
     rows.append(row)
-    if bar is not None:
-      bar.update(1)
-  if bar is not None:
-    bar.close()
+    bar(len(rows), len(jobs))
+  bar.close()
   _common.atomic_write_json(out / "weight_info.json",
                             dict(settings=vars_json(args), rows=rows))
   _write_csv(out / "weight_info.csv", rows)
-  plt = _pyplot()
-  if plt is not None:
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for rate in args.noise_rates:
-      for form in forms:
-        pts = [(r["beta"], r["information_nats"]) for r in rows
-               if r["noise_rate"] == rate and r["form"] == form]
-        ax.plot(*zip(*pts), marker="o", label=f"noise {rate:.0%}, {form}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("beta")
-    ax.set_ylabel("information in the weights (nats)")
-    ax.legend(fontsize=7)
-    _save_figure(fig, str(out / "weight_info.png"))
-    plt.close(fig)
+  _write_figure(out / "weight_info.png",
+                lambda ax: _viz.plot_weight_information(ax, rows, noise_rates=args.noise_rates,
+                                                        forms=forms), figsize=(5, 3.5))
   for r in rows:
     print(f"noise {r['noise_rate']:.0%} {r['form']:>8} beta={r['beta']:<6g} "
           f"I={r['information_nats']:.4g} nats  tr F={r['fisher_trace']:.4g}")
@@ -253,6 +256,14 @@ def _weight_info(args) -> int:
 
 
 def vars_json(args) -> dict:
+  """The parsed arguments as a JSON-ready dict (the handler left out).
+
+  Args:
+    args: parsed arguments.
+
+  Returns:
+    ``{name: value}``.
+  """
   return {k: v for k, v in vars(args).items() if k != "func"}
 
 
@@ -276,41 +287,26 @@ def _check_limit_args(args) -> list[str]:
 
 
 def _limit(args) -> int:
-  from gbounds.experiments import _weight_info as exp
+  exp = _experiments
 
   methods = _check_limit_args(args)
   out = _common.output_dir(args.out)
-  bar = _common.progress(total=len(args.noise_rates) * len(methods), desc="limit")
+  bar = _progress.TqdmCallback("limit")
   res = exp.reproduce_limit(
       data_dir=args.data_dir, dataset=args.dataset, noise_rates=args.noise_rates, methods=methods,
       n_train=args.n_train, n_test=args.n_test, hidden=args.hidden, epochs=args.epochs,
       batch_size=args.batch_size, learning_rate=args.learning_rate, beta=args.beta,
       noise_scale=args.noise_scale, seed=args.seed, classifier_step=args.classifier_step,
       noise_parameterisation=args.noise_parameterisation,
-      callback=(lambda row: bar.update(1)) if bar is not None else None)
-  if bar is not None:
-    bar.close()
+      callback=bar)
+  bar.close()
   rows = [dataclasses.asdict(r) for r in res.rows]
   _common.atomic_write_json(out / "limit.json", dict(settings=res.settings, rows=rows))
   _write_csv(out / "limit.csv", rows)
-  _common.atomic_write_text(out / "limit.md", res.table() + "\n")
-  plt = _pyplot()
-  if plt is not None:
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for m in methods:
-      pts = [r for r in rows if r["method"] == m]
-      axes[0].plot([r["noise_rate"] for r in pts], [r["test_accuracy"] for r in pts], "o-",
-                   label=m)
-      axes[1].plot([r["noise_rate"] for r in pts], [r["train_accuracy_noisy"] for r in pts], "o-",
-                   label=m)
-    axes[0].set_title("test accuracy")
-    axes[1].set_title("train accuracy on noisy labels")
-    for ax in axes:
-      ax.set_xlabel("label-noise rate")
-      ax.legend()
-    _save_figure(fig, str(out / "limit.png"))
-    plt.close(fig)
-  print(res.table())
+  _common.atomic_write_text(out / "limit.md", res.markdown() + "\n")
+  _write_figure(out / "limit.png", lambda axes: _viz.plot_limit(axes, rows, methods=methods),
+                figsize=(9, 3.5), ncols=2)
+  print(res.markdown())
   return 0
 
 
@@ -330,7 +326,7 @@ def _check_supervision_args(args) -> None:
 
 
 def _supervision(args) -> int:
-  from gbounds.experiments import _weight_info as exp
+  exp = _experiments
 
   _check_supervision_args(args)
   out = _common.output_dir(args.out)
@@ -343,6 +339,6 @@ def _supervision(args) -> int:
   _common.atomic_write_json(out / "supervision_complexity.json",
                             dict(settings=res.settings, rows=rows))
   _write_csv(out / "supervision_complexity.csv", rows)
-  _common.atomic_write_text(out / "supervision_complexity.md", res.table() + "\n")
-  print(res.table())
+  _common.atomic_write_text(out / "supervision_complexity.md", res.markdown() + "\n")
+  print(res.markdown())
   return 0

@@ -1,6 +1,6 @@
 """f-CMI experiments: the MNIST 4-vs-9 protocol of Harutyunyan et al. (2021) and Wang & Mao's
-synthetic study, on top of the supersample harness (:mod:`gbounds.supersample._supersample`) and the bound
-functions (:mod:`gbounds.bounds._cmi`).
+synthetic study, on top of the supersample harness (:mod:`gbounds.supersample`) and the bound
+functions (:func:`gbounds.bounds.cmi_bounds`).
 
 Published protocol (Harutyunyan et al., NeurIPS 2021, arXiv 2110.01584, sec. 4 and the public
 code hrayrhar/f-CMI): MNIST 4 vs 9, a 4-stage CNN with BatchNorm, Adam (lr 1e-3, batch 128),
@@ -12,7 +12,7 @@ Departures here, all stated in the resolved configuration:
 * the pool is the MNIST *test* split (1,991 fours and nines; the published pool is the 60k
   training split): :func:`cpu_scale_protocol` holds out ``test_size`` of them as the separate test
   set and draws the supersamples from the rest, so ``n <= (1991 - test_size) / 2``;
-* the CNN has no BatchNorm (:data:`gbounds.models.FCMI_STAGES`; see :mod:`gbounds.models._networks`);
+* the CNN has no BatchNorm (:data:`gbounds.models.FCMI_STAGES`; see :class:`gbounds.models.CNN`);
 * at CPU scale the network is an MLP (the paper's CNN trains at ~0.5 s per step per model on
   this 2-core machine), with fewer masks (``k2``) and supersamples (``k1``);
 * an epoch is ``max(1, n // batch)`` steps (the last partial batch is dropped), so at ``n = 250``
@@ -31,17 +31,24 @@ import math
 import os
 import pathlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from gbounds._src import errors as _errors
 from gbounds._src import io as _io
-from gbounds.supersample._supersample import (SupersampleResult, run_linearized_supersample,
-                                  run_supersample)
-from gbounds.train._train import (MapStrategy, Optimizer, TrainConfig, _check_real,
-                            steps_for_epochs)
+from gbounds._src import progress as _progress
+from gbounds._src import provenance as _provenance
+from gbounds._src import results as _results
+from gbounds.bounds import cmi_bounds
+from gbounds.data import DATASETS, binary_task, load_dataset
+from gbounds.models import CNN, FCMI_STAGES, MLP
+from gbounds.supersample import SupersampleResult, run_linearized_supersample, run_supersample
+from gbounds.train import MapStrategy, Optimizer, TrainConfig, steps_for_epochs
+
+# TODO(viz): `from gbounds.viz import plot_fcmi_table` once gbounds/viz/__init__.py exports it.
+from gbounds.viz._experiments import plot_fcmi_table
 
 # Harutyunyan et al. (2021), MNIST 4 vs 9, standard variant, k1 x k2 = 5 x 30 [code]:
 # n -> (f-CMI bound, measured gap).
@@ -125,12 +132,11 @@ class FcmiProtocol:
     _errors.check_int("k2", self.k2, 2, what="at least 2 masks per supersample")
     if len(self.classes) != 2 or self.classes[0] == self.classes[1]:
       _errors.fail("classes", "two distinct class labels", self.classes)
-    _check_real("learning_rate", self.learning_rate, "a positive finite number", lambda v: v > 0)
-    _check_real("ridge", self.ridge, "a non-negative finite number", lambda v: v >= 0)
+    _errors.check_real("learning_rate", self.learning_rate, "a positive finite number", lambda v: v > 0)
+    _errors.check_real("ridge", self.ridge, "a non-negative finite number", lambda v: v >= 0)
     if self.chunk_size is not None:
       _errors.check_int("chunk_size", self.chunk_size, 1, what="a positive integer or None")
     _errors.check_int("seed", self.seed, None)
-    from gbounds.data._datasets import DATASETS
     if not isinstance(self.dataset, str) or self.dataset.strip().lower().replace(
         "-", "_") not in DATASETS:
       _errors.fail("dataset", f"one of {list(DATASETS)}", repr(self.dataset))
@@ -138,13 +144,45 @@ class FcmiProtocol:
       _errors.fail("split", "'train' or 'test'", repr(self.split))
 
   def to_json(self) -> dict:
-    """The fields as JSON values (enums by lower-case name); :meth:`from_json` inverts it."""
+    """The fields as JSON values (enums by lower-case name); :meth:`from_json` inverts it.
+
+    Returns:
+      A JSON-ready dict of every field.
+    """
     obj = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
     obj = {k: v.name.lower() if isinstance(v, enum.Enum) else v for k, v in obj.items()}
     return json.loads(json.dumps(obj, default=_io._default))
 
+  def to_dict(self) -> dict:
+    """Same as :meth:`to_json` (the result convention's name).
+
+    Returns:
+      A JSON-ready dict of every field.
+    """
+    return self.to_json()
+
+  @classmethod
+  def from_dict(cls, obj: dict) -> FcmiProtocol:
+    """Same as :meth:`from_json`.
+
+    Args:
+      obj: a dict of fields.
+
+    Returns:
+      The protocol.
+    """
+    return cls.from_json(obj)
+
   @classmethod
   def from_json(cls, obj: dict) -> FcmiProtocol:
+    """Rebuilds a protocol from :meth:`to_json` output (unknown keys are refused).
+
+    Args:
+      obj: a dict of fields (enums by name or value).
+
+    Returns:
+      The protocol, every field checked.
+    """
     if not isinstance(obj, dict):
       _errors.fail("config", "a JSON object of FcmiProtocol fields", type(obj).__name__)
     known = {f.name for f in dataclasses.fields(cls)}
@@ -180,7 +218,14 @@ def _check_overrides(overrides: dict) -> None:
 
 def cpu_scale_protocol(**overrides) -> FcmiProtocol:
   """The MNIST 4-vs-9 protocol at CPU scale: MLP 512-512, Adam 1e-3, batch 128, 200 epochs,
-  ``n`` in {75, 250}, ``k1 x k2 = 5 x 20`` (about 10 minutes on 2 CPU cores)."""
+  ``n`` in {75, 250}, ``k1 x k2 = 5 x 20`` (about 10 minutes on 2 CPU cores).
+
+  Args:
+    **overrides: fields of :class:`FcmiProtocol` (unknown ones are refused).
+
+  Returns:
+    :class:`FcmiProtocol`.
+  """
   _check_overrides(overrides)
   return FcmiProtocol(**overrides)
 
@@ -188,7 +233,14 @@ def cpu_scale_protocol(**overrides) -> FcmiProtocol:
 def full_scale_protocol(**overrides) -> FcmiProtocol:
   """The published configuration: the f-CMI CNN (without BatchNorm), Adam 1e-3, batch 128,
   200 epochs, ``n`` in {75, 250, 1000, 4000}, ``k1 x k2 = 5 x 30``, pool = MNIST training
-  split (test set: 2,000 held-out fours and nines). Meant for a GPU (vmap over chunks of 30)."""
+  split (test set: 2,000 held-out fours and nines). Meant for a GPU (vmap over chunks of 30).
+
+  Args:
+    **overrides: fields of :class:`FcmiProtocol` (unknown ones are refused).
+
+  Returns:
+    :class:`FcmiProtocol`.
+  """
   base = dict(ns=(75, 250, 1000, 4000), k1=5, k2=30, epochs=200,
               architecture=FcmiArchitecture.FCMI_CNN, split="train", test_size=2000,
               strategy=MapStrategy.AUTO, chunk_size=30)
@@ -198,7 +250,14 @@ def full_scale_protocol(**overrides) -> FcmiProtocol:
 
 def small_protocol(**overrides) -> FcmiProtocol:
   """A small run for the README's main job (< 3 minutes on 2 CPU cores): MLP 256, 100 epochs,
-  ``n`` in {75, 250}, ``k1 x k2 = 2 x 10``."""
+  ``n`` in {75, 250}, ``k1 x k2 = 2 x 10``.
+
+  Args:
+    **overrides: fields of :class:`FcmiProtocol` (unknown ones are refused).
+
+  Returns:
+    :class:`FcmiProtocol`.
+  """
   base = dict(ns=(75, 250), k1=2, k2=10, epochs=100, hidden=(256,), chunk_size=None)
   _check_overrides(overrides)
   return FcmiProtocol(**{**base, **overrides})
@@ -232,14 +291,33 @@ class FcmiRow(NamedTuple):
   trainings: int
   seconds: float
 
+  to_dict = _results.namedtuple_to_dict
+  from_dict = classmethod(_results.from_dict)
+
 
 class FcmiTable(NamedTuple):
-  """Rows per ``n`` and the resolved protocol."""
+  """Rows per ``n`` and the resolved protocol (:meth:`FcmiProtocol.to_json`)."""
   rows: tuple[FcmiRow, ...]
   protocol: dict
 
+  to_dict = _results.namedtuple_to_dict
+  from_dict = classmethod(_results.from_dict)
+
+  def table(self) -> _results.Table:
+    """The rows as a table.
+
+    Returns:
+      :class:`gbounds.Table` with the :class:`FcmiRow` fields as columns.
+    """
+    return _results.Table(FcmiRow._fields, tuple(tuple(r) for r in self.rows),
+                          "f-CMI supersample experiment")
+
   def format(self) -> str:
-    """A fixed-width text table."""
+    """A fixed-width text table.
+
+    Returns:
+      One header line and one line per ``n``.
+    """
     head = (f"{'n':>6} {'f-CMI bound':>12} {'(std)':>8} {'eCMI-kl test':>13} {'LD-CMI':>8} "
             f"{'train err':>10} {'gap':>8} {'test err':>9} {'models':>7} {'s':>7}")
     lines = [head]
@@ -251,9 +329,16 @@ class FcmiTable(NamedTuple):
 
 
 def binary_pool(protocol: FcmiProtocol, data_dir: str | os.PathLike | None = None):
-  """``(x_pool, y_pool, x_test, y_test)``: the two classes, shuffled with ``protocol.seed``,
-  the last ``test_size`` examples held out."""
-  from gbounds.data._datasets import binary_task, load_dataset
+  """The protocol's data: the two classes, shuffled with ``protocol.seed``, the last
+  ``test_size`` examples held out.
+
+  Args:
+    protocol: :class:`FcmiProtocol` (``dataset``, ``split``, ``classes``, ``test_size``, ``seed``).
+    data_dir: the data directory (default ``$GBOUNDS_DATA_DIR``).
+
+  Returns:
+    ``(x_pool, y_pool, x_test, y_test)``, labels 0/1.
+  """
   x, y = load_dataset(protocol.dataset, protocol.split, data_dir=data_dir)
   x, y = binary_task(x, y, *protocol.classes)
   if protocol.test_size >= len(y):
@@ -265,15 +350,21 @@ def binary_pool(protocol: FcmiProtocol, data_dir: str | os.PathLike | None = Non
 
 
 def _model(protocol: FcmiProtocol):
-  from gbounds.models._networks import CNN, FCMI_STAGES, MLP
   if protocol.architecture == FcmiArchitecture.FCMI_CNN:
     return CNN(stages=FCMI_STAGES, dense=(128,), out=2)
   return MLP(hidden=protocol.hidden, out=2)
 
 
 def summarize(result: SupersampleResult, *, seconds: float = 0.0) -> FcmiRow:
-  """Bounds and measured errors of one supersample run (via :func:`gbounds.bounds.cmi_bounds`)."""
-  from gbounds.bounds._cmi import cmi_bounds
+  """Bounds and measured errors of one supersample run (via :func:`gbounds.bounds.cmi_bounds`).
+
+  Args:
+    result: a :class:`gbounds.supersample.SupersampleResult`.
+    seconds: wall time to record.
+
+  Returns:
+    :class:`FcmiRow`.
+  """
   report = cmi_bounds(result.masks, result.predictions, result.labels, full_vector=False)
   f = report["fcmi"]
   k1, k2, n = result.masks.shape
@@ -287,7 +378,7 @@ def summarize(result: SupersampleResult, *, seconds: float = 0.0) -> FcmiRow:
 
 def run_fcmi_protocol(protocol: FcmiProtocol, *, data_dir: str | os.PathLike | None = None,
                       out_dir: str | os.PathLike | None = None,
-                      progress: Callable[[int, int], None] | None = None,
+                      progress: _progress.ProgressCallback | None = None,
                       data: tuple | None = None) -> FcmiTable:
   """Runs (or resumes, from ``out_dir``) the protocol for every ``n``; returns the table.
 
@@ -297,6 +388,9 @@ def run_fcmi_protocol(protocol: FcmiProtocol, *, data_dir: str | os.PathLike | N
     out_dir: results: ``n<NNNN>/`` chunk directories (resumable), ``table.json``, ``table.csv``.
     progress: ``progress(done, total)`` in trainings over all ``n``.
     data: ``(x_pool, y_pool, x_test, y_test)`` instead of loading ``protocol.dataset``.
+
+  Returns:
+    :class:`FcmiTable`, one :class:`FcmiRow` per ``n``.
   """
   x_pool, y_pool, x_test, y_test = data if data is not None else binary_pool(protocol, data_dir)
   for n in protocol.ns:
@@ -332,12 +426,19 @@ def run_fcmi_protocol(protocol: FcmiProtocol, *, data_dir: str | os.PathLike | N
 
 
 def write_table(table: FcmiTable, out_dir: str | os.PathLike) -> None:
-  """Writes ``table.json`` and ``table.csv`` atomically."""
+  """Writes ``table.json`` and ``table.csv`` atomically.
+
+  Args:
+    table: the table.
+    out_dir: the directory.
+
+  Returns:
+    None.
+  """
   out = pathlib.Path(out_dir)
-  from gbounds.supersample._supersample import package_versions
   _io.atomic_write_json(out / "table.json", {
       "rows": [r._asdict() for r in table.rows], "protocol": table.protocol,
-      "versions": package_versions(),
+      "versions": _provenance.versions(),
       "units": "0-1 error; mutual informations inside the bounds in nats"})
   cols = FcmiRow._fields
   lines = [",".join(cols)] + [",".join(repr(v) if isinstance(v, float) else str(v) for v in r)
@@ -345,43 +446,68 @@ def write_table(table: FcmiTable, out_dir: str | os.PathLike) -> None:
   _io.atomic_write_text(out / "table.csv", "\n".join(lines) + "\n")
 
 
-def plot_table(table: FcmiTable, path: str | os.PathLike, *,
-               published: dict[int, tuple[float, float]] | None = None) -> None:
-  """PNG of the f-CMI bound, gap and test error against ``n`` (log x axis), written atomically."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  ns = [r.n for r in table.rows]
-  fig, ax = plt.subplots(figsize=(5, 3.5))
-  ax.errorbar(ns, [r.fcmi_bound for r in table.rows], yerr=[r.fcmi_bound_std for r in table.rows],
-              marker="o", label="f-CMI bound", capsize=3)
-  ax.plot(ns, [r.gap for r in table.rows], marker="s", label="measured gap")
-  ax.plot(ns, [r.test_error for r in table.rows], marker="^", label="test error")
-  if published:
-    pn = sorted(published)
-    ax.plot(pn, [published[k][0] for k in pn], "k--", marker="o", mfc="none", lw=0.8,
-            label="published bound")
-    ax.plot(pn, [published[k][1] for k in pn], "k:", marker="s", mfc="none", lw=0.8,
-            label="published gap")
-  ax.set_xscale("log")
-  ax.set_xlabel("n (training examples)")
-  ax.set_ylabel("0-1 error")
-  ax.legend(fontsize=7)
+def write_fcmi_figure(table: FcmiTable, path: str | os.PathLike, *,
+                      published: dict[int, tuple[float, float]] | None = None) -> None:
+  """PNG of the f-CMI bound, gap and test error against ``n`` (log x axis), written atomically
+  (drawn by ``gbounds.viz.plot_fcmi_table``; no pyplot, no global matplotlib state).
+
+  Args:
+    table: the table.
+    path: the ``.png`` file.
+    published: ``{n: (bound, gap)}`` drawn beside ours.
+
+  Returns:
+    None.
+  """
+  fig, ax = _io.new_figure(figsize=(5, 3.5))
+  plot_fcmi_table(ax, table.rows, published=published)
   fig.tight_layout()
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".{path.name}.tmp.png")
-  fig.savefig(tmp, dpi=120)
-  plt.close(fig)
-  os.replace(tmp, path)
+  _io.atomic_write_figure(path, fig, dpi=120)
 
 
 class FcmiReproduction(NamedTuple):
-  """Our table beside the published numbers (``published[n] = (bound, gap)``)."""
+  """Our table beside the published numbers (``published[n] = (bound, gap)``).
+
+  The field ``table`` is the :class:`FcmiTable`; :meth:`comparison` is the ``gbounds.Table``.
+  """
   table: FcmiTable
   published: dict[int, tuple[float, float]]
 
+  to_dict = _results.namedtuple_to_dict
+
+  @classmethod
+  def from_dict(cls, data: dict) -> FcmiReproduction:
+    """Rebuilds the reproduction from :meth:`to_dict` output (``published`` keys back to int).
+
+    Args:
+      data: a dict as :meth:`to_dict` returns it.
+
+    Returns:
+      The :class:`FcmiReproduction`.
+    """
+    return cls(FcmiTable.from_dict(data["table"]),
+               {int(n): (float(b), float(g)) for n, (b, g) in data["published"].items()})
+
+  def comparison(self) -> _results.Table:
+    """Ours beside the published bound and gap per ``n``.
+
+    Returns:
+      :class:`gbounds.Table` (NaN where nothing is published for that ``n``).
+    """
+    rows = []
+    for r in self.table.rows:
+      pb, pg = self.published.get(r.n, (math.nan, math.nan))
+      rows.append((r.n, r.fcmi_bound, pb, r.gap, pg, r.test_error))
+    return _results.Table(("n", "bound (ours)", "bound (published)", "gap (ours)",
+                           "gap (published)", "test error (ours)"), tuple(rows),
+                          "f-CMI, MNIST 4 vs 9 (Harutyunyan et al., NeurIPS 2021)")
+
   def format(self) -> str:
+    """A fixed-width text table of :meth:`comparison`.
+
+    Returns:
+      One header line and one line per ``n``.
+    """
     lines = [f"{'n':>6} {'bound (ours)':>13} {'bound (pub.)':>13} {'gap (ours)':>11} "
              f"{'gap (pub.)':>11} {'test err (ours)':>16}"]
     for r in self.table.rows:
@@ -393,7 +519,7 @@ class FcmiReproduction(NamedTuple):
 
 def reproduce_fcmi(*, data_dir: str | os.PathLike | None = None,
                    out_dir: str | os.PathLike | None = None, scale: str = "cpu",
-                   progress: Callable[[int, int], None] | None = None,
+                   progress: _progress.ProgressCallback | None = None,
                    **overrides) -> FcmiReproduction:
   """Reproduces the MNIST 4-vs-9 f-CMI experiment of Harutyunyan et al. (2021).
 
@@ -414,15 +540,21 @@ def reproduce_fcmi(*, data_dir: str | os.PathLike | None = None,
   protocol = makers[scale](**overrides)
   table = run_fcmi_protocol(protocol, data_dir=data_dir, out_dir=out_dir, progress=progress)
   if out_dir is not None:
-    plot_table(table, pathlib.Path(out_dir) / "fcmi.png", published=PUBLISHED_FCMI)
+    write_fcmi_figure(table, pathlib.Path(out_dir) / "fcmi.png", published=PUBLISHED_FCMI)
   return FcmiReproduction(table, dict(PUBLISHED_FCMI))
 
 
 def small_fcmi_experiment(data_dir: str | os.PathLike | None = None,
                           out_dir: str | os.PathLike | None = None, *,
-                          progress: Callable[[int, int], None] | None = None,
+                          progress: _progress.ProgressCallback | None = None,
                           **overrides) -> FcmiTable:
   """The README's small f-CMI run (:func:`small_protocol`; < 3 minutes on 2 CPU cores).
+
+  Args:
+    data_dir: the data directory.
+    out_dir: results directory (resumable).
+    progress: ``progress(done, total)`` in trainings.
+    **overrides: fields of :class:`FcmiProtocol`.
 
   Returns:
     :class:`FcmiTable` with one row per ``n``: f-CMI, e-CMI (binary KL, on the test error) and
@@ -432,7 +564,7 @@ def small_fcmi_experiment(data_dir: str | os.PathLike | None = None,
   table = run_fcmi_protocol(small_protocol(**overrides), data_dir=data_dir, out_dir=out_dir,
                             progress=progress)
   if out_dir is not None:
-    plot_table(table, pathlib.Path(out_dir) / "fcmi.png")
+    write_fcmi_figure(table, pathlib.Path(out_dir) / "fcmi.png")
   return table
 
 
@@ -445,6 +577,9 @@ class SyntheticRow(NamedTuple):
   gap: float
   train_error: float
   bounds: dict[str, float]
+
+  to_dict = _results.namedtuple_to_dict
+  from_dict = classmethod(_results.from_dict)
 
 
 def make_classification_study(*, ns: Sequence[int] = (5, 10, 20), k1: int = 10, k2: int = 30,
@@ -460,14 +595,23 @@ def make_classification_study(*, ns: Sequence[int] = (5, 10, 20), k1: int = 10, 
   mean cross-entropy for ``steps`` steps (departure: no early stop at 99% training accuracy).
   Every bound of :func:`gbounds.bounds.cmi_bounds` is evaluated on the gap of the 0-1 loss.
 
+  Args:
+    ns: numbers of pairs ``n``.
+    k1: supersamples per ``n``.
+    k2: masks per supersample.
+    steps: full-batch GD steps.
+    learning_rate: GD step size.
+    n_features: informative features of the pool.
+    pool_size: examples in the pool.
+    seed: seed of the pool, designs and initialisations.
+    strategy: :class:`gbounds.train.MapStrategy` over the trained models.
+
   Returns:
     One :class:`SyntheticRow` per ``n``; ``bounds`` maps bound names to gap bounds (only the
     applicable ones).
   """
   from sklearn.datasets import make_classification
 
-  from gbounds.bounds._cmi import cmi_bounds
-  from gbounds.models._networks import MLP
   x, y = make_classification(n_samples=pool_size, n_features=n_features,
                              n_informative=n_features, n_redundant=0, n_repeated=0,
                              n_classes=2, n_clusters_per_class=1, random_state=seed)
@@ -486,5 +630,12 @@ def make_classification_study(*, ns: Sequence[int] = (5, 10, 20), k1: int = 10, 
 
 
 def result_summary_dict(table: FcmiTable) -> dict[str, Any]:
-  """JSON-able ``{"rows": [...], "protocol": {...}}``."""
+  """JSON-able ``{"rows": [...], "protocol": {...}}``.
+
+  Args:
+    table: the table.
+
+  Returns:
+    The dict.
+  """
   return {"rows": [r._asdict() for r in table.rows], "protocol": table.protocol}

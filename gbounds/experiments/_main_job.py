@@ -7,37 +7,46 @@ data directory; scikit-learn's bundled digits 4-vs-9 when MNIST is absent), then
    condition number);
 2. the linearized network's closed-form prediction of the trained network's test error
    (same learning rate and number of full-batch GD steps, MSE) beside the measured one;
-3. the front door, :func:`gbounds.analyze`, on a small MLP trained with Adam on 400 fours and
+3. the front door, :func:`gbounds.analysis.analyze`, on a small MLP trained with Adam on 400 fours and
    nines (saved as an Orbax checkpoint in ``out/checkpoint``): sample information of every
    training example (linearized at the trained weights), f-CMI / e-CMI / ld-CMI bounds from a
    3 x 10 supersample run, PAC-Bayes certificates, and the bound table beside the measured gap.
 
 Everything is written to ``out/``: ``ntk_analysis.json``, the analysis report (``report.json``,
 CSV tables, PNG figures, the self-contained ``report.html``), resumable stage files.
+
+The closed-form linearized predictions are computed in float64 when the caller enables it:
+:func:`ntk_analysis` and :func:`run_main_job` take ``precision``, a context-manager factory
+entered around that algebra only (``gbounds main`` passes ``lambda: jax.enable_x64(True)``);
+this module never reads or sets ``jax_enable_x64`` itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gbounds.data import _datasets as _data
-from gbounds.ntk import _dynamics as _dynamics
+import gbounds.analysis as _analysis
+import gbounds.data as _data
+import gbounds.models as _models
+import gbounds.ntk as _ntk
+import gbounds.train as _train
+from gbounds._src import errors as _errors
 from gbounds._src import io as _io
-from gbounds.models import _networks as _models
-from gbounds.ntk import _empirical as _ntk
-from gbounds.train import _train as _train
 
 
 def _load_binary(data_dir=None):
   try:
     x, y = _data.load_mnist("test", data_dir=data_dir)
     name = "MNIST test split, 4 vs 9"
-  except _data._errors.DataNotFoundError:
+  except _errors.DataNotFoundError:
     x, y = _data.load_digits()
     name = "scikit-learn digits, 4 vs 9 (MNIST not found)"
   x, y = _data.binary_task(x, y, 4, 9)
@@ -45,11 +54,29 @@ def _load_binary(data_dir=None):
 
 
 def ntk_analysis(*, n_train: int = 400, n_test: int = 800, width: int = 256, steps: int = 300,
-                 step_fraction: float = 1.0, seed: int = 0, data_dir=None) -> dict:
+                 step_fraction: float = 1.0, seed: int = 0, data_dir=None,
+                 dtype: jnp.dtype = jnp.float64,
+                 precision: Callable[[], ContextManager] = contextlib.nullcontext) -> dict:
   """Trains an MLP with full-batch GD on the mean MSE and compares it with its linearization.
 
   The learning rate is ``step_fraction * n / lambda_max(Theta)`` (``eta lambda_max = 1`` for the
   summed loss at the default), inside the linearized dynamics' stable range ``(0, 2)``.
+
+  Args:
+    n_train, n_test: training and test examples (MNIST 4 vs 9; digits when MNIST is absent).
+    width: hidden units of the one-hidden-layer MLP.
+    steps: full-batch GD steps.
+    step_fraction: the step as a fraction of ``n / lambda_max(Theta)``.
+    seed: seed of the split, initialisation and training.
+    data_dir: the data directory.
+    dtype: dtype of the closed-form kernel algebra (:func:`gbounds.ntk.gradient_descent_mse`).
+    precision: a context-manager factory entered around that algebra only (float64 needs
+      ``lambda: jax.enable_x64(True)`` from the caller; the default changes nothing, and float64
+      then falls back to float32).
+
+  Returns:
+    A JSON-ready dict: NTK spectrum summary, trained and linearized train/test errors, agreement
+    of test predictions, output RMSE, timings and backend.
   """
   x, y, name = _load_binary(data_dir)
   rng = np.random.default_rng(seed)
@@ -81,13 +108,13 @@ def ntk_analysis(*, n_train: int = 400, n_test: int = 800, width: int = 256, ste
   # Mean-loss GD with step lr equals summed-loss GD with step lr / n (see _dynamics).
   yoh = _data.one_hot(ytr, 2)
   f0_tr, f0_te = m.apply_fn(m.params, xtr), m.apply_fn(m.params, xte)
-  with jax.enable_x64(True):  # the kernel algebra in float64; the library never sets this flag
-    lin = _dynamics.gradient_descent_mse(
-        jnp.asarray(theta, jnp.float64), jnp.asarray(yoh, jnp.float64),
-        jnp.asarray(f0_tr, jnp.float64), learning_rate=learning_rate / n_train, t=steps,
-        time="discrete", theta_test_train=jnp.asarray(theta_te, jnp.float64),
-        f0_test=jnp.asarray(f0_te, jnp.float64))
-    lin = _dynamics.LinearizedPredictions(*(np.asarray(v) for v in lin))
+  with precision():  # the caller's precision context (gbounds main: float64); never set here
+    lin = _ntk.gradient_descent_mse(
+        jnp.asarray(theta, dtype), jnp.asarray(yoh, dtype),
+        jnp.asarray(f0_tr, dtype), learning_rate=learning_rate / n_train, t=steps,
+        time="discrete", theta_test_train=jnp.asarray(theta_te, dtype),
+        f0_test=jnp.asarray(f0_te, dtype))
+    lin = _ntk.LinearizedPredictions(*(np.asarray(v) for v in lin))
   err = lambda logits, yy: float(np.mean(np.argmax(np.asarray(logits), -1) != yy))  # noqa: E731
   return {
       "data": name, "n_train": int(n_train), "n_test": int(n_test),
@@ -123,10 +150,9 @@ def _print_ntk(r: dict) -> None:
 
 
 def _ntk_section(r: dict):
-  from gbounds.analysis import _report as _report
   rows = (("trained network", r["trained_train_error"], r["trained_test_error"]),
           ("linearized (closed form)", r["linearized_train_error"], r["linearized_test_error"]))
-  return _report.Section(
+  return _analysis.ReportSection(
       "NTK analysis",
       (f"{r['data']} (n_train {r['n_train']}, n_test {r['n_test']}); model: {r['model']}; "
        f"{r['training']}.",
@@ -136,7 +162,7 @@ def _ntk_section(r: dict):
        f"{r['ntk_condition_number']:.3g}.",
        f"Agreement of test predictions {r['prediction_agreement_test']:.4f}; output RMSE "
        f"{r['output_rmse_test']:.4f}."),
-      (_report.Table("ntk_errors", "Trained network vs its linearization",
+      (_analysis.ReportTable("ntk_errors", "Trained network vs its linearization",
                      ("model", "train error", "test error"), rows),))
 
 
@@ -148,8 +174,18 @@ MAIN_RECIPE = dict(optimizer="adam", learning_rate=1e-3, batch_size=64, steps=20
 
 
 def front_door(out: pathlib.Path, *, data_dir=None, progress: bool = True):
-  """Trains the default MLP, checkpoints it and runs :func:`gbounds.analysis._analyze.analyze`."""
-  from gbounds.analysis import _analyze as _analyze
+  """Trains the default MLP, checkpoints it and runs :func:`gbounds.analysis.analyze`.
+
+  Args:
+    out: the output directory (``out/checkpoint`` is reused when present).
+    data_dir: the data directory.
+    progress: show progress bars.
+
+  Returns:
+    ``(analysis, data)``: the :class:`gbounds.analysis.Analysis` and its
+    :class:`gbounds.analysis.AnalysisData`.
+  """
+  _analyze = _analysis
   data = _analyze.default_data(n_train=MAIN_N_TRAIN, n_test=MAIN_N_TEST, data_dir=data_dir)
   model = _models.MLP((MAIN_WIDTH,), 2)
   recipe = _train.TrainConfig(**MAIN_RECIPE)
@@ -168,11 +204,22 @@ def front_door(out: pathlib.Path, *, data_dir=None, progress: bool = True):
   return a, data
 
 
-def run(out: str | pathlib.Path = "runs/main", data_dir=None) -> int:
-  from gbounds.analysis import _analyze as _analyze
+def run_main_job(out: str | pathlib.Path = "runs/main", data_dir=None, *,
+                 precision: Callable[[], ContextManager] = contextlib.nullcontext) -> int:
+  """Runs the main job (module docstring), printing a summary and writing ``out/``.
+
+  Args:
+    out: the output directory (created if needed).
+    data_dir: the data directory.
+    precision: context-manager factory around the float64 closed form (:func:`ntk_analysis`).
+
+  Returns:
+    0 (the process exit status).
+  """
+  _analyze = _analysis
   out = _analyze.check_output_dir(out)
   t0 = time.perf_counter()
-  r = ntk_analysis(data_dir=data_dir)
+  r = ntk_analysis(data_dir=data_dir, precision=precision)
   _io.atomic_write_json(out / "ntk_analysis.json", r)
   _print_ntk(r)
   print("== gbounds analyze: sample information, CMI bounds and PAC-Bayes certificates", flush=True)

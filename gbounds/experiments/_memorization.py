@@ -37,15 +37,33 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gbounds.info import _activation_info as _activation_info
-from gbounds.models import _capture as _capture
-from gbounds.data import _datasets as _data
+import gbounds.data as _data
+import gbounds.info as _info
+import gbounds.models as _models
+import gbounds.train as _train
 from gbounds._src import errors as _errors
-from gbounds.models import _networks as _models
-from gbounds.train import _train as _train
-from gbounds.train._train import _check_real
+from gbounds._src import progress as _progress
+from gbounds._src import results as _results
 from gbounds.data import colored_mnist, shuffled_labels
-from gbounds.data._memorization import colorize
+
+
+def colorize(images: np.ndarray, colors: np.ndarray) -> np.ndarray:
+  """(N, 14, 14) grey images and colours in {0, 1} -> (N, 14, 14, 2): the digit in channel
+  ``color`` (0 red, 1 green), zeros in the other.
+
+  TODO(data): a copy of the private ``gbounds.data._memorization.colorize`` (which
+  :func:`gbounds.data.colored_mnist` uses) until ``gbounds.data`` exports it; then import it.
+
+  Args:
+    images: ``(N, 14, 14)`` grey images.
+    colors: ``(N,)`` colours in {0, 1}.
+
+  Returns:
+    ``(N, 14, 14, 2)`` float32 images.
+  """
+  out = np.zeros((*images.shape, 2), np.float32)
+  out[np.arange(len(images)), ..., colors] = images
+  return out
 
 
 class Setting(enum.Enum):
@@ -65,7 +83,7 @@ PAPER_KENDALL_TAU = {"colored": {"entropy": 1.00, "mi": 1.00},
 
 
 @dataclasses.dataclass(frozen=True)
-class SettingsConfig:
+class SettingsConfig(_results.ResultMixin):
   """Sizes of a reproduction run (defaults: the small CPU run, a few minutes).
 
   Attributes:
@@ -107,8 +125,8 @@ class SettingsConfig:
     if self.n_train > 5000 or self.n_val + self.n_measure > 5000:
       _errors.fail("n_train / n_val + n_measure", "at most 5000 each (halves of the MNIST test "
                    "split)", (self.n_train, self.n_val + self.n_measure))
-    _check_real("label_noise", self.label_noise, "a probability in [0, 1]", lambda v: 0 <= v <= 1)
-    _check_real("learning_rate", self.learning_rate, "a positive finite number", lambda v: v > 0)
+    _errors.check_real("label_noise", self.label_noise, "a probability in [0, 1]", lambda v: 0 <= v <= 1)
+    _errors.check_real("learning_rate", self.learning_rate, "a positive finite number", lambda v: v > 0)
     _errors.check_int("seed", self.seed, None)
     try:
       hidden = tuple(self.hidden)
@@ -136,6 +154,9 @@ class ModelRecord(NamedTuple):
   mean_entropy: float
   mean_mi: float
 
+  to_dict = _results.namedtuple_to_dict
+  from_dict = classmethod(_results.from_dict)
+
 
 class SettingsResult(NamedTuple):
   """All models of one setting, the per-level means and the model-selection Kendall taus.
@@ -162,6 +183,9 @@ class SettingsResult(NamedTuple):
   tau_mi_models: float
   entropies: tuple[np.ndarray, ...]
   mi_values: tuple[np.ndarray, ...]
+
+  to_dict = _results.namedtuple_to_dict
+  from_dict = classmethod(_results.from_dict)
 
 
 # ----------------------------------------------------------------------------- data
@@ -191,7 +215,8 @@ def _kendall(a: Sequence[float], b: Sequence[float]) -> float:
 
 def run_setting(setting: Setting | str, *, config: SettingsConfig = SettingsConfig(),
                 levels: Sequence[float] | None = None, data_dir=None,
-                progress: Callable[[str], None] | None = None) -> SettingsResult:
+                progress: Callable[[str], None] | None = None,
+                callback: _progress.ProgressCallback | None = None) -> SettingsResult:
   """Trains ``len(levels) * config.seeds`` MLPs for one setting and computes the measures.
 
   Args:
@@ -200,6 +225,8 @@ def run_setting(setting: Setting | str, *, config: SettingsConfig = SettingsConf
     levels: setting levels (default :data:`COLORED_LEVELS` / :data:`SHUFFLED_LEVELS`).
     data_dir: the data directory with ``mnist/`` (default: ``$GBOUNDS_DATA_DIR``).
     progress: optional callback receiving short status strings.
+    callback: ``callback(done, total)``: one unit for the training of all models, then one per
+      model's measures (``total = 1 + len(levels) * config.seeds``).
 
   Returns:
     :class:`SettingsResult`.
@@ -263,6 +290,7 @@ def run_setting(setting: Setting | str, *, config: SettingsConfig = SettingsConf
   apply_fn = lambda p, x: model.apply({"params": p}, x)  # noqa: E731
   say(f"{setting.value}: training {m} MLPs for {steps} steps")
   trained = _train.train_many(apply_fn, params0, pool_x, pool_y, train_idx, tconf).params
+  _progress.notify(callback, 1, 1 + m)
 
   records, ents, mis = [], {}, {}
   for j, (level, s, rs) in enumerate(meta):
@@ -270,14 +298,15 @@ def run_setting(setting: Setting | str, *, config: SettingsConfig = SettingsConf
     p = jax.tree_util.tree_map(lambda a: a[j], trained)
     tr_acc = float(_train.accuracy(apply_fn(p, jnp.asarray(xs[j])), jnp.asarray(ys[j])))
     va_acc = float(_train.accuracy(apply_fn(p, jnp.asarray(xvs[j])), jnp.asarray(yvs[j])))
-    acts = _capture.stack_activations(_capture.capture_activations(model, p, xms[j]))
-    info = _activation_info.activation_information(
+    acts = _models.stack_activations(_models.capture_activations(model, p, xms[j]))
+    info = _info.activation_information(
         acts, bins=config.bins, k=config.k, mi_neurons=config.mi_neurons, seed=rs)
     records.append(ModelRecord(setting.value, level, s, tr_acc, va_acc,
                                float(info.mean_entropy), float(info.mean_mi)))
     if s == 0:
       ents[level] = np.asarray(info.entropies)
       mis[level] = np.asarray(info.mi.values)
+    _progress.notify(callback, 2 + j, 1 + m)
 
   fields = ("train_accuracy", "val_accuracy", "mean_entropy", "mean_mi")
   means = {f: [float(np.mean([getattr(r, f) for r in records if r.level == lv])) for lv in levels]
@@ -298,6 +327,25 @@ class MemorizationReproduction(NamedTuple):
   shuffled: SettingsResult
   config: SettingsConfig
 
+  to_dict = _results.namedtuple_to_dict
+  from_dict = classmethod(_results.from_dict)
+
+  def table(self) -> _results.Table:
+    """Kendall tau per setting and measure beside the paper's Table 2.
+
+    Returns:
+      :class:`gbounds.Table` with columns ``setting, measure, tau (levels), tau (models),
+      paper``.
+    """
+    rows = []
+    for res in (self.colored, self.shuffled):
+      for meas, t, tm in (("entropy", res.tau_entropy, res.tau_entropy_models),
+                          ("mi", res.tau_mi, res.tau_mi_models)):
+        rows.append((res.setting, meas, t, tm, PAPER_KENDALL_TAU[res.setting][meas]))
+    return _results.Table(("setting", "measure", "tau (levels)", "tau (models)", "paper"),
+                          tuple(rows), "Model selection by activation information "
+                          "(Bansal et al., NeurIPS 2022, Table 2)")
+
 
 def reproduce_activation_information(*, config: SettingsConfig = SettingsConfig(), data_dir=None,
                                      progress: Callable[[str], None] | None = None,
@@ -307,6 +355,14 @@ def reproduce_activation_information(*, config: SettingsConfig = SettingsConfig(
   Default sizes (:class:`SettingsConfig`): 5 levels x 3 seeds per setting, 2,000 training
   examples per model, 60 epochs, measures on 1,000 held-out inputs (entropy over all 768 neurons,
   MI over 48 subsampled neurons = 1,128 pairs): a few minutes on a laptop CPU.
+
+  Args:
+    config: run sizes.
+    data_dir: the data directory with ``mnist/``.
+    progress: optional callback receiving short status strings.
+
+  Returns:
+    :class:`MemorizationReproduction`.
   """
   return MemorizationReproduction(
       run_setting(Setting.COLORED, config=config, data_dir=data_dir, progress=progress),
@@ -315,7 +371,14 @@ def reproduce_activation_information(*, config: SettingsConfig = SettingsConfig(
 
 
 def model_selection_table(result: MemorizationReproduction) -> str:
-  """A plain-text table: per-level means and Kendall tau vs. the paper's Table 2."""
+  """A plain-text table: per-level means and Kendall tau vs. the paper's Table 2.
+
+  Args:
+    result: both settings.
+
+  Returns:
+    The text.
+  """
   lines = []
   for res in (result.colored, result.shuffled):
     name = "e" if res.setting == "colored" else "beta"
@@ -337,7 +400,15 @@ def model_selection_table(result: MemorizationReproduction) -> str:
 
 
 def result_to_json(result: MemorizationReproduction) -> dict:
-  """A JSON-ready summary (no per-neuron arrays)."""
+  """A JSON-ready summary (no per-neuron arrays; :meth:`MemorizationReproduction.to_dict` has
+  them all).
+
+  Args:
+    result: both settings.
+
+  Returns:
+    The dict.
+  """
   def one(res: SettingsResult) -> dict:
     return {"setting": res.setting, "levels": list(res.levels), "level_means": res.level_means,
             "tau_entropy": res.tau_entropy, "tau_mi": res.tau_mi,
@@ -347,26 +418,3 @@ def result_to_json(result: MemorizationReproduction) -> dict:
   return {"colored": one(result.colored), "shuffled": one(result.shuffled),
           "config": dataclasses.asdict(result.config),
           "data": "MNIST test split (10,000), halves: train pool / held-out"}
-
-
-def plot_distributions(results: Sequence[SettingsResult], *, plt=None):
-  """Box plots of per-neuron entropy and pairwise MI per level (first seed), one row per setting.
-
-  Returns the matplotlib figure (needs matplotlib; pass ``plt`` to reuse a configured pyplot).
-  """
-  if plt is None:
-    import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(len(results), 2, figsize=(10, 3.2 * len(results)), squeeze=False)
-  for row, res in zip(axes, results):
-    name = "e" if res.setting == "colored" else "beta"
-    labels = [f"{lv:g}" for lv in res.levels]
-    row[0].boxplot(list(res.entropies), showfliers=False)
-    row[0].set_xticks(range(1, len(labels) + 1), labels)
-    row[0].set_title(f"{res.setting} MNIST: neuron entropy (nats)")
-    row[0].set_xlabel(name)
-    row[1].boxplot(list(res.mi_values), showfliers=False)
-    row[1].set_xticks(range(1, len(labels) + 1), labels)
-    row[1].set_title(f"{res.setting} MNIST: neuron-pair KSG MI (nats)")
-    row[1].set_xlabel(name)
-  fig.tight_layout()
-  return fig

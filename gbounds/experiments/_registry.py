@@ -3,9 +3,10 @@
 Each :class:`Target` names a paper's table or figure, a CPU-sized default configuration (each
 meant to finish in under 30 minutes on 2 CPU cores) and a ``full`` paper-sized configuration for
 a GPU, and a runner that returns our numbers beside the published ones as a
-:class:`Reproduction`. Runners live in the modules of their methods and are imported lazily
-(``"module:function"`` strings), so a target whose module is missing is listed as unavailable
-instead of breaking the listing.
+:class:`Reproduction`. Targets hold the experiment functions themselves (a registry of callables,
+no module strings); ``requires`` names the optional third-party modules a target needs, so a
+target whose optional dependency is missing is listed as unavailable instead of breaking the
+listing.
 """
 
 from __future__ import annotations
@@ -21,10 +22,19 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import jax
 import numpy as np
 
+import gbounds.analysis as _analysis
+import gbounds.bounds as _bounds
+import gbounds.data as _data
+import gbounds.geometry as _geometry
+import gbounds.models as _models
+import gbounds.train as _train
 from gbounds._src import errors as _errors
-from gbounds.analysis import _report as rp
+from gbounds._src import io as _io
+from gbounds._src import results as _results
+from gbounds.experiments import _fcmi, _memorization, _sample_info, _weight_info
 
 
 class Comparison(NamedTuple):
@@ -34,30 +44,87 @@ class Comparison(NamedTuple):
   ours: Any
   published: Any
 
+  to_dict = _results.namedtuple_to_dict
+  from_dict = classmethod(_results.from_dict)
+
 
 @dataclasses.dataclass(frozen=True)
 class Reproduction:
-  """Result of one target: the comparison rows, the raw result as JSON and any figures."""
+  """Result of one target: the comparison rows, the raw result as JSON and any figures.
+
+  Attributes:
+    name: the target's registry key.
+    title: the paper's table or figure and the citation.
+    config: the configuration the runner got.
+    rows: ours beside the published value, one :class:`Comparison` per quantity.
+    payload: the runner's raw result as JSON values.
+    figures: report figures (PNG bytes; not part of :meth:`to_dict`).
+    text: preformatted text the runner printed (a table of its own).
+    seconds: wall time.
+  """
   name: str
   title: str
   config: dict
   rows: tuple[Comparison, ...]
   payload: dict
-  figures: tuple[rp.Figure, ...] = ()
+  figures: tuple[_analysis.ReportFigure, ...] = ()
   text: str = ""
   seconds: float = 0.0
 
-  def table(self) -> rp.Table:
-    return rp.Table(self.name, self.title, ("quantity", "ours", "published"),
+  def to_dict(self) -> dict:
+    """The result as JSON values (figures left out: they are PNG bytes).
+
+    Returns:
+      ``{"name", "title", "config", "rows", "payload", "text", "seconds"}``.
+    """
+    return {"name": self.name, "title": self.title, "config": _results.encode(self.config),
+            "rows": [r.to_dict() for r in self.rows], "payload": _results.encode(self.payload),
+            "text": self.text, "seconds": float(self.seconds)}
+
+  @classmethod
+  def from_dict(cls, data: dict) -> Reproduction:
+    """Rebuilds a reproduction from :meth:`to_dict` output (without figures).
+
+    Args:
+      data: a dict as :meth:`to_dict` returns it.
+
+    Returns:
+      The :class:`Reproduction`.
+    """
+    return cls(data["name"], data["title"], dict(data["config"]),
+               tuple(Comparison.from_dict(r) for r in data["rows"]), dict(data["payload"]),
+               (), data.get("text", ""), float(data.get("seconds", 0.0)))
+
+  def table(self) -> _results.Table:
+    """Ours beside the published value per quantity.
+
+    Returns:
+      :class:`gbounds.Table` with columns ``quantity, ours, published``.
+    """
+    return _results.Table(("quantity", "ours", "published"), tuple(tuple(r) for r in self.rows),
+                          self.title)
+
+  def _report_table(self) -> _analysis.ReportTable:
+    return _analysis.ReportTable(self.name, self.title, ("quantity", "ours", "published"),
                     tuple(tuple(r) for r in self.rows))
 
   def format(self) -> str:
-    return rp.format_table(self.table())
+    """The comparison as aligned text.
 
-  def report(self) -> rp.Report:
-    sec = rp.Section(self.title, (f"Configuration: {self.config}", f"{self.seconds:.1f} s"),
-                     (self.table(),), self.figures, self.text)
-    return rp.Report(f"gbounds reproduce {self.name}",
+    Returns:
+      The text (as the report's table).
+    """
+    return _analysis.format_table(self._report_table())
+
+  def report(self) -> _analysis.Report:
+    """The report written by ``gbounds reproduce`` (JSON, CSV, HTML).
+
+    Returns:
+      The report.
+    """
+    sec = _analysis.ReportSection(self.title, (f"Configuration: {self.config}", f"{self.seconds:.1f} s"),
+                     (self._report_table(),), self.figures, self.text)
+    return _analysis.Report(f"gbounds reproduce {self.name}",
                      {"name": self.name, "title": self.title, "config": self.config,
                       "rows": [r._asdict() for r in self.rows], "result": self.payload,
                       "seconds": self.seconds}, (sec,))
@@ -71,13 +138,14 @@ class Target:
     name: registry key.
     title: the paper's table/figure.
     paper: citation.
-    requires: ``"module"`` or ``"module:attr"`` strings that must import for it to run.
+    requires: optional third-party modules (``"sklearn"``, ``"scipy"``) that must import for it
+      to run.
     cpu: CPU-sized configuration (keyword arguments of the runner).
     full: paper-sized configuration (GPU).
-    runner: ``runner(config, *, data_dir, out_dir, progress) -> Reproduction``.
+    runner: ``runner(config, *, data_dir, out_dir, progress) -> (rows, payload, figures, text)``.
     cpu_minutes: measured (or estimated, stated) minutes of the CPU default on 2 cores.
-    accepts: ``accepts() -> set`` of the configuration keys the runner understands (imported
-      lazily); ``None``: not checked.
+    accepts: ``accepts() -> {key: default}`` of the configuration keys the runner understands;
+      ``None``: not checked.
   """
   name: str
   title: str
@@ -87,31 +155,22 @@ class Target:
   full: dict
   runner: Callable[..., Reproduction]
   cpu_minutes: str = ""
-  accepts: Callable[[], set] | None = None
+  accepts: Callable[[], dict[str, Any]] | None = None
 
   def available(self) -> tuple[bool, str]:
-    """Whether every required module (and attribute) imports; else the reason."""
-    for req in self.requires:
-      mod, _, attr = req.partition(":")
-      if mod.endswith(".py"):
-        path = pathlib.Path(__file__).resolve().parent.parent / mod
-        if not path.exists():
-          return False, f"{mod} not found"
-        continue
+    """Whether every required third-party module imports.
+
+    Returns:
+      ``(True, "")``, or ``(False, reason)``.
+    """
+    for mod in self.requires:
       try:
         if importlib.util.find_spec(mod) is None:
           return False, f"module {mod} not found"
-        m = importlib.import_module(mod)
+        importlib.import_module(mod)
       except ImportError as e:
         return False, f"module {mod} does not import ({e})"
-      if attr and not hasattr(m, attr):
-        return False, f"{mod} has no {attr}"
     return True, ""
-
-
-def _fn(spec: str):
-  mod, _, attr = spec.partition(":")
-  return getattr(importlib.import_module(mod), attr)
 
 
 def _f(v) -> float:
@@ -121,31 +180,35 @@ def _f(v) -> float:
     return math.nan
 
 
-def _params_of(spec: str, *, drop: tuple[str, ...] = ()) -> Callable[[], set]:
-  """Keyword parameters of ``"module:function"`` (a class: its dataclass fields)."""
-  def accepts() -> set:
-    obj = _fn(spec)
+NO_DEFAULT = inspect.Parameter.empty  # a key without a default in target_keys
+
+
+def _params_of(obj: Callable, *, drop: tuple[str, ...] = ()) -> Callable[[], dict[str, Any]]:
+  """``{keyword parameter: default}`` of a function (a dataclass: its fields)."""
+  def accepts() -> dict[str, Any]:
     if dataclasses.is_dataclass(obj):
-      names = {f.name for f in dataclasses.fields(obj)}
+      out = {f.name: (f.default if f.default is not dataclasses.MISSING else NO_DEFAULT)
+             for f in dataclasses.fields(obj)}
     else:
-      names = {n for n, p in inspect.signature(obj).parameters.items()
-               if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-    return names - set(drop)
+      out = {n: p.default for n, p in inspect.signature(obj).parameters.items()
+             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    return {k: v for k, v in out.items() if k not in drop}
   return accepts
 
 
-def _fcmi_keys() -> set:
-  return _params_of("gbounds.experiments._fcmi:FcmiProtocol")() | {"scale"}
+def _fcmi_keys() -> dict[str, Any]:
+  return {"scale": "cpu", **_params_of(_fcmi.FcmiProtocol)()}
 
 
-_PAC_BAYES_RUN_KEYS = {"split", "n_train", "n_test", "hidden", "epochs", "learning_rate"}
+_PAC_BAYES_RUN_KEYS = {"split": "test", "n_train": 4000, "n_test": 2000, "hidden": [600],
+                       "epochs": 20, "learning_rate": 0.1}
 
 
-def _pac_bayes_keys() -> set:
-  return _PAC_BAYES_RUN_KEYS | _params_of(
-      "gbounds.bounds._pac_bayes:pac_bayes_certificate",
+def _pac_bayes_keys() -> dict[str, Any]:
+  return {**_PAC_BAYES_RUN_KEYS, **_params_of(
+      _bounds.pac_bayes_certificate,
       drop=("apply_fn", "params", "init_params", "x_train", "y_train", "x_test", "y_test",
-            "callback"))()
+            "callback"))()}
 
 
 def _type_name(v) -> str:
@@ -188,6 +251,13 @@ def check_overrides(name: str, overrides: dict) -> None:
   preset's (an integer where the preset has an integer, a list for a list, ...) raise
   :class:`gbounds.InvalidInputError` naming the key; the command line's ``--set KEY=VALUE``
   goes through here.
+
+  Args:
+    name: a target name.
+    overrides: configuration keys and values.
+
+  Returns:
+    None.
   """
   if not isinstance(name, str) or name not in TARGETS:
     _errors.fail("name", f"one of {sorted(TARGETS)}", repr(name))
@@ -199,6 +269,7 @@ def check_overrides(name: str, overrides: dict) -> None:
       known = t.accepts()
     except (ImportError, AttributeError):  # an unavailable target is reported by reproduce
       known = None
+    known = None if known is None else set(known)
     if known is not None:
       unknown = sorted(k for k in overrides if k not in known)
       if unknown:
@@ -214,8 +285,29 @@ def check_overrides(name: str, overrides: dict) -> None:
 # ----------------------------------------------------------------------------- runners
 
 
+def target_keys(name: str) -> dict[str, Any] | None:
+  """The configuration keys target ``name`` accepts, with their defaults.
+
+  Args:
+    name: a target name (see :func:`list_targets`).
+
+  Returns:
+    ``{key: default}`` (``NO_DEFAULT`` where the runner has none), or None when the target does
+    not say (nothing is refused then).
+  """
+  if not isinstance(name, str) or name not in TARGETS:
+    _errors.fail("name", f"one of {sorted(TARGETS)}", repr(name))
+  t = TARGETS[name]
+  if t.accepts is None:
+    return None
+  try:
+    return dict(t.accepts())
+  except (ImportError, AttributeError):
+    return None
+
+
 def _run_fcmi(config, *, data_dir, out_dir, progress):
-  fe = importlib.import_module("gbounds.experiments._fcmi")
+  fe = _fcmi
   cfg = dict(config)
   scale = cfg.pop("scale", "cpu")
   rep = fe.reproduce_fcmi(data_dir=data_dir, out_dir=out_dir, scale=scale, progress=progress,
@@ -228,7 +320,7 @@ def _run_fcmi(config, *, data_dir, out_dir, progress):
              Comparison(f"n={r.n}: test error", r.test_error, math.nan)]
   figs = ()
   if out_dir is not None and (pathlib.Path(out_dir) / "fcmi.png").exists():
-    figs = (rp.Figure("fcmi_plot", "f-CMI bound, gap and test error against n",
+    figs = (_analysis.ReportFigure("fcmi_plot", "f-CMI bound, gap and test error against n",
                       (pathlib.Path(out_dir) / "fcmi.png").read_bytes(),
                       "Dashed/dotted: published (Harutyunyan et al. 2021, standard variant)."),)
   return rows, {"rows": [r._asdict() for r in rep.table.rows],
@@ -236,8 +328,7 @@ def _run_fcmi(config, *, data_dir, out_dir, progress):
 
 
 def _run_synthetic(config, *, data_dir, out_dir, progress):
-  fe = importlib.import_module("gbounds.experiments._fcmi")
-  res = fe.make_classification_study(**config)
+  res = _fcmi.make_classification_study(**config)
   rows = []
   for r in res:
     tight = min(r.bounds.items(), key=lambda kv: kv[1]) if r.bounds else ("none", math.nan)
@@ -250,30 +341,56 @@ def _run_synthetic(config, *, data_dir, out_dir, progress):
 
 
 def _run_limit(config, *, data_dir, out_dir, progress):
-  we = importlib.import_module("gbounds.experiments._weight_info")
-  res = we.reproduce_limit(data_dir=data_dir, **config)
+  res = _weight_info.reproduce_limit(data_dir=data_dir, **config)
   rows = [Comparison(f"noise {r.noise_rate:.0%} {r.method}: test acc / flipped memorized",
                      f"{r.test_accuracy:.3f} / {_f(r.memorized_fraction):.3f}",
                      "LIMIT: higher test accuracy, far less memorization at high noise")
           for r in res.rows]
   return rows, {"rows": [dataclasses.asdict(r) for r in res.rows],
-                "settings": res.settings}, (), res.table()
+                "settings": res.settings}, (), res.markdown()
 
 
 def _run_supervision(config, *, data_dir, out_dir, progress):
-  we = importlib.import_module("gbounds.experiments._weight_info")
-  res = we.reproduce_supervision_complexity(data_dir=data_dir, **config)
+  res = _weight_info.reproduce_supervision_complexity(data_dir=data_dir, **config)
   rows = [Comparison(f"{r.targets}: complexity / ||Y||_F", r.normalized,
                      "teacher soft labels < one-hot < noisy labels")
           for r in res.rows]
   return rows, {"rows": [dataclasses.asdict(r) for r in res.rows],
-                "settings": res.settings}, (), res.table()
+                "settings": res.settings}, (), res.markdown()
+
+
+def _permuted_figures(res) -> list:
+  """The geometry and rewinding figures, drawn by ``gbounds.viz`` when it has them.
+
+  The figure functions moved out of gbounds.geometry (pyplot) to gbounds.viz
+  (``plot_layer_geometry_grid(axes, result)``, ``plot_rewinding(ax, result)``); a figure whose
+  function ``gbounds.viz`` does not export (yet) is left out (the numbers are the result).
+  """
+  import gbounds.viz as _viz
+  figs = []
+  draw_geometry = getattr(_viz, "plot_layer_geometry_grid", None)
+  draw_rewinding = getattr(_viz, "plot_rewinding", None)
+  try:
+    if draw_geometry is not None:
+      fig, axes = _io.new_figure(figsize=(12, 9), nrows=3, ncols=3, sharex=True, sharey="row")
+      draw_geometry(axes, res)
+      fig.tight_layout()
+      figs.append(_analysis.ReportFigure("permuted_geometry", "Permuted labels: geometry",
+                            _io.figure_png(fig)))
+    if draw_rewinding is not None:
+      fig, ax = _io.new_figure(figsize=(6, 4))
+      draw_rewinding(ax, res)
+      fig.tight_layout()
+      figs.append(_analysis.ReportFigure("permuted_rewinding", "Permuted labels: rewinding",
+                            _io.figure_png(fig)))
+  except Exception:  # noqa: BLE001 -- a figure is optional; the numbers are the result
+    pass
+  return figs
 
 
 def _run_permuted(config, *, data_dir, out_dir, progress):
-  rw = importlib.import_module("gbounds.geometry._rewind")
-  cfg = rw.PermutedLabelConfig(**config)
-  res = rw.permuted_label_experiment(cfg, data_dir=data_dir)
+  cfg = _geometry.PermutedLabelConfig(**config)
+  res = _geometry.permuted_label_experiment(cfg, data_dir=data_dir)
   rows = []
   last = res.history[-1]
   rows.append(Comparison("final: permuted-label fit (memorization)", last.train_permuted_fit,
@@ -285,32 +402,18 @@ def _run_permuted(config, *, data_dir, out_dir, progress):
                            "rewinding the LAST layers restores test accuracy; the first do not"
                            if r.direction == "last" else
                            "rewinding the first layers does not remove memorization"))
-  figs = []
-  for name, fn in (("geometry", "plot_geometry"), ("rewinding", "plot_rewinding")):
-    try:
-      fig = getattr(rw, fn)(res)
-      figs.append(rp.Figure(f"permuted_{name}", f"Permuted labels: {name}", rp.figure_png(fig)))
-    except Exception:  # noqa: BLE001 -- a figure is optional; the numbers are the result
-      pass
-  return rows, res.to_dict(), tuple(figs), ""
+  return rows, res.to_dict(), tuple(_permuted_figures(res)), ""
 
 
 def _run_sample_info(config, *, data_dir, out_dir, progress):
-  se = importlib.import_module("gbounds.experiments._sample_info")
   cfg = dict(config)
   cfg.setdefault("progress", False)
-  res = se.reproduce_sample_info(data_dir=data_dir, **cfg)
+  res = _sample_info.reproduce_sample_info(data_dir=data_dir, **cfg)
   rows = [Comparison(k, v, res.published.get(k, math.nan)) for k, v in res.ours.items()]
   return rows, res.to_dict(), (), ""
 
 
 def _run_pac_bayes(config, *, data_dir, out_dir, progress):
-  import jax
-
-  from gbounds.data import _datasets as _data
-  from gbounds.models import _networks as _models
-  from gbounds.bounds import _pac_bayes as _pac_bayes
-  from gbounds.train import _train as _train
   cfg = dict(config)
   for key in ("delta", "delta_mc"):  # checked again by the certificate, but only after training
     if key in cfg:
@@ -333,7 +436,7 @@ def _run_pac_bayes(config, *, data_dir, out_dir, progress):
   tc = _train.TrainConfig(optimizer="sgd", learning_rate=cfg.pop("learning_rate"),
                           batch_size=100, steps=_train.steps_for_epochs(epochs, n_train, 100))
   trained = _train.train(m.apply_fn, m.params, xtr, ytr, tc).params
-  cert = _pac_bayes.pac_bayes_certificate(m.apply_fn, trained, m.params, xtr, ytr, x_test=xte,
+  cert = _bounds.pac_bayes_certificate(m.apply_fn, trained, m.params, xtr, ytr, x_test=xte,
                                           y_test=yte, callback=progress, **cfg)
   rows = [Comparison("test error (deterministic network)",
                      float(jax.numpy.mean(jax.numpy.argmax(m.apply_fn(trained, xte), -1) != yte)),
@@ -348,7 +451,7 @@ def _run_pac_bayes(config, *, data_dir, out_dir, progress):
 
 
 def _run_activation(config, *, data_dir, out_dir, progress):
-  ms = importlib.import_module("gbounds.experiments._memorization")
+  ms = _memorization
   res = ms.reproduce_activation_information(config=ms.SettingsConfig(**config),
                                             data_dir=data_dir)
   rows = []
@@ -361,21 +464,20 @@ def _run_activation(config, *, data_dir, out_dir, progress):
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("fcmi_mnist_4v9", "f-CMI bound vs n, MNIST 4 vs 9 (Table/Fig. 1)",
-           "Harutyunyan et al., NeurIPS 2021", ("gbounds.experiments._fcmi:reproduce_fcmi",),
+           "Harutyunyan et al., NeurIPS 2021", (),
            {"scale": "cpu"}, {"scale": "full"}, _run_fcmi,
-           "~10 min (MLP 512-512, 5 x 20, n 75/250; per _fcmi_experiments)", _fcmi_keys),
+           "~10 min (MLP 512-512, 5 x 20, n 75/250; see gbounds.experiments.reproduce_fcmi)",
+           _fcmi_keys),
     Target("sample_info_correlation",
            "Linearized vs retrained leave-one-out change, Pearson r (Table 1, MLP column)",
-           "Harutyunyan et al., ICLR 2021",
-           ("gbounds.experiments._sample_info:reproduce_sample_info",), {},
+           "Harutyunyan et al., ICLR 2021", (), {},
            {"n_train": 1000, "width": 1024, "steps": 2000, "num_retrained": 1000,
             "weight_decays": [0.0, 1000.0], "mislabeled_n": 1000}, _run_sample_info,
-           "see gbounds/_sample_info_experiments.py",
-           _params_of("gbounds.experiments._sample_info:reproduce_sample_info",
-                      drop=("data_dir", "log"))),
+           "~1 min (see gbounds.experiments.reproduce_sample_info)",
+           _params_of(_sample_info.reproduce_sample_info, drop=("data_dir", "log"))),
     Target("pac_bayes_binary_mnist",
            "PAC-Bayes certificate of an MLP on binary MNIST (Table 1, T-600)",
-           "Dziugaite & Roy, UAI 2017", ("gbounds.bounds._pac_bayes",),
+           "Dziugaite & Roy, UAI 2017", (),
            {"n_train": 4000, "n_test": 2000, "hidden": [600], "epochs": 20,
             "learning_rate": 0.1, "mc_samples": 200},
            {"split": "train", "n_train": 55000, "n_test": 5000, "hidden": [600], "epochs": 20,
@@ -383,42 +485,44 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            _pac_bayes_keys),
     Target("wang_mao_synthetic", "CMI bounds on make_classification (Fig. 1)",
            "Wang & Mao, ICML 2023",
-           ("gbounds.experiments._fcmi:make_classification_study",),
+           ("sklearn",),
            {"ns": [5, 10, 20], "k1": 10, "k2": 30},
            {"ns": [5, 10, 20, 30, 50], "k1": 50, "k2": 100}, _run_synthetic, "~2 min",
-           _params_of("gbounds.experiments._fcmi:make_classification_study")),
+           _params_of(_fcmi.make_classification_study)),
     Target("limit_label_noise", "Test accuracy and memorization under label noise, CE vs LIMIT",
            "Harutyunyan et al., ICML 2020",
-           ("gbounds.experiments._weight_info:reproduce_limit",), {"epochs": 10},
+           (), {"epochs": 10},
            {"dataset": "fashion_mnist", "n_train": 60000, "n_test": 10000, "epochs": 200},
-           _run_limit, "see gbounds/_weight_info_experiments.py",
-           _params_of("gbounds.experiments._weight_info:reproduce_limit",
-                      drop=("data_dir", "callback"))),
+           _run_limit, "see gbounds.experiments.reproduce_limit",
+           _params_of(_weight_info.reproduce_limit, drop=("data_dir", "callback"))),
     Target("supervision_complexity", "Supervision complexity of one-hot vs teacher labels",
            "Harutyunyan et al., ICLR 2023",
-           ("gbounds.experiments._weight_info:reproduce_supervision_complexity",), {},
+           (), {},
            {"n_student": 2000, "teacher_epochs": 50}, _run_supervision,
-           "see gbounds/_weight_info_experiments.py",
-           _params_of("gbounds.experiments._weight_info:reproduce_supervision_complexity",
-                      drop=("data_dir",))),
+           "see gbounds.experiments.reproduce_supervision_complexity",
+           _params_of(_weight_info.reproduce_supervision_complexity, drop=("data_dir",))),
     Target("permuted_label_geometry",
            "Manifold geometry and layer rewinding under permuted labels (Figs. 2-5)",
-           "Stephenson et al., ICLR 2021", ("gbounds.geometry._rewind:permuted_label_experiment",), {},
+           "Stephenson et al., ICLR 2021", (), {},
            {"n_train": 10000, "epochs": 100, "n_per_manifold": 50, "n_t": 300},
            _run_permuted, "5-10 min (PermutedLabelConfig defaults)",
-           _params_of("gbounds.geometry._rewind:PermutedLabelConfig")),
+           _params_of(_geometry.PermutedLabelConfig)),
     Target("activation_information",
            "Activation entropy / neuron MI on Colored and Shuffled MNIST (Table 2)",
            "Bansal et al., NeurIPS 2022",
-           ("gbounds.experiments._memorization:reproduce_activation_information",), {},
+           ("scipy",), {},
            {"seeds": 10, "n_train": 5000, "epochs": 100, "mi_neurons": 768}, _run_activation,
-           "see gbounds/_memorization_settings.py",
-           _params_of("gbounds.experiments._memorization:SettingsConfig")),
+           "see gbounds.experiments.reproduce_activation_information",
+           _params_of(_memorization.SettingsConfig)),
 )}
 
 
 def list_targets() -> list[dict]:
-  """Every target with its availability (no runner is imported beyond its module)."""
+  """Every target with its availability.
+
+  Returns:
+    One dict per target: ``name, title, paper, available, reason, cpu, full, cpu_minutes``.
+  """
   out = []
   for t in TARGETS.values():
     ok, why = t.available()
@@ -461,5 +565,5 @@ def reproduce(name: str, *, full: bool = False, data_dir: str | os.PathLike | No
                       tuple(figs), text, time.perf_counter() - t0)
 
 
-__all__ = ["TARGETS", "Comparison", "Reproduction", "Target", "check_overrides", "list_targets",
-           "reproduce"]
+__all__ = ["NO_DEFAULT", "TARGETS", "Comparison", "Reproduction", "Target", "check_overrides",
+           "list_targets", "reproduce", "target_keys"]

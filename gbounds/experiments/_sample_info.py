@@ -2,7 +2,7 @@
 data summarisation and the reproduction of Harutyunyan et al. (ICLR 2021), Table 1.
 
 Real networks are retrained with the engine's trainer (:func:`gbounds.train.train_many`, full-batch
-GD on the MEAN loss). To train exactly the SUM-loss recipe of :mod:`gbounds.info._sample_info`
+GD on the MEAN loss). To train exactly the SUM-loss recipe of :func:`gbounds.info.sample_information`
 (``eta`` per summed gradient, weight decay ``lambda/2 ||w - w0||^2``) on ``b`` examples, the
 network is reparametrised as ``w = w0 + delta`` (``delta`` starts at 0, so the engine's decay
 on ``delta`` is centred at ``w0``) and trained with ``learning_rate = eta b`` and
@@ -13,7 +13,6 @@ equals the sum-loss step.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time as _time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,12 +24,13 @@ from jax.flatten_util import ravel_pytree
 
 from gbounds._src import errors as _errors
 from gbounds._src import io as _io
-from gbounds.data._datasets import binary_task, inject_label_noise, load_mnist
-from gbounds.ntk._dynamics import Time
-from gbounds.models._networks import MLP
-from gbounds.ntk._empirical import empirical_ntk_fn
-from gbounds.info._sample_info import SampleInformation, loo_weight_change, sample_information
-from gbounds.train._train import Loss, Optimizer, TrainConfig, predict_many, train_many
+from gbounds._src import progress as _progress
+from gbounds._src import results as _results
+from gbounds.data import binary_task, inject_label_noise, load_mnist
+from gbounds.info import SampleInformation, loo_weight_change, sample_information
+from gbounds.models import MLP
+from gbounds.ntk import empirical_ntk_fn
+from gbounds.train import Loss, Optimizer, TrainConfig, predict_many, train_many
 
 # Table 1 of Harutyunyan et al. (ICLR 2021): Pearson r between linearized and retrained
 # leave-one-out change, MLP (1024 ReLU units), n = 1000 MNIST 4-vs-9, 1000 retrained networks.
@@ -39,7 +39,15 @@ PUBLISHED_TABLE1_MLP = {"weights_lambda0": 0.987, "weights_lambda1e3": 0.977,
 
 
 def pearson(a: Any, b: Any) -> float:
-  """Pearson correlation coefficient of two 1-d arrays (numpy, float64)."""
+  """Pearson correlation coefficient of two arrays (flattened; numpy, float64).
+
+  Args:
+    a, b: arrays of the same size.
+
+  Returns:
+    ``sum(a' b') / sqrt(sum(a'^2) sum(b'^2))`` with ``a' = a - mean(a)``; NaN when either is
+    constant.
+  """
   a = np.asarray(a, np.float64).ravel()
   b = np.asarray(b, np.float64).ravel()
   a = a - a.mean()
@@ -49,8 +57,15 @@ def pearson(a: Any, b: Any) -> float:
 
 
 def auroc(scores: Any, positives: Any) -> float:
-  """Area under the ROC curve of ``scores`` for the boolean ``positives`` (Mann-Whitney U,
-  ties counted one half)."""
+  """Area under the ROC curve of ``scores`` for the boolean ``positives``.
+
+  Args:
+    scores: ``(n,)`` scores, higher meaning "more likely positive".
+    positives: ``(n,)`` booleans; both classes must occur.
+
+  Returns:
+    The Mann-Whitney ``U / (n_pos n_neg)`` (ties counted one half), in ``[0, 1]``.
+  """
   s = np.asarray(scores, np.float64)
   p = np.asarray(positives, bool)
   n_pos, n_neg = int(p.sum()), int((~p).sum())
@@ -72,7 +87,16 @@ def auroc(scores: Any, positives: Any) -> float:
 
 
 def precision_at(scores: Any, positives: Any, count: int) -> float:
-  """Fraction of positives among the ``count`` highest scores."""
+  """Fraction of positives among the ``count`` highest scores.
+
+  Args:
+    scores: ``(n,)`` scores.
+    positives: ``(n,)`` booleans.
+    count: how many of the highest scores to look at (ties broken by index).
+
+  Returns:
+    The precision at ``count``.
+  """
   top = np.argsort(-np.asarray(scores), kind="mergesort")[:count]
   return float(np.mean(np.asarray(positives, bool)[top]))
 
@@ -94,7 +118,7 @@ def _sum_recipe(n_train: int, learning_rate: float, steps: int, weight_decay: fl
 
 
 @dataclasses.dataclass(frozen=True)
-class RetrainedLoo:
+class RetrainedLoo(_results.ResultMixin):
   """Leave-one-out changes of the actually retrained network.
 
   Attributes:
@@ -112,7 +136,8 @@ class RetrainedLoo:
 def retrain_leave_one_out(apply_fn: Callable, params0: Any, x: Any, y: Any, indices: Sequence[int],
                           *, learning_rate: float, steps: int, weight_decay: float = 0.0,
                           x_heldout: Any = None, chunk_size: int = 16,
-                          progress: bool = True) -> RetrainedLoo:
+                          progress: bool = True,
+                          callback: _progress.ProgressCallback | None = None) -> RetrainedLoo:
   """Trains the real network on ``S`` and on ``S - {i}`` for each ``i`` in ``indices``.
 
   Full-batch GD for ``steps`` steps from ``params0`` on the SUM loss
@@ -126,7 +151,13 @@ def retrain_leave_one_out(apply_fn: Callable, params0: Any, x: Any, y: Any, indi
     learning_rate, steps, weight_decay: the SUM-loss recipe.
     x_heldout: inputs on which to report prediction changes.
     chunk_size: networks trained per compiled call.
-    progress: show a tqdm bar.
+    progress: show a tqdm bar (a :class:`gbounds._src.progress.TqdmCallback`) when no
+      ``callback`` is given.
+    callback: ``callback(done, total)`` in retrained leave-one-out networks.
+
+  Returns:
+    :class:`RetrainedLoo`: the flattened weight changes ``w_S - w_{S-i}`` and, with
+    ``x_heldout``, the held-out prediction changes.
   """
   x = np.asarray(x)
   n = len(x)
@@ -144,16 +175,8 @@ def retrain_leave_one_out(apply_fn: Callable, params0: Any, x: Any, y: Any, indi
                     _sum_recipe(n, learning_rate, steps, weight_decay), strategy="vmap")
   loo_idx = np.stack([np.delete(np.arange(n), i) for i in idx])
   bar = None
-  if progress:
-    from gbounds.cli._common import progress as _progress
-    bar = _progress(total=len(idx), desc="retraining leave-one-out networks", leave=False)
-  done = [0]
-
-  def callback(d, _m):
-    if bar is not None:
-      bar.update(d - done[0])
-    done[0] = d
-
+  if callback is None and progress:
+    bar = callback = _progress.TqdmCallback("retraining leave-one-out networks")
   loo = train_many(shifted, batch(len(idx)), x, yy, loo_idx,
                    _sum_recipe(n - 1, learning_rate, steps, weight_decay), strategy="vmap",
                    chunk_size=chunk_size, callback=callback)
@@ -170,7 +193,7 @@ def retrain_leave_one_out(apply_fn: Callable, params0: Any, x: Any, y: Any, indi
 
 
 @dataclasses.dataclass(frozen=True)
-class LooCorrelation:
+class LooCorrelation(_results.ResultMixin):
   """Pearson r between linearized and retrained leave-one-out changes (paper, Table 1).
 
   Attributes:
@@ -187,7 +210,18 @@ class LooCorrelation:
 
 def loo_correlation(info: SampleInformation, retrained: RetrainedLoo, apply_fn: Callable,
                     params: Any, x_train: Any) -> LooCorrelation:
-  """Compares :func:`~gbounds.info.sample_information` with :func:`retrain_leave_one_out`."""
+  """Compares :func:`~gbounds.info.sample_information` with :func:`retrain_leave_one_out`.
+
+  Args:
+    info: the linearized leave-one-out result (its ``indices`` must cover the retrained ones).
+    retrained: the retrained networks' changes.
+    apply_fn, params: the network and the weights it was linearized at.
+    x_train: the training inputs of ``info``.
+
+  Returns:
+    :class:`LooCorrelation` (Pearson r of the squared weight changes, of the held-out prediction
+    changes, and of all weight-change coordinates).
+  """
   pos = {int(i): j for j, i in enumerate(info.indices)}
   missing = [int(i) for i in retrained.indices if int(i) not in pos]
   if missing:
@@ -210,8 +244,17 @@ def loo_correlation(info: SampleInformation, retrained: RetrainedLoo, apply_fn: 
 
 
 def mnist_4_vs_9(n_train: int, n_heldout: int, *, seed: int = 0, data_dir=None):
-  """Disjoint class-balanced draws from the MNIST 4-vs-9 test split: ``(x, y, x_h, y_h)``,
-  labels 0 (digit 4) / 1 (digit 9)."""
+  """Disjoint random draws from the MNIST 4-vs-9 test split.
+
+  Args:
+    n_train: training examples.
+    n_heldout: held-out examples (disjoint from the training ones).
+    seed: seed of the permutation.
+    data_dir: the data directory (default ``$GBOUNDS_DATA_DIR``).
+
+  Returns:
+    ``(x, y, x_heldout, y_heldout)``, labels 0 (digit 4) / 1 (digit 9).
+  """
   x, y = binary_task(*load_mnist("test", data_dir=data_dir), 4, 9)
   if n_train + n_heldout > len(y):
     _errors.fail("n_train + n_heldout", f"at most {len(y)} (MNIST 4-vs-9 test split)",
@@ -221,14 +264,36 @@ def mnist_4_vs_9(n_train: int, n_heldout: int, *, seed: int = 0, data_dir=None):
   return x[tr], y[tr], x[ho], y[ho]
 
 
-def _mlp(width: int, seed: int, x):
+def mlp_at_init(width: int, seed: int, x: Any) -> tuple[Callable, Any]:
+  """The one-hidden-layer ReLU MLP of these experiments (``width`` units, one output) at init.
+
+  Args:
+    width: hidden units.
+    seed: initialisation seed (``jax.random.key(seed)``).
+    x: example inputs (the first row fixes the input shape).
+
+  Returns:
+    ``(apply_fn, params)`` with ``apply_fn(params, x)`` the network's ``(n, 1)`` output.
+  """
   model = MLP(hidden=(int(width),), out=1)
   params = model.init(jax.random.key(seed), jnp.asarray(x[:1]))["params"]
   return (lambda p, xx: model.apply({"params": p}, xx)), params
 
 
-def _stable_eta(apply_fn, params, x, fraction: float, weight_decay: float) -> float:
-  """``fraction / lambda_max(Theta + lambda I)`` (a GD step size well inside stability)."""
+def stable_learning_rate(apply_fn: Callable, params: Any, x: Any, fraction: float,
+                         weight_decay: float) -> float:
+  """A gradient-descent step size well inside stability for the SUM loss.
+
+  Args:
+    apply_fn, params: the network and its weights.
+    x: the training inputs.
+    fraction: the step as a fraction of ``1 / lambda_max``.
+    weight_decay: ``lambda``.
+
+  Returns:
+    ``fraction / (lambda_max(Theta) + lambda)`` with ``Theta`` the empirical NTK on ``x``
+    (top eigenvalue in float64 on the host).
+  """
   theta = empirical_ntk_fn(apply_fn, chunk_size=128)(jnp.asarray(x), None, params)
   top = float(np.linalg.eigvalsh(np.asarray(theta, np.float64))[-1])
   return fraction / (top + weight_decay)
@@ -251,7 +316,7 @@ def _linearized_info(apply_fn, params, x, y, **kw) -> SampleInformation:
 
 
 @dataclasses.dataclass(frozen=True)
-class MislabeledDetection:
+class MislabeledDetection(_results.ResultMixin):
   """F-SI ranking of injected label noise.
 
   Attributes:
@@ -277,11 +342,24 @@ def mislabeled_detection(*, n_train: int = 1000, n_heldout: int = 500, noise_rat
   One-hidden-layer ReLU MLP (``width`` units, one output, targets 0/1), linearized at
   initialisation, ``steps`` full-batch GD steps of size ``lr_fraction / lambda_max(Theta)``
   (SUM loss), F-SI with ``sigma = 1`` on ``n_heldout`` clean held-out examples.
+
+  Args:
+    n_train, n_heldout: training and held-out examples (:func:`mnist_4_vs_9`).
+    noise_rate: fraction of training labels flipped (:func:`gbounds.data.inject_label_noise`).
+    width: hidden units.
+    steps: GD steps.
+    lr_fraction: step size as a fraction of ``1 / lambda_max(Theta)``.
+    weight_decay: ``lambda`` of the SUM-loss recipe.
+    seed: seed of data, noise and initialisation.
+    data_dir: the data directory.
+
+  Returns:
+    :class:`MislabeledDetection`: AUROC and precision of F-SI for "is mislabeled".
   """
   x, y, xh, _ = mnist_4_vs_9(n_train, n_heldout, seed=seed, data_dir=data_dir)
   noisy = inject_label_noise(y, rate=noise_rate, num_classes=2, seed=seed)
-  apply_fn, params = _mlp(width, seed, x)
-  eta = _stable_eta(apply_fn, params, x, lr_fraction, weight_decay)
+  apply_fn, params = mlp_at_init(width, seed, x)
+  eta = stable_learning_rate(apply_fn, params, x, lr_fraction, weight_decay)
   info = _linearized_info(apply_fn, params, x, noisy.labels, learning_rate=eta, t=steps,
                           weight_decay=weight_decay, x_heldout=xh)
   count = int(round(noise_rate * n_train))
@@ -292,42 +370,11 @@ def mislabeled_detection(*, n_train: int = 1000, n_heldout: int = 500, noise_rat
                           seed=seed))
 
 
-def plot_fsi_histogram(result: MislabeledDetection, path: str | os.PathLike) -> None:
-  """Histogram of log F-SI, clean vs mislabeled (PNG, written atomically)."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(figsize=(5, 3.2))
-  v = np.log10(np.maximum(result.fsi, 1e-300))
-  bins = np.linspace(v.min(), v.max(), 40)
-  ax.hist(v[~result.flipped], bins=bins, alpha=0.6, label="clean", density=True)
-  ax.hist(v[result.flipped], bins=bins, alpha=0.6, label="mislabeled", density=True)
-  ax.set_xlabel("log10 F-SI (nats)")
-  ax.set_ylabel("density")
-  ax.set_title(f"AUROC {result.auroc:.3f}")
-  ax.legend()
-  fig.tight_layout()
-  _save_fig(fig, path)
-
-
-def _save_fig(fig, path) -> None:
-  import tempfile
-  path = os.fspath(path)
-  d = os.path.dirname(path) or "."
-  os.makedirs(d, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=d, suffix=".png")
-  os.close(fd)
-  fig.savefig(tmp, dpi=120)
-  os.replace(tmp, path)
-  import matplotlib.pyplot as plt
-  plt.close(fig)
-
-
 # ----------------------------------------------------------------------------- summarisation
 
 
 @dataclasses.dataclass(frozen=True)
-class Summarisation:
+class Summarisation(_results.ResultMixin):
   """Test error after removing a fraction of the training set by informativeness.
 
   Attributes:
@@ -338,7 +385,7 @@ class Summarisation:
     settings: the run's parameters.
   """
   fractions: np.ndarray
-  test_error: dict
+  test_error: dict[str, np.ndarray]
   settings: dict
 
 
@@ -346,16 +393,33 @@ def data_summarisation(*, n_train: int = 500, n_heldout: int = 500,
                        fractions: Sequence[float] = (0.0, 0.1, 0.2, 0.4, 0.6, 0.8),
                        width: int = 256, steps: int = 500, lr_fraction: float = 0.5,
                        iterative: bool = True, iterative_step: float = 0.05, seed: int = 0,
-                       data_dir=None, progress: bool = True) -> Summarisation:
+                       data_dir=None, progress: bool = True,
+                       callback: _progress.ProgressCallback | None = None) -> Summarisation:
   """Removes the most / least informative (F-SI) or random examples, retrains, tests.
 
   The network (one-hidden-layer ReLU MLP, outputs 0/1 thresholded at 1/2) is retrained by
   full-batch GD on the remaining examples (SUM loss, same step ``eta`` for all subsets); test
   error on ``n_heldout`` held-out examples (which also serve as the F-SI set).
+
+  Args:
+    n_train, n_heldout: training and held-out examples (:func:`mnist_4_vs_9`).
+    fractions: fractions of the training set removed.
+    width: hidden units.
+    steps: GD steps.
+    lr_fraction: step size as a fraction of ``1 / lambda_max(Theta)``.
+    iterative: also remove ``iterative_step`` at a time, recomputing F-SI in between.
+    iterative_step: the fraction removed per iterative round.
+    seed: seed of data and initialisation (``seed + 1``: the random removal order).
+    data_dir: the data directory.
+    progress: show a tqdm bar when no ``callback`` is given.
+    callback: ``callback(done, total)`` in retrained networks.
+
+  Returns:
+    :class:`Summarisation`: test error per strategy and removed fraction.
   """
   x, y, xh, yh = mnist_4_vs_9(n_train, n_heldout, seed=seed, data_dir=data_dir)
-  apply_fn, params = _mlp(width, seed, x)
-  eta = _stable_eta(apply_fn, params, x, lr_fraction, 0.0)
+  apply_fn, params = mlp_at_init(width, seed, x)
+  eta = stable_learning_rate(apply_fn, params, x, lr_fraction, 0.0)
 
   def fsi_of(keep):
     return _linearized_info(apply_fn, params, x[keep], y[keep], learning_rate=eta, t=steps,
@@ -389,9 +453,8 @@ def data_summarisation(*, n_train: int = 500, n_heldout: int = 500,
   errors = {}
   items = [(name, j) for name in subsets for j in range(len(fr))]
   bar = None
-  if progress:
-    from gbounds.cli._common import progress as _progress
-    bar = _progress(total=len(items), desc="retraining on summaries", leave=False)
+  if callback is None and progress:
+    bar = callback = _progress.TqdmCallback("retraining on summaries")
   zeros = jax.tree_util.tree_map(lambda a: jnp.zeros((1, *a.shape), a.dtype), params)
   for name in subsets:
     errs = []
@@ -401,8 +464,7 @@ def data_summarisation(*, n_train: int = 500, n_heldout: int = 500,
                        _sum_recipe(len(keep), eta, steps, 0.0), strategy="vmap")
       pred = np.asarray(predict_many(shifted, res.params, jnp.asarray(xh), strategy="vmap"))[0, :, 0]
       errs.append(float(np.mean((pred > 0.5) != (yh == 1))))
-      if bar is not None:
-        bar.update(1)
+      _progress.notify(callback, len(errors) * len(fr) + j + 1, len(items))
     errors[name] = np.asarray(errs)
   if bar is not None:
     bar.close()
@@ -411,49 +473,11 @@ def data_summarisation(*, n_train: int = 500, n_heldout: int = 500,
                                         iterative_step=iterative_step))
 
 
-def plot_summarisation(result: Summarisation, path: str | os.PathLike) -> None:
-  """Test error against the fraction removed, one line per strategy (PNG)."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(figsize=(5, 3.2))
-  for name, errs in result.test_error.items():
-    ax.plot(result.fractions, errs, marker="o", label=name.replace("_", " "))
-  ax.set_xlabel("fraction of training set removed")
-  ax.set_ylabel("test error")
-  ax.legend(fontsize=8)
-  fig.tight_layout()
-  _save_fig(fig, path)
-
-
-def plot_image_grid(images: Any, scores: Any, path: str | os.PathLike, *, count: int = 25,
-                    labels: Any = None, most: bool = True, title: str = "F-SI") -> None:
-  """The ``count`` most (or least) informative training images in a grid, with their scores."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  s = np.asarray(scores)
-  order = np.argsort(-s if most else s, kind="mergesort")[:count]
-  cols = int(np.ceil(np.sqrt(len(order))))
-  rows = int(np.ceil(len(order) / cols))
-  fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.6 * rows))
-  for ax in np.ravel(axes):
-    ax.axis("off")
-  for ax, i in zip(np.ravel(axes), order):
-    img = np.asarray(images[i])
-    ax.imshow(img.reshape(img.shape[0], img.shape[1]) if img.ndim == 3 else img, cmap="gray")
-    lab = "" if labels is None else f"y={np.asarray(labels)[i]} "
-    ax.set_title(f"{lab}{s[i]:.2g}", fontsize=7)
-  fig.suptitle(f"{'most' if most else 'least'} informative ({title})", fontsize=9)
-  fig.tight_layout()
-  _save_fig(fig, path)
-
-
 # ----------------------------------------------------------------------------- reproduction
 
 
 @dataclasses.dataclass(frozen=True)
-class SampleInfoReproduction:
+class SampleInfoReproduction(_results.ResultMixin):
   """Our numbers next to the published ones (Harutyunyan et al., ICLR 2021).
 
   Attributes:
@@ -462,15 +486,31 @@ class SampleInfoReproduction:
     published: Table 1 (MLP column); the paper gives the mislabeled experiment as a figure only.
     settings: n, width, steps, step size, number of retrained networks, seconds.
   """
-  ours: dict
-  published: dict
+  ours: dict[str, float]
+  published: dict[str, float]
   settings: dict
 
-  def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
-
   def save_json(self, path) -> None:
+    """Writes :meth:`to_dict` as JSON, atomically.
+
+    Args:
+      path: the ``.json`` file.
+
+    Returns:
+      None.
+    """
     _io.atomic_write_json(path, self.to_dict())
+
+  def table(self) -> _results.Table:
+    """Ours beside the published value per quantity.
+
+    Returns:
+      :class:`gbounds.Table` with columns ``quantity, ours, published`` (NaN: not published).
+    """
+    return _results.Table(("quantity", "ours", "published"),
+                          tuple((k, v, self.published.get(k, float("nan")))
+                                for k, v in self.ours.items()),
+                          "Linearized vs retrained leave-one-out (Harutyunyan et al., ICLR 2021)")
 
 
 def reproduce_sample_info(*, n_train: int = 100, n_heldout: int = 200, width: int = 128,
@@ -495,11 +535,27 @@ def reproduce_sample_info(*, n_train: int = 100, n_heldout: int = 200, width: in
   fix. With the exact method the defaults give r = 0.937 (weights), 0.972 (predictions) and
   mislabeled AUROC 0.953 (precision at the noise rate 0.63), in 40 s (linearized leave-one-out
   for all n: 1.4 s) on 2 CPU cores with ``OPENBLAS_NUM_THREADS=1``.
+
+  Args:
+    n_train, n_heldout: training and held-out examples (:func:`mnist_4_vs_9`).
+    width: hidden units.
+    steps: GD steps.
+    lr_fraction: step size as a fraction of ``1 / lambda_max(Theta + lambda I)``.
+    num_retrained: examples left out and retrained for.
+    weight_decays: the ``lambda`` values (one correlation each).
+    mislabeled_n: training examples of the mislabeled-detection run (0: skip it).
+    seed: seed of data, initialisation and the left-out examples.
+    data_dir: the data directory.
+    progress: show tqdm bars while retraining.
+    log: receives one status line per finished part.
+
+  Returns:
+    :class:`SampleInfoReproduction`.
   """
   say = log or (lambda s: None)
   t_start = _time.perf_counter()
   x, y, xh, _ = mnist_4_vs_9(n_train, n_heldout, seed=seed, data_dir=data_dir)
-  apply_fn, params = _mlp(width, seed, x)
+  apply_fn, params = mlp_at_init(width, seed, x)
   ours: dict[str, float] = {}
   settings: dict[str, Any] = dict(n_train=n_train, n_heldout=n_heldout, width=width, steps=steps,
                                   num_retrained=num_retrained, seed=seed,
@@ -507,7 +563,7 @@ def reproduce_sample_info(*, n_train: int = 100, n_heldout: int = 200, width: in
   left_out = np.random.default_rng(seed + 7).choice(n_train, size=min(num_retrained, n_train),
                                                     replace=False)
   for lam in weight_decays:
-    eta = _stable_eta(apply_fn, params, x, lr_fraction, lam)
+    eta = stable_learning_rate(apply_fn, params, x, lr_fraction, lam)
     t0 = _time.perf_counter()
     info = _linearized_info(apply_fn, params, x, y, learning_rate=eta, t=steps,
                             weight_decay=lam, x_heldout=xh)
@@ -543,8 +599,6 @@ def reproduce_sample_info(*, n_train: int = 100, n_heldout: int = 200, width: in
 __all__ = [
     "LooCorrelation", "MislabeledDetection", "PUBLISHED_TABLE1_MLP", "RetrainedLoo",
     "SampleInfoReproduction", "Summarisation", "auroc", "data_summarisation", "loo_correlation",
-    "mislabeled_detection", "mnist_4_vs_9", "pearson", "plot_fsi_histogram", "plot_image_grid",
-    "plot_summarisation", "precision_at", "reproduce_sample_info", "retrain_leave_one_out",
+    "mislabeled_detection", "mlp_at_init", "mnist_4_vs_9", "pearson", "precision_at",
+    "reproduce_sample_info", "retrain_leave_one_out", "stable_learning_rate",
 ]
-
-del Time

@@ -20,19 +20,20 @@ from __future__ import annotations
 import dataclasses
 import enum
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gbounds.data import _datasets as _data
+import gbounds.bounds as _bounds
+import gbounds.data as _data
+import gbounds.models as _models
+import gbounds.ntk as _ntk
+import gbounds.train as _train
 from gbounds._src import errors as _errors
-from gbounds.train import _limit as _limit
-from gbounds.models import _networks as _models
-from gbounds.ntk import _empirical as _ntk
-from gbounds.bounds import _supervision as _supervision
-from gbounds.train import _train as _train
+from gbounds._src import progress as _progress
+from gbounds._src import results as _results
 
 
 class LimitMethod(enum.IntEnum):
@@ -43,10 +44,12 @@ class LimitMethod(enum.IntEnum):
 
 
 @dataclasses.dataclass(frozen=True)
-class LimitRow:
+class LimitRow(_results.ResultMixin):
   """One (noise rate, method) cell; accuracies are fractions in [0, 1].
 
   Attributes:
+    noise_rate: fraction of flipped training labels.
+    method: the :class:`LimitMethod` name in lower case.
     test_accuracy: on clean held-out labels.
     train_accuracy_noisy: on the (noisy) training labels -- memorization.
     train_accuracy_clean: on the clean labels of the training inputs.
@@ -62,13 +65,37 @@ class LimitRow:
   seconds: float
 
 
+_LIMIT_COLUMNS = ("noise_rate", "method", "test_accuracy", "train_accuracy_noisy",
+                  "train_accuracy_clean", "memorized_fraction", "seconds")
+
+
 @dataclasses.dataclass(frozen=True)
-class LimitReproduction:
-  rows: tuple
+class LimitReproduction(_results.ResultMixin):
+  """Result of :func:`reproduce_limit`.
+
+  Attributes:
+    rows: one :class:`LimitRow` per (noise rate, method).
+    settings: the run's sizes and recipe.
+  """
+  rows: tuple[LimitRow, ...]
   settings: dict
 
-  def table(self) -> str:
-    """Markdown table of the rows."""
+  def table(self) -> _results.Table:
+    """The rows as a table.
+
+    Returns:
+      :class:`gbounds.Table` with the :class:`LimitRow` fields as columns.
+    """
+    return _results.Table(_LIMIT_COLUMNS,
+                          tuple(tuple(getattr(r, c) for c in _LIMIT_COLUMNS) for r in self.rows),
+                          "Cross-entropy vs LIMIT under label noise (Harutyunyan et al., ICML 2020)")
+
+  def markdown(self) -> str:
+    """Markdown table of the rows (percentages and 3 decimals).
+
+    Returns:
+      The table as Markdown text.
+    """
     out = ["| noise | method | test acc | train acc (noisy labels) | train acc (clean) "
            "| flipped memorized | s |", "|---|---|---|---|---|---|---|"]
     for r in self.rows:
@@ -79,6 +106,7 @@ class LimitReproduction:
 
 
 def _flat(x):
+  """Inputs flattened to ``(n, features)`` float32."""
   return np.asarray(x, np.float32).reshape(len(x), -1)
 
 
@@ -89,10 +117,10 @@ def reproduce_limit(*, data_dir=None, dataset: str = "mnist",
                     n_train: int = 5000, n_test: int = 5000, hidden: Sequence[int] = (256, 256),
                     epochs: int = 30, batch_size: int = 128, learning_rate: float = 1e-3,
                     beta: float = 1.0, noise_scale: float = 0.1, seed: int = 0,
-                    callback: Callable[[LimitRow], None] | None = None,
-                    classifier_step: _limit.ClassifierStep | str = _limit.ClassifierStep.MEAN,
-                    noise_parameterisation: _limit.NoiseParameterisation | str = (
-                        _limit.NoiseParameterisation.SCALE)) -> LimitReproduction:
+                    callback: _progress.ProgressCallback | None = None,
+                    classifier_step: _train.ClassifierStep | str = _train.ClassifierStep.MEAN,
+                    noise_parameterisation: _train.NoiseParameterisation | str = (
+                        _train.NoiseParameterisation.SCALE)) -> LimitReproduction:
   """LIMIT against cross-entropy under uniform label noise (see the module docstring).
 
   Args:
@@ -106,10 +134,10 @@ def reproduce_limit(*, data_dir=None, dataset: str = "mnist",
     beta: LIMIT's predicted-gradient norm penalty.
     noise_scale: Gaussian std (LIMIT_G) or Laplace scale (LIMIT_L) of the gradient noise.
     seed: seed of the split, the label noise, the initialisations and the batch order.
-    callback: called with each finished :class:`LimitRow` (progress).
-    classifier_step: :class:`gbounds.train._limit.ClassifierStep` of the LIMIT runs (default MEAN, the
+    callback: ``callback(done, total)`` in finished (noise rate, method) runs.
+    classifier_step: :class:`gbounds.train.ClassifierStep` of the LIMIT runs (default MEAN, the
       classifier step divided by the batch size; SUM is the authors' code).
-    noise_parameterisation: :class:`gbounds.train._limit.NoiseParameterisation` (default SCALE:
+    noise_parameterisation: :class:`gbounds.train.NoiseParameterisation` (default SCALE:
       ``noise_scale`` is the std / Laplace scale; AUTHORS_LAMBDA: it is the authors' ``lamb``).
 
   Returns:
@@ -130,9 +158,9 @@ def reproduce_limit(*, data_dir=None, dataset: str = "mnist",
   _errors.check_positive("learning_rate", learning_rate)
   _errors.check_positive("beta", beta)
   _errors.check_positive("noise_scale", noise_scale, strict=False)
-  classifier_step = _errors.as_enum("classifier_step", classifier_step, _limit.ClassifierStep)
+  classifier_step = _errors.as_enum("classifier_step", classifier_step, _train.ClassifierStep)
   noise_parameterisation = _errors.as_enum("noise_parameterisation", noise_parameterisation,
-                                           _limit.NoiseParameterisation)
+                                           _train.NoiseParameterisation)
   if not isinstance(dataset, str):
     _errors.fail("dataset", "'mnist' or 'fashion_mnist'", repr(dataset))
   key = dataset.strip().lower().replace("-", "_")
@@ -166,15 +194,15 @@ def reproduce_limit(*, data_dir=None, dataset: str = "mnist",
                                  seed=seed)
         params = _train.train(clf.apply_fn, clf.params, xtr, noisy.labels, cfg).params
       else:
-        lim = _limit.LimitConfig(
+        lim = _train.LimitConfig(
             optimizer=_train.Optimizer.ADAM, learning_rate=learning_rate, steps=steps,
             batch_size=batch_size, seed=seed, aux_learning_rate=learning_rate, beta=beta,
-            noise=(_limit.LimitNoise.GAUSSIAN if method == LimitMethod.LIMIT_G
-                   else _limit.LimitNoise.LAPLACE),
-            aux_loss=_limit.AuxLoss.L2 if method == LimitMethod.LIMIT_G else _limit.AuxLoss.L1,
+            noise=(_train.LimitNoise.GAUSSIAN if method == LimitMethod.LIMIT_G
+                   else _train.LimitNoise.LAPLACE),
+            aux_loss=_train.AuxLoss.L2 if method == LimitMethod.LIMIT_G else _train.AuxLoss.L1,
             noise_scale=noise_scale, classifier_step=classifier_step,
             noise_parameterisation=noise_parameterisation)
-        params = _limit.train_limit(clf.apply_fn, clf.params, aux.apply_fn, aux.params, xtr,
+        params = _train.train_limit(clf.apply_fn, clf.params, aux.apply_fn, aux.params, xtr,
                                     noisy.labels, lim).params
       jax.block_until_ready(params)
       secs = time.perf_counter() - t0
@@ -189,8 +217,7 @@ def reproduce_limit(*, data_dir=None, dataset: str = "mnist",
           if flipped.any() else float("nan"),
           seconds=secs)
       rows.append(row)
-      if callback is not None:
-        callback(row)
+      _progress.notify(callback, len(rows), len(noise_rates) * len(methods))
   settings = dict(dataset=key, n_train=int(n_train), n_test=int(n_test), hidden=list(hidden),
                   epochs=int(epochs), steps=int(steps), batch_size=int(batch_size),
                   learning_rate=learning_rate, beta=beta, noise_scale=noise_scale, seed=seed,
@@ -203,7 +230,7 @@ def reproduce_limit(*, data_dir=None, dataset: str = "mnist",
 
 
 @dataclasses.dataclass(frozen=True)
-class SupervisionRow:
+class SupervisionRow(_results.ResultMixin):
   """Complexity of one kind of targets under the student's NTK.
 
   Attributes:
@@ -224,12 +251,38 @@ class SupervisionRow:
   bound: float
 
 
+_SUPERVISION_COLUMNS = ("targets", "complexity", "adjusted", "normalized", "target_accuracy",
+                        "bound")
+
+
 @dataclasses.dataclass(frozen=True)
-class SupervisionReproduction:
-  rows: tuple
+class SupervisionReproduction(_results.ResultMixin):
+  """Result of :func:`reproduce_supervision_complexity`.
+
+  Attributes:
+    rows: one :class:`SupervisionRow` per kind of targets.
+    settings: the run's sizes, ridge and teacher accuracy.
+  """
+  rows: tuple[SupervisionRow, ...]
   settings: dict
 
-  def table(self) -> str:
+  def table(self) -> _results.Table:
+    """The rows as a table.
+
+    Returns:
+      :class:`gbounds.Table` with the :class:`SupervisionRow` fields as columns.
+    """
+    return _results.Table(
+        _SUPERVISION_COLUMNS,
+        tuple(tuple(getattr(r, c) for c in _SUPERVISION_COLUMNS) for r in self.rows),
+        "Supervision complexity under the student's NTK (Harutyunyan et al., ICLR 2023)")
+
+  def markdown(self) -> str:
+    """Markdown table of the rows.
+
+    Returns:
+      The table as Markdown text.
+    """
     out = ["| targets | complexity | adjusted | complexity / ||Y||_F | target acc | margin bound |",
            "|---|---|---|---|---|---|"]
     for r in self.rows:
@@ -308,8 +361,8 @@ def reproduce_supervision_complexity(*, data_dir=None, n_student: int = 500,
   rows = []
   for name, tg in targets.items():
     tg = jnp.asarray(tg, kernel.dtype)
-    c = _supervision.supervision_complexity(kernel, tg, ridge=ridge)
-    b = _supervision.kernel_margin_bound(kernel, tg, ys, margin=margin, ridge=ridge)
+    c = _bounds.supervision_complexity(kernel, tg, ridge=ridge)
+    b = _bounds.kernel_margin_bound(kernel, tg, ys, margin=margin, ridge=ridge)
     rows.append(SupervisionRow(
         targets=name, complexity=float(c.complexity), adjusted=float(c.adjusted),
         normalized=float(c.complexity / jnp.linalg.norm(tg)),

@@ -32,7 +32,7 @@ def test_cli_list(capsys):
 
 
 def test_missing_module_is_listed_not_fatal(monkeypatch):
-  fake = rr.Target("fake", "Fake", "nobody", ("gbounds._no_such_module:run",), {}, {"a": 1},
+  fake = rr.Target("fake", "Fake", "nobody", ("no_such_module_for_gbounds",), {}, {"a": 1},
                    lambda *a, **k: None)
   monkeypatch.setitem(rr.TARGETS, "fake", fake)
   rows = {t["name"]: t for t in rr.list_targets()}
@@ -80,7 +80,7 @@ def test_every_preset_passes_the_override_checks(name):
   assert t.accepts is not None
   rr.check_overrides(name, dict(t.cpu))
   rr.check_overrides(name, dict(t.full))
-  assert set(t.cpu) | set(t.full) <= t.accepts()
+  assert set(t.cpu) | set(t.full) <= set(t.accepts())
 
 
 def test_override_checks_refuse_unknown_keys_and_wrong_kinds():

@@ -10,7 +10,15 @@ import scipy.stats
 from jax.flatten_util import ravel_pytree
 
 import gbounds
+from gbounds._src import io as _io
 from gbounds.experiments import _sample_info as ex
+from gbounds.viz import _experiments as viz
+
+
+def _write(path, draw):
+  fig, ax = _io.new_figure()
+  draw(ax)
+  _io.atomic_write_figure(path, fig)
 
 
 def test_pearson_and_auroc_match_scipy():
@@ -69,8 +77,8 @@ def test_cli_info_small(tmp_path, data_root):
 @pytest.mark.slow
 def test_linearized_loo_correlates_with_retraining(data_root):
   x, y, xh, _ = ex.mnist_4_vs_9(80, 100, data_dir=data_root)
-  apply_fn, params = ex._mlp(256, 0, x)
-  eta = ex._stable_eta(apply_fn, params, x, 0.5, 0.0)
+  apply_fn, params = ex.mlp_at_init(256, 0, x)
+  eta = ex.stable_learning_rate(apply_fn, params, x, 0.5, 0.0)
   info = ex._linearized_info(apply_fn, params, x, y.astype(np.float64), learning_rate=eta, t=300,
                       x_heldout=xh)
   idx = np.arange(30)
@@ -87,14 +95,20 @@ def test_mislabeled_detection_and_summarisation(tmp_path, data_root):
                                 data_dir=data_root)
   assert res.flipped.sum() == 20
   assert res.auroc > 0.7
-  ex.plot_fsi_histogram(res, tmp_path / "h.png")
+  _write(tmp_path / "h.png",
+         lambda ax: viz.plot_fsi_histogram(ax, res.fsi, res.flipped, auroc=res.auroc))
+  assert type(res).from_dict(json.loads(json.dumps(res.to_dict()))).auroc == res.auroc
   summ = ex.data_summarisation(n_train=60, n_heldout=60, fractions=(0.0, 0.2), width=32,
                                steps=100, iterative_step=0.1, data_dir=data_root, progress=False)
   assert set(summ.test_error) == {"most", "least", "random", "most_iterative", "least_iterative"}
   assert all(np.all((e >= 0) & (e <= 1)) for e in summ.test_error.values())
   np.testing.assert_allclose([e[0] for e in summ.test_error.values()],
                              summ.test_error["most"][0])  # nothing removed: same network
-  ex.plot_summarisation(summ, tmp_path / "s.png")
+  _write(tmp_path / "s.png", lambda ax: viz.plot_summarisation(ax, summ.fractions,
+                                                              summ.test_error))
+  back = type(summ).from_dict(json.loads(json.dumps(summ.to_dict())))
+  for k, v in summ.test_error.items():
+    np.testing.assert_array_equal(np.asarray(back.test_error[k]), v)
   assert (tmp_path / "s.png").stat().st_size > 0
 
 

@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 
+import gbounds
+
 from gbounds.experiments import _weight_info as exp
 from gbounds.cli import main
 
@@ -24,7 +26,11 @@ def test_limit_beats_cross_entropy_at_high_noise(data_root):
   assert lim.train_accuracy_noisy < ce.train_accuracy_noisy - 0.1  # LIMIT memorizes less
   assert lim.test_accuracy > ce.test_accuracy + 0.05  # and generalizes better
   assert lim.memorized_fraction < ce.memorized_fraction
-  assert "| 60% | limit_g |" in res.table()
+  assert "| 60% | limit_g |" in res.markdown()
+  table = res.table()
+  assert isinstance(table, gbounds.Table) and table.column("method") == ["cross_entropy",
+                                                                          "limit_g"]
+  assert type(res).from_dict(json.loads(json.dumps(res.to_dict()))) == res
 
 
 def test_teacher_targets_have_lower_supervision_complexity(data_root):
@@ -36,6 +42,8 @@ def test_teacher_targets_have_lower_supervision_complexity(data_root):
     assert by[name].adjusted < by["one_hot"].adjusted
   assert by["one_hot_50%_noise"].complexity > by["one_hot"].complexity
   assert by["teacher_T=4"].normalized < by["one_hot"].normalized
+  assert isinstance(res.table(), gbounds.Table) and "| one_hot |" in res.markdown()
+  assert type(res).from_dict(json.loads(json.dumps(res.to_dict()))) == res
 
 
 def test_cli_commands_write_outputs(data_root, tmp_path):
