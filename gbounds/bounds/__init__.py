@@ -3,6 +3,7 @@
 from gbounds.bounds._kl import binary_kl as binary_kl
 from gbounds.bounds._kl import kl_inverse_lower as kl_inverse_lower
 from gbounds.bounds._kl import kl_inverse_upper as kl_inverse_upper
+from gbounds.bounds._cmi import BoundName as BoundName
 from gbounds.bounds._cmi import BoundResult as BoundResult
 from gbounds.bounds._cmi import BoundsReport as BoundsReport
 from gbounds.bounds._cmi import EcmiForm as EcmiForm
@@ -23,6 +24,7 @@ from gbounds.bounds._cmi import samplewise_mi as samplewise_mi
 from gbounds.bounds._cmi import sqrt_bound as sqrt_bound
 from gbounds.bounds._pac_bayes import CATONI_GRID as CATONI_GRID
 from gbounds.bounds._pac_bayes import SIGMA_GRID as SIGMA_GRID
+from gbounds.bounds._pac_bayes import CertificateName as CertificateName
 from gbounds.bounds._pac_bayes import PacBayesCertificate as PacBayesCertificate
 from gbounds.bounds._pac_bayes import SigmaSelection as SigmaSelection
 from gbounds.bounds._pac_bayes import catoni_bound as catoni_bound
@@ -41,6 +43,7 @@ __all__ = [
     "binary_kl",
     "kl_inverse_lower",
     "kl_inverse_upper",
+    "BoundName",
     "BoundResult",
     "BoundsReport",
     "EcmiForm",
@@ -61,6 +64,7 @@ __all__ = [
     "sqrt_bound",
     "CATONI_GRID",
     "SIGMA_GRID",
+    "CertificateName",
     "PacBayesCertificate",
     "SigmaSelection",
     "catoni_bound",

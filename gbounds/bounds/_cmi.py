@@ -52,6 +52,8 @@ import numpy as np
 from jax.scipy.special import xlogy
 from jax.typing import ArrayLike
 
+from gbounds._src import batching as _batching
+from gbounds._src import results as _results
 from gbounds._src.errors import as_enum, check_binary, check_finite, check_in_unit_interval
 from gbounds._src.errors import check_nonnegative_int, check_open_unit_interval, check_rank, fail
 from gbounds.bounds._kl import _check_broadcast, _checked, _kl_inverse_upper
@@ -109,29 +111,68 @@ class LdcmiForm(enum.IntEnum):
   FAST_RATE = 3
 
 
-_SOURCES = {
-    "fcmi": ("Harutyunyan et al. 2021, arXiv 2110.01584, sample-wise f-CMI bound "
-             "|gap| <= (1/n) sum_i E sqrt(2 I(F_i; U_i | z~)) [code: hrayrhar/f-CMI]"),
-    "fcmi_full": ("Harutyunyan et al. 2021, arXiv 2110.01584, f-CMI bound "
-                  "|gap| <= E sqrt(2 I(F; U | z~) / n) [recalled]"),
-    "ecmi_sqrt": ("Hellstrom & Durisi 2022, NeurIPS (arXiv 2210.06422), samplewise e-CMI "
-                  "square-root bound [recalled]"),
-    "ecmi_linear": ("Hellstrom & Durisi 2022, NeurIPS (arXiv 2210.06422), linear e-CMI bound, "
-                    "lambda (gamma - 1) >= (e^lambda - 1 - lambda)(1 + gamma^2) "
-                    "[code: ld-single-CMI bound_utils]"),
-    "ecmi_kl": ("Hellstrom & Durisi 2022, NeurIPS (arXiv 2210.06422), binary-KL e-CMI bound "
-                "kl(L_S || (L_S + L_D)/2) <= I_bar [code: ld-single-CMI bound_utils]"),
-    "ecmi_interpolating": ("Hellstrom & Durisi 2022, NeurIPS (arXiv 2210.06422), interpolating "
-                           "bound L_D <= I_bar / log 2 [code: ld-single-CMI bound_utils]"),
-    "ldcmi_sqrt": ("Wang & Mao 2023, ICML (arXiv 2302.02432), loss-difference MI bound "
-                   "|gap| <= (1/n) sum_i sqrt(2 I(DL_i; U_i)) [code: ld-single-CMI]"),
-    "ldcmi_single_loss": ("Wang & Mao 2023, ICML (arXiv 2302.02432), single-loss MI bound "
-                          "|gap| <= (2/n) sum_i sqrt(2 I(L_i; U_i)) [code: ld-single-CMI]"),
-    "ldcmi_interpolating": ("Wang & Mao 2023, ICML (arXiv 2302.02432), interpolating 0-1 loss "
-                            "L_D = (1/n) sum_i I(DL_i; U_i) / log 2 [code: ld-single-CMI]"),
-    "ldcmi_fast_rate": ("Wang & Mao 2023, ICML (arXiv 2302.02432), fast-rate single-loss bound "
-                        "gap <= C1 L_S + I_SL / C2, e^{2C2} + e^{-2C2(1+C1)} <= 2 "
-                        "[code: ld-single-CMI]"),
+class BoundName(enum.StrEnum):
+  """The name of each bound of this module: the keys of :class:`BoundsReport`.
+
+  A ``str`` enum whose values are the short names used in files and tables (``"fcmi"``,
+  ``"ecmi_kl"``, ...), so ``BoundName.FCMI == "fcmi"`` and a report can be indexed by either.
+
+  Attributes:
+    FCMI: sample-wise f-CMI bound (:func:`fcmi_bound`).
+    FCMI_FULL: full-vector f-CMI bound (:func:`fcmi_bound` with ``full_vector=True``).
+    ECMI_SQRT: square-root e-CMI bound (:attr:`EcmiForm.SQRT`).
+    ECMI_LINEAR: linear e-CMI bound (:attr:`EcmiForm.LINEAR`).
+    ECMI_KL: binary-KL e-CMI bound (:attr:`EcmiForm.KL`).
+    ECMI_INTERPOLATING: interpolating e-CMI bound (:attr:`EcmiForm.INTERPOLATING`).
+    LDCMI_SQRT: loss-difference MI bound (:attr:`LdcmiForm.SQRT`).
+    LDCMI_SINGLE_LOSS: single-loss MI bound (:attr:`LdcmiForm.SINGLE_LOSS`).
+    LDCMI_INTERPOLATING: interpolating loss-difference equality (:attr:`LdcmiForm.INTERPOLATING`).
+    LDCMI_FAST_RATE: fast-rate single-loss bound (:attr:`LdcmiForm.FAST_RATE`).
+  """
+  FCMI = "fcmi"
+  FCMI_FULL = "fcmi_full"
+  ECMI_SQRT = "ecmi_sqrt"
+  ECMI_LINEAR = "ecmi_linear"
+  ECMI_KL = "ecmi_kl"
+  ECMI_INTERPOLATING = "ecmi_interpolating"
+  LDCMI_SQRT = "ldcmi_sqrt"
+  LDCMI_SINGLE_LOSS = "ldcmi_single_loss"
+  LDCMI_INTERPOLATING = "ldcmi_interpolating"
+  LDCMI_FAST_RATE = "ldcmi_fast_rate"
+
+
+_SOURCES: dict[BoundName, str] = {
+    BoundName.FCMI: (
+        "Harutyunyan et al. 2021, arXiv 2110.01584, sample-wise f-CMI bound "
+        "|gap| <= (1/n) sum_i E sqrt(2 I(F_i; U_i | z~)) [code: hrayrhar/f-CMI]"),
+    BoundName.FCMI_FULL: (
+        "Harutyunyan et al. 2021, arXiv 2110.01584, f-CMI bound "
+        "|gap| <= E sqrt(2 I(F; U | z~) / n) [recalled]"),
+    BoundName.ECMI_SQRT: (
+        "Hellstrom & Durisi 2022, NeurIPS (arXiv 2210.06422), samplewise e-CMI "
+        "square-root bound [recalled]"),
+    BoundName.ECMI_LINEAR: (
+        "Hellstrom & Durisi 2022, NeurIPS (arXiv 2210.06422), linear e-CMI bound, "
+        "lambda (gamma - 1) >= (e^lambda - 1 - lambda)(1 + gamma^2) "
+        "[code: ld-single-CMI bound_utils]"),
+    BoundName.ECMI_KL: (
+        "Hellstrom & Durisi 2022, NeurIPS (arXiv 2210.06422), binary-KL e-CMI bound "
+        "kl(L_S || (L_S + L_D)/2) <= I_bar [code: ld-single-CMI bound_utils]"),
+    BoundName.ECMI_INTERPOLATING: (
+        "Hellstrom & Durisi 2022, NeurIPS (arXiv 2210.06422), interpolating "
+        "bound L_D <= I_bar / log 2 [code: ld-single-CMI bound_utils]"),
+    BoundName.LDCMI_SQRT: (
+        "Wang & Mao 2023, ICML (arXiv 2302.02432), loss-difference MI bound "
+        "|gap| <= (1/n) sum_i sqrt(2 I(DL_i; U_i)) [code: ld-single-CMI]"),
+    BoundName.LDCMI_SINGLE_LOSS: (
+        "Wang & Mao 2023, ICML (arXiv 2302.02432), single-loss MI bound "
+        "|gap| <= (2/n) sum_i sqrt(2 I(L_i; U_i)) [code: ld-single-CMI]"),
+    BoundName.LDCMI_INTERPOLATING: (
+        "Wang & Mao 2023, ICML (arXiv 2302.02432), interpolating 0-1 loss "
+        "L_D = (1/n) sum_i I(DL_i; U_i) / log 2 [code: ld-single-CMI]"),
+    BoundName.LDCMI_FAST_RATE: (
+        "Wang & Mao 2023, ICML (arXiv 2302.02432), fast-rate single-loss bound "
+        "gap <= C1 L_S + I_SL / C2, e^{2C2} + e^{-2C2(1+C1)} <= 2 [code: ld-single-CMI]"),
 }
 
 
@@ -300,9 +341,23 @@ def _grid_min(objective, lo, hi, num, dtype):
   j = jnp.argmin(vals, axis=-1)
   left = grid[jnp.maximum(j - 1, 0)]
   right = grid[jnp.minimum(j + 1, num - 1)]
-  t = jnp.linspace(0, 1, 257, dtype=dtype)
+  t = jnp.linspace(0, 1, 257, dtype=dtype).reshape((1,) * left.ndim + (257,))
   fine = left[..., None] + (right - left)[..., None] * t
   return jnp.minimum(vals.min(-1), objective(fine).min(-1))
+
+
+def _broadcast_pair(a, b, dtype):
+  """``a`` and ``b`` as ``dtype``, broadcast explicitly to one shape, with a trailing grid axis
+  of size 1."""
+  a, b = jnp.asarray(a, dtype), jnp.asarray(b, dtype)
+  shape = np.broadcast_shapes(a.shape, b.shape)
+  return jnp.broadcast_to(a, shape)[..., None], jnp.broadcast_to(b, shape)[..., None]
+
+
+def _batched(grid, like):
+  """``grid`` (``(G,)`` or ``(..., G)``) broadcast explicitly to the batch axes of ``like``
+  (``(..., 1)``), so the objectives never rely on rank promotion."""
+  return jnp.broadcast_to(grid, like.shape[:-1] + grid.shape[-1:])
 
 
 def _expm1_minus_x_over_x2(lam):
@@ -346,10 +401,10 @@ def ecmi_linear_test_error(train_error: ArrayLike, cmi: ArrayLike) -> jax.Array:
 @jax.jit
 def _ecmi_linear_test_error(train_error, cmi):
   dtype = jnp.result_type(train_error, cmi, float)
-  ls = jnp.asarray(train_error, dtype)[..., None]
-  info = jnp.asarray(cmi, dtype)[..., None]
+  ls, info = _broadcast_pair(train_error, cmi, dtype)
 
   def objective(lam):
+    lam = _batched(lam, ls)
     h = _expm1_minus_x_over_x2(lam)
     s = 1 - 4 * h * lam * (1 + h * lam)  # discriminant / lambda^2
     root = jnp.sqrt(jnp.maximum(s, 0))
@@ -420,11 +475,11 @@ def ldcmi_fast_rate_gap(train_error: ArrayLike, mi: ArrayLike) -> jax.Array:
 @jax.jit
 def _ldcmi_fast_rate_gap(train_error, mi):
   dtype = jnp.result_type(train_error, mi, float)
-  ls = jnp.asarray(train_error, dtype)[..., None]
-  info = jnp.asarray(mi, dtype)[..., None]
+  ls, info = _broadcast_pair(train_error, mi, dtype)
   c2_max = _LOG2 / 2
 
   def objective(c2):
+    c2 = _batched(c2, ls)
     c1 = jnp.maximum(0, -jnp.log1p(-jnp.expm1(2 * c2)) / (2 * c2) - 1)
     slope = jnp.where(ls > 0, c1 * jnp.where(ls > 0, ls, 1), 0)
     return slope + info / c2
@@ -454,13 +509,16 @@ class MeasuredGap(NamedTuple):
   per_supersample_train: np.ndarray
   per_supersample_test: np.ndarray
 
+  to_dict = _results.namedtuple_to_dict
+  from_dict = classmethod(_results.from_dict)
+
 
 @dataclasses.dataclass(frozen=True)
-class BoundResult:
+class BoundResult(_results.ResultMixin):
   """One generalization bound evaluated on a supersample experiment.
 
   Attributes:
-    name: short name (``fcmi``, ``ecmi_kl``, ...).
+    name: which bound (:class:`BoundName`; a plain string value such as ``"fcmi"`` is coerced).
     value: bound on the expected gap ``E[L_D] - E[L_S]`` (loss units).
     test_error: bound on the expected test error = measured training error + ``value``.
     train_error: the measured training error used.
@@ -476,7 +534,7 @@ class BoundResult:
       (a departure from the papers).
     test_error_interval: the same for ``test_error``.
   """
-  name: str
+  name: BoundName
   value: float
   test_error: float
   train_error: float
@@ -488,9 +546,20 @@ class BoundResult:
   interval: tuple[float, float] | None = None
   test_error_interval: tuple[float, float] | None = None
 
+  def __post_init__(self):
+    object.__setattr__(self, "name", _bound_name(self.name))
+
+
+def _bound_name(name: BoundName | str) -> BoundName:
+  try:
+    return BoundName(name)
+  except ValueError:
+    raise KeyError(f"unknown bound name {name!r}; expected one of "
+                   f"{[b.value for b in BoundName]}") from None
+
 
 @dataclasses.dataclass(frozen=True)
-class BoundsReport:
+class BoundsReport(_results.ResultMixin):
   """All bounds of :func:`cmi_bounds` beside the measured errors.
 
   Attributes:
@@ -506,19 +575,46 @@ class BoundsReport:
   k2: int
   n: int
 
-  def __getitem__(self, name: str) -> BoundResult:
+  def __getitem__(self, name: BoundName | str) -> BoundResult:
+    """The bound called ``name``.
+
+    Args:
+      name: a :class:`BoundName`, or its string value (``"fcmi"``, ...) for compatibility.
+
+    Returns:
+      The :class:`BoundResult` of that bound.
+
+    Raises:
+      KeyError: ``name`` is not a bound name, or that bound is not in this report (e.g. the
+        f-CMI bounds without predictions).
+    """
+    key = _bound_name(name)
     for b in self.bounds:
-      if b.name == name:
+      if b.name == key:
         return b
     raise KeyError(name)
 
-  def table(self) -> list[tuple[str, float, float, str]]:
-    """Rows ``(name, bound on gap, bound on test error, source)``; NaN where not applicable."""
+  def __contains__(self, name: object) -> bool:
+    return any(b.name == name for b in self.bounds)
+
+  @property
+  def names(self) -> tuple[BoundName, ...]:
+    """The names of the bounds in this report, in order."""
+    return tuple(b.name for b in self.bounds)
+
+  def table(self) -> _results.Table:
+    """The bounds as a table.
+
+    Returns:
+      A :class:`gbounds.Table` with columns ``(bound, gap bound, test-error bound, source)``,
+      one row per bound in order (the name as a :class:`BoundName`); NaN where not applicable.
+    """
     rows = []
     for b in self.bounds:
       gap, test = (b.value, b.test_error) if b.applicable else (math.nan, math.nan)
       rows.append((b.name, float(gap), float(test), b.source))
-    return rows
+    return _results.Table(("bound", "gap bound", "test-error bound", "source"), tuple(rows),
+                          title=f"CMI bounds (k1 = {self.k1}, k2 = {self.k2}, n = {self.n})")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -705,13 +801,17 @@ class _Stats:
   def mi_weighted(self, name: str, weights: np.ndarray) -> np.ndarray:
     """MI from counts pooled with integer multiplicities ``weights (R, k1)`` -> ``(R, n)``."""
     c = self.counts[name]
-    out = []
-    for start in range(0, weights.shape[0], 128):
-      w = weights[start:start + 128]
+
+    def chunk(w):
       pooled = np.tensordot(w, c, axes=(1, 0))
-      out.append(np.asarray(mutual_information_from_counts(
-          pooled, estimator=self.estimator, clip=self.clip)))
-    return np.concatenate(out, axis=0)
+      return np.asarray(mutual_information_from_counts(pooled, estimator=self.estimator,
+                                                       clip=self.clip))
+
+    # 128 weightings at a time (memory). The last chunk is deliberately not padded to 128: XLA
+    # reduces a batch of another shape in another order, which moved bootstrap quantiles by an
+    # ulp; unpadded chunks keep every number as it was (one extra compilation at most).
+    return np.concatenate([chunk(weights[a:b])
+                           for a, b in _batching.chunk_bounds(weights.shape[0], 128)], axis=0)
 
 
 def _make_stats(masks, losses, predictions, estimator, clip, *, need_f=True,
@@ -736,11 +836,16 @@ def _make_stats(masks, losses, predictions, estimator, clip, *, need_f=True,
 
 
 def _padded(fn, *args):
-  """Calls a jitted elementwise formula on 1-D inputs padded to a power-of-two length >= 8,
-  so that repeated calls with different numbers of resamples reuse one compilation."""
+  """Calls a jitted elementwise formula on 1-D inputs padded to a power-of-two length >= 8.
+
+  Not a chunked loop (everything is one call): the bucket lets repeated calls with different
+  numbers of bootstrap resamples reuse one compilation. The padding itself is
+  :func:`gbounds._src.batching.pad_rows` (repeat the first row); the formulas are elementwise,
+  so the padded entries never affect the ones returned.
+  """
   size = args[0].shape[0]
   bucket = max(8, 1 << (size - 1).bit_length())
-  padded = [np.concatenate([a, np.zeros(bucket - size)]) for a in args]
+  padded = _batching.pad_rows(tuple(np.asarray(a) for a in args), bucket)
   return np.asarray(fn(*padded))[:size]
 
 
@@ -748,7 +853,7 @@ def _normalise(weights):
   return weights / weights.sum(axis=1, keepdims=True)
 
 
-def _gap_fn(name: str) -> Callable[[_Stats, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def _gap_fn(name: BoundName) -> Callable[[_Stats, np.ndarray], tuple[np.ndarray, np.ndarray]]:
   """Returns ``f(stats, weights (R, k1)) -> (gap bounds (R,), test-error bounds (R,))``."""
 
   def train_of(st, w):
@@ -765,39 +870,39 @@ def _gap_fn(name: str) -> Callable[[_Stats, np.ndarray], tuple[np.ndarray, np.nd
   def cond_mean(st, key, w):
     return _normalise(w) @ st.mi_cond[key].mean(axis=1)
 
-  fns: dict[str, Callable] = {
-      "fcmi": lambda st, w: from_gap(
+  fns: dict[BoundName, Callable] = {
+      BoundName.FCMI: lambda st, w: from_gap(
           st, w, _normalise(w) @ _sqrt_bound_np(st.mi_cond["pred"])),
-      "fcmi_full": lambda st, w: from_gap(
+      BoundName.FCMI_FULL: lambda st, w: from_gap(
           st, w, _normalise(w) @ np.sqrt(2 * np.maximum(st.mi_full, 0) / st.n)),
-      "ecmi_sqrt": lambda st, w: from_gap(
+      BoundName.ECMI_SQRT: lambda st, w: from_gap(
           st, w, _normalise(w) @ _sqrt_bound_np(st.mi_cond["pair_loss"])),
-      "ecmi_linear": lambda st, w: from_test(st, w, _padded(
+      BoundName.ECMI_LINEAR: lambda st, w: from_test(st, w, _padded(
           _ecmi_linear_test_error, train_of(st, w), cond_mean(st, "pair_loss", w))),
-      "ecmi_kl": lambda st, w: from_test(st, w, _padded(
+      BoundName.ECMI_KL: lambda st, w: from_test(st, w, _padded(
           _ecmi_kl_test_error, train_of(st, w), cond_mean(st, "pair_loss", w))),
-      "ecmi_interpolating": lambda st, w: from_test(
+      BoundName.ECMI_INTERPOLATING: lambda st, w: from_test(
           st, w, cond_mean(st, "pair_loss", w) / _LOG2),
-      "ldcmi_sqrt": lambda st, w: from_gap(
+      BoundName.LDCMI_SQRT: lambda st, w: from_gap(
           st, w, _sqrt_bound_np(st.mi_weighted("delta_loss", w))),
-      "ldcmi_single_loss": lambda st, w: from_gap(
+      BoundName.LDCMI_SINGLE_LOSS: lambda st, w: from_gap(
           st, w, 2 * _sqrt_bound_np(st.mi_weighted("loss0", w))),
-      "ldcmi_interpolating": lambda st, w: from_test(
+      BoundName.LDCMI_INTERPOLATING: lambda st, w: from_test(
           st, w, st.mi_weighted("delta_loss", w).mean(axis=1) / _LOG2),
-      "ldcmi_fast_rate": lambda st, w: from_gap(st, w, _padded(
+      BoundName.LDCMI_FAST_RATE: lambda st, w: from_gap(st, w, _padded(
           _ldcmi_fast_rate_gap, train_of(st, w),
           0.5 * (st.mi_weighted("loss0", w) + st.mi_weighted("loss1", w)).mean(axis=1))),
   }
   return fns[name]
 
 
-def _applicability(name: str, st: _Stats) -> tuple[bool, str]:
-  if name in ("ecmi_interpolating", "ldcmi_interpolating"):
+def _applicability(name: BoundName, st: _Stats) -> tuple[bool, str]:
+  if name in (BoundName.ECMI_INTERPOLATING, BoundName.LDCMI_INTERPOLATING):
     if not st.binary_losses:
       return False, "needs {0, 1} losses"
     if not st.zero_train:
       return False, "needs zero training loss in every run"
-  if name == "fcmi_full":
+  if name == BoundName.FCMI_FULL:
     cells = 2.0 ** st.n
     if st.k2 < 4 * cells:
       return False, (f"plug-in I(F; U) over {st.k2} masks of {cells:.3g} possible values of U is "
@@ -805,7 +910,7 @@ def _applicability(name: str, st: _Stats) -> tuple[bool, str]:
   return True, ""
 
 
-def _evaluate(name: str, st: _Stats, *, bootstrap: int, confidence: float,
+def _evaluate(name: BoundName, st: _Stats, *, bootstrap: int, confidence: float,
               seed: int) -> BoundResult:
   fn = _gap_fn(name)
   # One evaluation for all weightings (one compilation of the jitted formulas): the point
@@ -885,7 +990,7 @@ def fcmi_bound(masks: ArrayLike, predictions: ArrayLike, losses: ArrayLike, *,
   predictions = _check_predictions(predictions, masks)
   st = _make_stats(masks, losses, predictions, estimator, clip, need_f=not full_vector,
                    need_full=full_vector)
-  return _evaluate("fcmi_full" if full_vector else "fcmi", st, bootstrap=int(bootstrap),
+  return _evaluate(BoundName.FCMI_FULL if full_vector else BoundName.FCMI, st, bootstrap=int(bootstrap),
                    confidence=confidence, seed=seed)
 
 
@@ -923,8 +1028,9 @@ def ecmi_bound(masks: ArrayLike, losses: ArrayLike, *, form: EcmiForm | str = Ec
   masks, losses, estimator = _common(masks, losses, estimator, bootstrap, confidence)
   form = as_enum("form", form, EcmiForm)
   st = _make_stats(masks, losses, None, estimator, clip)
-  name = {EcmiForm.SQRT: "ecmi_sqrt", EcmiForm.LINEAR: "ecmi_linear", EcmiForm.KL: "ecmi_kl",
-          EcmiForm.INTERPOLATING: "ecmi_interpolating"}[form]
+  name = {EcmiForm.SQRT: BoundName.ECMI_SQRT, EcmiForm.LINEAR: BoundName.ECMI_LINEAR,
+          EcmiForm.KL: BoundName.ECMI_KL,
+          EcmiForm.INTERPOLATING: BoundName.ECMI_INTERPOLATING}[form]
   return _evaluate(name, st, bootstrap=int(bootstrap), confidence=confidence, seed=seed)
 
 
@@ -962,14 +1068,14 @@ def ldcmi_bound(masks: ArrayLike, losses: ArrayLike, *, form: LdcmiForm | str = 
   masks, losses, estimator = _common(masks, losses, estimator, bootstrap, confidence)
   form = as_enum("form", form, LdcmiForm)
   st = _make_stats(masks, losses, None, estimator, clip)
-  name = {LdcmiForm.SQRT: "ldcmi_sqrt", LdcmiForm.SINGLE_LOSS: "ldcmi_single_loss",
-          LdcmiForm.INTERPOLATING: "ldcmi_interpolating",
-          LdcmiForm.FAST_RATE: "ldcmi_fast_rate"}[form]
+  name = {LdcmiForm.SQRT: BoundName.LDCMI_SQRT, LdcmiForm.SINGLE_LOSS: BoundName.LDCMI_SINGLE_LOSS,
+          LdcmiForm.INTERPOLATING: BoundName.LDCMI_INTERPOLATING,
+          LdcmiForm.FAST_RATE: BoundName.LDCMI_FAST_RATE}[form]
   return _evaluate(name, st, bootstrap=int(bootstrap), confidence=confidence, seed=seed)
 
 
-_ALL = ("fcmi", "fcmi_full", "ecmi_sqrt", "ecmi_linear", "ecmi_kl", "ecmi_interpolating",
-        "ldcmi_sqrt", "ldcmi_single_loss", "ldcmi_interpolating", "ldcmi_fast_rate")
+_ALL = tuple(BoundName)  # the order of cmi_bounds' report
+_FCMI_NAMES = (BoundName.FCMI, BoundName.FCMI_FULL)
 
 
 def _losses_from(labels_or_losses, predictions, masks):
@@ -1028,8 +1134,8 @@ def cmi_bounds(masks: ArrayLike, predictions: ArrayLike | None, labels_or_losses
   st = _make_stats(masks, losses, predictions, estimator, clip,
                    need_full=predictions is not None and full_vector)
   names = [nm for nm in _ALL
-           if not (nm.startswith("fcmi") and predictions is None)
-           and not (nm == "fcmi_full" and not full_vector)]
+           if not (nm in _FCMI_NAMES and predictions is None)
+           and not (nm == BoundName.FCMI_FULL and not full_vector)]
   bounds = tuple(_evaluate(nm, st, bootstrap=int(bootstrap), confidence=confidence,
                            seed=seed) for nm in names)
   train, ghost = _train_ghost(masks, losses)

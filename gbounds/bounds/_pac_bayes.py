@@ -35,6 +35,8 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import enum
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,9 +44,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import linen as nn
+from flax import nnx
 from jax.typing import ArrayLike
 
+import gbounds.models
+from gbounds._src import batching as _batching
 from gbounds._src import errors as _errors
+from gbounds._src import progress as _progress
+from gbounds._src import results as _results
 from gbounds.bounds._kl import _check_broadcast, _checked, _kl_inverse_upper
 
 # Catoni's C grid: 1/8 ... 64 in factors of 2 (the cost ln 10 = 2.3 nats is paid in the bound).
@@ -254,8 +262,30 @@ def gaussian_kl(mean_q: Any, mean_p: Any, var_q: ArrayLike, var_p: ArrayLike) ->
 # ----------------------------------------------------------------------------- certificates
 
 
+class CertificateName(enum.StrEnum):
+  """The three certificates of :class:`PacBayesCertificate` (its field names).
+
+  Attributes:
+    MCALLESTER: McAllester's bound with Maurer's constant (:func:`mcallester_bound`).
+    PAC_BAYES_KL: the PAC-Bayes-kl bound (:func:`pac_bayes_kl_bound`).
+    CATONI: Catoni's bound, ``C`` on a grid (:func:`catoni_bound`).
+  """
+  MCALLESTER = "mcallester"
+  PAC_BAYES_KL = "pac_bayes_kl"
+  CATONI = "catoni"
+
+
+_CERTIFICATE_SOURCES: dict[CertificateName, str] = {
+    CertificateName.MCALLESTER: ("McAllester 1999 / Maurer 2004: e_S + sqrt((KL + "
+                                 "ln(2 sqrt n / delta) + ln G) / 2n)"),
+    CertificateName.PAC_BAYES_KL: ("Seeger 2002 / Maurer 2004: kl^-1(e_S, (KL + "
+                                   "ln(2 sqrt n / delta) + ln G) / n)"),
+    CertificateName.CATONI: "Catoni 2007 Thm 1.2.6, C on a grid (union bound)",
+}
+
+
 @dataclasses.dataclass(frozen=True)
-class SigmaSelection:
+class SigmaSelection(_results.ResultMixin):
   """One scale of the grid, as evaluated for the selection.
 
   Attributes:
@@ -272,7 +302,7 @@ class SigmaSelection:
 
 
 @dataclasses.dataclass(frozen=True)
-class PacBayesCertificate:
+class PacBayesCertificate(_results.ResultMixin):
   """PAC-Bayes certificates of a Gaussian posterior around the trained weights.
 
   All errors are 0-1 errors; ``kl`` and the confidence terms are in nats. Each certificate
@@ -319,28 +349,53 @@ class PacBayesCertificate:
     """The tightest of the three certificates."""
     return min(self.mcallester, self.pac_bayes_kl, self.catoni)
 
-  def vacuous(self, name: str) -> bool:
-    """Whether certificate ``name`` is at least 1 (says nothing about a 0-1 error)."""
-    return getattr(self, name) >= 1.0
+  def vacuous(self, name: CertificateName | str) -> bool:
+    """Whether a certificate says nothing about a 0-1 error.
 
-  def rows(self) -> list[dict]:
-    """One row per certificate: name, bound on the test error, the implied gap bound (bound
-    minus the Monte Carlo training error of Q), vacuous flag, source."""
-    src = {
-        "mcallester": "McAllester 1999 / Maurer 2004: e_S + sqrt((KL + ln(2 sqrt n / delta) "
-                      "+ ln G) / 2n)",
-        "pac_bayes_kl": "Seeger 2002 / Maurer 2004: kl^-1(e_S, (KL + ln(2 sqrt n / delta) "
-                        "+ ln G) / n)",
-        "catoni": "Catoni 2007 Thm 1.2.6, C on a grid (union bound)",
-    }
-    return [{"name": k, "test_error_bound": float(getattr(self, k)),
-             "gap_bound": float(getattr(self, k)) - self.mc_error,
-             "vacuous": self.vacuous(k), "source": src[k]} for k in src]
+    Args:
+      name: a :class:`CertificateName` (or its string value, e.g. ``"mcallester"``).
 
-  def to_dict(self) -> dict:
-    d = dataclasses.asdict(self)
-    d["selection"] = [dataclasses.asdict(s) for s in self.selection]
-    d["rows"] = self.rows()
+    Returns:
+      True when that certificate is at least 1.
+    """
+    return getattr(self, CertificateName(name).value) >= 1.0
+
+  def rows(self) -> list[dict[str, Any]]:
+    """One dict per certificate.
+
+    Returns:
+      ``[{"name": CertificateName, "test_error_bound", "gap_bound", "vacuous", "source"}]``:
+      the bound on the test error, the implied gap bound (bound minus the Monte Carlo
+      training error of Q), whether it is vacuous, and its source.
+    """
+    return [{"name": k, "test_error_bound": float(getattr(self, k.value)),
+             "gap_bound": float(getattr(self, k.value)) - self.mc_error,
+             "vacuous": self.vacuous(k), "source": src}
+            for k, src in _CERTIFICATE_SOURCES.items()]
+
+  def table(self) -> _results.Table:
+    """The certificates as a table.
+
+    Returns:
+      A :class:`gbounds.Table` with columns ``(certificate, test-error bound, gap bound,
+      vacuous, source)``, one row per :class:`CertificateName`.
+    """
+    cols = ("certificate", "test-error bound", "gap bound", "vacuous", "source")
+    rows = tuple((r["name"], r["test_error_bound"], r["gap_bound"], r["vacuous"], r["source"])
+                 for r in self.rows())
+    return _results.Table(cols, rows, title=(
+        f"PAC-Bayes certificates of N(w, {self.sigma:.3g}^2 I) (n = {self.n}, "
+        f"probability >= {1 - self.delta - self.delta_mc:.3g})"))
+
+  def to_dict(self) -> dict[str, Any]:
+    """This result as a JSON-ready dict, plus ``"rows"`` (:meth:`rows`, ignored by
+    :meth:`from_dict`).
+
+    Returns:
+      The fields (``selection`` as a list of dicts) and ``rows``.
+    """
+    d = _results.to_dict(self)
+    d["rows"] = _results.encode(self.rows())
     return d
 
 
@@ -348,11 +403,18 @@ def _flat(params) -> jax.Array:
   return jnp.concatenate([jnp.ravel(v) for v in jax.tree_util.tree_leaves(params)])
 
 
-def _stochastic_error_fn(apply_fn, params, x, y, batch: int):
-  """``(sigma, keys (m,)) -> (m,)`` 0-1 errors of ``w + sigma eps`` on ``(x, y)``."""
-  leaves, treedef = jax.tree_util.tree_flatten(params)
+@functools.lru_cache(maxsize=64)
+def _stochastic_error_fn(apply_fn: Callable, batch: int) -> Callable:
+  """The compiled ``(params, x, y, sigma, keys (m,)) -> (m,)`` 0-1 errors of the draws
+  ``w + sigma eps`` on ``(x, y)``.
 
-  def one(sigma, key):
+  Cached on the static pieces (the model function and the ``lax.map`` batch size), so repeated
+  certificates with the same ``apply_fn`` reuse one program per shape; weights, data and the
+  scale are arguments, never closed-over constants.
+  """
+
+  def one(params, x, y, sigma, key):
+    leaves, treedef = jax.tree_util.tree_flatten(params)
     ks = jax.random.split(key, len(leaves))
     noisy = [w + sigma.astype(w.dtype) * jax.random.normal(k, w.shape, w.dtype)
              for w, k in zip(leaves, ks)]
@@ -362,25 +424,46 @@ def _stochastic_error_fn(apply_fn, params, x, y, batch: int):
     wrong = (jnp.argmax(logits, axis=-1) != y) | ~jnp.all(jnp.isfinite(logits), axis=-1)
     return jnp.mean(wrong)
 
-  fn = jax.jit(lambda sigma, keys: jax.lax.map(lambda k: one(sigma, k), keys, batch_size=batch))
-  return fn
+  @jax.jit
+  def errors(params, x, y, sigma, keys):
+    return jax.lax.map(lambda k: one(params, x, y, sigma, k), keys, batch_size=batch)
+
+  return errors
 
 
-def _mc_errors(fn, sigma, key, m, dtype, batch, callback=None):
-  out = []
-  keys = jax.random.split(key, m)
-  for s in range(0, m, batch * 4):
-    ks = keys[s:s + batch * 4]
-    pad = batch * 4 - ks.shape[0]
-    if pad:
-      ks = jnp.concatenate([ks, jnp.repeat(ks[-1:], pad, axis=0)])
-    out.append(np.asarray(fn(jnp.asarray(sigma, dtype), ks))[:batch * 4 - pad])
-    if callback is not None:
-      callback(min(s + batch * 4, m), m)
-  return np.concatenate(out)
+def _mc_errors(fn, params, x, y, sigma, key, m, dtype, batch, callback=None):
+  """``m`` draws' 0-1 errors, ``4 * batch`` keys per call of the compiled ``fn`` (the last call
+  padded by :func:`gbounds._src.batching.chunked_map`, padding dropped)."""
+  size = batch * 4
+  # Fewer draws than one call takes are padded up to it too: every call has one shape.
+  keys = _batching.pad_rows(jax.random.split(key, m), max(size, m))
+  s = jnp.asarray(sigma, dtype)
+  tick = None if callback is None else (lambda done, _: callback(min(done, m), m))
+  out = _batching.chunked_map(lambda ks: np.asarray(fn(params, x, y, s, ks)), keys,
+                              chunk_size=size, callback=tick,
+                              concat=lambda outs: np.concatenate(outs))
+  return out[:m]
 
 
-def pac_bayes_certificate(apply_fn: Callable, params: Any, init_params: Any, x_train: ArrayLike,
+def _model(model: Any, params: Any) -> tuple[Callable, Any]:
+  """``(apply_fn, params)`` from a model argument (see :func:`pac_bayes_certificate`)."""
+  if isinstance(model, gbounds.models.ModelFn):
+    return model.apply_fn, (model.params if params is None else params)
+  if isinstance(model, (nn.Module, nnx.Module)):
+    if isinstance(model, nn.Module) and params is None:
+      _errors.fail("params", "the trained weights of the Linen module", None)
+    mf = gbounds.models.as_model_fn(model, params=params)
+    return mf.apply_fn, mf.params
+  if not callable(model):
+    _errors.fail("model", "a Linen module (with params), an NNX module, a "
+                 "gbounds.models.ModelFn, or a callable apply_fn(params, x) -> logits",
+                 type(model).__name__)
+  if params is None:
+    _errors.fail("params", "the trained weights for apply_fn(params, x)", None)
+  return model, params
+
+
+def pac_bayes_certificate(model: Any, /, params: Any, init_params: Any, x_train: ArrayLike,
                           y_train: ArrayLike, *, x_test: ArrayLike | None = None,
                           y_test: ArrayLike | None = None,
                           sigmas: Sequence[float] = SIGMA_GRID, delta: float = 0.025,
@@ -399,10 +482,18 @@ def pac_bayes_certificate(apply_fn: Callable, params: Any, init_params: Any, x_t
   ``delta_mc``. Every certificate includes the union-bound cost ``ln len(sigmas)`` (Catoni also
   ``ln len(catoni_grid)``) and holds with probability ``>= 1 - delta - delta_mc``.
 
+  Dziugaite & Roy (2017), sec. 3-4; the bounds are :func:`mcallester_bound`,
+  :func:`pac_bayes_kl_bound` and :func:`catoni_bound` with ``KL(Q || P) = ||w - w0||^2 / (2 s^2)``
+  and ``e_S(Q)`` replaced by :func:`mc_error_upper_bound` (nats inside, 0-1 errors out).
+
   Args:
-    apply_fn: ``apply_fn(params, x) -> (batch, K)`` logits.
-    params: trained weights (posterior mean).
-    init_params: prior mean (same pytree structure).
+    model: the network, in any form :func:`gbounds.models.as_model_fn` takes: a Linen module
+      (with ``params``), an NNX module (``params=None`` takes its current ``nnx.Param`` state),
+      a :class:`gbounds.models.ModelFn` (``params=None`` takes its ``params``), or a plain
+      ``apply_fn(params, x) -> (batch, K)`` logits callable (with ``params``). Positional only.
+      Compiled once per ``(apply_fn, batch_size)``: pass the same callable to reuse it.
+    params: trained weights (posterior mean), or None where ``model`` carries them.
+    init_params: prior mean, the same pytree structure as the (resolved) ``params``.
     x_train, y_train: the ``n`` training examples the network was trained on (int labels).
     x_test, y_test: optional test set for the stochastic classifier's test error.
     sigmas: grid of scales ``s``.
@@ -424,8 +515,7 @@ def pac_bayes_certificate(apply_fn: Callable, params: Any, init_params: Any, x_t
       trees differ, or a setting is out of its domain. (A weight draw whose logits are not
       finite is counted as a misclassification, which can only loosen the certificates.)
   """
-  if not callable(apply_fn):
-    _errors.fail("apply_fn", "a callable apply_fn(params, x) -> logits", type(apply_fn).__name__)
+  apply_fn, params = _model(model, params)
   x_train = np.asarray(x_train)
   y_train = np.asarray(y_train)
   _errors.check_nonempty("x_train", x_train)
@@ -514,19 +604,19 @@ def pac_bayes_certificate(apply_fn: Callable, params: Any, init_params: Any, x_t
     _errors.fail("params", "a model whose outputs on x_train are finite",
                  "non-finite logits")
   det = float(jnp.mean(jnp.argmax(logits, axis=-1) != yj))
-  fn = _stochastic_error_fn(apply_fn, params, xj, yj, batch_size)
+  fn = _stochastic_error_fn(apply_fn, batch_size)
   key = jax.random.key(seed)
   total = len(sigmas) * selection_samples + mc_samples * (1 if x_test is None else 2)
   done = [0]
 
   def tick(k):
     done[0] += k
-    if callback is not None:
-      callback(done[0], total)
+    _progress.notify(callback, done[0], total)
 
   selection = []
   for j, s in enumerate(sigmas):
-    errs = _mc_errors(fn, s, jax.random.fold_in(key, j), selection_samples, dtype, batch_size)
+    errs = _mc_errors(fn, params, xj, yj, s, jax.random.fold_in(key, j), selection_samples, dtype,
+                      batch_size)
     tick(selection_samples)
     kl = float(dist_sq / (2 * s * s))
     e = float(np.mean(errs))
@@ -536,16 +626,14 @@ def pac_bayes_certificate(apply_fn: Callable, params: Any, init_params: Any, x_t
   sigma = best.sigma
   kl = best.kl
   final_key = jax.random.fold_in(key, 10_000)
-  errs = _mc_errors(fn, sigma, final_key, mc_samples, dtype, batch_size,
-                    callback=lambda d, m: None)
+  errs = _mc_errors(fn, params, xj, yj, sigma, final_key, mc_samples, dtype, batch_size)
   tick(mc_samples)
   mc_error = float(np.mean(errs))
   e_ub = float(mc_error_upper_bound(np.float64(mc_error), mc_samples, np.float64(delta_mc)))
   test_err = math.nan
   if x_test is not None:
-    fn_t = _stochastic_error_fn(apply_fn, params, jnp.asarray(x_test), jnp.asarray(y_test),
-                                batch_size)
-    test_err = float(np.mean(_mc_errors(fn_t, sigma, jax.random.fold_in(key, 20_000), mc_samples,
+    test_err = float(np.mean(_mc_errors(fn, params, jnp.asarray(x_test), jnp.asarray(y_test),
+                                        sigma, jax.random.fold_in(key, 20_000), mc_samples,
                                         dtype, batch_size)))
     tick(mc_samples)
   f64 = np.float64
@@ -568,7 +656,7 @@ def pac_bayes_certificate(apply_fn: Callable, params: Any, init_params: Any, x_t
 
 
 __all__ = [
-    "CATONI_GRID", "SIGMA_GRID", "PacBayesCertificate", "SigmaSelection", "catoni_bound",
+    "CATONI_GRID", "SIGMA_GRID", "CertificateName", "PacBayesCertificate", "SigmaSelection", "catoni_bound",
     "gaussian_kl", "mc_error_upper_bound", "mcallester_bound", "pac_bayes_certificate",
     "pac_bayes_confidence", "pac_bayes_kl_bound",
 ]

@@ -2,7 +2,9 @@
 algorithms with known answers, and bound validity on a Wang & Mao-style synthetic study."""
 
 import collections
+import dataclasses
 import functools
+import json
 import math
 
 import jax
@@ -10,7 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import gbounds
 from gbounds import InvalidInputError
+from gbounds.bounds import BoundName, BoundResult, BoundsReport, MeasuredGap
 from gbounds.bounds import EcmiForm, LdcmiForm, MIEstimator, binary_kl, cmi_bounds, ecmi_bound, ecmi_kl_test_error, ecmi_linear_test_error, fcmi_bound, ldcmi_bound, ldcmi_fast_rate_gap, measured_gap, mutual_information_from_counts, plugin_mutual_information, samplewise_mi, sqrt_bound
 
 LOG2 = math.log(2)
@@ -291,7 +295,9 @@ def test_single_bound_functions_match_report():
   for form, name in [(LdcmiForm.SQRT, "ldcmi_sqrt"), ("single_loss", "ldcmi_single_loss"),
                      (LdcmiForm.FAST_RATE, "ldcmi_fast_rate")]:
     assert ldcmi_bound(masks, losses, form=form).value == rep[name].value
-  rows = rep.table()
+  table = rep.table()
+  assert isinstance(table, gbounds.Table)
+  rows = table.rows
   assert [r[0] for r in rows] == [b.name for b in rep.bounds]
   assert all(len(r) == 4 and isinstance(r[3], str) for r in rows)
 
@@ -346,7 +352,7 @@ def test_bad_input_messages():
     cmi_bounds(masks, pred, rng.integers(0, 2, (2, 5, 2)))
   rep = cmi_bounds(masks, pred, losses)
   assert not rep["ecmi_interpolating"].applicable  # non-binary losses
-  assert math.isnan(dict((r[0], r[1]) for r in rep.table())["ldcmi_interpolating"])
+  assert math.isnan(dict((r[0], r[1]) for r in rep.table().rows)["ldcmi_interpolating"])
 
 
 # --- Wang & Mao-style synthetic study ----------------------------------------------------------
@@ -414,3 +420,67 @@ def test_formula_helpers_refuse_invalid_inputs_eagerly_and_traced():
     np.asarray(jax.jit(ecmi_kl_test_error)(jnp.asarray(-0.1), jnp.asarray(0.1)))
   with pytest.raises(Exception, match=r"counts: expected finite integer counts"):
     np.asarray(jax.jit(mutual_information_from_counts)(-jnp.ones((2, 2))))
+
+
+# --- names and results -------------------------------------------------------------------------
+
+
+def test_report_is_keyed_by_bound_name_and_still_by_string():
+  rng = np.random.default_rng(11)
+  masks, pred, labels = _noisy_algorithm(rng, k2=8)
+  rep = cmi_bounds(masks, pred, labels)
+  assert rep.names == tuple(BoundName)  # n <= 12: the full-vector bound too
+  for b in rep.bounds:
+    assert type(b.name) is BoundName
+    assert rep[b.name] is b and rep[b.name.value] is b
+    assert b.name in rep and b.name.value in rep
+  assert BoundName.FCMI == "fcmi" and f"{BoundName.ECMI_KL}" == "ecmi_kl"
+  assert {b.name: 1 for b in rep.bounds}["ldcmi_fast_rate"] == 1  # str keys hash alike
+  with pytest.raises(KeyError):
+    rep["not_a_bound"]
+  no_f = cmi_bounds(masks, None, labels_to_losses(pred, labels))
+  assert BoundName.FCMI not in no_f
+  with pytest.raises(KeyError):
+    no_f[BoundName.FCMI]
+  # A string name given to BoundResult is coerced.
+  r = dataclasses.replace(rep.bounds[0], name="ecmi_kl")
+  assert r.name is BoundName.ECMI_KL
+
+
+def labels_to_losses(pred, labels):
+  return (pred != labels[:, None]).astype(float)
+
+
+def _assert_results_equal(a, b):
+  assert type(a) is type(b)
+  for f in dataclasses.fields(a) if dataclasses.is_dataclass(a) else a._fields:
+    name = f.name if dataclasses.is_dataclass(a) else f
+    x, y = getattr(a, name), getattr(b, name)
+    if dataclasses.is_dataclass(x) or isinstance(x, MeasuredGap):
+      _assert_results_equal(x, y)
+    elif isinstance(x, tuple) and x and isinstance(x[0], BoundResult):
+      assert len(x) == len(y)
+      for u, v in zip(x, y):
+        _assert_results_equal(u, v)
+    elif isinstance(x, np.ndarray):
+      np.testing.assert_array_equal(x, y)
+    elif isinstance(x, float) and math.isnan(x):
+      assert math.isnan(y)
+    else:
+      assert x == y and type(x) is type(y), (name, x, y)
+
+
+def test_results_round_trip_through_json():
+  rng = np.random.default_rng(12)
+  masks, pred, labels = _noisy_algorithm(rng, k2=8)
+  rep = cmi_bounds(masks, pred, labels, bootstrap=5)
+  back = BoundsReport.from_dict(json.loads(json.dumps(rep.to_dict())))
+  _assert_results_equal(rep, back)
+  assert back.estimator is MIEstimator.PLUGIN
+  b = rep["ecmi_kl"]
+  _assert_results_equal(b, BoundResult.from_dict(json.loads(json.dumps(b.to_dict()))))
+  m = measured_gap(masks, labels_to_losses(pred, labels))
+  _assert_results_equal(m, MeasuredGap.from_dict(json.loads(json.dumps(m.to_dict()))))
+  t = rep.table()
+  assert t.columns == ("bound", "gap bound", "test-error bound", "source")
+  assert "fcmi" in t.to_text() and t.to_csv().splitlines()[1].startswith("fcmi,")

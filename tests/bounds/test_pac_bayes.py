@@ -1,5 +1,7 @@
 """Tests for gbounds.bounds._pac_bayes against hand computations in Python floats (math module)."""
 
+import dataclasses
+import json
 import math
 
 import jax
@@ -7,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import gbounds
 from gbounds import InvalidInputError
 from gbounds.bounds import _pac_bayes as pb
 
@@ -245,7 +248,7 @@ def _linear_model(seed=0):
   init = {"w": jnp.asarray(rng.normal(size=(4, 3))), "b": jnp.zeros(3)}
   x = rng.normal(size=(30, 4))
   y = np.argmax(x @ np.asarray(params["w"]), -1)
-  return (lambda p, v: v @ p["w"] + p["b"]), params, init, x, y
+  return (lambda p, v: v @ p["w"] + p["b"][None, :]), params, init, x, y
 
 
 def test_certificate_refuses_nan_weights_before_any_draw():
@@ -279,7 +282,79 @@ def test_draws_with_non_finite_outputs_count_as_errors():
   # is class 0, the label of a third of the examples) would lower the certificate.
   apply_fn, params, _, x, y = _linear_model()
   nan_fn = lambda p, v: apply_fn(p, v) + jnp.sqrt(-1.0 - jnp.abs(p["b"][0]))  # noqa: E731
-  fn = pb._stochastic_error_fn(nan_fn, params, jnp.asarray(x), jnp.asarray(y), 2)
-  errs = pb._mc_errors(fn, 0.1, jax.random.key(0), 4, jnp.float64, 2)
+  fn = pb._stochastic_error_fn(nan_fn, 2)
+  errs = pb._mc_errors(fn, params, jnp.asarray(x), jnp.asarray(y), 0.1, jax.random.key(0), 4,
+                       jnp.float64, 2)
   assert np.mean(y == 0) > 0  # the old code would have scored those as correct
   np.testing.assert_array_equal(errs, np.ones(4))
+
+
+def test_certificate_compiles_once_across_calls():
+  # The Monte Carlo error function is built once per (apply_fn, batch_size): a second
+  # certificate with the same model traces apply_fn only for the eager checks, never again
+  # inside the compiled draw loop.
+  apply_fn, params, init, x, y = _toy()
+  traces = []
+
+  def counted(p, v):
+    traces.append(isinstance(v, jax.core.Tracer))
+    return apply_fn(p, v)
+
+  kw = dict(sigmas=(0.1, 0.5), mc_samples=8, selection_samples=4, batch_size=2, seed=1)
+  a = pb.pac_bayes_certificate(counted, params, init, x, y, **kw)
+  first = len(traces)
+  b = pb.pac_bayes_certificate(counted, params, init, x, y, **kw)
+  second = traces[first:]
+  # First call: traced for the output-shape check and for the compiled draw loop, plus one
+  # eager call (the deterministic error). Second call: only the eager call; nothing retraces.
+  assert traces[:first].count(True) >= 2 and traces[:first].count(False) == 1
+  assert second == [False], second
+  assert json.dumps(a.to_dict()) == json.dumps(b.to_dict())
+
+
+def test_certificate_round_trips_and_tables():
+  apply_fn, params, init, x, y = _toy()
+  c = pb.pac_bayes_certificate(apply_fn, params, init, x, y, sigmas=(0.1, 0.5), mc_samples=8,
+                               selection_samples=4)
+  d = json.loads(json.dumps(c.to_dict()))
+  back = pb.PacBayesCertificate.from_dict(d)
+  assert json.dumps(back.to_dict()) == json.dumps(c.to_dict())  # NaN test error: not ==
+  assert dataclasses.replace(back, stochastic_test_error=0.0) == dataclasses.replace(
+      c, stochastic_test_error=0.0)
+  assert all(isinstance(s, pb.SigmaSelection) for s in back.selection)
+  assert [r["name"] for r in d["rows"]] == ["mcallester", "pac_bayes_kl", "catoni"]
+  s = c.selection[0]
+  assert pb.SigmaSelection.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+  t = c.table()
+  assert isinstance(t, gbounds.Table)
+  assert t.column("certificate") == list(pb.CertificateName)
+  assert t.column("test-error bound") == [c.mcallester, c.pac_bayes_kl, c.catoni]
+  assert c.vacuous(pb.CertificateName.MCALLESTER) == c.vacuous("mcallester")
+
+
+def test_certificate_accepts_every_model_form_alike():
+  # Linen module with params, its NNX twin, a ModelFn and a plain apply_fn give the same
+  # certificate. A scale far below the weights' size leaves every draw's predictions as the
+  # deterministic network's, so the Monte Carlo errors agree whatever the leaf order of the
+  # parameter trees.
+  import gbounds.models as gm
+  from tests.model_twins import cnn_twins
+
+  t = cnn_twins()
+  x, y = np.asarray(t.x), np.asarray(t.y)
+  linen_init = jax.tree_util.tree_map(lambda a: 0.5 * a, t.linen_params)
+  nnx_params = gm.as_model_fn(t.nnx).params
+  nnx_init = jax.tree_util.tree_map(lambda a: 0.5 * a, nnx_params)
+  kw = dict(sigmas=(1e-6,), mc_samples=4, selection_samples=2, batch_size=1)
+  lin = pb.pac_bayes_certificate(t.linen, t.linen_params, linen_init, x, y, **kw)
+  nx = pb.pac_bayes_certificate(t.nnx, None, nnx_init, x, y, **kw)
+  mf = gm.as_model_fn(t.linen, params=t.linen_params)
+  via_fn = pb.pac_bayes_certificate(mf, None, linen_init, x, y, **kw)
+  plain = pb.pac_bayes_certificate(mf.apply_fn, t.linen_params, linen_init, x, y, **kw)
+  for other in (nx, via_fn, plain):
+    assert other.num_params == lin.num_params
+    assert other.distance_sq == pytest.approx(lin.distance_sq, rel=1e-5)
+    for f in ("mc_error", "deterministic_train_error", "mcallester", "pac_bayes_kl", "catoni"):
+      assert getattr(other, f) == pytest.approx(getattr(lin, f), rel=1e-5, abs=1e-7), f
+  with pytest.raises(InvalidInputError, match="^params"):
+    pb.pac_bayes_certificate(t.linen, None, linen_init, x, y, **kw)
