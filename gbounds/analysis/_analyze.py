@@ -771,18 +771,6 @@ def _err(apply_fn, params, x, y, batch=1024) -> float:
   return wrong / len(y)
 
 
-def _linen_init_fn(model: Any, example: Any) -> Callable[[jax.Array], Any] | None:
-  """``init_fn(key)`` of a Linen module on ``example`` (None for anything else).
-
-  Only used while :class:`gbounds.models.ModelFn` has no ``init_fn`` field (helper "models"
-  adds it); it computes what ``as_model_fn(model, example_input=example).init_fn`` will.
-  """
-  from flax import linen as nn
-  if not isinstance(model, nn.Module):
-    return None
-  return lambda key: model.init(key, example)["params"]
-
-
 def _describe_model(model: Any) -> str:
   """A run-independent description: a Linen module's repr, else its class or function name."""
   from flax import linen as nn
@@ -983,18 +971,12 @@ def _adapt(model: Any, params: Any, example: Any) -> tuple[ModelFn, Callable | N
   from flax import linen as nn
   if isinstance(model, nn.Module) and params is None:
     _errors.fail("params", "the trained parameters of the Linen module", None)
-  if not isinstance(model, ModelFn) and params is not None and not isinstance(model, nn.Module):
-    _errors.fail("params", "None for an NNX module or a ModelFn (they carry their parameters)",
-                 type(params).__name__)
   try:
     mf = as_model_fn(model, params=params, example_input=example)
   except _errors.InvalidInputError:
     _errors.fail("model", "a flax.linen.Module (with params=), a flax.nnx.Module or a "
                  "gbounds.models.ModelFn", type(model).__name__)
-  init_fn = getattr(mf, "init_fn", None)
-  if init_fn is None:
-    init_fn = _linen_init_fn(model, example)
-  return mf, init_fn
+  return mf, mf.init_fn
 
 
 def analyze(model: Any, data: AnalysisData, recipe: TrainConfig, *, params: Any = None,

@@ -233,7 +233,7 @@ def _describe(model) -> str:
     shapes = [tuple(np.shape(v)) for v in jax.tree_util.tree_leaves(state)]
     return f"{_qualname(type(model))}(param shapes {shapes})"
   if isinstance(model, ModelFn):
-    init = getattr(model, "init_fn", None)
+    init = model.init_fn
     return (f"ModelFn({_qualname(model.apply_fn)}"
             f"{'' if init is None else ', ' + _qualname(init)})")
   return _qualname(model)
@@ -789,10 +789,7 @@ def _model_fns(model, apply_fn, example) -> tuple[Callable, Callable]:
       _errors.fail("model", "a Flax Linen module, an NNX module, a gbounds.models.ModelFn "
                    "with an init_fn, or an init function with apply_fn", type(model).__name__)
     mf = as_model_fn(model, example_input=example)
-    init = getattr(mf, "init_fn", None)
-    if init is None and isinstance(model, nn.Module):
-      # Until gbounds.models.ModelFn carries init_fn: what as_model_fn's init_fn computes.
-      init = lambda key: model.init(key, example)["params"]  # noqa: E731
+    init = mf.init_fn
     if init is None:
       _errors.fail("model", "a model that can draw fresh parameters (a ModelFn with an init_fn; "
                    "every supersample model is a fresh initialisation)",
