@@ -15,16 +15,6 @@ Public API (import from ``gbounds.ntk``; ``_empirical`` and ``_dynamics`` are pr
 * :class:`Eigh` is THE eigendecomposition type of ``gbounds._src.numerics`` (re-exported here).
 """
 
-from gbounds.ntk._empirical import NtkImplementation as NtkImplementation
-from gbounds.ntk._empirical import NtkOutput as NtkOutput
-from gbounds.ntk._empirical import cast_tree as cast_tree
-from gbounds.ntk._empirical import check_apply_fn as check_apply_fn
-from gbounds.ntk._empirical import empirical_ntk_fn as empirical_ntk_fn
-from gbounds.ntk._empirical import jacobian_fn as jacobian_fn
-from gbounds.ntk._empirical import jacobian_vector_product as jacobian_vector_product
-from gbounds.ntk._empirical import linearize as linearize
-from gbounds.ntk._empirical import output_shape as output_shape
-from gbounds.ntk._empirical import vector_jacobian_product as vector_jacobian_product
 from gbounds.ntk._dynamics import Eigh as Eigh
 from gbounds.ntk._dynamics import ExplicitResult as ExplicitResult
 from gbounds.ntk._dynamics import LinearizedPredictions as LinearizedPredictions
@@ -37,6 +27,16 @@ from gbounds.ntk._dynamics import linearized_weights as linearized_weights
 from gbounds.ntk._dynamics import phi as phi
 from gbounds.ntk._dynamics import phi_host as phi_host
 from gbounds.ntk._dynamics import train_linearized_explicit as train_linearized_explicit
+from gbounds.ntk._empirical import NtkImplementation as NtkImplementation
+from gbounds.ntk._empirical import NtkOutput as NtkOutput
+from gbounds.ntk._empirical import cast_tree as cast_tree
+from gbounds.ntk._empirical import check_apply_fn as check_apply_fn
+from gbounds.ntk._empirical import empirical_ntk_fn as empirical_ntk_fn
+from gbounds.ntk._empirical import jacobian_fn as jacobian_fn
+from gbounds.ntk._empirical import jacobian_vector_product as jacobian_vector_product
+from gbounds.ntk._empirical import linearize as linearize
+from gbounds.ntk._empirical import output_shape as output_shape
+from gbounds.ntk._empirical import vector_jacobian_product as vector_jacobian_product
 
 __all__ = [
     "NtkImplementation",

@@ -343,7 +343,7 @@ class ExplicitResult(NamedTuple):
     return _results.to_dict(self)
 
   @classmethod
-  def from_dict(cls, data: dict[str, Any]) -> "ExplicitResult":
+  def from_dict(cls, data: dict[str, Any]) -> ExplicitResult:
     """Rebuilds an :class:`ExplicitResult` from :meth:`to_dict` output.
 
     Args:

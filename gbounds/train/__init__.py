@@ -21,6 +21,17 @@ of calls on the same shapes compiles once.
 Losses and metrics: :func:`loss_fn` (the mean training loss of a batch), :func:`accuracy`.
 """
 
+from gbounds.train._limit import AuxLoss as AuxLoss
+from gbounds.train._limit import ClassifierStep as ClassifierStep
+from gbounds.train._limit import GradientSource as GradientSource
+from gbounds.train._limit import LimitConfig as LimitConfig
+from gbounds.train._limit import LimitNoise as LimitNoise
+from gbounds.train._limit import LimitResult as LimitResult
+from gbounds.train._limit import NoiseParameterisation as NoiseParameterisation
+from gbounds.train._limit import limit_gradients as limit_gradients
+from gbounds.train._limit import noise_scale_of as noise_scale_of
+from gbounds.train._limit import train_limit as train_limit
+from gbounds.train._limit import train_limit_fn as train_limit_fn
 from gbounds.train._train import Loss as Loss
 from gbounds.train._train import MapStrategy as MapStrategy
 from gbounds.train._train import Optimizer as Optimizer
@@ -39,18 +50,6 @@ from gbounds.train._train import train as train
 from gbounds.train._train import train_fn as train_fn
 from gbounds.train._train import train_many as train_many
 from gbounds.train._train import train_many_fn as train_many_fn
-from gbounds.train._train import tree_from_json as tree_from_json
-from gbounds.train._limit import AuxLoss as AuxLoss
-from gbounds.train._limit import ClassifierStep as ClassifierStep
-from gbounds.train._limit import NoiseParameterisation as NoiseParameterisation
-from gbounds.train._limit import GradientSource as GradientSource
-from gbounds.train._limit import LimitConfig as LimitConfig
-from gbounds.train._limit import LimitNoise as LimitNoise
-from gbounds.train._limit import LimitResult as LimitResult
-from gbounds.train._limit import limit_gradients as limit_gradients
-from gbounds.train._limit import noise_scale_of as noise_scale_of
-from gbounds.train._limit import train_limit as train_limit
-from gbounds.train._limit import train_limit_fn as train_limit_fn
 
 __all__ = [
     "Loss",
@@ -71,7 +70,6 @@ __all__ = [
     "train_fn",
     "train_many",
     "train_many_fn",
-    "tree_from_json",
     "AuxLoss",
     "ClassifierStep",
     "NoiseParameterisation",

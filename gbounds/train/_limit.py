@@ -72,7 +72,7 @@ import optax
 
 from gbounds._src import errors as _errors
 from gbounds._src import results as _results
-from gbounds.train._train import Optimizer, tree_from_json
+from gbounds.train._train import Optimizer, _tree_from_json
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
@@ -235,7 +235,7 @@ class LimitResult(NamedTuple):
     return _results.to_dict(self)
 
   @classmethod
-  def from_dict(cls, data: dict[str, Any]) -> "LimitResult":
+  def from_dict(cls, data: dict[str, Any]) -> LimitResult:
     """Rebuilds a :class:`LimitResult` from :meth:`to_dict` output.
 
     Args:
@@ -244,7 +244,7 @@ class LimitResult(NamedTuple):
     Returns:
       The result with numpy-array leaves (float64: JSON numbers).
     """
-    return cls(tree_from_json(data["params"]), tree_from_json(data["aux_params"]),
+    return cls(_tree_from_json(data["params"]), _tree_from_json(data["aux_params"]),
                np.asarray(data["aux_loss"]))
 
 
@@ -259,6 +259,16 @@ def _optimizer(kind: Optimizer, lr: float, momentum: float) -> optax.GradientTra
 def limit_gradients(apply_fn: ApplyFn, aux_apply_fn: ApplyFn, params: Any, aux_params: Any,
                     x: jax.Array, y: jax.Array, noise: jax.Array, config: LimitConfig):
   """One LIMIT step's gradients on a batch (pure; jit-able).
+
+  Args:
+    apply_fn: classifier, ``apply_fn(params, x) -> logits (b, k)``.
+    aux_apply_fn: auxiliary network ``q`` with the same output size.
+    params: classifier parameters.
+    aux_params: auxiliary parameters.
+    x: the mini-batch inputs ``(b, ...)``.
+    y: its integer labels ``(b,)``.
+    noise: :math:`\\xi`, ``(b, k)`` (zeros for no noise).
+    config: :class:`LimitConfig`.
 
   Returns:
     ``(classifier_grads, aux_grads, aux_loss)``: the classifier's pseudo-gradient
@@ -300,6 +310,12 @@ def noise_scale_of(config: LimitConfig) -> float:
   :math:`1/\\sqrt{2\\lambda}` (Gaussian) or :math:`1/\\lambda` (Laplace), with
   :math:`\\lambda` = ``noise_scale``.
   0 for :attr:`LimitNoise.NONE`.
+
+  Args:
+    config: :class:`LimitConfig`.
+
+  Returns:
+    The scale as a Python float.
   """
   if config.noise == LimitNoise.NONE:
     return 0.0

@@ -25,17 +25,31 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import gbounds.models as _models
 from gbounds._src import errors as _errors
 from gbounds._src import results as _results
 from gbounds.ntk import check_apply_fn, output_shape
 
 
 class Loss(enum.IntEnum):
+  """The training loss (a mean over the mini-batch, see the module docstring).
+
+  Attributes:
+    MSE: ``1/(2b) sum_i ||f(x_i) - y_i||^2`` against one-hot labels or float targets.
+    CROSS_ENTROPY: softmax cross-entropy against integer labels.
+  """
   MSE = 1
   CROSS_ENTROPY = 2
 
 
 class Optimizer(enum.IntEnum):
+  """The optax optimizer (:func:`make_optimizer`).
+
+  Attributes:
+    SGD: ``optax.sgd(learning_rate)``.
+    MOMENTUM: ``optax.sgd(learning_rate, momentum=momentum)`` (heavy ball).
+    ADAM: ``optax.adam(learning_rate)`` with optax's defaults.
+  """
   SGD = 1
   MOMENTUM = 2
   ADAM = 3
@@ -95,7 +109,17 @@ _check_real = _errors.check_real  # kept for callers inside gbounds.train
 
 
 def steps_for_epochs(epochs: int, n: int, batch_size: int | None) -> int:
-  """Number of steps that make ``epochs`` passes over ``n`` examples."""
+  """Number of optimizer steps that make ``epochs`` passes over ``n`` examples.
+
+  Args:
+    epochs: passes over the data (>= 1).
+    n: number of training examples (>= 1).
+    batch_size: mini-batch size, or None for full batch.
+
+  Returns:
+    ``epochs * max(1, n // batch_size)`` (``epochs`` for full batch): the last partial batch
+    of an epoch is dropped, as the trainer does.
+  """
   _errors.check_int("epochs", epochs, 1)
   _errors.check_int("n", n, 1)
   if batch_size is not None:
@@ -105,6 +129,14 @@ def steps_for_epochs(epochs: int, n: int, batch_size: int | None) -> int:
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+  """The optax transformation of ``config.optimizer``.
+
+  Args:
+    config: the :class:`TrainConfig` (``optimizer``, ``learning_rate``, ``momentum``).
+
+  Returns:
+    An ``optax.GradientTransformation`` (see :class:`Optimizer`).
+  """
   if config.optimizer == Optimizer.SGD:
     return optax.sgd(config.learning_rate)
   if config.optimizer == Optimizer.MOMENTUM:
@@ -113,7 +145,17 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
 
 
 def loss_fn(config_loss: Loss, logits: jax.Array, y: jax.Array) -> jax.Array:
-  """Mean loss of a batch; ``y`` int labels (one-hot for MSE) or float targets (MSE)."""
+  """Mean loss of a batch (the training objective without weight decay).
+
+  Args:
+    config_loss: the :class:`Loss`.
+    logits: model outputs ``(b, k)``.
+    y: integer labels ``(b,)`` (one-hot encoded for MSE) or, for MSE, float targets with ``k``
+      values per example.
+
+  Returns:
+    The scalar mean loss: ``mean_i CE(logits_i, y_i)`` or ``mean_i 1/2 ||logits_i - y_i||^2``.
+  """
   if config_loss == Loss.CROSS_ENTROPY:
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
   if jnp.issubdtype(y.dtype, jnp.integer):
@@ -143,7 +185,7 @@ class TrainResult(NamedTuple):
     return _results.to_dict(self)
 
   @classmethod
-  def from_dict(cls, data: dict[str, Any]) -> "TrainResult":
+  def from_dict(cls, data: dict[str, Any]) -> TrainResult:
     """Rebuilds a :class:`TrainResult` from :meth:`to_dict` output.
 
     Args:
@@ -153,10 +195,10 @@ class TrainResult(NamedTuple):
       The result, parameter leaves and ``final_loss`` as numpy arrays (parameter pytrees of
       nested mappings round-trip; the float dtype is that of JSON numbers, float64).
     """
-    return cls(tree_from_json(data["params"]), np.asarray(data["final_loss"]))
+    return cls(_tree_from_json(data["params"]), np.asarray(data["final_loss"]))
 
 
-def tree_from_json(tree: Any) -> Any:
+def _tree_from_json(tree: Any) -> Any:
   """A parameter pytree of nested mappings from its JSON form: every non-mapping a numpy array.
 
   Args:
@@ -166,7 +208,7 @@ def tree_from_json(tree: Any) -> Any:
     The same nesting with numpy-array leaves.
   """
   if isinstance(tree, dict):
-    return {k: tree_from_json(v) for k, v in tree.items()}
+    return {k: _tree_from_json(v) for k, v in tree.items()}
   return np.asarray(tree)
 
 
@@ -513,8 +555,25 @@ def train_many(apply_fn: Callable, params: Any, x: jax.Array, y: jax.Array,
 
 
 def init_many(model: Any, example_input: jax.Array, keys: jax.Array) -> Any:
-  """Initialises a Linen module once per key: parameters with a leading model axis."""
-  return jax.vmap(lambda k: model.init(k, example_input)["params"])(keys)
+  """Fresh parameters once per key: parameters with a leading model axis.
+
+  Args:
+    model: a Linen module, an NNX module with a ``fresh(rngs)`` method, or a
+      :class:`gbounds.models.ModelFn` with an ``init_fn`` (normalised by
+      :func:`gbounds.models.as_model_fn`).
+    example_input: an input batch (initialises a Linen module).
+    keys: ``(m,)`` ``jax.random`` keys.
+
+  Returns:
+    The ``m`` parameter pytrees stacked on a leading axis (Linen: ``model.init(key,
+    example_input)["params"]`` for each key).
+
+  Raises:
+    gbounds.InvalidInputError: the model cannot draw fresh parameters.
+  """
+  # params=() skips the adapter's own initialisation: only init_fn is used here.
+  mf = _models.as_model_fn(model, params=(), example_input=example_input)
+  return jax.vmap(_models.require_init_fn(mf))(keys)
 
 
 def predict_many(apply_fn: Callable, params: Any, x: jax.Array, *,
@@ -534,5 +593,13 @@ def predict_many(apply_fn: Callable, params: Any, x: jax.Array, *,
 
 
 def accuracy(logits: jax.Array, y: jax.Array) -> jax.Array:
-  """Fraction of rows whose argmax equals the integer label."""
+  """Fraction of rows whose argmax equals the integer label.
+
+  Args:
+    logits: ``(n, k)`` model outputs.
+    y: ``(n,)`` integer labels.
+
+  Returns:
+    ``mean_i [argmax_c logits_ic == y_i]``, a scalar.
+  """
   return jnp.mean(jnp.argmax(logits, axis=-1) == y)

@@ -218,5 +218,29 @@ def test_train_result_round_trip(setup):
 def test_train_config_is_hashable_and_frozen():
   a = gbounds.train.TrainConfig(steps=3, learning_rate=0.1)
   assert hash(a) == hash(gbounds.train.TrainConfig(steps=3, learning_rate=0.1))
-  with pytest.raises(Exception):
+  import dataclasses
+  with pytest.raises(dataclasses.FrozenInstanceError):
     a.steps = 4  # type: ignore[misc]
+
+
+def test_nnx_and_linen_twins_train_to_the_same_numbers():
+  from tests import model_twins
+  tw = model_twins.mlp_twins(n=12)
+  cfg = gbounds.train.TrainConfig(optimizer="momentum", learning_rate=0.05, steps=8, batch_size=4,
+                                  seed=2)
+  lin = gbounds.as_model_fn(tw.linen, params=tw.linen_params)
+  nx = gbounds.as_model_fn(tw.nnx)
+  r_lin = gbounds.train.train(lin.apply_fn, lin.params, tw.x, tw.y, cfg)
+  r_nnx = gbounds.train.train(nx.apply_fn, nx.params, tw.x, tw.y, cfg)
+  np.testing.assert_allclose(r_nnx.final_loss, r_lin.final_loss, rtol=1e-5)
+  np.testing.assert_allclose(nx.apply_fn(r_nnx.params, tw.x), lin.apply_fn(r_lin.params, tw.x),
+                             rtol=1e-5, atol=1e-5)
+  keys = jax.random.split(jax.random.key(0), 2)
+  many_lin = gbounds.train.init_many(tw.linen, tw.x[:1], keys)
+  want = tw.linen.init(keys[1], tw.x[:1])["params"]
+  for a, b in zip(jax.tree_util.tree_leaves(many_lin), jax.tree_util.tree_leaves(want)):
+    np.testing.assert_array_equal(a[1], b)
+  many_nnx = gbounds.train.init_many(tw.nnx, tw.x[:1], keys)
+  assert jax.tree_util.tree_structure(many_nnx) == jax.tree_util.tree_structure(nx.params)
+  preds = gbounds.train.predict_many(nx.apply_fn, many_nnx, tw.x)
+  assert preds.shape == (2, 12, model_twins.OUT)
