@@ -23,6 +23,7 @@ occur in the labels, and the splitting helpers require ``x`` and ``y`` of the sa
 from __future__ import annotations
 
 import dataclasses
+import enum
 import gzip
 import hashlib
 import os
@@ -35,6 +36,7 @@ import zlib
 import numpy as np
 
 from gbounds._src import errors as _errors
+from gbounds._src import results as _results
 
 ENV_VAR = "GBOUNDS_DATA_DIR"
 
@@ -60,11 +62,33 @@ _FILES: dict[str, dict[str, str]] = {
     },
 }
 
-DATASETS = ("mnist", "fashion_mnist", "digits", "mnist1d")
+class Dataset(enum.Enum):
+  """The datasets :func:`load_dataset` knows (value: the name accepted as a string)."""
+  MNIST = "mnist"                  # :func:`load_mnist`
+  FASHION_MNIST = "fashion_mnist"  # :func:`load_fashion_mnist`
+  DIGITS = "digits"                # :func:`load_digits` (scikit-learn's 8x8 digits)
+  MNIST1D = "mnist1d"              # :func:`load_mnist1d`
+
+
+class Split(enum.Enum):
+  """A split of an IDX dataset (value: the name accepted as a string)."""
+  TRAIN = "train"  # the 60,000-example training files (``train-*``)
+  TEST = "test"    # the 10,000-example test files (``t10k-*``)
+
+
+DATASETS = tuple(d.value for d in Dataset)
 
 
 def data_dir(path: str | os.PathLike | None = None) -> pathlib.Path:
-  """Resolves the data directory: argument, then ``$GBOUNDS_DATA_DIR``, then the user cache."""
+  """Resolves the data directory: argument, then ``$GBOUNDS_DATA_DIR``, then the user cache.
+
+  Args:
+    path: an explicit directory, or ``None``.
+
+  Returns:
+    ``path`` (``~`` expanded) if given, else ``$GBOUNDS_DATA_DIR`` if set, else
+    ``~/.cache/gbounds``.
+  """
   if path is not None:
     return pathlib.Path(path).expanduser()
   env = os.environ.get(ENV_VAR)
@@ -150,10 +174,17 @@ def _read_idx(path: pathlib.Path, *, ndim: int | None = None) -> np.ndarray:
   return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def _load_idx_pair(folder: str, split: str, root) -> tuple[np.ndarray, np.ndarray]:
-  if split not in ("train", "test"):
-    _errors.fail("split", "'train' or 'test'", repr(split))
-  prefix = "train" if split == "train" else "t10k"
+def _as_split(split: Split | str) -> Split:
+  if isinstance(split, Split):
+    return split
+  if isinstance(split, str) and split in {m.value for m in Split}:
+    return Split(split)
+  _errors.fail("split", "'train' or 'test'", repr(split))
+
+
+def _load_idx_pair(folder: str, split: Split | str, root) -> tuple[np.ndarray, np.ndarray]:
+  split = _as_split(split)
+  prefix = "train" if split is Split.TRAIN else "t10k"
   root = data_dir(root)
   image_path = _ensure(folder, f"{prefix}-images-idx3-ubyte.gz", root)
   label_path = _ensure(folder, f"{prefix}-labels-idx1-ubyte.gz", root)
@@ -170,18 +201,49 @@ def _load_idx_pair(folder: str, split: str, root) -> tuple[np.ndarray, np.ndarra
   return x, labels.astype(np.int32)
 
 
-def load_mnist(split: str = "test", *, data_dir: str | os.PathLike | None = None):
-  """MNIST digits, ``x`` of shape ``(N, 28, 28, 1)`` in [0, 1], ``y`` int32 in 0..9."""
+def load_mnist(split: Split | str = Split.TEST, *, data_dir: str | os.PathLike | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+  """MNIST digits (LeCun et al. 1998), read from the IDX files of the data directory.
+
+  Args:
+    split: :class:`Split` or its name (``"train"``: 60,000 examples; ``"test"``: 10,000).
+    data_dir: the data directory (see :func:`data_dir`); files are under ``mnist/``.
+
+  Returns:
+    ``(x, y)``: ``x`` float32 ``(N, 28, 28, 1)`` in [0, 1] (pixel / 255), ``y`` int32 in 0..9.
+
+  Raises:
+    DataNotFoundError: a file is absent and cannot be downloaded.
+    CorruptFileError: a file is not valid gzip-compressed IDX.
+  """
   return _load_idx_pair("mnist", split, data_dir)
 
 
-def load_fashion_mnist(split: str = "train", *, data_dir: str | os.PathLike | None = None):
-  """Fashion-MNIST, ``x`` of shape ``(N, 28, 28, 1)`` in [0, 1], ``y`` int32 in 0..9."""
+def load_fashion_mnist(split: Split | str = Split.TRAIN, *,
+                       data_dir: str | os.PathLike | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+  """Fashion-MNIST (Xiao et al. 2017), read from the IDX files of the data directory.
+
+  Args:
+    split: :class:`Split` or its name (``"train"``: 60,000 examples; ``"test"``: 10,000).
+    data_dir: the data directory (see :func:`data_dir`); files are under ``fashion-mnist/``.
+
+  Returns:
+    ``(x, y)``: ``x`` float32 ``(N, 28, 28, 1)`` in [0, 1] (pixel / 255), ``y`` int32 in 0..9.
+
+  Raises:
+    DataNotFoundError: a file is absent and cannot be downloaded.
+    CorruptFileError: a file is not valid gzip-compressed IDX.
+  """
   return _load_idx_pair("fashion-mnist", split, data_dir)
 
 
-def load_digits():
-  """scikit-learn's bundled 8x8 digits (1,797), ``x`` in [0, 1] of shape ``(N, 8, 8, 1)``."""
+def load_digits() -> tuple[np.ndarray, np.ndarray]:
+  """scikit-learn's bundled 8x8 digits (1,797 examples; no files, no data directory).
+
+  Returns:
+    ``(x, y)``: ``x`` float32 ``(1797, 8, 8, 1)`` in [0, 1] (pixel / 16), ``y`` int32 in 0..9.
+  """
   try:
     from sklearn.datasets import load_digits as _sk_digits
   except ImportError as e:  # pragma: no cover
@@ -191,8 +253,16 @@ def load_digits():
   return x, d.target.astype(np.int32)
 
 
-def load_mnist1d(*, num_samples: int = 4000, seed: int = 0):
-  """MNIST-1D from the ``mnist1d`` generator: ``x`` (N, 40) float32, ``y`` int32 in 0..9."""
+def load_mnist1d(*, num_samples: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """MNIST-1D (Greydanus 2020), generated by the ``mnist1d`` package (no files).
+
+  Args:
+    num_samples: the generator's ``num_samples`` (train and test parts are concatenated).
+    seed: the generator's seed.
+
+  Returns:
+    ``(x, y)``: ``x`` float32 ``(N, 40)``, ``y`` int32 in 0..9.
+  """
   if isinstance(num_samples, bool) or int(num_samples) != num_samples or num_samples < 1:
     _errors.fail("num_samples", "a positive integer", repr(num_samples))
   try:
@@ -208,20 +278,39 @@ def load_mnist1d(*, num_samples: int = 4000, seed: int = 0):
   return x, y
 
 
-def load_dataset(name: str, split: str = "test", *, data_dir=None):
-  """Loads a dataset by name; ``name`` is one of :data:`DATASETS`."""
-  if not isinstance(name, str):
-    _errors.fail("name", f"a dataset name in {list(DATASETS)}", repr(name))
-  key = name.strip().lower().replace("-", "_")
-  if key == "mnist":
+def load_dataset(name: Dataset | str, split: Split | str = Split.TEST, *,
+                 data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """Loads a dataset by name.
+
+  Args:
+    name: a :class:`Dataset` or its name (one of :data:`DATASETS`; case and ``-``/``_``
+      ignored).
+    split: :class:`Split` or its name, for MNIST and Fashion-MNIST (ignored by ``digits`` and
+      ``mnist1d``, which have one pool).
+    data_dir: the data directory (see :func:`data_dir`).
+
+  Returns:
+    ``(x, y)`` as the dataset's loader returns them.
+
+  Raises:
+    InvalidInputError: an unknown name.
+  """
+  if isinstance(name, Dataset):
+    dataset = name
+  else:
+    if not isinstance(name, str):
+      _errors.fail("name", f"a dataset name in {list(DATASETS)}", repr(name))
+    key = name.strip().lower().replace("-", "_")
+    if key not in DATASETS:
+      _errors.fail("name", f"a dataset name in {list(DATASETS)}", repr(name))
+    dataset = Dataset(key)
+  if dataset is Dataset.MNIST:
     return load_mnist(split, data_dir=data_dir)
-  if key == "fashion_mnist":
+  if dataset is Dataset.FASHION_MNIST:
     return load_fashion_mnist(split, data_dir=data_dir)
-  if key == "digits":
+  if dataset is Dataset.DIGITS:
     return load_digits()
-  if key == "mnist1d":
-    return load_mnist1d()
-  _errors.fail("name", f"a dataset name in {list(DATASETS)}", repr(name))
+  return load_mnist1d()
 
 
 def _check_xy(x: np.ndarray, y: np.ndarray) -> None:
@@ -260,6 +349,17 @@ def select_classes(x: np.ndarray, y: np.ndarray, classes) -> tuple[np.ndarray, n
   ``classes`` must be distinct labels that all occur in ``y`` (an absent or repeated class
   would silently give a task with fewer classes than asked for). ``select_classes(x, y, (4, 9))``
   equals :func:`binary_task` ``(x, y, 4, 9)``.
+
+  Args:
+    x: examples, ``(N, ...)``.
+    y: integer labels, ``(N,)``.
+    classes: the distinct class labels to keep, in the order of their new labels.
+
+  Returns:
+    ``(x_kept, y_new)`` with ``y_new`` int32 in ``[0, len(classes))``, in the original order.
+
+  Raises:
+    InvalidInputError: mismatched lengths, or repeated or absent classes.
   """
   x, y = np.asarray(x), np.asarray(y)
   _check_xy(x, y)
@@ -270,11 +370,21 @@ def select_classes(x: np.ndarray, y: np.ndarray, classes) -> tuple[np.ndarray, n
   return x[keep], relabel
 
 
-def binary_task(x: np.ndarray, y: np.ndarray, negative: int = 4, positive: int = 9):
+def binary_task(x: np.ndarray, y: np.ndarray, negative: int = 4, positive: int = 9
+                ) -> tuple[np.ndarray, np.ndarray]:
   """Keeps classes ``negative`` and ``positive`` and relabels them 0 and 1 (e.g. MNIST 4-vs-9).
 
   Both classes must occur in ``y`` and differ (else :class:`gbounds.InvalidInputError` naming
   ``classes``: a missing or repeated class would silently give a one-class task).
+
+  Args:
+    x: examples, ``(N, ...)``.
+    y: integer labels, ``(N,)``.
+    negative: the class relabelled 0.
+    positive: the class relabelled 1.
+
+  Returns:
+    ``(x_kept, y01)`` in the original order, ``y01`` int32 (1 where the label was ``positive``).
   """
   _check_xy(x, np.asarray(y))
   _check_classes(np.asarray(y), (negative, positive), "classes (negative, positive)")
@@ -283,8 +393,16 @@ def binary_task(x: np.ndarray, y: np.ndarray, negative: int = 4, positive: int =
 
 
 @dataclasses.dataclass(frozen=True)
-class NoisyLabels:
-  """Labels after noise injection; ``flipped[i]`` is True where ``labels[i] != clean[i]``."""
+class NoisyLabels(_results.ResultMixin):
+  """Labels after noise injection (:func:`inject_label_noise`).
+
+  Attributes:
+    labels: the noisy labels, int32 ``(N,)``.
+    clean: the labels before noise, int32 ``(N,)``.
+    flipped: bool ``(N,)``, True where ``labels[i] != clean[i]``.
+    rate: the requested fraction of flips.
+    seed: the numpy seed of the draw.
+  """
   labels: np.ndarray
   clean: np.ndarray
   flipped: np.ndarray
@@ -316,6 +434,12 @@ def inject_label_noise(y: np.ndarray, *, rate: float, num_classes: int | None = 
     rate: fraction of labels to flip, in [0, 1].
     num_classes: number of classes (default ``max(y) + 1``, at least 2).
     seed: numpy seed; the same seed gives the same flips.
+
+  Returns:
+    :class:`NoisyLabels` (``flipped.sum() == round(rate * N)``).
+
+  Raises:
+    InvalidInputError: labels not whole numbers in range, ``rate`` outside [0, 1].
   """
   y = np.asarray(y)
   _errors.check_rank("y", y, 1)
@@ -336,8 +460,22 @@ def inject_label_noise(y: np.ndarray, *, rate: float, num_classes: int | None = 
 
 def subsample(x: np.ndarray, y: np.ndarray, n: int, *, seed: int = 0,
               balanced: bool = False) -> tuple[np.ndarray, np.ndarray]:
-  """Draws ``n`` examples without replacement (optionally class-balanced: the ``n`` draws
-  split as evenly as possible over the classes present in ``y``)."""
+  """Draws ``n`` examples without replacement (optionally class-balanced).
+
+  Args:
+    x: examples, ``(N, ...)``.
+    y: labels, ``(N,)``.
+    n: number of examples to draw, in ``[1, N]``.
+    seed: numpy seed.
+    balanced: split the ``n`` draws as evenly as possible over the classes present in ``y``
+      (then shuffled).
+
+  Returns:
+    ``(x_sub, y_sub)``, ``n`` rows each.
+
+  Raises:
+    InvalidInputError: ``n`` out of range, or too few examples of a class for a balanced draw.
+  """
   _check_xy(x, np.asarray(y))
   n = _errors.check_int("n", n, 1, len(y))
   rng = np.random.default_rng(seed)
@@ -359,7 +497,15 @@ def subsample(x: np.ndarray, y: np.ndarray, n: int, *, seed: int = 0,
 
 
 def one_hot(y: np.ndarray, num_classes: int) -> np.ndarray:
-  """``(N, num_classes)`` float32 one-hot rows of integer labels in ``[0, num_classes)``."""
+  """One-hot rows of integer labels.
+
+  Args:
+    y: integer labels in ``[0, num_classes)``, ``(N,)``.
+    num_classes: number of classes (columns).
+
+  Returns:
+    float32 ``(N, num_classes)``, 1 in column ``y[i]`` of row ``i``.
+  """
   num_classes = _errors.check_int("num_classes", num_classes, 1)
   return np.eye(num_classes, dtype=np.float32)[_int_labels("y", y, num_classes)]
 
@@ -369,6 +515,18 @@ def train_test_split(x, y, *, test_fraction: float = 0.5, seed: int = 0):
 
   ``round(test_fraction * N)`` examples go to the test set; both sets must be non-empty
   (``test_fraction`` in (0, 1)).
+
+  Args:
+    x: examples, ``(N, ...)``.
+    y: labels, ``(N,)``.
+    test_fraction: fraction of examples in the test set, in (0, 1).
+    seed: numpy seed of the permutation.
+
+  Returns:
+    ``(x_train, y_train, x_test, y_test)``.
+
+  Raises:
+    InvalidInputError: mismatched lengths, or a fraction that leaves a set empty.
   """
   _check_xy(x, np.asarray(y))
   _errors.check_open_unit_interval("test_fraction", test_fraction)

@@ -49,6 +49,7 @@ from flax import linen as nn
 from flax import nnx
 
 from gbounds._src import errors as _errors
+from gbounds._src import results as _results
 from gbounds.models import _intercept
 from gbounds.models import _layers
 from gbounds.models import _networks as _models
@@ -67,6 +68,9 @@ class LayerInfo(NamedTuple):
   width: int
   pooled: bool
   is_output: bool
+
+  to_dict = _results.namedtuple_to_dict
+  from_dict = classmethod(_results.from_dict)
 
 
 # ----------------------------------------------------------------------------- raw capture

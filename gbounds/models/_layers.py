@@ -18,6 +18,7 @@ from flax import linen as nn
 from flax import nnx
 
 from gbounds._src import errors as _errors
+from gbounds._src import results as _results
 from gbounds.models import _networks
 
 
@@ -34,6 +35,9 @@ class LayerGroup(NamedTuple):
   name: str
   path: tuple
   leaves: tuple[str, ...]
+
+  to_dict = _results.namedtuple_to_dict
+  from_dict = classmethod(_results.from_dict)
 
 
 _TWIN_ATTRS = {"layers": "dense", "dense": "dense", "convs": "conv"}

@@ -82,7 +82,14 @@ class ModelFn(NamedTuple):
 
 
 class MLP(nn.Module):
-  """Linen MLP. ``hidden``: widths of the hidden layers; ``out``: number of outputs."""
+  """Linen MLP: flatten, ``Dense(w) -> activation`` per hidden width, ``Dense(out)``.
+
+  Attributes:
+    hidden: widths of the hidden layers (modules ``dense0``, ``dense1``, ...).
+    out: number of outputs (module ``head``).
+    activation: one of ``"relu"``, ``"tanh"``, ``"gelu"``, ``"erf"``, ``"identity"``.
+    param_dtype: dtype of the parameters.
+  """
   hidden: Sequence[int] = (512, 512)
   out: int = 2
   activation: str = "relu"
@@ -105,6 +112,15 @@ class MLP(nn.Module):
 
 @dataclasses.dataclass(frozen=True)
 class ConvStage:
+  """One convolutional stage of :class:`CNN`: ``Conv(channels, kernel x kernel)`` + activation.
+
+  Attributes:
+    channels: output channels.
+    kernel: square kernel size.
+    stride: stride in both spatial axes.
+    padding: symmetric zero padding in pixels, or a Flax padding string (``"SAME"``,
+      ``"VALID"``).
+  """
   channels: int
   kernel: int
   stride: int = 1
@@ -131,7 +147,15 @@ def _pad(p):
 
 
 class CNN(nn.Module):
-  """Linen CNN: conv stages, flatten, ``dense`` hidden layers, head with ``out`` outputs."""
+  """Linen CNN: conv stages, flatten, ``dense`` hidden layers, head with ``out`` outputs.
+
+  Attributes:
+    stages: the :class:`ConvStage` sequence (modules ``conv0``, ``conv1``, ...).
+    dense: widths of the dense hidden layers after flattening (``dense0``, ...).
+    out: number of outputs (module ``head``).
+    activation: one of ``"relu"``, ``"tanh"``, ``"gelu"``, ``"erf"``, ``"identity"``.
+    param_dtype: dtype of the parameters.
+  """
   stages: Sequence[ConvStage] = SMALL_STAGES
   dense: Sequence[int] = (128,)
   out: int = 2
@@ -161,7 +185,16 @@ class CNN(nn.Module):
 
 
 class NnxMLP(nnx.Module):
-  """NNX twin of :class:`MLP` (same parameter names and layouts)."""
+  """NNX twin of :class:`MLP` (same layer order, parameter shapes and initialisers).
+
+  Args:
+    in_features: size of one flattened example.
+    hidden: widths of the hidden layers (attribute ``layers``; Linen ``dense{i}``).
+    out: number of outputs (attribute ``head``).
+    activation: as in :class:`MLP`.
+    param_dtype: dtype of the parameters.
+    rngs: the ``nnx.Rngs`` of the initialisation.
+  """
 
   def __init__(self, in_features: int, hidden: Sequence[int] = (512, 512), out: int = 2, *,
                activation: str = "relu", param_dtype=jnp.float32, rngs: nnx.Rngs):
@@ -203,7 +236,17 @@ class NnxMLP(nnx.Module):
 
 
 class NnxCNN(nnx.Module):
-  """NNX twin of :class:`CNN`; ``input_shape`` is (H, W, C) of one example."""
+  """NNX twin of :class:`CNN` (same layer order, parameter shapes and initialisers).
+
+  Args:
+    input_shape: ``(H, W, C)`` of one example.
+    stages: the :class:`ConvStage` sequence (attribute ``convs``; Linen ``conv{i}``).
+    dense: widths of the dense hidden layers (attribute ``dense``; Linen ``dense{i}``).
+    out: number of outputs (attribute ``head``).
+    activation: as in :class:`CNN`.
+    param_dtype: dtype of the parameters.
+    rngs: the ``nnx.Rngs`` of the initialisation.
+  """
 
   def __init__(self, input_shape: Sequence[int], stages: Sequence[ConvStage] = SMALL_STAGES,
                dense: Sequence[int] = (128,), out: int = 2, *, activation: str = "relu",
@@ -393,8 +436,18 @@ def require_init_fn(model_fn: ModelFn, name: str = "model") -> Callable[[jax.Arr
 
 
 def linen_params_to_nnx(model: nnx.Module, linen_params: Any) -> nnx.State:
-  """Copies Linen :class:`MLP`/:class:`CNN` parameters into their NNX twin, in place; returns
-  the twin's parameter state."""
+  """Copies Linen :class:`MLP`/:class:`CNN` parameters into their NNX twin, in place.
+
+  Args:
+    model: an :class:`NnxMLP`/:class:`NnxCNN` of the same architecture.
+    linen_params: the Linen module's ``"params"`` collection.
+
+  Returns:
+    The twin's parameter state (``nnx.State`` of ``nnx.Param``), now holding the same weights.
+
+  Raises:
+    InvalidInputError: the numbers of layers differ.
+  """
   flat_linen = [v for _, v in sorted(_layer_items(linen_params), key=lambda kv: kv[0])]
   nnx_layers = model.ordered_layers()
   if len(flat_linen) != len(nnx_layers):
@@ -415,4 +468,12 @@ def _layer_items(params):
 
 
 def count_params(params: Any) -> int:
+  """The number of scalar parameters.
+
+  Args:
+    params: a parameter pytree (Linen dict or NNX ``State``).
+
+  Returns:
+    The total size of its array leaves.
+  """
   return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))

@@ -180,3 +180,39 @@ def test_helpers_unchanged_on_valid_input():
   expect[idx] = (y[idx] + rng.integers(1, 4, size=10)) % 4
   np.testing.assert_array_equal(noisy.labels, expect)
   np.testing.assert_array_equal(_data.one_hot(np.array([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
+
+
+def test_enums_and_names_load_the_same(data_root):
+  a = gbounds.data.load_dataset(gbounds.data.Dataset.MNIST, gbounds.data.Split.TEST,
+                                data_dir=data_root)
+  b = gbounds.data.load_dataset("mnist", "test", data_dir=data_root)
+  c = gbounds.data.load_mnist(gbounds.data.Split.TEST, data_dir=data_root)
+  for u, v in zip(a, b):
+    np.testing.assert_array_equal(u, v)
+  for u, v in zip(a, c):
+    np.testing.assert_array_equal(u, v)
+  assert gbounds.data.DATASETS == tuple(d.value for d in gbounds.data.Dataset)
+  with pytest.raises(gbounds.InvalidInputError, match="split:"):
+    gbounds.data.load_mnist("validation", data_dir=data_root)
+
+
+def test_noisy_labels_round_trip():
+  import json
+  r = gbounds.data.inject_label_noise(np.arange(20) % 4, rate=0.25, seed=3)
+  back = gbounds.data.NoisyLabels.from_dict(json.loads(json.dumps(r.to_dict())))
+  assert type(back) is gbounds.data.NoisyLabels
+  np.testing.assert_array_equal(back.labels, r.labels)
+  np.testing.assert_array_equal(back.clean, r.clean)
+  np.testing.assert_array_equal(back.flipped, r.flipped)
+  assert back.rate == r.rate and back.seed == r.seed
+  assert int(r.flipped.sum()) == 5
+
+
+def test_select_classes_is_public_and_matches_binary_task():
+  rng = np.random.default_rng(0)
+  y = rng.integers(0, 10, 200).astype(np.int32)
+  x = rng.random((200, 3)).astype(np.float32)
+  xs, ys = gbounds.data.select_classes(x, y, (4, 9))
+  xb, yb = gbounds.data.binary_task(x, y, 4, 9)
+  np.testing.assert_array_equal(xs, xb)
+  np.testing.assert_array_equal(ys, yb)
