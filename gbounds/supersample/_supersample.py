@@ -91,6 +91,21 @@ class SupersampleDesign(NamedTuple):
   supersample_idx: np.ndarray
   masks: np.ndarray
 
+  to_dict = _results.namedtuple_to_dict
+
+  @classmethod
+  def from_dict(cls, data: dict) -> SupersampleDesign:
+    """Rebuilds a design from :meth:`to_dict` output (int64 indices, int32 masks).
+
+    Args:
+      data: a dict as :meth:`to_dict` returns it.
+
+    Returns:
+      The :class:`SupersampleDesign`.
+    """
+    r = _results.from_dict(cls, data)
+    return cls(r.supersample_idx.astype(np.int64), r.masks.astype(np.int32))
+
 
 class SupersampleResult(NamedTuple):
   """Everything a supersample experiment records (arrays over the supersamples it ran).
@@ -116,6 +131,26 @@ class SupersampleResult(NamedTuple):
   test_error: np.ndarray
   final_loss: np.ndarray
   config: dict
+
+  to_dict = _results.namedtuple_to_dict
+
+  @classmethod
+  def from_dict(cls, data: dict) -> SupersampleResult:
+    """Rebuilds a result from :meth:`to_dict` output (JSON keeps no dtypes: the fields whose
+    dtype the runners fix get it back, so derived errors are the same to the bit).
+
+    Args:
+      data: a dict as :meth:`to_dict` returns it.
+
+    Returns:
+      The :class:`SupersampleResult`.
+    """
+    r = _results.from_dict(cls, data)
+    return r._replace(
+        supersample_ids=r.supersample_ids.astype(np.int64),
+        supersample_idx=r.supersample_idx.astype(np.int64), masks=r.masks.astype(np.int32),
+        losses=r.losses.astype(np.float32), test_error=r.test_error.astype(np.float32),
+        final_loss=r.final_loss.astype(np.float32))
 
   @property
   def train_losses(self) -> np.ndarray:
@@ -156,6 +191,16 @@ def draw_supersamples(pool_size: int, *, n: int, k1: int, k2: int, seed: int = 0
   may share rows, as independent draws from a finite pool do); masks are i.i.d. Bernoulli(1/2).
   Both come from ``numpy.random.default_rng(seed)``, supersample ``a`` from its own stream
   ``default_rng([seed, a])``, so the design of supersample ``a`` does not depend on ``k1``.
+
+  Args:
+    pool_size: number of pool rows ``N`` (``2n <= N``).
+    n: pairs per supersample.
+    k1: number of supersamples.
+    k2: masks per supersample (at least 2).
+    seed: a non-negative integer.
+
+  Returns:
+    :class:`SupersampleDesign`.
   """
   pool_size, n, k1, k2 = (_check_int(name, v, minimum=1) for name, v in (
       ("pool_size", pool_size), ("n", n), ("k1", k1), ("k2", k2)))
@@ -174,7 +219,16 @@ def draw_supersamples(pool_size: int, *, n: int, k1: int, k2: int, seed: int = 0
 
 
 def check_masks(name: str, masks: Any, *, n: int | None = None) -> np.ndarray:
-  """Validates a ``(k1, k2, n)`` mask array in {0, 1} with ``k2 >= 2``."""
+  """Validates a ``(k1, k2, n)`` mask array in {0, 1} with ``k2 >= 2``.
+
+  Args:
+    name: the argument name shown in errors.
+    masks: the array.
+    n: the required number of pairs (optional).
+
+  Returns:
+    ``masks`` as int32.
+  """
   masks = np.asarray(masks)
   _errors.check_rank(name, masks, 3)
   _errors.check_binary(name, masks)
@@ -190,6 +244,12 @@ def model_mesh(devices: Any = None) -> jax.sharding.Mesh:
 
   The axis is of type ``Auto``: the compiler propagates the model-axis sharding of the
   parameters through the (unchanged) training program; models never communicate.
+
+  Args:
+    devices: the devices (default: ``jax.devices()``).
+
+  Returns:
+    A ``jax.sharding.Mesh`` for :func:`run_supersample`'s ``mesh``.
   """
   auto = (jax.sharding.AxisType.Auto,)
   if devices is None:
@@ -1071,6 +1131,12 @@ def load_supersample_results(results_dir: str | os.PathLike) -> SupersampleResul
   Reads only (no lock, no repair): every chunk is checked (SHA-256, arrays, shapes, losses
   against the design) and ``design.npz`` against the design the configuration implies.
   Chunks of different sizes merge; a model stored twice with the same arrays is used once.
+
+  Args:
+    results_dir: a directory written by :func:`run_supersample`.
+
+  Returns:
+    :class:`SupersampleResult` over all ``k1`` supersamples.
 
   Raises:
     InvalidInputError: ``results_dir`` is not a results directory, or models are missing (the

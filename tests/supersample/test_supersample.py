@@ -484,3 +484,18 @@ def test_linearized_many_masks_is_consistent_with_losses():
   assert r.predictions.shape == (1, 200, 8, 2, 2)
   np.testing.assert_array_equal(r.losses, (r.predictions.argmax(-1) != r.labels[:, None]))
   assert np.all(np.isnan(r.test_error))
+
+
+def test_design_and_result_round_trip_through_json(reference):
+  d = ss.draw_supersamples(20, n=3, k1=2, k2=2, seed=1)
+  back = ss.SupersampleDesign.from_dict(json.loads(json.dumps(d.to_dict())))
+  for a, b in zip(back, d):
+    np.testing.assert_array_equal(a, b)
+    assert a.dtype == b.dtype
+  r = json.loads(json.dumps(reference.to_dict()))
+  back = ss.SupersampleResult.from_dict(r)
+  assert back.config == reference.config
+  for name in ss.SupersampleResult._fields[:-1]:
+    np.testing.assert_array_equal(getattr(back, name), getattr(reference, name))
+  assert back.losses.dtype == reference.losses.dtype
+  assert back.gap == reference.gap and back.train_error == reference.train_error
