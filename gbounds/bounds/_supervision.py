@@ -69,6 +69,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gbounds._src import errors as _errors
+from gbounds._src import numerics as _numerics
+from gbounds._src import results as _results
 
 
 class SupervisionComplexity(NamedTuple):
@@ -86,6 +88,9 @@ class SupervisionComplexity(NamedTuple):
   per_output: jax.Array
   adjusted: jax.Array
   kernel_trace: jax.Array
+
+  to_dict = _results.namedtuple_to_dict
+  from_dict = classmethod(_results.from_dict)
 
 
 class KernelMarginBound(NamedTuple):
@@ -105,6 +110,9 @@ class KernelMarginBound(NamedTuple):
   confidence_term: jax.Array
   teacher_error: jax.Array
   norm: jax.Array
+
+  to_dict = _results.namedtuple_to_dict
+  from_dict = classmethod(_results.from_dict)
 
 
 class _Prepared(NamedTuple):
@@ -176,7 +184,7 @@ def _prepare(kernel, targets, ridge, check_singular=True, rtol=None) -> _Prepare
     k = _errors.error_if(k, ~jnp.all(jnp.isfinite(k)),
                          "kernel: expected finite values (no NaN or inf), got non-finite entries "
                          "instead.")
-  mu, v = jnp.linalg.eigh(ks + ridge * jnp.eye(m, dtype=dtype))
+  mu, v = _numerics.eigh(ks + ridge * jnp.eye(m, dtype=dtype))
   if check_singular and not isinstance(mu, jax.core.Tracer) and not isinstance(
       ridge, jax.core.Tracer) and ridge == 0:
     tol = (m * float(jnp.finfo(dtype).eps) * 10) if rtol is None else rtol

@@ -174,3 +174,15 @@ def test_non_psd_and_non_finite_kernels_raise():
     sc.supervision_complexity(bad, np.ones(5), ridge=1.0)
   with pytest.raises(gbounds.InvalidInputError, match="labels"):
     sc.kernel_margin_bound(k, np.eye(3)[[0, 1, 2, 0, 1]], np.array([0, 1, 3, 0, 1]), margin=0.5)
+
+
+def test_results_round_trip_through_json():
+  import json
+  k = _kernel()
+  y = np.random.default_rng(3).normal(size=(8, 3))
+  for res in (sc.supervision_complexity(k, y),
+              sc.kernel_margin_bound(k, y, np.arange(8) % 3, margin=0.5, ridge=0.1)):
+    back = type(res).from_dict(json.loads(json.dumps(res.to_dict())))
+    assert type(back) is type(res) and back._fields == res._fields
+    for a, b in zip(res, back):
+      np.testing.assert_array_equal(np.asarray(a), b)
