@@ -560,8 +560,23 @@ def anchor_geometry(s: ArrayLike, t: ArrayLike, *, kappa: ArrayLike = 0.0,
   subspace, duplicated points) is handled exactly. Works under ``jit`` (the convergence check
   then runs as a host callback).
 
+  .. math::
+     \\alpha_M^{-1} = \\big\\langle [t\\cdot \\tilde s + \\kappa]_+^2 / \\|\\tilde s\\|^2
+     \\big\\rangle_t,\\quad
+     R_M = \\sqrt{\\big\\langle \\|(\\tilde s - \\langle\\tilde s\\rangle_t)_{1:D} /
+     \\tilde s_{D+1}\\|^2\\big\\rangle_t}
+
+  and ``D_M`` by ``dimension_formula`` (Chung, Lee, Sompolinsky, PRX 8, 031003, 2018).
+
+  Args:
+    s: the manifold's points as columns, ``(D+1, M)``, last row all ones, finite.
+    t: Gaussian samples ``(n_t, D+1)``, finite.
+    kappa: margin ``kappa >= 0`` (a scalar).
+    dimension_formula: :class:`DimensionFormula`.
+    solver, n_iter, tol, active_set_steps, max_residual: see :func:`solve_anchor_qp`.
+
   Returns:
-    ``(capacity, radius, dimension, max_kkt_residual)`` as scalars.
+    ``(capacity, radius, dimension, max_kkt_residual)`` as scalars (dimensionless).
 
   Raises:
     InvalidInputError: ``s`` not ``(D+1, M)`` with ``D >= 1`` and last row all ones, ``t`` not
@@ -808,8 +823,10 @@ def manifold_geometry(manifolds: ArrayLike, *, key: jax.Array | int, kappa: floa
     n_subspace_steps: Riemannian gradient steps per restart.
     dimension_formula: :class:`DimensionFormula`.
     solver, n_iter, tol, active_set_steps, max_residual: see :func:`solve_anchor_qp`.
-    dtype: computation dtype, float32 or float64 (default: the input's floating dtype; float64
-      recommended).
+    dtype: computation dtype, float32 or float64 (default: the input's floating dtype as JAX
+      represents it, i.e. float32 when 64-bit types are disabled; integer input: float32).
+      Float64 is recommended and needs 64-bit JAX types enabled by the caller (e.g.
+      ``with jax.enable_x64(True):``); requesting it without them raises ``InvalidInputError``.
 
   Returns:
     :class:`ManifoldGeometry`.

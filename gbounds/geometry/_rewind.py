@@ -26,9 +26,10 @@ accuracy back, rewinding the first layers does not (the paper's qualitative find
 
 Activations: :func:`gbounds.models.capture_activations` pools conv outputs over space (what the
 activation-information measures need); the manifold analysis needs the whole feature map, so
-:func:`layer_features` records full layer outputs (Linen: Flax's ``capture_intermediates``; NNX:
-``flax.nnx.capture``), named and ordered by :func:`gbounds.models.layer_groups` so that a Linen
-model and its NNX twin give the same names (``conv0``, ..., ``dense0``, ..., ``head``).
+:func:`layer_features` records full layer outputs through :func:`gbounds.models.intercept_layers`
+(one path for Linen, NNX and a ModelFn of either), named as :func:`gbounds.models.layer_groups`
+names them, so that a Linen model and its NNX twin give the same names (``conv0``, ...,
+``dense0``, ..., ``head``).
 
 Models: every entry point takes a Linen module (with ``params=``), an NNX module, or (where no
 layer has to be observed) a :class:`gbounds.models.ModelFn`, normalised by
@@ -432,10 +433,6 @@ def _check_same_architecture(path: tuple, now: Any, early: Any) -> None:
                    f"{want.get(key, 'absent')})")
 
 
-def _linen_is_layer(mdl: nn.Module, name: str) -> bool:
-  return isinstance(mdl, (nn.Conv, nn.Dense)) and name == "__call__"
-
-
 def _cached(factory: Callable, *static: Any) -> Callable:
   """``factory(*static)`` through its ``lru_cache`` (one compilation per static key); built
   afresh when a static piece is unhashable."""
@@ -446,39 +443,38 @@ def _cached(factory: Callable, *static: Any) -> Callable:
 
 
 @functools.lru_cache(maxsize=16)
-def _linen_features_fn(model: nn.Module) -> Callable:
-  """Jitted ``(params, x) -> {top-level layer name: raw output}`` of a Linen module (cached per
-  module, so repeated calls at each checkpoint compile once)."""
+def _features_fn(apply_fn: Callable) -> Callable:
+  """Jitted ``(params, x) -> {layer name: raw output}``: the first output of every dense/conv
+  layer call, in call (forward) order, through :func:`gbounds.models.intercept_layers` (cached
+  per ``apply_fn``, so repeated calls at each checkpoint compile once)."""
+
+  names: list[str] = []  # call order, recorded while tracing (jit returns dicts key-sorted)
 
   @jax.jit
+  def traced(p, xb):
+    outs = {}
+
+    def record(next_fun, args, kwargs, call):
+      y = next_fun(*args, **kwargs)
+      outs.setdefault(call.name, y)
+      return y
+
+    with _models.intercept_layers(record):
+      apply_fn(p, xb)
+    names[:] = list(outs)
+    return tuple(outs.values())
+
   def run(p, xb):
-    _, state = model.apply({"params": p}, xb, mutable=["intermediates"],
-                           capture_intermediates=_linen_is_layer)
-    inter = state["intermediates"]
-    return {k: v["__call__"][0] for k, v in inter.items() if "__call__" in v}
+    values = traced(p, xb)
+    return dict(zip(names, values))
 
   return run
 
 
 @functools.lru_cache(maxsize=16)
-def _nnx_features_fn(graphdef: Any, paths: tuple[tuple[str, tuple], ...]) -> Callable:
-  """Jitted ``(state, rest, x) -> {layer name: raw output}`` of an NNX module
-  (``flax.nnx.capture`` of each layer's ``__call__`` output; cached per graph definition)."""
-
-  @jax.jit
-  def run(p, rest, xb):
-    module = nnx.merge(graphdef, p, rest)
-    _, inter = nnx.capture(module, nnx.Intermediate, method_outputs=nnx.Intermediate)(xb)
-    out = {}
-    for name, path in paths:
-      try:
-        node = _subtree(inter, path)["__call__"]
-      except (KeyError, IndexError, TypeError):
-        continue  # a layer that is not called on the forward pass
-      out[name] = tuple(node.get_value())[0]
-    return out
-
-  return run
+def _linen_features_fn(model: nn.Module) -> Callable:
+  """:func:`_features_fn` of a Linen module, cached per (hashable) module."""
+  return _features_fn.__wrapped__(_models.as_model_fn(model, params={}).apply_fn)
 
 
 def layer_features(model: Any, params: Any = None, x: jax.typing.ArrayLike = None, *,
@@ -492,11 +488,11 @@ def layer_features(model: Any, params: Any = None, x: jax.typing.ArrayLike = Non
   per-layer representations whose class manifolds Stephenson et al. (ICLR 2021) measure.
 
   Args:
-    model: a Linen module (with ``params``) or an NNX module (``params`` optional: its own
-      weights). A :class:`gbounds.models.ModelFn` is refused: a bare ``apply_fn`` hides its
-      layers.
+    model: a Linen module (with ``params``), an NNX module (``params`` optional: its own
+      weights) or a :class:`gbounds.models.ModelFn` of either (its layers are seen through
+      :func:`gbounds.models.intercept_layers`).
     params: Linen: the ``"params"`` collection; NNX: an ``nnx.State`` of ``nnx.Param`` or
-      ``None``.
+      ``None``; ModelFn: replaces its parameters when given.
     x: inputs ``(n, ...)`` as the model takes them, finite, ``n >= 1``.
     activation: elementwise function applied to hidden layers (``None``: raw outputs).
     include_input: whether to include the flattened inputs as ``"input"``.
@@ -505,9 +501,9 @@ def layer_features(model: Any, params: Any = None, x: jax.typing.ArrayLike = Non
     callback: optional ``callback(done, total)`` after each chunk.
 
   Returns:
-    ``{"input": (n, H*W*C), "conv0": (n, ...), ..., "head": (n, k)}`` numpy arrays, input to
-    output (names of :func:`gbounds.models.layer_groups`, the same for a Linen model and its
-    NNX twin).
+    ``{"input": (n, H*W*C), "conv0": (n, ...), ..., "head": (n, k)}`` numpy arrays, in call
+    (forward) order (names of :func:`gbounds.models.layer_groups`, the same for a Linen model
+    and its NNX twin).
 
   Raises:
     InvalidInputError: a model of another type, a Linen module without ``params``, an empty or
@@ -517,31 +513,24 @@ def layer_features(model: Any, params: Any = None, x: jax.typing.ArrayLike = Non
   if x is None or np.ndim(x) < 2 or np.shape(x)[0] == 0:
     _errors.fail("x", "a non-empty batch of inputs (rank >= 2)", f"shape {np.shape(x)}")
   _errors.check_finite("x", x)
-  if isinstance(model, nnx.Module):
-    graphdef, own, rest = nnx.split(model, nnx.Param, ...)
-    params = own if params is None else params
-    names = tuple((g.name, tuple(g.path)) for g in _models.layer_groups(model, params))
-    run = functools.partial(_cached(_nnx_features_fn, graphdef, names), rest=rest)
-    order = [n for n, _ in names]
-  elif isinstance(model, nn.Module):
+  if isinstance(model, nn.Module):
     if params is None:
       _errors.fail("params", "the Linen module's parameters", None)
     run = _cached(_linen_features_fn, model)
-    order = None
+  elif isinstance(model, (nnx.Module, _models.ModelFn)):
+    mf = _models.as_model_fn(model, params=params)
+    run, params = _cached(_features_fn, mf.apply_fn), mf.params
   else:
-    _errors.fail("model", "a flax.linen.Module (with params) or a flax.nnx.Module (a ModelFn's "
-                 "apply_fn hides the layers whose outputs are recorded)", type(model).__name__)
+    _errors.fail("model", "a flax.linen.Module (with params), a flax.nnx.Module or a "
+                 "gbounds.models.ModelFn", type(model).__name__)
   _errors.check_finite_tree("params", params)
   x = jnp.asarray(x)
   feats = _batching.chunked_map(
-      lambda xb: {k: v.reshape(v.shape[0], -1) for k, v in run(params, xb=xb).items()}, x,
+      lambda xb: {k: v.reshape(v.shape[0], -1) for k, v in run(params, xb).items()}, x,
       chunk_size=chunk_size, callback=callback)
   feats = {k: np.asarray(v) for k, v in feats.items()}
   out = {"input": np.asarray(x).reshape(x.shape[0], -1)} if include_input else {}
-  for name in (order if order is not None else parameter_layers(feats)):
-    if name not in feats:
-      continue
-    f = feats[name]
+  for name, f in feats.items():
     out[name] = f if (name == "head" or activation is None) else np.asarray(activation(f))
   return out
 

@@ -144,8 +144,10 @@ def test_layer_features_and_rewinding_agree_for_the_nnx_twin():
     f_nnx = gbounds.geometry.layer_features(t.nnx, p_nnx, t.x)
     for name in f_lin:
       np.testing.assert_allclose(f_nnx[name], f_lin[name], rtol=1e-5, atol=1e-6)
-  with pytest.raises(gbounds.InvalidInputError, match="model"):
-    gbounds.geometry.layer_features(gbounds.models.as_model_fn(t.nnx), x=t.x)
+  via_fn = gbounds.geometry.layer_features(gbounds.models.as_model_fn(t.nnx), x=t.x)
+  assert list(via_fn) == list(lin)
+  for name in lin:
+    np.testing.assert_allclose(via_fn[name], lin[name], rtol=1e-5, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- results
