@@ -62,7 +62,7 @@ _FILES: dict[str, dict[str, str]] = {
     },
 }
 
-class Dataset(enum.Enum):
+class Dataset(enum.StrEnum):
   """The datasets :func:`load_dataset` knows (value: the name accepted as a string)."""
   MNIST = "mnist"                  # :func:`load_mnist`
   FASHION_MNIST = "fashion_mnist"  # :func:`load_fashion_mnist`
@@ -70,7 +70,7 @@ class Dataset(enum.Enum):
   MNIST1D = "mnist1d"              # :func:`load_mnist1d`
 
 
-class Split(enum.Enum):
+class Split(enum.StrEnum):
   """A split of an IDX dataset (value: the name accepted as a string)."""
   TRAIN = "train"  # the 60,000-example training files (``train-*``)
   TEST = "test"    # the 10,000-example test files (``t10k-*``)

@@ -29,10 +29,24 @@ The adapter contract (every gbounds entry point that takes a model follows it):
   NNX twin.
 """
 
+from gbounds.models._capture import LayerInfo as LayerInfo
+from gbounds.models._capture import available_layers as available_layers
+from gbounds.models._capture import capture_activations as capture_activations
+from gbounds.models._capture import stack_activations as stack_activations
+from gbounds.models._intercept import Interceptor as Interceptor
+from gbounds.models._intercept import LayerCall as LayerCall
+from gbounds.models._intercept import LayerKind as LayerKind
+from gbounds.models._intercept import intercept_layers as intercept_layers
+from gbounds.models._layers import LayerGroup as LayerGroup
+from gbounds.models._layers import group_arrays as group_arrays
+from gbounds.models._layers import group_params as group_params
+from gbounds.models._layers import layer_groups as layer_groups
+from gbounds.models._layers import nnx_layer_name as nnx_layer_name
 from gbounds.models._networks import CNN as CNN
-from gbounds.models._networks import MLP as MLP
-from gbounds.models._networks import ConvStage as ConvStage
 from gbounds.models._networks import FCMI_STAGES as FCMI_STAGES
+from gbounds.models._networks import MLP as MLP
+from gbounds.models._networks import Activation as Activation
+from gbounds.models._networks import ConvStage as ConvStage
 from gbounds.models._networks import ModelFn as ModelFn
 from gbounds.models._networks import NnxCNN as NnxCNN
 from gbounds.models._networks import NnxMLP as NnxMLP
@@ -41,21 +55,9 @@ from gbounds.models._networks import count_params as count_params
 from gbounds.models._networks import linen_params_to_nnx as linen_params_to_nnx
 from gbounds.models._networks import nnx_model_fn as nnx_model_fn
 from gbounds.models._networks import require_init_fn as require_init_fn
-from gbounds.models._layers import LayerGroup as LayerGroup
-from gbounds.models._layers import group_arrays as group_arrays
-from gbounds.models._layers import group_params as group_params
-from gbounds.models._layers import layer_groups as layer_groups
-from gbounds.models._layers import nnx_layer_name as nnx_layer_name
-from gbounds.models._intercept import Interceptor as Interceptor
-from gbounds.models._intercept import LayerCall as LayerCall
-from gbounds.models._intercept import LayerKind as LayerKind
-from gbounds.models._intercept import intercept_layers as intercept_layers
-from gbounds.models._capture import LayerInfo as LayerInfo
-from gbounds.models._capture import available_layers as available_layers
-from gbounds.models._capture import capture_activations as capture_activations
-from gbounds.models._capture import stack_activations as stack_activations
 
 __all__ = [
+    "Activation",
     "CNN",
     "MLP",
     "ConvStage",

@@ -11,11 +11,12 @@ Bansal, Pruthi and Belinkov, "Measures of Information Reflect Memorization Patte
 Layer names:
 
 * Linen: the module path joined with ``/`` (``"dense0"``, ``"conv1"``, ``"head"`` for
-  :class:`gbounds.models.MLP` / :class:`gbounds.models.CNN`; ``"block/Dense_0"`` for nested modules).
-* NNX: for the twins :class:`gbounds.models.NnxMLP` / :class:`gbounds.models.NnxCNN` the *same names as their
-  Linen counterparts* (``nnx`` attribute ``layers[i]`` / ``dense[i]`` is ``"dense{i}"``,
-  ``convs[i]`` is ``"conv{i}"``, ``head`` is ``"head"``), so that the same code runs on either;
-  for any other NNX module, the attribute path joined with ``/`` (``"layers/0"``).
+  :class:`gbounds.models.MLP` / :class:`gbounds.models.CNN`; ``"block/Dense_0"`` for nested
+  modules).
+* NNX: for the twins :class:`gbounds.models.NnxMLP` / :class:`gbounds.models.NnxCNN` the *same
+  names as their Linen counterparts* (``nnx`` attribute ``layers[i]`` / ``dense[i]`` is
+  ``"dense{i}"``, ``convs[i]`` is ``"conv{i}"``, ``head`` is ``"head"``), so that the same code
+  runs on either; for any other NNX module, the attribute path joined with ``/`` (``"layers/0"``).
 
 A layer called more than once per forward pass gives ``name``, ``name@1``, ``name@2``, ...
 
@@ -50,8 +51,7 @@ from flax import nnx
 
 from gbounds._src import errors as _errors
 from gbounds._src import results as _results
-from gbounds.models import _intercept
-from gbounds.models import _layers
+from gbounds.models import _intercept, _layers
 from gbounds.models import _networks as _models
 
 

@@ -29,8 +29,7 @@ from typing import Any, NamedTuple
 from flax import linen as nn
 from flax import nnx
 
-from gbounds.models import _hooks
-from gbounds.models import _layers
+from gbounds.models import _hooks, _layers
 
 
 class LayerKind(enum.Enum):

@@ -16,6 +16,7 @@ Downstream code (NTK engine, trainers, bounds) only sees :class:`ModelFn`:
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -28,16 +29,26 @@ from flax import nnx
 from gbounds._src import errors as _errors
 from gbounds.models import _hooks
 
+
+class Activation(enum.StrEnum):
+  """The activations of :class:`MLP`/:class:`CNN` and their NNX twins (value: accepted name)."""
+  RELU = "relu"          # jax.nn.relu
+  TANH = "tanh"          # jnp.tanh
+  GELU = "gelu"          # jax.nn.gelu (tanh approximation, jax's default)
+  ERF = "erf"            # jax.scipy.special.erf
+  IDENTITY = "identity"  # x -> x (a linear network)
+
+
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": jax.nn.relu, "tanh": jnp.tanh, "gelu": jax.nn.gelu, "erf": jax.scipy.special.erf,
     "identity": lambda x: x,
 }
 
 
-def _activation(name: str) -> Callable[[jax.Array], jax.Array]:
-  if name not in _ACTIVATIONS:
+def _activation(name: Activation | str) -> Callable[[jax.Array], jax.Array]:
+  if not isinstance(name, str) or name not in _ACTIVATIONS:
     _errors.fail("activation", f"one of {sorted(_ACTIVATIONS)}", repr(name))
-  return _ACTIVATIONS[name]
+  return _ACTIVATIONS[str(name)]
 
 
 def _check_widths(name: str, widths: Any, *, allow_empty: bool = True) -> None:
@@ -87,12 +98,12 @@ class MLP(nn.Module):
   Attributes:
     hidden: widths of the hidden layers (modules ``dense0``, ``dense1``, ...).
     out: number of outputs (module ``head``).
-    activation: one of ``"relu"``, ``"tanh"``, ``"gelu"``, ``"erf"``, ``"identity"``.
+    activation: an :class:`Activation` (or its name).
     param_dtype: dtype of the parameters.
   """
   hidden: Sequence[int] = (512, 512)
   out: int = 2
-  activation: str = "relu"
+  activation: Activation | str = Activation.RELU
   param_dtype: Any = jnp.float32
 
   def __post_init__(self):
@@ -153,13 +164,13 @@ class CNN(nn.Module):
     stages: the :class:`ConvStage` sequence (modules ``conv0``, ``conv1``, ...).
     dense: widths of the dense hidden layers after flattening (``dense0``, ...).
     out: number of outputs (module ``head``).
-    activation: one of ``"relu"``, ``"tanh"``, ``"gelu"``, ``"erf"``, ``"identity"``.
+    activation: an :class:`Activation` (or its name).
     param_dtype: dtype of the parameters.
   """
   stages: Sequence[ConvStage] = SMALL_STAGES
   dense: Sequence[int] = (128,)
   out: int = 2
-  activation: str = "relu"
+  activation: Activation | str = Activation.RELU
   param_dtype: Any = jnp.float32
 
   def __post_init__(self):
@@ -197,7 +208,8 @@ class NnxMLP(nnx.Module):
   """
 
   def __init__(self, in_features: int, hidden: Sequence[int] = (512, 512), out: int = 2, *,
-               activation: str = "relu", param_dtype=jnp.float32, rngs: nnx.Rngs):
+               activation: Activation | str = Activation.RELU, param_dtype=jnp.float32,
+               rngs: nnx.Rngs):
     self.act = activation
     self._config = (int(in_features), tuple(int(w) for w in hidden), int(out), activation,
                     param_dtype)
@@ -249,7 +261,8 @@ class NnxCNN(nnx.Module):
   """
 
   def __init__(self, input_shape: Sequence[int], stages: Sequence[ConvStage] = SMALL_STAGES,
-               dense: Sequence[int] = (128,), out: int = 2, *, activation: str = "relu",
+               dense: Sequence[int] = (128,), out: int = 2, *,
+               activation: Activation | str = Activation.RELU,
                param_dtype=jnp.float32, rngs: nnx.Rngs):
     self.act = activation
     self._config = (tuple(int(d) for d in input_shape), tuple(stages),

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import gbounds
-from gbounds.data import _datasets as _data
 from gbounds._src import errors as _errors
+from gbounds.data import _datasets as _data
 
 
 def test_mnist_test_split(data_root):

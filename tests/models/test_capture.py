@@ -1,4 +1,5 @@
-"""Tests for gbounds.models._capture: Linen/NNX twins agree, match a hand-written forward pass, chunking."""
+"""Tests for gbounds.models._capture: Linen/NNX twins agree, match a hand-written forward pass,
+chunking."""
 
 import warnings
 
@@ -13,8 +14,8 @@ from gbounds.models._capture import available_layers, capture_activations, stack
 
 
 def _to_nnx(twin, params):
-  # gbounds.models.linen_params_to_nnx (in _models.py) still assigns ``.value``, deprecated in flax 0.12;
-  # silence exactly that warning here so that these tests check the capture code.
+  # Older versions of gbounds.models.linen_params_to_nnx assigned ``.value`` (deprecated in flax
+  # 0.12); the filter stays so that these tests check the capture code whatever flax warns.
   with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="'.value' (access|setter) is now deprecated",
                             category=DeprecationWarning)

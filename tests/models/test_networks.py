@@ -153,3 +153,15 @@ def test_layer_groups_refusals():
     gm.layer_groups(3, {})
   with pytest.raises(gbounds.InvalidInputError, match=r"params: "):
     gm.layer_groups(None, [1, 2])
+
+
+def test_activation_enum_and_names_agree():
+  x = jnp.asarray(np.random.default_rng(0).standard_normal((4, 6)), jnp.float32)
+  for act in gm.Activation:
+    a = gm.as_model_fn(gm.MLP((5,), 2, activation=act), example_input=x, key=0)
+    b = gm.as_model_fn(gm.MLP((5,), 2, activation=act.value), example_input=x, key=0)
+    np.testing.assert_array_equal(np.asarray(a.apply_fn(a.params, x)),
+                                  np.asarray(b.apply_fn(b.params, x)))
+  assert gm.MLP().activation == "relu"
+  with pytest.raises(gbounds.InvalidInputError, match=r"activation: "):
+    gm.MLP((3,), 2, activation="swish")

@@ -22,5 +22,6 @@ def test_twins_agree(make):
 def test_twins_deterministic():
   a, b = model_twins.cnn_twins(), model_twins.cnn_twins()
   np.testing.assert_array_equal(np.asarray(a.x), np.asarray(b.x))
-  for p, q in zip(jax.tree_util.tree_leaves(a.linen_params), jax.tree_util.tree_leaves(b.linen_params)):
+  leaves = jax.tree_util.tree_leaves
+  for p, q in zip(leaves(a.linen_params), leaves(b.linen_params)):
     np.testing.assert_array_equal(np.asarray(p), np.asarray(q))
