@@ -24,9 +24,25 @@ Mutual informations used (per pair ``i``; conditional ones per supersample ``z~`
   runs, as in Wang & Mao's code); their per-supersample values use the conditional version,
   which is larger and therefore also a valid (looser) bound.
 
-Constants were checked against the public code of the papers ([code]: hrayrhar/f-CMI and
-ZiqiaoWangGeothe/ld-single-CMI, ``modules/bound_utils.py`` and ``BoundCompare.py``); equation
-numbers in the ``source`` strings are given only where confirmed, otherwise the theorem is named.
+What was checked, and against what (``[code: ...]`` in a ``source`` string marks it):
+
+* hrayrhar/f-CMI ``modules/bound_utils.py``: the plug-in MI of the pair code ``F_i = K a + b``
+  against the mask bit over the ``k2`` masks (unclipped there), and the sample-wise bound
+  ``(1/n) sum_i sqrt(2 I_i)`` (``FCMI``). The full-vector form (``FCMI_FULL``) is not in that code.
+* ZiqiaoWangGeothe/ld-single-CMI ``modules/bound_utils.py`` (``estimate_ecmi_bound_classification``
+  and the ``estimate_{interp,kl,lg}_bound_classification`` helpers): the loss-difference bound
+  ``sqrt(2 I(DL_i; U_i))``, the single-loss bound ``2 sqrt(2 I(L_i; U_i))``, ``I_SL`` as the mean
+  of the two single-loss MIs, the fast-rate constraint ``e^{2 C2} + e^{-2 C2 (1 + C1)} <= 2``,
+  the linear constraint ``lambda (gamma - 1) >= (e^lambda - 1 - lambda)(1 + gamma^2)`` with
+  ``gamma >= 1`` (searched there on ``lambda <= 0.37``, here on ``(0, 0.5]``: same constraint,
+  a superset of the feasible points), the binary-KL bound ``kl(L_S || (L_S + L_D)/2) <= I`` and
+  the interpolating ``I / log 2``. That code feeds its e-CMI helpers the *prediction* MI
+  ``I(F_i; U_i)``; this module uses the loss-pair MI ``I(L~_i; U_i)`` of the e-CMI definition,
+  which is never larger (data processing), so both are valid and the values here are tighter.
+* Not checked against the papers' theorem statements (their bodies could not be retrieved here;
+  only the abstracts): equation/theorem numbers, the constant ``2/n`` of the full-vector f-CMI
+  bound (taken from Steinke & Zakynthinou's ``sqrt(2 CMI / n)``) and the square-root e-CMI form
+  (the f-CMI sample-wise form with the losses' MI). Each ``source`` string says which applies.
 
 Every public function validates its arguments first (:class:`gbounds.InvalidInputError` naming
 the argument): error rates in [0, 1], informations finite and ``>= 0``, counts non-negative
@@ -146,11 +162,15 @@ _SOURCES: dict[BoundName, str] = {
         "Harutyunyan et al. 2021, arXiv 2110.01584, sample-wise f-CMI bound "
         "|gap| <= (1/n) sum_i E sqrt(2 I(F_i; U_i | z~)) [code: hrayrhar/f-CMI]"),
     BoundName.FCMI_FULL: (
-        "Harutyunyan et al. 2021, arXiv 2110.01584, f-CMI bound "
-        "|gap| <= E sqrt(2 I(F; U | z~) / n) [recalled]"),
+        "Harutyunyan et al. 2021, arXiv 2110.01584, full-vector f-CMI bound "
+        "|gap| <= E sqrt(2 I(F; U | z~) / n) (not in the public code, which computes only the "
+        "sample-wise form; the constant 2/n is the one of Steinke & Zakynthinou's CMI bound, "
+        "not checked against the paper's theorem text)"),
     BoundName.ECMI_SQRT: (
         "Hellstrom & Durisi 2022, NeurIPS (arXiv 2210.06422), samplewise e-CMI "
-        "square-root bound [recalled]"),
+        "square-root bound |gap| <= (1/n) sum_i E sqrt(2 I(L_i; U_i | z~)) (the form of the "
+        "f-CMI bound above with the losses' MI, which is at most the predictions' MI; "
+        "theorem number not checked)"),
     BoundName.ECMI_LINEAR: (
         "Hellstrom & Durisi 2022, NeurIPS (arXiv 2210.06422), linear e-CMI bound, "
         "lambda (gamma - 1) >= (e^lambda - 1 - lambda)(1 + gamma^2) "
@@ -599,7 +619,7 @@ class BoundsReport(_results.ResultMixin):
 
   @property
   def names(self) -> tuple[BoundName, ...]:
-    """The names of the bounds in this report, in order."""
+    """The :class:`BoundName` of each bound in this report, in order (a tuple)."""
     return tuple(b.name for b in self.bounds)
 
   def table(self) -> _results.Table:

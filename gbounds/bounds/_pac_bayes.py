@@ -72,11 +72,17 @@ def pac_bayes_confidence(kl: ArrayLike, n: ArrayLike, delta: ArrayLike,
                          log_grid_size: ArrayLike = 0.0) -> jax.Array:
   r"""The complexity term ``B = KL + ln(2 sqrt(n) / delta) + ln G`` in nats.
 
+  ``ln(2 sqrt(n) / delta)`` is Maurer's (2004) constant of the PAC-Bayes-kl bound; ``ln G`` pays
+  for a union bound over ``G`` priors. Broadcasts elementwise; jit/vmap-safe (checks at run time).
+
   Args:
-    kl: ``KL(Q || P)`` in nats.
-    n: number of training examples.
+    kl: ``KL(Q || P)`` in nats, ``>= 0``.
+    n: number of training examples (integers ``>= 1``).
     delta: confidence parameter in (0, 1).
     log_grid_size: ``ln G`` for a union bound over ``G`` priors (0: a single prior).
+
+  Returns:
+    ``B`` in nats, with the broadcast shape of the inputs.
   """
   kl = _checked("kl", kl, "budget")
   n = _checked("n", n, "count")
@@ -145,6 +151,17 @@ def pac_bayes_kl_bound(empirical_error: ArrayLike, kl: ArrayLike, n: ArrayLike,
       \frac{\mathrm{KL}(Q\|P) + \ln(2\sqrt{n}/\delta) + \ln G}{n}\Big),
 
   with :func:`gbounds.bounds.kl_inverse_upper`. Always in [0, 1].
+
+  Args:
+    empirical_error: ``e_S(Q)`` in [0, 1].
+    kl: ``KL(Q || P)`` in nats.
+    n: number of training examples.
+    delta: confidence in (0, 1).
+    log_grid_size: union-bound cost ``ln G`` (nats).
+
+  Returns:
+    The bound on ``e_D(Q)`` (broadcast shape of the inputs), holding with probability
+    ``>= 1 - delta`` over the sample.
   """
   return _pac_bayes_kl_bound(**_checked_bound_inputs(
       empirical_error=empirical_error, kl=kl, n=n, delta=delta, log_grid_size=log_grid_size))
@@ -167,6 +184,17 @@ def catoni_bound(empirical_error: ArrayLike, kl: ArrayLike, n: ArrayLike, delta:
 
   For a grid of ``C`` values, evaluate each with ``log_grid_size = ln |grid|`` (plus any other
   union-bound cost) and take the minimum. Always in [0, 1 / (1 - e^{-C})].
+
+  Args:
+    empirical_error: ``e_S(Q)`` in [0, 1].
+    kl: ``KL(Q || P)`` in nats.
+    n: number of training examples.
+    delta: confidence in (0, 1).
+    c: Catoni's ``C > 0``.
+    log_grid_size: union-bound cost ``ln G`` (nats).
+
+  Returns:
+    The bound on ``e_D(Q)`` (broadcast shape of the inputs).
   """
   return _catoni_bound(**_checked_bound_inputs(
       empirical_error=empirical_error, kl=kl, n=n, delta=delta, c=c, log_grid_size=log_grid_size))
@@ -190,6 +218,14 @@ def mc_error_upper_bound(mc_error: ArrayLike, num_samples: ArrayLike,
 
   with probability ``1 - delta'`` over the draws (Langford & Caruana 2002; Dziugaite & Roy 2017,
   sec. 3). ``mc_error`` is the mean, over the draws, of each draw's training error.
+
+  Args:
+    mc_error: ``e_hat_m`` in [0, 1].
+    num_samples: number ``m >= 1`` of weight draws.
+    delta: ``delta'`` in (0, 1).
+
+  Returns:
+    The upper confidence bound on ``e_S(Q)`` (broadcast shape of the inputs).
   """
   mc_error = _checked("mc_error", mc_error, "probability")
   num_samples = _checked("num_samples", num_samples, "count")
@@ -218,8 +254,13 @@ def gaussian_kl(mean_q: Any, mean_p: Any, var_q: ArrayLike, var_p: ArrayLike) ->
   rejected (eagerly, or at run time under a JAX transformation).
 
   Args:
-    mean_q, mean_p: pytrees of the same structure (the posterior and prior means).
-    var_q, var_p: variances (> 0), scalars or pytrees matching the means.
+    mean_q: posterior mean, a pytree of arrays.
+    mean_p: prior mean, a pytree of the structure and leaf shapes of ``mean_q``.
+    var_q: posterior variance(s) (> 0), a scalar or a pytree matching the means.
+    var_p: prior variance(s) (> 0), a scalar or a pytree matching the means.
+
+  Returns:
+    The KL divergence in nats (a scalar array).
   """
   lq = jax.tree_util.tree_leaves(mean_q)
   lp = jax.tree_util.tree_leaves(mean_p)
@@ -346,7 +387,7 @@ class PacBayesCertificate(_results.ResultMixin):
 
   @property
   def best(self) -> float:
-    """The tightest of the three certificates."""
+    """The tightest of the three certificates (a bound on ``e_D(Q)``, a float)."""
     return min(self.mcallester, self.pac_bayes_kl, self.catoni)
 
   def vacuous(self, name: CertificateName | str) -> bool:

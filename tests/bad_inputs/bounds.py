@@ -41,7 +41,7 @@ def _tiny_model():
   init = {"w": jnp.asarray(rng.normal(size=(3, 2))), "b": jnp.zeros(2)}
   x = rng.normal(size=(8, 3))
   y = np.array([0, 1] * 4)
-  return (lambda p, v: v @ p["w"] + p["b"]), params, init, x, y
+  return (lambda p, v: v @ p["w"] + p["b"][None, :]), params, init, x, y
 
 
 def _cert(**over):
@@ -186,6 +186,10 @@ CASES = [
          lambda: gb.bounds.gaussian_kl({"w": np.ones(2)}, {"w": np.zeros(2)}, {"w": np.ones(3)}, 0.1),
          E, r"^var_q: expected a variance broadcastable"),
     Case("bounds/certificate_seed_string", "dtypes", _cert(seed="zero"), E, r"^seed: expected"),
+    Case("bounds/certificate_model_not_a_model", "dtypes", _cert(apply_fn=42), E,
+         r"^model: expected a Linen module"),
+    Case("bounds/certificate_apply_fn_without_params", "empty", _cert(params=None), E,
+         r"^params: expected the trained weights"),
     Case("bounds/certificate_x_test_without_y_test", "shapes",
          lambda: _cert(x_test=np.zeros((2, 3)))(), E, r"x_test and y_test: expected both"),
     Case("bounds/mi_counts_rank_one", "ranks",
