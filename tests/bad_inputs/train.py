@@ -236,9 +236,7 @@ CASES = [
 
 
 def _permuted_config(**kw):
-  from gbounds.geometry._rewind import PermutedLabelConfig
-
-  return PermutedLabelConfig(**kw)
+  return gbounds.geometry.PermutedLabelConfig(**kw)
 
 
 CASES += [
@@ -247,4 +245,29 @@ CASES += [
     Case("train/permuted_config_negative_checkpoint_epoch", "sizes",
          lambda: _permuted_config(checkpoint_epochs=(-1, 2)), _errors.InvalidInputError,
          r"checkpoint_epochs"),
+]
+
+# ---- compile-once factories (checked when the factory is built, before anything compiles)
+CASES += [
+    Case("train/train_fn_apply_fn_not_callable", "options",
+         lambda: gbounds.train.train_fn(_MODEL, _CFG), _E, r"apply_fn: expected a function"),
+    Case("train/train_fn_config_not_a_config", "options",
+         lambda: gbounds.train.train_fn(_APPLY, {"steps": 2}), _E, r"config: expected a gbounds"),
+    Case("train/train_many_fn_unknown_strategy", "options",
+         lambda: gbounds.train.train_many_fn(_APPLY, _CFG, strategy="pmap"), _E,
+         r"strategy: expected one of"),
+    Case("train/predict_fn_apply_fn_not_callable", "options",
+         lambda: gbounds.train.predict_fn(3), _E, r"apply_fn: expected a function"),
+    Case("train/predict_many_fn_unknown_strategy", "options",
+         lambda: gbounds.train.predict_many_fn(_APPLY, strategy="scan"), _E,
+         r"strategy: expected one of"),
+    Case("train/resolve_strategy_unknown", "options",
+         lambda: gbounds.train.resolve_strategy("pmap", _P3), _E, r"strategy: expected one of"),
+    Case("train/train_limit_fn_config_not_a_config", "options",
+         lambda: gbounds.train.train_limit_fn(_APPLY, _APPLY, _CFG), _E,
+         r"config: expected a gbounds.train.LimitConfig"),
+    Case("train/init_many_model_without_init", "options",
+         lambda: gbounds.train.init_many(gbounds.models.ModelFn(_APPLY, _P), _X[:1],
+                                         jax.random.split(jax.random.key(0), 2)), _E,
+         r"model: expected a model whose fresh parameters"),
 ]
