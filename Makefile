@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= $(if $(GBOUNDS_DATA_DIR),$(GBOUNDS_DATA_DIR),$(abspath ../shared/data))
 
-.PHONY: run test test-slow parity setup lint typecheck test-strict test-strict-x32
+.PHONY: run test test-slow parity setup lint lint-fix typecheck test-strict test-strict-x32
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check gbounds tests benchmarks scripts
+
+# ruff's safe autofixes (import order, unused imports, pyupgrade); no formatter.
+lint-fix: setup
+	RUFF=$(BIN)/ruff bash scripts/lint_fix.sh
 
 # pyright, basic mode, over gbounds/ (configured in pyproject.toml [tool.pyright]).
 typecheck: setup
