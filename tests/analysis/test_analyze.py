@@ -8,6 +8,7 @@ gbounds.bounds.cmi_bounds on the results directory read back with load_supersamp
 by the formula on the reported fields.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -419,3 +420,65 @@ def test_report_figures_leave_the_matplotlib_backend_alone(tmp_path):
   files = an.write_analysis_report(a, tmp_path)
   assert len(files.png) == 3
   assert matplotlib.get_backend() == before
+
+
+def _twin_data(t):
+  x, y = np.asarray(t.x), np.asarray(t.y)
+  return an.AnalysisData(x[:12], y[:12], x[24:], y[24:], x[:24], y[:24], "CNN twins")
+
+
+def _close(a, b):
+  np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=2e-3,
+                             atol=1e-5)
+
+
+@pytest.mark.slow
+def test_analyze_nnx_twin_gives_the_linen_numbers_in_every_stage():
+  from tests.model_twins import cnn_twins, fresh_nnx
+  from tests.supersample.test_supersample_twins import linen_to_nnx_fn, nnx_twin_model_fn
+  t = cnn_twins(n=36)
+  data = _twin_data(t)
+  recipe = gbounds.train.TrainConfig(learning_rate=0.1, steps=2, batch_size=4)
+  cfg = an.AnalysisConfig(k1=1, k2=2, mc_samples=4, sigmas=(0.1,), si_heldout=6,
+                          ntk_chunk_size=64)
+  init = t.linen.init(jax.random.key(1), t.x[:1])["params"]
+  a = an.analyze(t.linen, data, recipe, params=t.linen_params, init_params=init, config=cfg,
+                 progress=False)
+  # The NNX twin as a ModelFn whose fresh initialisations are the Linen twin's (the
+  # supersample stage retrains from fresh initialisations).
+  b = an.analyze(nnx_twin_model_fn(t), data, recipe, init_params=linen_to_nnx_fn(t)(init),
+                 config=cfg, progress=False)
+  assert (a.train_error, a.test_error, a.num_params) == (b.train_error, b.test_error,
+                                                          b.num_params)
+  np.testing.assert_array_equal(a.sample_info.order[:3], b.sample_info.order[:3])
+  _close(a.sample_info.si, b.sample_info.si)
+  _close(a.sample_info.fsi, b.sample_info.fsi)
+  for k in ("train_error", "ghost_error", "gap"):
+    assert a.supersample[k] == pytest.approx(b.supersample[k], abs=1e-6)
+  for ra, rb in zip(a.bound_rows(), b.bound_rows()):
+    assert ra.name == rb.name and ra.valid == rb.valid
+    _close(ra.gap_bound, rb.gap_bound)
+  _close(a.pac_bayes.kl, b.pac_bayes.kl)
+  assert a.pac_bayes.mc_error == b.pac_bayes.mc_error
+
+
+def test_analyze_nnx_module_gives_the_linen_numbers():
+  # The bare NNX module (its own weights) against its Linen twin: measured errors and
+  # PAC-Bayes (the supersample stage retrains NNX's own fresh initialisations, which are not
+  # the Linen twin's; the slow test above covers it through a ModelFn).
+  from tests.model_twins import cnn_twins, fresh_nnx
+  from tests.supersample.test_supersample_twins import linen_to_nnx_fn
+  t = cnn_twins(n=36)
+  data = _twin_data(t)
+  recipe = gbounds.train.TrainConfig(learning_rate=0.1, steps=2, batch_size=4)
+  cfg = an.AnalysisConfig(mc_samples=4, sigmas=(0.1,), cmi=False, sample_info=False)
+  init = t.linen.init(jax.random.key(1), t.x[:1])["params"]
+  a = an.analyze(t.linen, data, recipe, params=t.linen_params, init_params=init, config=cfg,
+                 progress=False)
+  c = an.analyze(fresh_nnx(t), data, recipe, init_params=linen_to_nnx_fn(t)(init),
+                 config=cfg, progress=False)
+  assert (c.train_error, c.test_error, c.num_params) == (a.train_error, a.test_error,
+                                                          a.num_params)
+  _close(c.pac_bayes.kl, a.pac_bayes.kl)
+  _close(c.pac_bayes.pac_bayes_kl, a.pac_bayes.pac_bayes_kl)
+  assert c.pac_bayes.mc_error == a.pac_bayes.mc_error

@@ -10,7 +10,6 @@ functions on identical weights and must give the same numbers. A bare NNX module
 import jax
 import numpy as np
 import pytest
-from flax import nnx
 
 import gbounds
 from gbounds.supersample import run_linearized_supersample, run_supersample
@@ -19,10 +18,8 @@ from tests.model_twins import cnn_twins, fresh_nnx
 CFG = gbounds.train.TrainConfig(learning_rate=0.1, steps=3, batch_size=4, seed=1)
 
 
-def nnx_twin_model_fn(t):
-  """The NNX twin as a ModelFn whose init_fn gives the Linen twin's initialisation."""
-  twin = fresh_nnx(t)
-  graphdef, state = nnx.split(twin, nnx.Param)
+def linen_to_nnx_fn(t):
+  """A pure function: Linen twin parameters -> the NNX twin's parameter state."""
   linen_leaves, _ = jax.tree_util.tree_flatten(t.linen_params)
   # Which Linen leaf lands in which NNX leaf: fill Linen leaf i with the value i, convert.
   probe = jax.tree_util.tree_unflatten(
@@ -32,12 +29,17 @@ def nnx_twin_model_fn(t):
   nnx_leaves, treedef = jax.tree_util.tree_flatten(probe_state)
   perm = [int(np.asarray(v).reshape(-1)[0]) for v in nnx_leaves]
 
-  def init_fn(key):
-    leaves = jax.tree_util.tree_leaves(t.linen.init(key, t.x[:1])["params"])
+  def convert(linen_params):
+    leaves = jax.tree_util.tree_leaves(linen_params)
     return jax.tree_util.tree_unflatten(treedef, [leaves[j] for j in perm])
+  return convert
 
-  mf = gbounds.models.as_model_fn(twin)
-  return mf._replace(init_fn=init_fn)
+
+def nnx_twin_model_fn(t):
+  """The NNX twin as a ModelFn whose init_fn gives the Linen twin's initialisation."""
+  convert = linen_to_nnx_fn(t)
+  mf = gbounds.models.as_model_fn(fresh_nnx(t))
+  return mf._replace(init_fn=lambda key: convert(t.linen.init(key, t.x[:1])["params"]))
 
 
 @pytest.fixture(scope="module")
