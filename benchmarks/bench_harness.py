@@ -20,18 +20,24 @@ import pathlib
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from bench_util import versions, write_json
 
 import gbounds
-from gbounds.supersample import _supersample as ss
-from gbounds._src.io import atomic_write_json
-from gbounds.train._train import _train_one
+import gbounds.supersample as ss
 
 
 def one_at_a_time(model, x, y, design, cfg, init_seed):
-  """Baseline: train model j alone on its training set (a jitted single-model trainer)."""
+  """Baseline: train model j alone on its training set (the public compile-once trainer,
+  :func:`gbounds.train.train_many_fn`, called with one model at a time: compiled once)."""
   apply_fn = lambda p, xx: model.apply({"params": p}, xx)  # noqa: E731
-  step = jax.jit(lambda p, xx, yy, idx, key: _train_one(apply_fn, cfg, p, xx, yy, idx, key))
+  program = gbounds.train.train_many_fn(apply_fn, cfg, strategy="sequential")
+
+  def step(p, xx, yy, idx, j):
+    r = program(jax.tree_util.tree_map(lambda a: a[None], p), xx, yy, idx[None],
+                jnp.asarray([j]))
+    return r.params, r.final_loss[0]
   init = jax.jit(lambda k: model.init(k, x[:1])["params"])
   xj, yj = jax.device_put(x), jax.device_put(y)
   k1, k2, n = design.masks.shape
@@ -40,8 +46,7 @@ def one_at_a_time(model, x, y, design, cfg, init_seed):
     a, b = divmod(j, k2)
     idx = design.supersample_idx[a, np.arange(n), design.masks[a, b]]
     p = init(jax.random.fold_in(jax.random.key(init_seed), j))
-    key = jax.random.fold_in(jax.random.key(cfg.seed), j)
-    p, loss = step(p, xj, yj, jax.device_put(idx), key)
+    p, loss = step(p, xj, yj, jax.device_put(idx), j)  # batch order fold_in(key(seed), j)
     out.append(jax.block_until_ready(loss))
   return np.asarray(out)
 
@@ -134,10 +139,10 @@ def main(argv=None):
           f"{r['cold_s']:>8.2f} {r['warm_s']:>8.2f} {r['trainings_per_s']:>8.2f} "
           f"{r['speedup']:>8.2f}")
   out = pathlib.Path(__file__).parent / "out" / "bench_harness.json"
-  atomic_write_json(out, {"rows": rows, "backend": jax.default_backend(),
+  write_json(out, {"rows": rows, "backend": jax.default_backend(),
                           "devices": [str(d) for d in jax.devices()],
                           "cpu_count": os.cpu_count(), "load_avg": os.getloadavg(),
-                          "versions": ss.package_versions(), "args": vars(args)})
+                          "versions": versions(), "args": vars(args)})
   print(f"written {out}")
 
 

@@ -29,6 +29,10 @@ from scipy.spatial import cKDTree
 from scipy.special import digamma
 
 import gbounds
+
+# TODO(info): the baseline breaks ties exactly as gbounds does, which only the private
+# _activation_info module of gbounds.info exposes (_noise_scale, _column_keys, _break_ties_jit); replace
+# once gbounds.info exports its tie-breaking.
 from gbounds.info import _activation_info as _activation_info
 
 

@@ -46,9 +46,9 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from bench_util import write_json
 
 import gbounds
-from gbounds._src.io import atomic_write_json
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NT_PYTHON = ROOT / ".venv-nt" / "bin" / "python"
@@ -133,7 +133,7 @@ def _problem(model_name: str, n: int, data_dir: str):
   x_all, _ = gbounds.data.binary_task(*gbounds.data.load_mnist("test", data_dir=data_dir))
   x = x_all[:n].astype(np.float32)
   module, _ = MODELS[model_name]
-  apply_fn, params = gbounds.as_model_fn(module, example_input=jnp.asarray(x[:1]), key=0)
+  apply_fn, params = gbounds.models.as_model_fn(module, example_input=jnp.asarray(x[:1]), key=0)
   return x, params, apply_fn
 
 
@@ -241,7 +241,7 @@ def main(argv=None) -> int:
                   f"{f(row['ours_work_gflops'], '9.1f')} {f(row['trace_rel_diff'], '9.1e')}")
           lines.append(line)
           print(line, flush=True)
-          atomic_write_json(args.out, {"config": vars(args), "jax": jax.__version__,
+          write_json(args.out, {"config": vars(args), "jax": jax.__version__,
                                        "backend": jax.default_backend(), "rows": rows,
                                        "table": lines})
   print(f"wrote {args.out}")

@@ -38,7 +38,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import gbounds  # noqa: E402
-from gbounds.ntk._dynamics import phi_host  # noqa: E402
+from gbounds.ntk import phi_host  # noqa: E402
 
 
 def kernel(n: int, h: int = 2000, seed: int = 0):

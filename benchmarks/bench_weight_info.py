@@ -41,7 +41,7 @@ def main():
   ap.add_argument("--inputs", type=int, default=64)
   args = ap.parse_args()
   x = jax.random.normal(jax.random.key(0), (args.n, args.inputs))
-  mf = gbounds.as_model_fn(gbounds.models.MLP(hidden=(args.hidden,), out=10), example_input=x[:2], key=0)
+  mf = gbounds.models.as_model_fn(gbounds.models.MLP(hidden=(args.hidden,), out=10), example_input=x[:2], key=0)
   d = gbounds.models.count_params(mf.params)
   beta, lam = 1.0, 1.0
 

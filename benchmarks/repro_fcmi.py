@@ -14,11 +14,10 @@ import sys
 import time
 
 import jax
+from bench_util import versions, write_json
 
 import gbounds
-from gbounds.experiments import _fcmi as fe
-from gbounds._src.io import atomic_write_json
-from gbounds.supersample._supersample import package_versions
+import gbounds.experiments as fe
 
 
 def main(argv=None):
@@ -44,11 +43,11 @@ def main(argv=None):
   checks = {r.n: {"nonvacuous": r.fcmi_bound < 1.0, "above_gap": r.fcmi_bound > r.gap}
             for r in rep.table.rows}
   print(f"checks: {checks}   wall {wall:.0f} s")
-  atomic_write_json(pathlib.Path(args.out) / "repro.json", {
+  write_json(pathlib.Path(args.out) / "repro.json", {
       "rows": [r._asdict() for r in rep.table.rows],
       "published": {str(k): {"bound": v[0], "gap": v[1]} for k, v in rep.published.items()},
       "protocol": rep.table.protocol, "checks": checks, "wall_s": wall,
-      "versions": package_versions(), "gbounds": gbounds.__version__})
+      "versions": versions(), "gbounds": gbounds.__version__})
   return 0 if all(all(c.values()) for c in checks.values()) else 1
 
 

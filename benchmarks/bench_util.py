@@ -1,0 +1,68 @@
+"""Small helpers shared by the benchmark scripts (user code: the public API and the standard
+library only)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import pathlib
+import platform
+import tempfile
+
+import numpy as np
+
+
+def _default(o):
+  if isinstance(o, np.ndarray):
+    return o.tolist()
+  if isinstance(o, (np.integer,)):
+    return int(o)
+  if isinstance(o, (np.floating,)):
+    return float(o)
+  if isinstance(o, (pathlib.PurePath,)):
+    return str(o)
+  if hasattr(o, "__array__"):
+    return np.asarray(o).tolist()
+  raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_json(path: str | os.PathLike, obj) -> pathlib.Path:
+  """Writes ``obj`` as indented JSON atomically (a temporary file in the same directory, then
+  ``os.replace``); numpy values become plain numbers and lists.
+
+  Args:
+    path: the target file (its directory is created).
+    obj: JSON-able data (numpy arrays allowed).
+
+  Returns:
+    The path written.
+  """
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  text = json.dumps(obj, indent=2, default=_default)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  try:
+    with os.fdopen(fd, "w") as f:
+      f.write(text)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+  return path
+
+
+def versions() -> dict[str, str]:
+  """Versions of Python, gbounds and the numeric stack, for result files.
+
+  Returns:
+    ``{"python": ..., "gbounds": ..., "jax": ..., ...}`` (``"absent"`` when not installed).
+  """
+  out = {"python": platform.python_version()}
+  for name in ("gbounds", "jax", "jaxlib", "flax", "optax", "numpy"):
+    try:
+      out[name] = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      out[name] = "absent"
+  return out
