@@ -1,8 +1,5 @@
 """Mutual-information estimators, CMI bounds, kl inverses, PAC-Bayes and kernel bounds."""
 
-from gbounds.bounds._kl import binary_kl as binary_kl
-from gbounds.bounds._kl import kl_inverse_lower as kl_inverse_lower
-from gbounds.bounds._kl import kl_inverse_upper as kl_inverse_upper
 from gbounds.bounds._cmi import BoundName as BoundName
 from gbounds.bounds._cmi import BoundResult as BoundResult
 from gbounds.bounds._cmi import BoundsReport as BoundsReport
@@ -22,6 +19,9 @@ from gbounds.bounds._cmi import mutual_information_from_counts as mutual_informa
 from gbounds.bounds._cmi import plugin_mutual_information as plugin_mutual_information
 from gbounds.bounds._cmi import samplewise_mi as samplewise_mi
 from gbounds.bounds._cmi import sqrt_bound as sqrt_bound
+from gbounds.bounds._kl import binary_kl as binary_kl
+from gbounds.bounds._kl import kl_inverse_lower as kl_inverse_lower
+from gbounds.bounds._kl import kl_inverse_upper as kl_inverse_upper
 from gbounds.bounds._pac_bayes import CATONI_GRID as CATONI_GRID
 from gbounds.bounds._pac_bayes import SIGMA_GRID as SIGMA_GRID
 from gbounds.bounds._pac_bayes import CertificateName as CertificateName

@@ -70,8 +70,16 @@ from jax.typing import ArrayLike
 
 from gbounds._src import batching as _batching
 from gbounds._src import results as _results
-from gbounds._src.errors import as_enum, check_binary, check_finite, check_in_unit_interval
-from gbounds._src.errors import check_nonnegative_int, check_open_unit_interval, check_rank, fail
+from gbounds._src.errors import (
+  as_enum,
+  check_binary,
+  check_finite,
+  check_in_unit_interval,
+  check_nonnegative_int,
+  check_open_unit_interval,
+  check_rank,
+  fail,
+)
 from gbounds.bounds._kl import _check_broadcast, _checked, _kl_inverse_upper
 
 _LOG2 = math.log(2.0)

@@ -184,7 +184,7 @@ def test_sqrt_bound_monotone_in_each_information(mi, j, extra):
 def _mi(joint: dict) -> float:
   """I(V; U) in nats from {(v, u): probability} (plain Python, U uniform on {0, 1})."""
   pv: dict = {}
-  for (v, u), p in joint.items():
+  for (v, _u), p in joint.items():
     pv[v] = pv.get(v, 0.0) + p
   mi = sum(p * math.log(p / (pv[v] * 0.5)) for (v, u), p in joint.items() if p > 0)
   return max(mi, 0.0)  # a sum of rounded terms can be -1e-17 where the MI is 0

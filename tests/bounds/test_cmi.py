@@ -14,8 +14,28 @@ import pytest
 
 import gbounds
 from gbounds import InvalidInputError
-from gbounds.bounds import BoundName, BoundResult, BoundsReport, MeasuredGap
-from gbounds.bounds import EcmiForm, LdcmiForm, MIEstimator, binary_kl, cmi_bounds, ecmi_bound, ecmi_kl_test_error, ecmi_linear_test_error, fcmi_bound, ldcmi_bound, ldcmi_fast_rate_gap, measured_gap, mutual_information_from_counts, plugin_mutual_information, samplewise_mi, sqrt_bound
+from gbounds.bounds import (
+  BoundName,
+  BoundResult,
+  BoundsReport,
+  EcmiForm,
+  LdcmiForm,
+  MeasuredGap,
+  MIEstimator,
+  binary_kl,
+  cmi_bounds,
+  ecmi_bound,
+  ecmi_kl_test_error,
+  ecmi_linear_test_error,
+  fcmi_bound,
+  ldcmi_bound,
+  ldcmi_fast_rate_gap,
+  measured_gap,
+  mutual_information_from_counts,
+  plugin_mutual_information,
+  samplewise_mi,
+  sqrt_bound,
+)
 
 LOG2 = math.log(2)
 
