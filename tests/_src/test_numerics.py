@@ -8,6 +8,7 @@ import pytest
 import scipy.linalg
 
 from gbounds._src import numerics
+from gbounds._src.errors import InvalidInputError
 from gbounds._src.numerics import EighBackend
 
 BACKENDS = [EighBackend.AUTO, EighBackend.HOST, EighBackend.XLA]
@@ -285,3 +286,15 @@ def test_xlogy_matches_scipy(dtype):
   np.testing.assert_allclose(np.asarray(jax.jit(numerics.xlogy)(x, y)), ref, rtol=tol, atol=tol)
   np.testing.assert_allclose(np.asarray(jax.vmap(numerics.xlogy)(x, y)), ref, rtol=tol, atol=tol)
   assert float(numerics.xlogy(x, y)[0]) == 0.0
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: _src/numerics.py eigh does not validate its input: a non-square or rank-1 array reaches "
+    "LAPACK inside the host callback (JaxRuntimeError 'CpuCallback error ... LinAlgError') or "
+    "XLA (TypeError 'transpose permutation ...'); expected InvalidInputError naming `a` (e.g. "
+    "_errors.fail('a', 'a (..., n, n) square matrix', f'shape {a.shape}'))"))
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape", [(2, 3), (3,)])
+def test_eigh_refuses_non_square_input(backend, shape):
+  with pytest.raises(InvalidInputError, match=r"\ba\b"):
+    numerics.eigh(np.ones(shape, np.float32), backend=backend)
