@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import gbounds
-from gbounds.experiments import _fcmi as fe
 from gbounds.cli import main as cli_main
+from gbounds.experiments import _fcmi as fe
 
 
 def _brute_fcmi(masks, predictions):

@@ -6,8 +6,8 @@ import math
 import pytest
 
 from gbounds import GBoundsError, InvalidInputError
-from gbounds.experiments import _registry as rr
 from gbounds.cli import main as cli_main
+from gbounds.experiments import _registry as rr
 
 EXPECTED = {"fcmi_mnist_4v9", "sample_info_correlation", "pac_bayes_binary_mnist",
             "wang_mao_synthetic", "limit_label_noise", "supervision_complexity",

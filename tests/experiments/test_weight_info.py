@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 import gbounds
-
-from gbounds.experiments import _weight_info as exp
 from gbounds.cli import main
+from gbounds.experiments import _weight_info as exp
 
 pytestmark = pytest.mark.slow
 
