@@ -58,7 +58,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gbounds._src import batching as _batching
 from gbounds._src import errors as _errors
+from gbounds._src import progress as _progress
+from gbounds._src import results as _results
 
 
 class Binning(enum.Enum):
@@ -87,8 +90,27 @@ class PairwiseMI(NamedTuple):
   pairs: jax.Array
   values: jax.Array
 
+  to_dict = _results.namedtuple_to_dict
+
+  @classmethod
+  def from_dict(cls, data: dict) -> PairwiseMI:
+    """Rebuilds the result from :meth:`to_dict` output.
+
+    Args:
+      data: the dict.
+
+    Returns:
+      A :class:`PairwiseMI` of numpy arrays (indices int64).
+    """
+    return cls(np.asarray(data["neurons"], np.int64),
+               np.asarray(data["pairs"], np.int64).reshape(-1, 2), np.asarray(data["values"]))
+
   def matrix(self) -> jax.Array:
-    """``(n, n)`` symmetric matrix over :attr:`neurons` with NaN on the diagonal."""
+    """The MI values as a matrix.
+
+    Returns:
+      ``(n, n)`` symmetric matrix over :attr:`neurons` with NaN on the diagonal.
+    """
     n = self.neurons.shape[0]
     pos = {int(c): r for r, c in enumerate(np.asarray(self.neurons))}
     p = np.asarray(self.pairs)
@@ -111,6 +133,21 @@ class ActivationInformation(NamedTuple):
   mean_mi: jax.Array
   entropies: jax.Array
   mi: PairwiseMI
+
+  to_dict = _results.namedtuple_to_dict
+
+  @classmethod
+  def from_dict(cls, data: dict) -> ActivationInformation:
+    """Rebuilds the result from :meth:`to_dict` output.
+
+    Args:
+      data: the dict.
+
+    Returns:
+      An :class:`ActivationInformation` of numpy arrays.
+    """
+    return cls(np.asarray(data["mean_entropy"]), np.asarray(data["mean_mi"]),
+               np.asarray(data["entropies"]), PairwiseMI.from_dict(data["mi"]))
 
 
 # ----------------------------------------------------------------------------- validation
@@ -179,9 +216,32 @@ def _check_seed(seed) -> int:
   return _check_int("seed", seed, 0, 2 ** 32 - 1)
 
 
-def _check_progress(progress) -> None:
-  if progress is not None and not callable(progress):
-    _errors.fail("progress", "None or a callable progress(done, total)", type(progress).__name__)
+def _progress_callback(callback, progress, desc: str) -> _progress.ProgressCallback | None:
+  """The one ``callback(done, total)`` from ``callback`` and the ``progress`` flag.
+
+  ``progress=True`` draws a tqdm bar (:class:`gbounds._src.progress.TqdmCallback`); a callable
+  ``progress`` is taken as the callback (the earlier form of this argument).
+  """
+  if callback is not None and not callable(callback):
+    _errors.fail("callback", "None or a callable callback(done, total)", type(callback).__name__)
+  if progress is None or progress is False:
+    return callback
+  if isinstance(progress, bool):
+    bar = _progress.TqdmCallback(desc, unit="pairs")
+    if callback is None:
+      return bar
+
+    def both(done: int, total: int) -> None:
+      bar(done, total)
+      callback(done, total)
+    return both
+  if not callable(progress):
+    _errors.fail("progress", "None, a bool or a callable progress(done, total)",
+                 type(progress).__name__)
+  if callback is not None:
+    _errors.fail("progress", "a bool when callback is given (a callable progress is the "
+                 "callback)", "a callable")
+  return progress
 
 
 # ----------------------------------------------------------------------------- entropy
@@ -540,7 +600,8 @@ def pairwise_mutual_information(
     activations: jax.typing.ArrayLike, *, k: int = 3,
     neurons: jax.typing.ArrayLike | None = None, block_size: int = 128, unroll: int = _CHUNK,
     tie_noise: float | None = None, seed: int = 0,
-    progress: Callable[[int, int], None] | None = None) -> PairwiseMI:
+    callback: _progress.ProgressCallback | None = None,
+    progress: bool | Callable[[int, int], None] | None = None) -> PairwiseMI:
   """KSG-1 mutual information (nats) between every pair of the chosen neurons.
 
   For each pair ``(i, j)``, ``i < j``, of columns of ``activations``, the estimator of
@@ -560,7 +621,8 @@ def pairwise_mutual_information(
     unroll: neighbour offsets scanned between two termination checks (>= 1).
     tie_noise: see :func:`ksg_mutual_information`.
     seed: seed of the tie-breaking noise.
-    progress: optional ``progress(done_pairs, total_pairs)`` callback after each block.
+    callback: optional ``callback(done_pairs, total_pairs)`` after each block.
+    progress: True draws a progress bar (a callable is taken as ``callback``, the earlier form).
 
   Returns:
     :class:`PairwiseMI` with ``n (n - 1) / 2`` values.
@@ -575,7 +637,7 @@ def pairwise_mutual_information(
   unroll = _check_int("unroll", unroll, 1)
   scale = _noise_scale(a.dtype, _check_tie_noise(tie_noise))
   seed = _check_seed(seed)
-  _check_progress(progress)
+  callback = _progress_callback(callback, progress, "pairwise MI")
   if neurons is None:
     cols = np.arange(n_total)
   else:
@@ -600,19 +662,17 @@ def pairwise_mutual_information(
   sv, order, inverse = _sorted_columns(xt)
   li, lj = np.triu_indices(cols.size, 1)
   total = li.size
-  # a power of two up to block_size: few distinct compiled shapes for small problems
+  # a power of two up to block_size: few distinct compiled shapes for small problems; the last
+  # block is padded to the same size (gbounds._src.batching: its first pair repeated, the
+  # padded values dropped; every pair's value is computed independently of the others)
   bsz = min(block_size, 1 << (total - 1).bit_length())
   out = []
-  for start in range(0, total, bsz):
-    bi, bj = li[start:start + bsz], lj[start:start + bsz]
-    m = bi.size
-    if m < bsz:
-      bi = np.concatenate([bi, np.full(bsz - m, li[0])])
-      bj = np.concatenate([bj, np.full(bsz - m, lj[0])])
+  for start, stop in _batching.chunk_bounds(total, bsz):
+    m = stop - start
+    bi, bj = _batching.pad_rows((li[start:stop], lj[start:stop]), bsz)
     vals = _ksg_block_jit(*_block_args(xt, sv, order, inverse, bi, bj), k, unroll, _CAP)
     out.append(vals[:m])
-    if progress is not None:
-      progress(start + m, total)
+    _progress.notify(callback, stop, total)
   values = jnp.concatenate(out)
   values = jnp.where(jnp.asarray(constant[li] | constant[lj]), jnp.zeros_like(values), values)
   pairs = jnp.asarray(np.stack([cols[li], cols[lj]], axis=1))
@@ -628,7 +688,8 @@ def activation_information(
     activations: jax.typing.ArrayLike, *, bins: int = 100,
     binning: Binning | str = Binning.GLOBAL, k: int = 3, mi_neurons: int | None = None,
     seed: int = 0, block_size: int = 128, tie_noise: float | None = None,
-    progress: Callable[[int, int], None] | None = None) -> ActivationInformation:
+    callback: _progress.ProgressCallback | None = None,
+    progress: bool | Callable[[int, int], None] | None = None) -> ActivationInformation:
   """Mean neuron entropy and mean pairwise neuron MI (nats) of an activation matrix.
 
   ``mean_entropy = 1/N sum_n H_n`` over all ``N`` neurons (:func:`neuron_entropy`) and
@@ -647,7 +708,12 @@ def activation_information(
     seed: seed of the neuron subsample and of the KSG tie-breaking noise.
     block_size: pairs per KSG block.
     tie_noise: see :func:`ksg_mutual_information`.
-    progress: forwarded to :func:`pairwise_mutual_information`.
+    callback: optional ``callback(done_pairs, total_pairs)`` after each block of MI pairs.
+    progress: True draws a progress bar over the MI pairs (a callable is taken as
+      ``callback``, the earlier form of this argument).
+
+  Returns:
+    :class:`ActivationInformation`.
 
   Raises:
     InvalidInputError: for any invalid argument (the message names it), before any estimation.
@@ -664,9 +730,9 @@ def activation_information(
   seed = _check_seed(seed)
   block_size = _check_int("block_size", block_size, 1)
   tie_noise = _check_tie_noise(tie_noise)
-  _check_progress(progress)
+  callback = _progress_callback(callback, progress, "activation MI")
   ent = _entropy_jit(a, bins, binning)
   cols = subsample_neurons(n, mi_neurons, seed=seed)
   mi = pairwise_mutual_information(a, k=k, neurons=np.asarray(cols), block_size=block_size,
-                                   tie_noise=tie_noise, seed=seed, progress=progress)
+                                   tie_noise=tie_noise, seed=seed, callback=callback)
   return ActivationInformation(jnp.mean(ent), jnp.mean(mi.values), ent, mi)

@@ -47,22 +47,22 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
+from flax import nnx
 from jax.flatten_util import ravel_pytree
 
 from gbounds._src import batching as _batching
 from gbounds._src import errors as _errors
 from gbounds._src import numerics as _numerics
+from gbounds._src import results as _results
 from gbounds.info import _model
 from gbounds.ntk import jacobian_fn
 
-ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
 
 class FisherType(enum.IntEnum):
@@ -150,12 +150,42 @@ class WeightInformation(NamedTuple):
     num_params: ``k``.
   """
   total: jax.Array
-  per_layer: dict
+  per_layer: dict[str, jax.Array]
   log_det: jax.Array
   trace_term: jax.Array
   norm_term: jax.Array
   fisher_trace: jax.Array
   num_params: int
+
+  to_dict = _results.namedtuple_to_dict
+
+  @classmethod
+  def from_dict(cls, data: dict[str, Any]) -> WeightInformation:
+    """Rebuilds the result from :meth:`to_dict` output (arrays as numpy arrays).
+
+    Args:
+      data: the dict.
+
+    Returns:
+      A :class:`WeightInformation`.
+    """
+    arr = np.asarray
+    return cls(total=arr(data["total"]), per_layer={k: arr(v) for k, v in
+                                                     data["per_layer"].items()},
+               log_det=arr(data["log_det"]), trace_term=arr(data["trace_term"]),
+               norm_term=arr(data["norm_term"]), fisher_trace=arr(data["fisher_trace"]),
+               num_params=int(data["num_params"]))
+
+  def table(self) -> _results.Table:
+    """Information per layer.
+
+    Returns:
+      A :class:`gbounds.Table` with columns ``layer`` and ``information_nats``, one row per
+      layer, then a ``total`` row.
+    """
+    rows = [(k, float(v)) for k, v in self.per_layer.items()] + [("total", float(self.total))]
+    return _results.Table(("layer", "information_nats"), tuple(rows),
+                          title="information in the weights (nats)")
 
 
 # ----------------------------------------------------------------------------- closed form
@@ -245,7 +275,9 @@ def _check(apply_fn, params, x, y, fisher, key, num_samples, beta=None, prior_sc
   """Eager validation shared by every public entry; returns the :class:`FisherType`."""
   fisher = _errors.as_enum("fisher", fisher, FisherType)
   if not callable(apply_fn):
-    _errors.fail("apply_fn", "a callable apply_fn(params, x) -> logits", type(apply_fn).__name__)
+    _errors.fail("model", "a callable apply_fn(params, x) -> logits", type(apply_fn).__name__)
+  if x is None:
+    _errors.fail("x", "an input batch", None)
   if beta is not None:
     _check_scalar("beta", beta)
   if prior_scale is not None:
@@ -267,10 +299,10 @@ def _check(apply_fn, params, x, y, fisher, key, num_samples, beta=None, prior_sc
   except _errors.GBoundsError:
     raise
   except Exception as exc:  # noqa: BLE001 - report the model/input mismatch by argument name
-    _errors.fail("apply_fn", "a function that accepts (params, x) with these params and inputs",
+    _errors.fail("model", "a function that accepts (params, x) with these params and inputs",
                  f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
   if not hasattr(out, "shape") or len(out.shape) != 2 or out.shape[-1] < 2:
-    _errors.fail("apply_fn", "logits of shape (batch, k) with k >= 2 classes",
+    _errors.fail("model", "logits of shape (batch, k) with k >= 2 classes",
                  f"{getattr(out, 'shape', type(out).__name__)}")
   num_classes = int(out.shape[-1])
   if y is not None or fisher == FisherType.EMPIRICAL:
@@ -326,7 +358,7 @@ def _scale(n, scaling: LossScaling):
   return 1.0 if scaling == LossScaling.SUM else 1.0 / n
 
 
-def fisher_matrix(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLike,
+def fisher_matrix(model: Any, params: Any = None, x: jax.typing.ArrayLike | None = None,
                   y: jax.typing.ArrayLike | None = None, *,
                   fisher: FisherType | str = FisherType.TRUE,
                   scaling: LossScaling | str = LossScaling.SUM,
@@ -337,35 +369,80 @@ def fisher_matrix(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLike,
   .. math:: H = s \\sum_i J_i^\\top H_i J_i, \\qquad s = 1 \\text{ (SUM) or } 1/n \\text{ (MEAN)}
 
   with :math:`H_i` the output Fisher of :class:`FisherType`. ``O(d^2)`` memory.
+
+  Args:
+    model: the classifier, ``logits = f(params, x)`` of shape ``(batch, k)``, ``k >= 2``: an
+      ``apply_fn(params, x)`` callable, a :class:`gbounds.models.ModelFn`, a Linen module (with
+      ``params``) or an NNX module (normalised by :func:`gbounds.models.as_model_fn`).
+    params: the weights (a pytree, passed to the model as is; optional for a ``ModelFn`` or an
+      NNX module: their own weights; for NNX an ``nnx.State`` of ``nnx.Param``).
+    x: inputs ``(n, ...)``.
+    y: integer labels ``(n,)`` (needed for ``FisherType.EMPIRICAL`` only).
+    fisher: :class:`FisherType`.
+    scaling: :class:`LossScaling`.
+    key: PRNG key for ``FisherType.SAMPLED``.
+    num_samples: label draws per example for ``FisherType.SAMPLED``.
+    chunk_size: at most this many examples differentiated at once (None: all).
+
+  Returns:
+    ``(d, d)`` matrix :math:`H`.
   """
-  fisher = _check(apply_fn, params, x, y, fisher, key, num_samples,
+  m = _model.as_model(model, params, name="model")
+  fisher = _check(m.apply_fn, m.params, x, y, fisher, key, num_samples,
                   chunk_size=chunk_size)
   scaling = _errors.as_enum("scaling", scaling, LossScaling)
-  total, _, _ = _accumulate(apply_fn, params, x, y, fisher, key, num_samples, chunk_size, "full")
+  total, _, _ = _accumulate(m.apply_fn, m.params, x, y, fisher, key, num_samples, chunk_size,
+                            "full")
   return total * _scale(np.shape(x)[0], scaling)
 
 
-def fisher_diagonal(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLike,
+def fisher_diagonal(model: Any, params: Any = None, x: jax.typing.ArrayLike | None = None,
                     y: jax.typing.ArrayLike | None = None, *,
                     fisher: FisherType | str = FisherType.TRUE,
                     scaling: LossScaling | str = LossScaling.SUM,
                     key: jax.Array | None = None, num_samples: int = 1,
                     chunk_size: int | None = None) -> Any:
   """Diagonal of the Fisher curvature, :math:`H_{jj} = s \\sum_i (J_i^\\top H_i J_i)_{jj}`, as a
-  pytree shaped like ``params`` (chunked over examples: memory ``O(chunk_size k d)``)."""
-  fisher = _check(apply_fn, params, x, y, fisher, key, num_samples,
+  pytree shaped like ``params`` (chunked over examples: memory ``O(chunk_size k d)``).
+
+  Args:
+    model: the classifier, ``logits = f(params, x)`` of shape ``(batch, k)``, ``k >= 2``: an
+      ``apply_fn(params, x)`` callable, a :class:`gbounds.models.ModelFn`, a Linen module (with
+      ``params``) or an NNX module (normalised by :func:`gbounds.models.as_model_fn`).
+    params: the weights (a pytree, passed to the model as is; optional for a ``ModelFn`` or an
+      NNX module: their own weights; for NNX an ``nnx.State`` of ``nnx.Param``).
+    x: inputs ``(n, ...)``.
+    y: integer labels ``(n,)`` (needed for ``FisherType.EMPIRICAL`` only).
+    fisher: :class:`FisherType`.
+    scaling: :class:`LossScaling`.
+    key: PRNG key for ``FisherType.SAMPLED``.
+    num_samples: label draws per example for ``FisherType.SAMPLED``.
+    chunk_size: at most this many examples differentiated at once (None: all).
+
+  Returns:
+    A pytree shaped like ``params`` holding :math:`H_{jj}`.
+  """
+  m = _model.as_model(model, params, name="model")
+  fisher = _check(m.apply_fn, m.params, x, y, fisher, key, num_samples,
                   chunk_size=chunk_size)
   scaling = _errors.as_enum("scaling", scaling, LossScaling)
-  total, _, unravel = _accumulate(apply_fn, params, x, y, fisher, key, num_samples, chunk_size,
-                                  "diag")
+  total, _, unravel = _accumulate(m.apply_fn, m.params, x, y, fisher, key, num_samples,
+                                  chunk_size, "diag")
   return unravel(total * _scale(np.shape(x)[0], scaling))
 
 
-def fisher_trace(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLike,
+def fisher_trace(model: Any, params: Any = None, x: jax.typing.ArrayLike | None = None,
                  y: jax.typing.ArrayLike | None = None, **kwargs) -> jax.Array:
-  """:math:`\\mathrm{tr}\\,H`, the cheap proxy for the information in the weights (same arguments
-  as :func:`fisher_diagonal`)."""
-  diag = fisher_diagonal(apply_fn, params, x, y, **kwargs)
+  """:math:`\\mathrm{tr}\\,H = \\sum_j H_{jj}`, the cheap proxy for the information in the weights.
+
+  Args:
+    model, params, x, y: as in :func:`fisher_diagonal`.
+    **kwargs: the keyword arguments of :func:`fisher_diagonal`.
+
+  Returns:
+    The scalar trace.
+  """
+  diag = fisher_diagonal(model, params, x, y, **kwargs)
   return sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(diag))
 
 
@@ -385,52 +462,95 @@ def _is_dense_call(context) -> bool:
   return isinstance(context.module, nn.Dense) and context.method_name == "__call__"
 
 
-def _dense_forward(apply_fn, params, x, perturb):
-  """Runs ``apply_fn`` recording the input of every 2-D ``nn.Dense`` call and adding
-  ``perturb[(path, call)]`` to its output; returns ``(logits, {(path, call): input})``."""
-  inputs = {}
-  counts: dict[tuple, int] = {}
-
-  def interceptor(next_fun, args, kwargs, context):
-    if not _is_dense_call(context):
-      return next_fun(*args, **kwargs)
-    path = tuple(context.module.path)
-    call = counts.get(path, 0)
-    counts[path] = call + 1
-    out = next_fun(*args, **kwargs)
-    key = (path, call)
-    if perturb is not None and key in perturb:
-      inputs[key] = args[0]
-      out = out + perturb[key]
-    return out
-
-  with nn.intercept_methods(interceptor):
-    logits = apply_fn(params, x)
-  return logits, inputs
+# A hooked forward pass ``run(params, x, hook) -> logits`` calls
+# ``hook(path, call, use_bias, layer_input, layer_output) -> output`` at every dense layer call
+# (``flax.linen.Dense`` through ``nn.intercept_methods``; ``flax.nnx.Linear`` through a probe put
+# in place of the layer in a freshly merged copy of the module).
 
 
-def _dense_calls(apply_fn, params, x) -> list[_DenseCall]:
-  """Every ``nn.Dense`` call of one forward pass, in call order (shapes only, nothing computed)."""
-  calls: list[_DenseCall] = []
-
-  def probe(p, xx):
+@functools.lru_cache(maxsize=64)
+def _linen_hooked(apply_fn):
+  def run(params, x, hook):
     counts: dict[tuple, int] = {}
 
     def interceptor(next_fun, args, kwargs, context):
+      if not _is_dense_call(context):
+        return next_fun(*args, **kwargs)
+      path = tuple(context.module.path)
+      call = counts.get(path, 0)
+      counts[path] = call + 1
       out = next_fun(*args, **kwargs)
-      if _is_dense_call(context):
-        path = tuple(context.module.path)
-        call = counts.get(path, 0)
-        counts[path] = call + 1
-        calls.append(_DenseCall(path, call, bool(context.module.use_bias),
-                                int(args[0].shape[-1]), tuple(out.shape),
-                                np.dtype(out.dtype)))
-      return out
+      return hook(path, call, bool(context.module.use_bias), args[0], out)
 
     with nn.intercept_methods(interceptor):
-      return apply_fn(p, xx)
+      return apply_fn(params, x)
+  return run
 
-  jax.eval_shape(probe, params, x)
+
+class _NnxProbe:
+  """Stands in for an ``nnx.Linear`` in a merged copy of the module and calls the hook."""
+
+  def __init__(self, layer, path, counts, hook):
+    self.layer, self.path, self.counts, self.hook = layer, path, counts, hook
+
+  def __call__(self, x):
+    call = self.counts.get(self.path, 0)
+    self.counts[self.path] = call + 1
+    out = self.layer(x)
+    return self.hook(self.path, call, self.layer.bias is not None, x, out)
+
+
+def _nnx_hooked(module):
+  graphdef, _, rest = nnx.split(module, nnx.Param, ...)
+
+  def run(params, x, hook):
+    m = nnx.merge(graphdef, params, rest)
+    counts: dict[tuple, int] = {}
+    for path, layer in list(nnx.iter_modules(m)):
+      if not isinstance(layer, nnx.Linear) or not path:
+        continue
+      parent = m
+      for name in path[:-1]:
+        parent = parent[name] if isinstance(name, int) else getattr(parent, name)
+      probe = _NnxProbe(layer, tuple(str(q) for q in path), counts, hook)
+      if isinstance(path[-1], int):
+        parent[path[-1]] = probe
+      else:
+        setattr(parent, path[-1], probe)
+    return m(x)
+  return run
+
+
+def _hooked_forward(m: _model.Model):
+  """``run(params, x, hook)`` for the model (see above)."""
+  return _linen_hooked(m.apply_fn) if m.nnx_module is None else _nnx_hooked(m.nnx_module)
+
+
+def _dense_forward(run, params, x, perturb):
+  """Runs the hooked forward pass recording the input of every dense call in ``perturb`` and
+  adding ``perturb[(path, call)]`` to its output; returns ``(logits, {(path, call): input})``."""
+  inputs = {}
+
+  def hook(path, call, use_bias, inp, out):
+    key = (path, call)
+    if perturb is not None and key in perturb:
+      inputs[key] = inp
+      out = out + perturb[key]
+    return out
+
+  return run(params, x, hook), inputs
+
+
+def _dense_calls(run, params, x) -> list[_DenseCall]:
+  """Every dense call of one forward pass, in call order (shapes only, nothing computed)."""
+  calls: list[_DenseCall] = []
+
+  def hook(path, call, use_bias, inp, out):
+    calls.append(_DenseCall(path, call, use_bias, int(inp.shape[-1]), tuple(out.shape),
+                            np.dtype(out.dtype)))
+    return out
+
+  jax.eval_shape(lambda p, xx: run(p, xx, hook), params, x)
   return calls
 
 
@@ -439,8 +559,14 @@ def _key_name(k) -> str:
 
 
 def _leaf_keys(params) -> list[tuple]:
-  return [tuple(_key_name(k) for k in path)
-          for path, _ in jax.tree_util.tree_leaves_with_path(params)]
+  """Key path of every leaf, as strings; an NNX ``Param``'s trailing ``.value`` is dropped, so
+  that an ``nnx.State`` gives the same layer paths as the module (``("layers", "0", "kernel")``)."""
+  out = []
+  for path, _ in jax.tree_util.tree_leaves_with_path(params):
+    if path and isinstance(path[-1], jax.tree_util.GetAttrKey) and path[-1].name == "value":
+      path = path[:-1]
+    out.append(tuple(_key_name(k) for k in path))
+  return out
 
 
 def _locate_dense(params, calls: list[_DenseCall]) -> dict[tuple, dict[str, tuple]]:
@@ -484,14 +610,15 @@ def _locate_dense(params, calls: list[_DenseCall]) -> dict[tuple, dict[str, tupl
   return found
 
 
-def kfac_factors(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLike,
+def kfac_factors(model: Any, params: Any = None, x: jax.typing.ArrayLike | None = None,
                  y: jax.typing.ArrayLike | None = None, *,
                  fisher: FisherType | str = FisherType.TRUE,
                  scaling: LossScaling | str = LossScaling.SUM,
                  key: jax.Array | None = None, num_samples: int = 1,
                  chunk_size: int | None = None,
                  sharing: KfacSharing | str = KfacSharing.REDUCE) -> dict:
-  """K-FAC factors of every ``flax.linen.Dense`` layer called by ``apply_fn`` on 2-D inputs.
+  """K-FAC factors of every dense layer (``flax.linen.Dense``; ``flax.nnx.Linear`` in an NNX
+  module) the model calls on 2-D inputs.
 
   For a layer with input :math:`a_i` and output :math:`z_i` on example ``i``,
   :math:`\\tilde a = [a; 1]` when the layer has a bias and :math:`\\tilde a = a` when it has none
@@ -513,34 +640,52 @@ def kfac_factors(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLike,
   variables dict, or deeper): each layer's parameters are found by their module path. Dense
   calls on inputs of rank other than 2 and layers whose kernel is not in ``params`` are skipped.
 
+  Args:
+    model: the classifier, ``logits = f(params, x)`` of shape ``(batch, k)``, ``k >= 2``: an
+      ``apply_fn(params, x)`` callable, a :class:`gbounds.models.ModelFn`, a Linen module (with
+      ``params``) or an NNX module (normalised by :func:`gbounds.models.as_model_fn`).
+    params: the weights (a pytree, passed to the model as is; optional for a ``ModelFn`` or an
+      NNX module: their own weights; for NNX an ``nnx.State`` of ``nnx.Param``).
+    x: inputs ``(n, ...)``.
+    y: integer labels ``(n,)`` (needed for ``FisherType.EMPIRICAL`` only).
+    fisher: :class:`FisherType`.
+    scaling: :class:`LossScaling`.
+    key: PRNG key for ``FisherType.SAMPLED``.
+    num_samples: label draws per example for ``FisherType.SAMPLED``.
+    chunk_size: at most this many examples differentiated at once (None: all).
+    sharing: :class:`KfacSharing`, for a layer called more than once per forward pass.
+
   Returns:
-    ``{layer_path: (A, G)}`` with ``layer_path`` a tuple of module names (``("dense0",)``).
+    ``{layer_path: (A, G)}`` with ``layer_path`` a tuple of module names (``("dense0",)`` for
+    Linen; the attribute path for NNX, ``("layers", "0")``).
   """
-  fisher = _check(apply_fn, params, x, y, fisher, key, num_samples,
+  m = _model.as_model(model, params, name="model")
+  fisher = _check(m.apply_fn, m.params, x, y, fisher, key, num_samples,
                   chunk_size=chunk_size)
   scaling = _errors.as_enum("scaling", scaling, LossScaling)
   sharing = _errors.as_enum("sharing", sharing, KfacSharing)
-  factors, _ = _kfac(apply_fn, params, x, y, fisher, scaling, key, num_samples, chunk_size,
-                     sharing)
+  factors, _ = _kfac(m, x, y, fisher, scaling, key, num_samples, chunk_size, sharing)
   if not factors:
-    _errors.fail("apply_fn", "a model whose parameters include flax.linen.Dense layers for K-FAC",
-                 "no Dense layer on 2-D inputs with its kernel in params")
+    _errors.fail("model", "a model whose parameters include flax.linen.Dense (or flax.nnx.Linear)"
+                 " layers for K-FAC", "no dense layer on 2-D inputs with its kernel in params")
   return factors
 
 
-def _kfac(apply_fn, params, x, y, fisher, scaling, key, num_samples, chunk_size,
+def _kfac(m: _model.Model, x, y, fisher, scaling, key, num_samples, chunk_size,
           sharing=KfacSharing.REDUCE):
   """``({path: (A, G)}, {path: {"kernel": leaf keys, "bias": leaf keys}})``."""
+  params = m.params
   x = jnp.asarray(x)
   n = x.shape[0]
-  calls = _dense_calls(apply_fn, params, x[:1])
+  run = _hooked_forward(m)
+  calls = _dense_calls(run, params, x[:1])
   located = _locate_dense(params, calls)
   if not located:
     return {}, {}
   use = tuple(c for c in calls if c.path in located)
   yy = jnp.zeros(n, jnp.int32) if y is None else jnp.asarray(y)
   key = jax.random.key(0) if key is None else key
-  chunk = _kfac_chunk_fn(apply_fn, fisher, int(num_samples), use, sharing)
+  chunk = _kfac_chunk_fn(run, fisher, int(num_samples), use, sharing)
   acc = None
   for j, (s, e) in enumerate(_batching.chunk_bounds(n, chunk_size)):
     part = chunk(params, x[s:e], yy[s:e], jax.random.fold_in(key, j))
@@ -555,13 +700,13 @@ def _kfac(apply_fn, params, x, y, fisher, scaling, key, num_samples, chunk_size,
 
 
 @functools.lru_cache(maxsize=64)
-def _kfac_chunk_fn(apply_fn, fisher: FisherType, num_samples: int, calls: tuple,
+def _kfac_chunk_fn(run, fisher: FisherType, num_samples: int, calls: tuple,
                    sharing: KfacSharing):
   @jax.jit
   def chunk(params, xc, yc, kc):
     c = xc.shape[0]
     perturb = {(d.path, d.call): jnp.zeros((c, d.out_shape[-1]), d.out_dtype) for d in calls}
-    fn = lambda pt: _dense_forward(apply_fn, params, xc, pt)  # noqa: E731
+    fn = lambda pt: _dense_forward(run, params, xc, pt)  # noqa: E731
     logits, vjp, inputs = jax.vjp(fn, perturb, has_aux=True)
     u = _output_factors(logits, fisher, yc, kc, num_samples)  # (c, m, k)
     deltas = jax.vmap(lambda um: vjp(um)[0], in_axes=1)(u)  # {(path, call): (m, c, out)}
@@ -593,7 +738,7 @@ def _layer_name(keys: tuple) -> str:
   return "/".join(keys[:-1]) or keys[-1]
 
 
-def information_in_weights(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLike,
+def information_in_weights(model: Any, params: Any = None, x: jax.typing.ArrayLike | None = None,
                            y: jax.typing.ArrayLike | None = None, *, beta: float,
                            prior_scale: float, form: FisherForm | str = FisherForm.DIAGONAL,
                            fisher: FisherType | str = FisherType.TRUE,
@@ -612,10 +757,14 @@ def information_in_weights(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLi
   the derivation and the SUM/MEAN loss-scaling convention).
 
   Args:
-    apply_fn: ``apply_fn(params, x) -> logits (batch, k)``; the likelihood is ``softmax(logits)``.
-    params: the trained weights :math:`w^*` (a pytree, passed to ``apply_fn`` as is: the Linen
-      ``variables["params"]`` or the full ``{"params": ...}`` variables dict, as ``apply_fn``
-      expects); every floating leaf counts as a parameter.
+    model: the classifier, ``logits = f(params, x)`` of shape ``(batch, k)``; the likelihood is
+      ``softmax(logits)``. An ``apply_fn(params, x)`` callable, a
+      :class:`gbounds.models.ModelFn`, a Linen module (with ``params``) or an NNX module
+      (normalised by :func:`gbounds.models.as_model_fn`).
+    params: the trained weights :math:`w^*` (a pytree, passed to the model as is: for a
+      callable the Linen ``variables["params"]`` or the full ``{"params": ...}`` variables dict,
+      as it expects; optional for a ``ModelFn`` or an NNX module, whose own weights are used);
+      every floating leaf counts as a parameter.
     x: inputs ``(n, ...)``.
     y: integer labels ``(n,)`` (needed for ``FisherType.EMPIRICAL`` only).
     beta: Lagrange multiplier :math:`\\beta > 0`.
@@ -631,6 +780,8 @@ def information_in_weights(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLi
   Returns:
     :class:`WeightInformation`.
   """
+  m = _model.as_model(model, params, name="model")
+  apply_fn, params = m.apply_fn, m.params
   fisher = _check(apply_fn, params, x, y, fisher, key, num_samples, beta, prior_scale,
                   chunk_size)
   form = _errors.as_enum("form", form, FisherForm)
@@ -666,19 +817,18 @@ def information_in_weights(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLi
     fisher_tr = jnp.trace(h)
   else:
     if form == FisherForm.KFAC and not _locate_dense(
-        params, _dense_calls(apply_fn, params, jnp.asarray(x)[:1])):
-      _errors.fail("form", "a model with flax.linen.Dense layers (whose kernels are in params) "
-                   "for K-FAC; use form='diagonal'", "no such layer")
+        params, _dense_calls(_hooked_forward(m), params, jnp.asarray(x)[:1])):
+      _errors.fail("form", "a model with flax.linen.Dense (or flax.nnx.Linear) layers (whose "
+                   "kernels are in params) for K-FAC; use form='diagonal'", "no such layer")
     diag = fisher_diagonal(apply_fn, params, x, y, **kw)
     fisher_tr = sum(jnp.sum(v) for v in jax.tree_util.tree_leaves(diag))
     contrib: dict[str, list] = {}
     covered: set = set()
     if form == FisherForm.KFAC:
-      factors, located = _kfac(apply_fn, params, x, y, fisher, scaling, key, num_samples,
-                               chunk_size, sharing)
+      factors, located = _kfac(m, x, y, fisher, scaling, key, num_samples, chunk_size, sharing)
       if not factors:
-        _errors.fail("form", "a model with flax.linen.Dense layers (whose kernels are in params) "
-                     "for K-FAC; use form='diagonal'", "no such layer")
+        _errors.fail("form", "a model with flax.linen.Dense (or flax.nnx.Linear) layers (whose "
+                     "kernels are in params) for K-FAC; use form='diagonal'", "no such layer")
       for mpath, (a, g) in factors.items():
         leaf_keys = located[mpath]
         contrib.setdefault(_layer_name(leaf_keys["kernel"]), []).append(_kron_terms(a, g, c))
@@ -694,7 +844,7 @@ def information_in_weights(apply_fn: ApplyFn, params: Any, x: jax.typing.ArrayLi
   norm_term = sq_norm / (2 * prior_scale ** 2)
   total = log_det + trace_term + norm_term
   if not bool(jnp.isfinite(total)) or not bool(jnp.isfinite(fisher_tr)):
-    _errors.fail("apply_fn", "finite logits and Fisher on these params and inputs",
+    _errors.fail("model", "finite logits and Fisher on these params and inputs",
                  f"information {float(total)}, Fisher trace {float(fisher_tr)}")
   return WeightInformation(total=total, per_layer=per_layer,
                            log_det=log_det, trace_term=trace_term, norm_term=norm_term,

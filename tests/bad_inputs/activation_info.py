@@ -113,7 +113,10 @@ CASES = [
          r"block_size: expected an integer >= 1"),
     Case("activation_info/pairwise_progress_not_callable", "options",
          lambda: ai.pairwise_mutual_information(_A, progress="tqdm"), E,
-         r"progress: expected None or a callable"),
+         r"progress: expected None, a bool or a callable"),
+    Case("activation_info/pairwise_callback_not_callable", "options",
+         lambda: ai.pairwise_mutual_information(_A, callback="tqdm"), E,
+         r"callback: expected None or a callable"),
     # --- aggregate and subsampling
     Case("activation_info/aggregate_one_mi_neuron", "sizes",
          lambda: ai.activation_information(_A, mi_neurons=1), E,

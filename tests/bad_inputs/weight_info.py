@@ -43,7 +43,7 @@ def _nan_params():
 def _iw(**kw):
   def call():
     _, mf, x = _mlp()
-    args = dict(apply_fn=mf.apply_fn, params=mf.params, x=x, beta=1.0, prior_scale=1.0)
+    args = dict(model=mf.apply_fn, params=mf.params, x=x, beta=1.0, prior_scale=1.0)
     args.update(kw)
     return wi.information_in_weights(**args)
   return call
@@ -108,8 +108,8 @@ CASES = [
          r"chunk_size: expected a positive integer"),
     Case("weight_info/empty_inputs", "empty", lambda: _iw(x=_mlp()[2][:0])(), E,
          r"x: expected a non-empty"),
-    Case("weight_info/scalar_logits", "shapes", _iw(apply_fn=lambda p, x: jnp.sum(x, axis=1)), E,
-         r"apply_fn: expected logits of shape \(batch, k\)"),
+    Case("weight_info/scalar_logits", "shapes", _iw(model=lambda p, x: jnp.sum(x, axis=1)), E,
+         r"model: expected logits of shape \(batch, k\)"),
     Case("weight_info/kfac_without_dense", "options",
          lambda: wi.information_in_weights(lambda p, x: x @ p["w"], {"w": jnp.ones((4, 3))},
                                            _mlp()[2], beta=1.0, prior_scale=1.0, form="kfac"),

@@ -1,5 +1,7 @@
 """Tests for gbounds.info._activation_info: histogram entropy and KSG mutual information."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -463,3 +465,32 @@ def test_non_finite_input_raises_under_jit_ksg():
   x = jnp.asarray(np.r_[np.arange(9.0), np.inf])
   with pytest.raises(Exception, match="x: expected finite"):
     jax.jit(ksg_mutual_information)(x, jnp.arange(10.0)).block_until_ready()
+
+
+def test_progress_callback_and_legacy_callable_progress():
+  """``callback(done, total)`` after each block (last call done == total); a callable
+  ``progress`` (the earlier form) is the same callback; ``progress=True`` gives the same numbers."""
+  rng = np.random.default_rng(5)
+  a = rng.normal(size=(60, 5))
+  calls, legacy = [], []
+  res = pairwise_mutual_information(a, block_size=4, callback=lambda d, t: calls.append((d, t)))
+  assert calls == [(4, 10), (8, 10), (10, 10)]
+  pairwise_mutual_information(a, block_size=4, progress=lambda d, t: legacy.append((d, t)))
+  assert legacy == calls
+  bar = pairwise_mutual_information(a, block_size=4, progress=True)
+  np.testing.assert_array_equal(bar.values, res.values)
+  agg = []
+  activation_information(a, bins=10, block_size=4, callback=lambda d, t: agg.append((d, t)))
+  assert agg[-1] == (10, 10)
+
+
+def test_results_to_dict_round_trip():
+  rng = np.random.default_rng(8)
+  a = rng.normal(size=(80, 6))
+  info = activation_information(a, mi_neurons=4, seed=1, bins=20)
+  again = type(info).from_dict(json.loads(json.dumps(info.to_dict())))
+  for f in ("mean_entropy", "mean_mi", "entropies"):
+    np.testing.assert_array_equal(getattr(again, f), np.asarray(getattr(info, f)))
+  for f in ("neurons", "pairs", "values"):
+    np.testing.assert_array_equal(getattr(again.mi, f), np.asarray(getattr(info.mi, f)))
+  np.testing.assert_array_equal(np.asarray(again.mi.matrix()), np.asarray(info.mi.matrix()))

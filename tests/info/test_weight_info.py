@@ -1,5 +1,7 @@
 """Tests for the information in the weights (exact, diagonal and K-FAC Fisher forms)."""
 
+import json
+
 import jax
 import jax.flatten_util  # noqa: F401 (jax.flatten_util.ravel_pytree below)
 import jax.numpy as jnp
@@ -9,6 +11,7 @@ from flax import linen as nn
 
 import gbounds
 from gbounds.info import _weight_info as wi
+from tests import model_twins
 
 F64 = jnp.float64
 
@@ -320,3 +323,55 @@ def test_kfac_mixes_with_diagonal_for_non_dense_parameters():
   assert set(got.per_layer) == {"net/hidden", "net/head", "temp"}
   np.testing.assert_allclose(got.per_layer["temp"], diag.per_layer["temp"], rtol=1e-12)
   np.testing.assert_allclose(sum(got.per_layer.values()), got.total, rtol=1e-12)
+
+
+_NNX_NAMES = {"dense0": "layers/0", "dense1": "layers/1", "head": "head"}
+
+
+@pytest.mark.parametrize("fisher", ["true", "empirical"])
+def test_nnx_and_linen_twins_give_the_same_kfac_factors(fisher):
+  """The MLP twins: the Linen module with params and its NNX twin (nnx.Linear layers) give the
+  same K-FAC factors per layer (Linen ``dense<i>`` is NNX ``layers/<i>``)."""
+  t = model_twins.mlp_twins(n=10)
+  lin = wi.kfac_factors(t.linen, t.linen_params, t.x, t.y, fisher=fisher, chunk_size=4)
+  nx = wi.kfac_factors(t.nnx, x=t.x, y=t.y, fisher=fisher, chunk_size=4)
+  assert set(lin) == {("dense0",), ("dense1",), ("head",)}
+  assert set(nx) == {("layers", "0"), ("layers", "1"), ("head",)}
+  for (name,), (a, g) in lin.items():
+    a2, g2 = nx[tuple(_NNX_NAMES[name].split("/"))]
+    np.testing.assert_allclose(a2, a, rtol=1e-5, atol=1e-6 * float(jnp.max(jnp.abs(a))))
+    np.testing.assert_allclose(g2, g, rtol=1e-5, atol=1e-6 * float(jnp.max(jnp.abs(g))))
+
+
+@pytest.mark.parametrize("form", ["kfac", "diagonal", "exact"])
+def test_nnx_and_linen_twins_give_the_same_information(form):
+  """Linen module + params, NNX twin, and a ModelFn: the same information in the weights."""
+  t = model_twins.mlp_twins(n=10)
+  kw = dict(beta=0.5, prior_scale=0.3, form=form, chunk_size=4)
+  lin = wi.information_in_weights(t.linen, t.linen_params, t.x, **kw)
+  nx = wi.information_in_weights(t.nnx, x=t.x, **kw)
+  mf = wi.information_in_weights(gbounds.as_model_fn(t.linen, params=t.linen_params), x=t.x,
+                                 **kw)
+  for other, names in ((nx, _NNX_NAMES), (mf, {k: k for k in _NNX_NAMES})):
+    np.testing.assert_allclose(other.total, lin.total, rtol=1e-5)
+    np.testing.assert_allclose(other.fisher_trace, lin.fisher_trace, rtol=1e-5)
+    assert other.num_params == lin.num_params
+    assert set(other.per_layer) == set(names.values())
+    for name, value in lin.per_layer.items():
+      np.testing.assert_allclose(other.per_layer[names[name]], value, rtol=1e-5)
+
+
+def test_weight_information_to_dict_round_trip():
+  mf, x = _tiny_mlp()
+  r = wi.information_in_weights(mf.apply_fn, mf.params, x, beta=1.0, prior_scale=0.5,
+                                form="kfac")
+  again = wi.WeightInformation.from_dict(json.loads(json.dumps(r.to_dict())))
+  assert again.num_params == r.num_params and set(again.per_layer) == set(r.per_layer)
+  for f in ("total", "log_det", "trace_term", "norm_term", "fisher_trace"):
+    np.testing.assert_array_equal(getattr(again, f), np.asarray(getattr(r, f)))
+  for k, v in r.per_layer.items():
+    np.testing.assert_array_equal(again.per_layer[k], np.asarray(v))
+  table = r.table()
+  assert isinstance(table, gbounds.Table) and table.columns == ("layer", "information_nats")
+  assert table.rows[-1] == ("total", float(r.total))
+  assert [row[0] for row in table.rows[:-1]] == list(r.per_layer)
