@@ -55,17 +55,22 @@ from gbounds._src import io as _io
 from gbounds._src import progress as _progress
 from gbounds._src import results as _results
 from gbounds.analysis import _report as rp
-from gbounds.bounds import (SIGMA_GRID, BoundResult, BoundsReport, MeasuredGap, MIEstimator,
-                            PacBayesCertificate, SigmaSelection, cmi_bounds,
-                            pac_bayes_certificate)
+from gbounds.bounds import (
+  SIGMA_GRID,
+  BoundName,
+  BoundsReport,
+  PacBayesCertificate,
+  cmi_bounds,
+  pac_bayes_certificate,
+)
 from gbounds.info import sample_information
 from gbounds.models import ModelFn, as_model_fn
 from gbounds.supersample import load_supersample_results, run_supersample
 from gbounds.train import TrainConfig
+
 # TODO(viz export): gbounds/viz/__init__.py does not export the analyze figures yet; switch to
 # `from gbounds import viz as _viz` once it re-exports gbounds.viz._analysis.
 from gbounds.viz import _analysis as _viz
-
 
 # ----------------------------------------------------------------------------- inputs
 
@@ -494,41 +499,10 @@ class BoundRow(NamedTuple):
   from_dict = classmethod(_results.from_dict)
 
 
-def _encode_tree(obj: Any) -> Any:
-  """JSON-ready copy of nested dataclasses/NamedTuples (field dicts), arrays, enums, ..."""
-  if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-    return {f.name: _encode_tree(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-  if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-    return {k: _encode_tree(getattr(obj, k)) for k in obj._fields}
-  if isinstance(obj, (list, tuple)):
-    return [_encode_tree(v) for v in obj]
-  if isinstance(obj, Mapping):
-    return {str(k): _encode_tree(v) for k, v in obj.items()}
-  return _results.encode(obj)
-
-
-def _cmi_from_dict(d: Mapping[str, Any]) -> BoundsReport:
-  m = d["measured"]
-  measured = MeasuredGap(**{k: (np.asarray(v) if isinstance(v, list) else v)
-                            for k, v in m.items()})
-
-  def bound(b):
-    b = dict(b)
-    b["per_supersample"] = np.asarray(b["per_supersample"])
-    for k in ("interval", "test_error_interval"):
-      if b.get(k) is not None:
-        b[k] = tuple(b[k])
-    return BoundResult(**b)
-
-  return BoundsReport(measured, tuple(bound(b) for b in d["bounds"]),
-                      MIEstimator(d["estimator"]), int(d["k1"]), int(d["k2"]), int(d["n"]))
-
-
 def _certificate_from_dict(d: Mapping[str, Any]) -> PacBayesCertificate:
   d = dict(d)
-  d.pop("rows", None)
-  d["selection"] = tuple(SigmaSelection(**s) for s in d["selection"])
-  return PacBayesCertificate(**d)
+  d.pop("rows", None)  # derived (PacBayesCertificate.rows()), written for readers of the JSON
+  return PacBayesCertificate.from_dict(d)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -653,12 +627,10 @@ class Analysis:
     Returns:
       A dict that :meth:`from_dict` turns back into this analysis.
     """
-    d = {f.name: _encode_tree(getattr(self, f.name)) for f in dataclasses.fields(self)}
-    d["bounds"] = [_encode_tree(r) for r in self.bound_rows()]
+    d = _results.to_dict(self)
+    d["bounds"] = [r.to_dict() for r in self.bound_rows()]
     if self.sample_info is not None:
       d["sample_information"] = {**d["sample_info"], "units": "nats"}
-    if self.pac_bayes is not None:
-      d["pac_bayes"] = _encode_tree(self.pac_bayes.to_dict())
     return json.loads(json.dumps(d, default=_io._default))
 
   @classmethod
@@ -680,7 +652,7 @@ class Analysis:
     if kw["sample_info"] is not None:
       kw["sample_info"] = SampleInfoRanking.from_dict(kw["sample_info"])
     if kw["cmi"] is not None:
-      kw["cmi"] = _cmi_from_dict(kw["cmi"])
+      kw["cmi"] = BoundsReport.from_dict(kw["cmi"])
     if kw["pac_bayes"] is not None:
       kw["pac_bayes"] = _certificate_from_dict(kw["pac_bayes"])
     return cls(**kw)
@@ -934,7 +906,7 @@ _STAGES = (
     _Stage("cmi", lambda c: c.cmi, _cmi_stage,
            lambda o, s: (f"supersample: {o.supersample['k1']} x {o.supersample['k2']} runs at "
                          f"n = {o.supersample['n']}, gap {o.supersample['gap']:.4f}, f-CMI "
-                         f"bound {o.report['fcmi'].value:.4f} ({s:.1f} s)")),
+                         f"bound {o.report[BoundName.FCMI].value:.4f} ({s:.1f} s)")),
     _Stage("pac_bayes", lambda c: c.pac_bayes, _pac_bayes_stage,
            lambda c, s: (f"PAC-Bayes: sigma {c.sigma:.3g}, KL {c.kl:.4g} nats, PAC-Bayes-kl "
                          f"certificate {c.pac_bayes_kl:.4f} ({s:.1f} s)"),

@@ -9,7 +9,9 @@ from gbounds.supersample._supersample import check_masks as check_masks
 from gbounds.supersample._supersample import draw_supersamples as draw_supersamples
 from gbounds.supersample._supersample import load_supersample_results as load_supersample_results
 from gbounds.supersample._supersample import model_mesh as model_mesh
-from gbounds.supersample._supersample import run_linearized_supersample as run_linearized_supersample
+from gbounds.supersample._supersample import (
+    run_linearized_supersample as run_linearized_supersample,
+)
 from gbounds.supersample._supersample import run_supersample as run_supersample
 
 __all__ = [

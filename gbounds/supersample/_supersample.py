@@ -460,7 +460,7 @@ class _WriterLock:
   def acquire(self) -> None:
     text = json.dumps({
         "pid": os.getpid(), "host": socket.gethostname(),
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "token": self.token, "process_index": self.index, "process_count": self.count,
         "argv": sys.argv[:4]}) + "\n"
     for _ in range(20):

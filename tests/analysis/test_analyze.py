@@ -345,7 +345,6 @@ def _cert():
 
 def _assert_same(a, b):
   """Field-by-field equality of nested results (arrays by value)."""
-  import dataclasses
   if dataclasses.is_dataclass(a) or hasattr(a, "_fields"):
     assert type(a) is type(b)
     names = ([f.name for f in dataclasses.fields(a)] if dataclasses.is_dataclass(a)
@@ -434,7 +433,7 @@ def _close(a, b):
 
 @pytest.mark.slow
 def test_analyze_nnx_twin_gives_the_linen_numbers_in_every_stage():
-  from tests.model_twins import cnn_twins, fresh_nnx
+  from tests.model_twins import cnn_twins
   from tests.supersample.test_supersample_twins import linen_to_nnx_fn, nnx_twin_model_fn
   t = cnn_twins(n=36)
   data = _twin_data(t)

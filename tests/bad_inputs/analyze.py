@@ -20,8 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import gbounds
-from gbounds.analysis import _analyze as an
 from gbounds._src.errors import InvalidInputError
+from gbounds.analysis import _analyze as an
 from tests.bad_inputs import Case, CliExit2
 from tests.bad_inputs import run_cli as _cli
 

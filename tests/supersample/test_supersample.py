@@ -23,8 +23,8 @@ import pytest
 
 import gbounds
 from gbounds._src import io as _io
-from gbounds.supersample import _supersample as ss
 from gbounds._src.errors import CorruptFileError, StoreLockedError
+from gbounds.supersample import _supersample as ss
 from tests.bad_inputs.supersample import make_results_dir, write_chunk
 
 N_POOL, N, K1, K2 = 60, 6, 2, 3

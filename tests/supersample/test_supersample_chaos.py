@@ -32,8 +32,8 @@ import numpy as np
 import pytest
 
 from gbounds._src import io as _io
-from gbounds.supersample import _supersample as ss
 from gbounds._src.errors import StoreLockedError
+from gbounds.supersample import _supersample as ss
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
