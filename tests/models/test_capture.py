@@ -92,7 +92,8 @@ def test_cnn_twins_pool_conv_stages():
   # conv0 = global average over H, W of the pre-activation conv output (independent lax conv)
   p = params["conv0"]
   z = jax.lax.conv_general_dilated(x, p["kernel"], (2, 2), [(1, 1), (1, 1)],
-                                   dimension_numbers=("NHWC", "HWIO", "NHWC")) + p["bias"]
+                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  z = z + p["bias"][None, None, None, :]
   np.testing.assert_allclose(a["conv0"], jnp.mean(z, axis=(1, 2)), rtol=1e-5, atol=1e-5)
   post = capture_activations(model, params, x, layers=["conv0"], activation=jax.nn.relu)
   np.testing.assert_allclose(post["conv0"], jnp.mean(jax.nn.relu(z), axis=(1, 2)),
@@ -121,15 +122,16 @@ def test_generic_nnx_module_path_names_and_output_detection():
       return self.out(h), h  # neither output is returned alone: fall back to the last layer
 
   net = Net()
-  x = jnp.arange(6.0).reshape(2, 3)
+  x = jnp.arange(6.0, dtype=jnp.float32).reshape(2, 3)  # the layers' dtype
   infos = available_layers(net, None, x)
   names = {i.name for i in infos}
   assert names == {"enc", "blocks/0", "out"}
   acts = capture_activations(net, None, x, layers=["enc", "blocks/0"])
-  enc = x @ net.enc.kernel[...] + net.enc.bias[...]
+  enc = np.asarray(x) @ np.asarray(net.enc.kernel[...]) + np.asarray(net.enc.bias[...])
   np.testing.assert_allclose(acts["enc"], enc, rtol=1e-6)
   np.testing.assert_allclose(
-      acts["blocks/0"], jnp.tanh(enc) @ net.blocks[0].kernel[...] + net.blocks[0].bias[...],
+      acts["blocks/0"],
+      np.tanh(enc) @ np.asarray(net.blocks[0].kernel[...]) + np.asarray(net.blocks[0].bias[...]),
       rtol=1e-5)
 
 
@@ -143,13 +145,13 @@ def test_layer_called_twice_gets_numbered_names():
       return self.head(self.lin(self.lin(x)))
 
   net = Twice()
-  x = jnp.ones((3, 2))
+  x = jnp.ones((3, 2), jnp.float32)
   acts = capture_activations(net, None, x)
   assert list(acts) == ["lin", "lin@1"]
-  first = x @ net.lin.kernel[...] + net.lin.bias[...]
+  kernel, bias = np.asarray(net.lin.kernel[...]), np.asarray(net.lin.bias[...])
+  first = np.asarray(x) @ kernel + bias
   np.testing.assert_allclose(acts["lin"], first, rtol=1e-6)
-  np.testing.assert_allclose(acts["lin@1"], first @ net.lin.kernel[...] + net.lin.bias[...],
-                             rtol=1e-6)
+  np.testing.assert_allclose(acts["lin@1"], first @ kernel + bias, rtol=1e-6)
 
 
 def test_bad_input():

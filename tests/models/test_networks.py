@@ -81,7 +81,8 @@ def test_nnx_init_fn_equals_constructor_initialisation():
 
 def test_nnx_and_linen_init_same_family():
   """Both APIs draw kernels lecun_normal (variance 1/fan_in) and zero biases."""
-  lin = gm.as_model_fn(gm.MLP(hidden=(256,), out=256), example_input=jnp.zeros((1, 256)))
+  lin = gm.as_model_fn(gm.MLP(hidden=(256,), out=256),
+                       example_input=jnp.zeros((1, 256), jnp.float32))
   nx_module = gm.NnxMLP(256, (256,), 256, rngs=nnx.Rngs(0))
   nx = gm.as_model_fn(nx_module)
   for mf, model in ((lin, None), (nx, nx_module)):
