@@ -90,7 +90,13 @@ class PairwiseMI(NamedTuple):
   pairs: jax.Array
   values: jax.Array
 
-  to_dict = _results.namedtuple_to_dict
+  def to_dict(self) -> dict:
+    """This result as a JSON-ready dict.
+
+    Returns:
+      ``{field: value}`` with arrays as nested lists (``gbounds._src.results``).
+    """
+    return _results.to_dict(self)
 
   @classmethod
   def from_dict(cls, data: dict) -> PairwiseMI:
@@ -134,7 +140,13 @@ class ActivationInformation(NamedTuple):
   entropies: jax.Array
   mi: PairwiseMI
 
-  to_dict = _results.namedtuple_to_dict
+  def to_dict(self) -> dict:
+    """This result as a JSON-ready dict.
+
+    Returns:
+      ``{field: value}`` with arrays as nested lists (``gbounds._src.results``).
+    """
+    return _results.to_dict(self)
 
   @classmethod
   def from_dict(cls, data: dict) -> ActivationInformation:
@@ -255,6 +267,14 @@ def histogram_bin_indices(activations: jax.typing.ArrayLike, *, bins: int = 100,
   ``b = min(floor((a - lo) / (hi - lo) * bins), bins - 1)``, so the maximum falls in the last
   bin (numpy's ``histogram`` convention; no overflow bin). A zero range (constant activations)
   puts everything in bin 0.
+
+  Args:
+    activations: ``(S, N)`` activations.
+    bins: number of bins, in ``[2, 2**20]``.
+    binning: :class:`Binning`.
+
+  Returns:
+    ``(S, N)`` integer bin indices.
   """
   a = _check_activations("activations", activations)
   bins = _check_bins(bins)
@@ -580,6 +600,14 @@ def subsample_neurons(num_neurons: int, num: int | None, *, seed: int = 0) -> ja
   """``num`` distinct neuron indices out of ``range(num_neurons)``, uniformly at random, sorted.
 
   ``num=None`` or ``num >= num_neurons`` returns all of them. Deterministic given ``seed``.
+
+  Args:
+    num_neurons: ``N >= 1``.
+    num: how many to pick (an integer >= 2), or None for all.
+    seed: seed of the draw.
+
+  Returns:
+    The sorted indices, ``(min(num, N),)``.
 
   Raises:
     InvalidInputError: ``num_neurons`` not an integer >= 1, ``num`` neither ``None`` nor an

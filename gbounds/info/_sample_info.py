@@ -96,8 +96,14 @@ from gbounds._src import io as _io
 from gbounds._src import numerics as _numerics
 from gbounds._src import results as _results
 from gbounds.info import _model
-from gbounds.ntk import (Time, check_dynamics_args, check_step_size, empirical_ntk_fn,
-                         jacobian_fn, phi_host)
+from gbounds.ntk import (
+  Time,
+  check_dynamics_args,
+  check_step_size,
+  empirical_ntk_fn,
+  jacobian_fn,
+  phi_host,
+)
 
 
 class LooMethod(enum.IntEnum):
@@ -178,8 +184,28 @@ class LeaveOneOut(NamedTuple):
   method: LooMethod = LooMethod.AUTO
   exact_fallbacks: int = 0
 
-  to_dict = _results.namedtuple_to_dict
-  from_dict = classmethod(_results.from_dict)
+  def to_dict(self) -> dict[str, Any]:
+    """This result as a JSON-ready dict (``method`` as its enum value).
+
+    Returns:
+      ``{field: value}`` with arrays as nested lists (``gbounds._src.results``).
+    """
+    return _results.to_dict(self)
+
+  @classmethod
+  def from_dict(cls, data: dict[str, Any]) -> LeaveOneOut:
+    """Rebuilds the result from :meth:`to_dict` output.
+
+    Args:
+      data: the dict.
+
+    Returns:
+      A :class:`LeaveOneOut` of numpy arrays (``method`` a :class:`LooMethod`).
+    """
+    return cls(np.asarray(data["coefficients"]), np.asarray(data["loo_coefficients"]),
+               int(data["krylov_steps"]), np.asarray(data["krylov_error"]),
+               LooMethod(data.get("method", LooMethod.AUTO)),
+               int(data.get("exact_fallbacks", 0)))
 
 
 # ----------------------------------------------------------------------------- validation
@@ -831,6 +857,9 @@ class SampleInformation(_results.ResultMixin):
         format this method has always written (small: ``O(s k)`` numbers). True: also every
         array field (:meth:`to_dict`, including the ``(s, nk)`` ``loo_coefficients``), so that
         :meth:`load_json` returns an equal result.
+
+    Returns:
+      None.
     """
     columns = {k: np.asarray(v).tolist() for k, v in self._columns().items()}
     if full:
@@ -851,6 +880,9 @@ class SampleInformation(_results.ResultMixin):
 
     Args:
       path: the file.
+
+    Returns:
+      None.
     """
     _io.atomic_write_text(path, self.to_csv())
 

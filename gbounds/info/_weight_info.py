@@ -64,7 +64,6 @@ from gbounds.info import _model
 from gbounds.ntk import jacobian_fn
 
 
-
 class FisherType(enum.IntEnum):
   """Which Fisher matrix: how the output Fisher ``H_i`` of each example is formed.
 
@@ -89,8 +88,8 @@ class FisherForm(enum.IntEnum):
     EXACT: the full matrix and its eigenvalues; ``O(d^2)`` memory, ``O(d^3)`` time: small models
       only (a few thousand parameters).
     DIAGONAL: only the diagonal ``F_jj``; ``O(d)``; exact when the Fisher is diagonal.
-    KFAC: per ``flax.linen.Dense`` layer, ``F ~ A (x) G`` with ``A = E[a a^T]`` over the layer's inputs
-      (with a constant 1 appended only when the layer has a bias) and ``G = E[delta H delta^T]`` over
+    KFAC: per dense layer (``flax.linen.Dense``; ``flax.nnx.Linear`` in an NNX module),
+      ``F ~ A (x) G`` with ``A = E[a a^T]`` over the layer's inputs (with a constant 1 appended only when the layer has a bias) and ``G = E[delta H delta^T]`` over
       the output gradients (Martens & Grosse, 2015); ``log det(I + c A (x) G) = sum_ij log(1 + c a_i
       g_j)``, so the layer contributes exactly as many eigenvalues as it has weights. A layer called
       several times per forward pass combines its calls by :class:`KfacSharing`.
@@ -157,7 +156,13 @@ class WeightInformation(NamedTuple):
   fisher_trace: jax.Array
   num_params: int
 
-  to_dict = _results.namedtuple_to_dict
+  def to_dict(self) -> dict[str, Any]:
+    """This result as a JSON-ready dict.
+
+    Returns:
+      ``{field: value}`` with arrays as nested lists (``gbounds._src.results``).
+    """
+    return _results.to_dict(self)
 
   @classmethod
   def from_dict(cls, data: dict[str, Any]) -> WeightInformation:
@@ -854,7 +859,16 @@ def information_in_weights(model: Any, params: Any = None, x: jax.typing.ArrayLi
 def information_lagrangian_posterior(curvature: jax.typing.ArrayLike, *, beta: float,
                                      prior_scale: float) -> jax.Array:
   """The optimal posterior covariance :math:`\\Sigma^* = \\beta (H + \\tfrac{\\beta}{\\lambda^2} I)^{-1}`
-  (Achille, Paolini & Soatto, 2019, Prop. 3.1) for a ``d x d`` curvature ``H``."""
+  (Achille, Paolini & Soatto, 2019, Prop. 3.1) for a ``d x d`` curvature ``H``.
+
+  Args:
+    curvature: ``(d, d)`` symmetric positive semi-definite ``H``.
+    beta: Lagrange multiplier :math:`\\beta > 0`.
+    prior_scale: prior standard deviation :math:`\\lambda > 0`.
+
+  Returns:
+    ``(d, d)`` covariance :math:`\\Sigma^*`.
+  """
   _check_scalar("beta", beta)
   _check_scalar("prior_scale", prior_scale)
   h = jnp.asarray(curvature)

@@ -9,11 +9,10 @@ the case.
 
 from __future__ import annotations
 
-
 import numpy as np
 
-from gbounds.info import _activation_info as ai
 from gbounds._src import errors as _errors
+from gbounds.info import _activation_info as ai
 from tests.bad_inputs import Case, CliExit2, run_cli
 
 E = _errors.InvalidInputError

@@ -4,9 +4,9 @@ import functools
 
 import numpy as np
 
-from gbounds.ntk import _dynamics as _dynamics
 from gbounds._src import errors as _errors
 from gbounds.info import _sample_info as si
+from gbounds.ntk import _dynamics as _dynamics
 from tests.bad_inputs import Case
 
 _E = _errors.InvalidInputError

@@ -16,12 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 
 import gbounds
+from gbounds._src.errors import InvalidInputError
+from gbounds.bounds import _supervision as sc
+from gbounds.experiments import _weight_info as exp
+from gbounds.info import _weight_info as wi
 from gbounds.models import _capture as _capture
 from gbounds.train import _limit as _limit
-from gbounds.bounds import _supervision as sc
-from gbounds.info import _weight_info as wi
-from gbounds.experiments import _weight_info as exp
-from gbounds._src.errors import InvalidInputError
 from tests.bad_inputs import Case, CliExit2, run_cli
 
 E = InvalidInputError

@@ -11,8 +11,15 @@ from scipy.special import digamma
 
 import gbounds
 from gbounds.info._activation_info import (
-    DEFAULT_TIE_NOISE, Binning, activation_information, histogram_bin_indices,
-    ksg_mutual_information, neuron_entropy, pairwise_mutual_information, subsample_neurons)
+  DEFAULT_TIE_NOISE,
+  Binning,
+  activation_information,
+  histogram_bin_indices,
+  ksg_mutual_information,
+  neuron_entropy,
+  pairwise_mutual_information,
+  subsample_neurons,
+)
 
 
 def _ksg_brute(x, y, k=3):

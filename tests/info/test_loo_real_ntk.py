@@ -24,9 +24,9 @@ import scipy.linalg
 
 import gbounds
 from gbounds.data import _datasets as _data
+from gbounds.info import _sample_info as si
 from gbounds.models import _networks as _models
 from gbounds.ntk import _empirical as _ntk
-from gbounds.info import _sample_info as si
 
 # ----------------------------------------------------------------------------- kernels
 

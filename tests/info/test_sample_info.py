@@ -36,7 +36,7 @@ class _Tiny(nn.Module):
     return nn.Dense(self.out, param_dtype=jnp.float64)(x)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _problem(k, width=24, n=N_TRAIN, seed=0):
   rng = np.random.default_rng(seed)
   x = rng.normal(size=(n, 3))
