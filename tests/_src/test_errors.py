@@ -80,3 +80,28 @@ def test_check_same_leading_with_a_scalar_names_the_argument():
 def test_eigh_unknown_backend_names_the_argument():
   with pytest.raises(InvalidInputError, match="backend"):
     numerics.eigh(np.eye(2, dtype=np.float32), backend="gpu")
+
+
+_INTERVAL_CHECKERS = [_errors.check_open_unit_interval, _errors.check_probability,
+                      _errors.check_in_unit_interval]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: _src/errors.py check_open_unit_interval / check_probability / check_in_unit_interval "
+    "call np.asarray(x, dtype=float) unguarded: a non-numeric value ('abc', [0.5, 'x']) raises "
+    "numpy's bare ValueError 'could not convert string to float' without the argument's name, "
+    "and a numeric string ('0.5') is accepted as a number"))
+@pytest.mark.parametrize("check", _INTERVAL_CHECKERS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("value", ["abc", [0.5, "x"], "0.5"], ids=["word", "mixed", "numeric_str"])
+def test_interval_checkers_refuse_strings_naming_the_argument(check, value):
+  with pytest.raises(InvalidInputError, match="delta"):
+    check("delta", value)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: _src/errors.py check_positive compares np.asarray(value) > 0 unguarded: a string raises "
+    "numpy's UFuncTypeError and None a TypeError, neither naming the argument"))
+@pytest.mark.parametrize("value", ["abc", None], ids=["str", "none"])
+def test_check_positive_refuses_non_numbers_naming_the_argument(value):
+  with pytest.raises(InvalidInputError, match="sigma"):
+    _errors.check_positive("sigma", value)
