@@ -52,6 +52,11 @@ def _one_line(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+  """The ``gbounds`` argument parser with every command group's subcommands.
+
+  Returns:
+    The parser (usage errors exit with status 2 and one line).
+  """
   parser = _Parser(
       prog="gbounds",
       description="Memorization diagnostics and information-theoretic generalization bounds.")
@@ -109,7 +114,14 @@ def _describe(parser: argparse.ArgumentParser, command: str | None, e: BaseExcep
 
 
 def main(argv: list[str] | None = None) -> int:
-  """Runs the command line; returns the exit status (0 success, 2 user error)."""
+  """Runs the command line.
+
+  Args:
+    argv: the arguments (default ``sys.argv[1:]``).
+
+  Returns:
+    The exit status: 0 on success, 2 on a user error (one line on stderr).
+  """
   parser = build_parser()
   try:
     args = parser.parse_args(argv)

@@ -22,6 +22,14 @@ from gbounds.cli import _common
 
 
 def register(sub) -> None:
+  """Adds this module's subcommands to the ``gbounds`` parser.
+
+  Args:
+    sub: the ``add_subparsers`` action of the ``gbounds`` parser.
+
+  Returns:
+    None.
+  """
   p = sub.add_parser(
       "activation-info",
       help="label-free memorization measures (neuron entropy, neuron MI) on Colored/Shuffled MNIST")

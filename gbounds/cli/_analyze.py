@@ -77,6 +77,14 @@ def _model_args(p) -> None:
 
 
 def register(sub) -> None:
+  """Adds this module's subcommands to the ``gbounds`` parser.
+
+  Args:
+    sub: the ``add_subparsers`` action of the ``gbounds`` parser.
+
+  Returns:
+    None.
+  """
   p = sub.add_parser("analyze", help="analyse a trained model: sample information, CMI and "
                      "PAC-Bayes bounds, one report", description=__doc__)
   _model_args(p)

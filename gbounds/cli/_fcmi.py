@@ -20,6 +20,14 @@ _PRESETS = ("small", "cpu", "full")
 
 
 def register(sub) -> None:
+  """Adds this module's subcommands to the ``gbounds`` parser.
+
+  Args:
+    sub: the ``add_subparsers`` action of the ``gbounds`` parser.
+
+  Returns:
+    None.
+  """
   p = sub.add_parser("fcmi", help="f-CMI bounds from a supersample experiment (MNIST 4-vs-9)",
                      description=__doc__)
   p.add_argument("--config", help="JSON file with an object of FcmiProtocol fields (unknown "

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
+  """Adds this module's subcommands to the ``gbounds`` parser.
+
+  Args:
+    sub: the ``add_subparsers`` action of the ``gbounds`` parser.
+
+  Returns:
+    None.
+  """
   p = sub.add_parser("main", help="run the default end-to-end analysis on MNIST 4-vs-9")
   p.add_argument("--out", default="runs/main", help="output directory")
   p.set_defaults(func=_run)

@@ -28,6 +28,14 @@ from gbounds.cli import _common
 
 
 def register(sub) -> None:
+  """Adds this module's subcommands to the ``gbounds`` parser.
+
+  Args:
+    sub: the ``add_subparsers`` action of the ``gbounds`` parser.
+
+  Returns:
+    None.
+  """
   p = sub.add_parser("manifold", help="MFTMA manifold geometry and layer rewinding",
                      description=__doc__)
   msub = p.add_subparsers(dest="manifold_command", metavar="SUBCOMMAND")

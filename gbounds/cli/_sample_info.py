@@ -26,6 +26,14 @@ from gbounds.cli._common import int_or_inf
 
 
 def register(sub) -> None:
+  """Adds this module's subcommands to the ``gbounds`` parser.
+
+  Args:
+    sub: the ``add_subparsers`` action of the ``gbounds`` parser.
+
+  Returns:
+    None.
+  """
   p = sub.add_parser("sample-info", help="sample-wise (functional) information of training "
                      "examples, linearized network (Harutyunyan et al. 2021)")
   p.add_argument("--experiment", default="info",

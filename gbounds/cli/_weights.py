@@ -104,6 +104,14 @@ def _mlp_params(widths, d_in=784, d_out=10) -> int:
 
 
 def register(sub) -> None:
+  """Adds this module's subcommands to the ``gbounds`` parser.
+
+  Args:
+    sub: the ``add_subparsers`` action of the ``gbounds`` parser.
+
+  Returns:
+    None.
+  """
   p = sub.add_parser("weight-info", help="information in the weights of an MLP trained on MNIST "
                      "(Achille et al. 2019): diagonal / K-FAC / exact Fisher forms")
   p.add_argument("--data-dir", default=None)

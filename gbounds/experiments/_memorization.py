@@ -44,26 +44,7 @@ import gbounds.train as _train
 from gbounds._src import errors as _errors
 from gbounds._src import progress as _progress
 from gbounds._src import results as _results
-from gbounds.data import colored_mnist, shuffled_labels
-
-
-def colorize(images: np.ndarray, colors: np.ndarray) -> np.ndarray:
-  """(N, 14, 14) grey images and colours in {0, 1} -> (N, 14, 14, 2): the digit in channel
-  ``color`` (0 red, 1 green), zeros in the other.
-
-  TODO(data): a copy of the private ``gbounds.data._memorization.colorize`` (which
-  :func:`gbounds.data.colored_mnist` uses) until ``gbounds.data`` exports it; then import it.
-
-  Args:
-    images: ``(N, 14, 14)`` grey images.
-    colors: ``(N,)`` colours in {0, 1}.
-
-  Returns:
-    ``(N, 14, 14, 2)`` float32 images.
-  """
-  out = np.zeros((*images.shape, 2), np.float32)
-  out[np.arange(len(images)), ..., colors] = images
-  return out
+from gbounds.data import colored_mnist, colorize, shuffled_labels
 
 
 class Setting(enum.Enum):
