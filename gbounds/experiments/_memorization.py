@@ -196,7 +196,7 @@ def _kendall(a: Sequence[float], b: Sequence[float]) -> float:
 
 def run_setting(setting: Setting | str, *, config: SettingsConfig = SettingsConfig(),
                 levels: Sequence[float] | None = None, data_dir=None,
-                progress: Callable[[str], None] | None = None,
+                log: Callable[[str], None] | None = None,
                 callback: _progress.ProgressCallback | None = None) -> SettingsResult:
   """Trains ``len(levels) * config.seeds`` MLPs for one setting and computes the measures.
 
@@ -205,7 +205,7 @@ def run_setting(setting: Setting | str, *, config: SettingsConfig = SettingsConf
     config: run sizes (:class:`SettingsConfig`).
     levels: setting levels (default :data:`COLORED_LEVELS` / :data:`SHUFFLED_LEVELS`).
     data_dir: the data directory with ``mnist/`` (default: ``$GBOUNDS_DATA_DIR``).
-    progress: optional callback receiving short status strings.
+    log: receives short status lines (was ``progress``; progress is ``callback``).
     callback: ``callback(done, total)``: one unit for the training of all models, then one per
       model's measures (``total = 1 + len(levels) * config.seeds``).
 
@@ -227,7 +227,7 @@ def run_setting(setting: Setting | str, *, config: SettingsConfig = SettingsConf
                    "[0, 1]", repr(levels))
   levels = tuple(float(v) for v in (levels if levels is not None else
                                     (COLORED_LEVELS if colored else SHUFFLED_LEVELS)))
-  say = progress or (lambda msg: None)
+  say = log or (lambda msg: None)
   (xa, ya), (xb, yb) = _mnist_halves(data_dir, config.seed)
   xv_grey, yv_digit = xb[:config.n_val], yb[:config.n_val]
   xm_grey, ym_digit = xb[config.n_val:config.n_val + config.n_measure], \
@@ -329,7 +329,8 @@ class MemorizationReproduction(NamedTuple):
 
 
 def reproduce_activation_information(*, config: SettingsConfig = SettingsConfig(), data_dir=None,
-                                     progress: Callable[[str], None] | None = None,
+                                     log: Callable[[str], None] | None = None,
+                                     callback: _progress.ProgressCallback | None = None,
                                      ) -> MemorizationReproduction:
   """Runs Colored MNIST and Shuffled MNIST (Bansal et al., NeurIPS 2022, Table 2).
 
@@ -340,14 +341,20 @@ def reproduce_activation_information(*, config: SettingsConfig = SettingsConfig(
   Args:
     config: run sizes.
     data_dir: the data directory with ``mnist/``.
-    progress: optional callback receiving short status strings.
+    log: receives short status lines.
+    callback: ``callback(done, total)`` over both settings (training, then each model's
+      measures).
 
   Returns:
     :class:`MemorizationReproduction`.
   """
   return MemorizationReproduction(
-      run_setting(Setting.COLORED, config=config, data_dir=data_dir, progress=progress),
-      run_setting(Setting.SHUFFLED, config=config, data_dir=data_dir, progress=progress),
+      run_setting(Setting.COLORED, config=config, data_dir=data_dir, log=log,
+                  callback=None if callback is None else
+                  (lambda d, t: callback(d, 2 * t))),
+      run_setting(Setting.SHUFFLED, config=config, data_dir=data_dir, log=log,
+                  callback=None if callback is None else
+                  (lambda d, t: callback(t + d, 2 * t))),
       config)
 
 

@@ -453,7 +453,7 @@ def _run_pac_bayes(config, *, data_dir, out_dir, progress):
 def _run_activation(config, *, data_dir, out_dir, progress):
   ms = _memorization
   res = ms.reproduce_activation_information(config=ms.SettingsConfig(**config),
-                                            data_dir=data_dir)
+                                            data_dir=data_dir, callback=progress)
   rows = []
   for r in (res.colored, res.shuffled):
     for meas, tau in (("entropy", r.tau_entropy), ("mi", r.tau_mi)):
