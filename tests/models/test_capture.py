@@ -40,7 +40,7 @@ def _manual_mlp(params, x):
   return out
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("dtype", [jnp.float32, pytest.param(jnp.float64, marks=pytest.mark.x64)])
 def test_linen_mlp_matches_manual_forward(dtype):
   model, params, x = _mlp(dtype)
   acts = capture_activations(model, params, x, layers=["dense0", "dense1", "head"])
