@@ -1,5 +1,6 @@
-"""Bad inputs to the data loaders and helpers (gbounds.data._datasets): corrupt, truncated or inconsistent
-IDX files written to a temporary directory, classes absent or repeated, splits and sizes."""
+"""Bad inputs to the data loaders and helpers (gbounds.data): corrupt, truncated or
+inconsistent IDX files written to a temporary directory, classes absent or repeated, splits and
+sizes, and the Colored/Shuffled MNIST constructions."""
 
 from __future__ import annotations
 
@@ -120,13 +121,14 @@ CASES = [
          lambda: gbounds.data.binary_task(_X, _Y, 4, 4), _E,
          r"classes \(negative, positive\): expected distinct class labels"),
     Case("data/binary_task_mnist_4_vs_11", "classes",
-         lambda: gbounds.data.binary_task(*gbounds.data.load_mnist("test", data_dir=_data_root()), 4, 11),
+         lambda: gbounds.data.binary_task(
+             *gbounds.data.load_mnist("test", data_dir=_data_root()), 4, 11),
          _E, r"classes .*expected classes present in the dataset"),
     Case("data/select_classes_absent", "classes",
-         lambda: gbounds.data._datasets.select_classes(_X, _Y, (9, 4, 7)), _E,
+         lambda: gbounds.data.select_classes(_X, _Y, (9, 4, 7)), _E,
          r"classes: expected classes present.*\[7\] absent"),
     Case("data/select_classes_not_integers", "classes",
-         lambda: gbounds.data._datasets.select_classes(_X, _Y, ("four", "nine")), _E,
+         lambda: gbounds.data.select_classes(_X, _Y, ("four", "nine")), _E,
          r"classes: expected a list of integer class labels"),
     Case("data/binary_task_empty", "empty", lambda: gbounds.data.binary_task(_X[:0], _Y[:0]), _E,
          r"y: expected a non-empty array"),
@@ -172,6 +174,38 @@ CASES = [
     Case("data/label_noise_nan_rate", "nan",
          lambda: gbounds.data.inject_label_noise(_Y10, rate=float("nan")), _E, r"rate: expected"),
     Case("data/one_hot_label_out_of_range", "labels",
-         lambda: gbounds.data._datasets.one_hot(np.array([0, 3]), 3), _E,
+         lambda: gbounds.data.one_hot(np.array([0, 3]), 3), _E,
          r"y: expected class labels in \[0, 3\)"),
+    # ---- Colored / Shuffled MNIST
+    Case("data/colorize_color_not_binary", "labels",
+         lambda: gbounds.data.colorize(np.zeros((2, 3, 3)), np.array([0, 2])), _E,
+         r"colors: expected binary values"),
+    Case("data/colorize_lengths_differ", "shapes",
+         lambda: gbounds.data.colorize(np.zeros((2, 3, 3)), np.array([0])), _E,
+         r"images and colors: expected the same size"),
+    Case("data/colorize_images_rank", "shapes",
+         lambda: gbounds.data.colorize(np.zeros((2, 3)), np.array([0, 1])), _E,
+         r"images: expected an array of rank 3"),
+    Case("data/colored_mnist_e_above_one", "probabilities",
+         lambda: gbounds.data.colored_mnist(np.zeros((2, 3, 3)), np.array([1, 7]), e=1.5), _E,
+         r"e: expected probabilities in \[0, 1\]"),
+    Case("data/colored_mnist_nan_label_noise", "nan",
+         lambda: gbounds.data.colored_mnist(np.zeros((2, 3, 3)), np.array([1, 7]), e=0.1,
+                                            label_noise=float("nan")), _E,
+         r"label_noise: expected probabilities"),
+    Case("data/colored_mnist_lengths_differ", "shapes",
+         lambda: gbounds.data.colored_mnist(np.zeros((2, 3, 3)), np.array([1, 7, 3]), e=0.1), _E,
+         r"images and digits: expected the same size"),
+    Case("data/shuffled_labels_beta_negative", "probabilities",
+         lambda: gbounds.data.shuffled_labels(np.arange(4), beta=-0.5), _E,
+         r"beta: expected probabilities"),
+    Case("data/shuffled_labels_rank", "shapes",
+         lambda: gbounds.data.shuffled_labels(np.zeros((2, 2), int), beta=0.5), _E,
+         r"digits: expected an array of rank 1"),
+    Case("data/shuffled_labels_zero_classes", "sizes",
+         lambda: gbounds.data.shuffled_labels(np.arange(4), beta=0.5, num_classes=0), _E,
+         r"num_classes: expected an integer >= 1"),
+    Case("data/load_dataset_unknown_name", "options",
+         lambda: gbounds.data.load_dataset("cifar100"), _E,
+         r"name: expected a dataset name in \['mnist'"),
 ]
