@@ -20,6 +20,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import linen as nn
+from flax import nnx
 from jax.flatten_util import ravel_pytree
 
 from gbounds._src import errors as _errors
@@ -28,7 +30,7 @@ from gbounds._src import progress as _progress
 from gbounds._src import results as _results
 from gbounds.data import binary_task, inject_label_noise, load_mnist
 from gbounds.info import SampleInformation, loo_weight_change, sample_information
-from gbounds.models import MLP
+from gbounds.models import MLP, ModelFn, as_model_fn
 from gbounds.ntk import empirical_ntk_fn
 from gbounds.train import Loss, Optimizer, TrainConfig, predict_many, train_many
 
@@ -133,7 +135,18 @@ class RetrainedLoo(_results.ResultMixin):
   seconds: float
 
 
-def retrain_leave_one_out(apply_fn: Callable, params0: Any, x: Any, y: Any, indices: Sequence[int],
+def _model_fn(model: Any, params: Any, x: Any) -> tuple[Callable, Any]:
+  """``(apply_fn, params)`` of a plain ``apply_fn`` (with ``params``), a ModelFn, or a Linen
+  (with ``params``) or NNX module (:func:`gbounds.models.as_model_fn`)."""
+  if callable(model) and not isinstance(model, (ModelFn, nn.Module, nnx.Module)):
+    if params is None:
+      _errors.fail("params0", "the parameters of the apply function", None)
+    return model, params
+  m = as_model_fn(model, params=params, example_input=jnp.asarray(np.asarray(x)[:1]))
+  return m.apply_fn, m.params
+
+
+def retrain_leave_one_out(apply_fn: Any, params0: Any, x: Any, y: Any, indices: Sequence[int],
                           *, learning_rate: float, steps: int, weight_decay: float = 0.0,
                           x_heldout: Any = None, chunk_size: int = 16,
                           progress: bool = True,
@@ -145,7 +158,10 @@ def retrain_leave_one_out(apply_fn: Callable, params0: Any, x: Any, y: Any, indi
   recipe the linearized closed forms describe), many models at once.
 
   Args:
-    apply_fn, params0: the network and its initial weights.
+    apply_fn: the network: ``apply_fn(params, x)``, a :class:`gbounds.models.ModelFn`, a Linen
+      module (with ``params0``) or an NNX module (its own weights unless ``params0`` is given);
+      normalised by :func:`gbounds.models.as_model_fn`.
+    params0: the initial weights (None: the module's own).
     x, y: training inputs and float targets ``(n, k)`` (or ``(n,)`` with ``k = 1``).
     indices: the examples to leave out (one retrained network each).
     learning_rate, steps, weight_decay: the SUM-loss recipe.
@@ -159,6 +175,7 @@ def retrain_leave_one_out(apply_fn: Callable, params0: Any, x: Any, y: Any, indi
     :class:`RetrainedLoo`: the flattened weight changes ``w_S - w_{S-i}`` and, with
     ``x_heldout``, the held-out prediction changes.
   """
+  apply_fn, params0 = _model_fn(apply_fn, params0, x)
   x = np.asarray(x)
   n = len(x)
   idx = np.asarray(indices)

@@ -13,6 +13,7 @@ import gbounds
 from gbounds._src import io as _io
 from gbounds.experiments import _sample_info as ex
 from gbounds.viz import _experiments as viz
+from tests import model_twins
 
 
 def _write(path, draw):
@@ -132,3 +133,22 @@ def test_notebook_executes():
   nb = nbformat.read(path, as_version=4)
   nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                           resources={"metadata": {"path": str(path.parent)}}).execute()
+
+
+@pytest.mark.parametrize("twin", ["mlp", "cnn"])
+def test_retrain_leave_one_out_nnx_and_linen_twins_agree(twin):
+  """The same network as a Linen module (with params), an NNX module and a ModelFn."""
+  t = (model_twins.mlp_twins if twin == "mlp" else model_twins.cnn_twins)(n=8)
+  y = np.asarray(t.y, np.float32) if np.ndim(t.y) == 2 else np.eye(model_twins.OUT,
+                                                                   dtype=np.float32)[t.y]
+  kw = dict(learning_rate=0.01, steps=5, weight_decay=0.1, x_heldout=t.x[:3], progress=False)
+  lin = ex.retrain_leave_one_out(t.linen, t.linen_params, t.x, y, [1, 5], **kw)
+  nn_ = ex.retrain_leave_one_out(model_twins.fresh_nnx(t), None, t.x, y, [1, 5], **kw)
+  mf = gbounds.models.as_model_fn(t.linen, params=t.linen_params)
+  fn = ex.retrain_leave_one_out(mf, None, t.x, y, [1, 5], **kw)
+  # flattening orders of Linen and NNX parameters differ: compare per-example norms
+  np.testing.assert_allclose(np.sum(nn_.weight_change ** 2, 1),
+                             np.sum(lin.weight_change ** 2, 1), rtol=1e-4, atol=1e-10)
+  np.testing.assert_allclose(nn_.heldout_prediction_change, lin.heldout_prediction_change,
+                             rtol=1e-4, atol=1e-7)
+  np.testing.assert_array_equal(fn.weight_change, lin.weight_change)
