@@ -40,6 +40,8 @@ directly: it sees every dense/conv call of a Linen ``apply`` or of an ``as_model
 
 from __future__ import annotations
 
+import enum
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -49,6 +51,7 @@ import numpy as np
 from flax import linen as nn
 from flax import nnx
 
+from gbounds._src import batching as _batching
 from gbounds._src import errors as _errors
 from gbounds._src import results as _results
 from gbounds.models import _intercept, _layers
@@ -152,15 +155,54 @@ def _pool(a: jax.Array) -> jax.Array:
   return jnp.mean(a, axis=tuple(range(1, a.ndim - 1)))
 
 
+class _Kind(enum.Enum):
+  LINEN = "linen"
+  NNX = "nnx"
+  MODEL_FN = "model_fn"
+
+
+def _raw(kind: _Kind, static: Any, params: Any, extra: Any, x: jax.Array):
+  """Raw capture of one model form: ``static`` is the module / graphdef / apply_fn (hashable,
+  the compile-cache key), ``extra`` the NNX non-parameter state (a traced argument)."""
+  if kind is _Kind.LINEN:
+    return _linen_raw(static, params, x)
+  if kind is _Kind.NNX:
+    return _nnx_raw(static, params, extra, x)
+  return _model_fn_raw(static, params, x)
+
+
+def _collect(y, found, order, activation=None):
+  """(names in forward order, pooled outputs, pooled flags, output-layer name)."""
+  names, arrays, pooled = [], [], []
+  seen: dict[str, int] = {}
+  for name, values in found:
+    for v in values:
+      k = seen.get(name, 0)
+      seen[name] = k + 1
+      names.append(name if k == 0 else f"{name}@{k}")
+      a = v if activation is None else activation(v)
+      arrays.append(_pool(a))
+      pooled.append(v.ndim > 2)
+  output_name = None
+  flat = [v for _, vs in found for v in vs]
+  for name, v in zip(names, flat):
+    if v is y:
+      output_name = name
+  if output_name is None and names:
+    output_name = order[-1] if order else names[-1]
+  return names, arrays, pooled, output_name
+
+
 class _Capturer:
-  """Binds a model and its parameters to a pure ``raw(params, x) -> (y, found)``."""
+  """Binds a model and its parameters: ``kind``, hashable ``static``, ``extra`` state, params."""
 
   def __init__(self, model: Any, params: Any):
+    self.extra = None
     if isinstance(model, nnx.Module):
       graphdef, own_state, rest = nnx.split(model, nnx.Param, ...)
       self.params = own_state if params is None else params
       _errors.check_finite_tree("params" if params is not None else "model", self.params)
-      self._raw = lambda p, x: _nnx_raw(graphdef, p, rest, x)
+      self.kind, self.static, self.extra = _Kind.NNX, graphdef, rest
     elif isinstance(model, nn.Module):
       if params is None:
         _errors.fail("params", "the Linen module's parameters", None)
@@ -170,36 +212,38 @@ class _Capturer:
         _errors.fail("params", "the Linen module's parameters (a non-empty pytree)", "no arrays")
       _errors.check_finite_tree("params", params)
       self.params = params
-      self._raw = lambda p, x: _linen_raw(model, p, x)
+      self.kind, self.static = _Kind.LINEN, model
     elif isinstance(model, _models.ModelFn):
       self.params = model.params if params is None else params
       _errors.check_finite_tree("params" if params is not None else "model.params", self.params)
-      self._raw = lambda p, x: _model_fn_raw(model.apply_fn, p, x)
+      self.kind, self.static = _Kind.MODEL_FN, model.apply_fn
     else:
       _errors.fail("model", "a flax.linen.Module, a flax.nnx.Module or a gbounds.models.ModelFn",
                    type(model).__name__)
 
   def __call__(self, params, x, activation=None):
     """Returns (names in forward order, pooled outputs, pooled flags, output-layer name)."""
-    y, found, order = self._raw(params, x)
-    names, arrays, pooled = [], [], []
-    seen: dict[str, int] = {}
-    for name, values in found:
-      for v in values:
-        k = seen.get(name, 0)
-        seen[name] = k + 1
-        names.append(name if k == 0 else f"{name}@{k}")
-        a = v if activation is None else activation(v)
-        arrays.append(_pool(a))
-        pooled.append(v.ndim > 2)
-    output_name = None
-    flat = [v for _, vs in found for v in vs]
-    for name, v in zip(names, flat):
-      if v is y:
-        output_name = name
-    if output_name is None and names:
-      output_name = order[-1] if order else names[-1]
-    return names, arrays, pooled, output_name
+    return _collect(*_raw(self.kind, self.static, params, self.extra, x), activation)
+
+
+def _run_fn_uncached(kind: _Kind, static: Any, indices: tuple[int, ...], activation: Any):
+  @jax.jit
+  def run(p, extra, xb):
+    _, arrays, _, _ = _collect(*_raw(kind, static, p, extra, xb), activation)
+    return [arrays[i] for i in indices]
+  return run
+
+
+_run_fn_cached = functools.lru_cache(maxsize=32)(_run_fn_uncached)
+
+
+def _run_fn(kind: _Kind, static: Any, indices: tuple[int, ...], activation: Any):
+  """The jitted chunk function, compiled once per (model, selection, activation)."""
+  try:
+    hash((static, activation))
+  except TypeError:  # an unhashable module: compile per call, as before
+    return _run_fn_uncached(kind, static, indices, activation)
+  return _run_fn_cached(kind, static, indices, activation)
 
 
 def _layer_infos(cap: _Capturer, x: jax.Array) -> tuple[LayerInfo, ...]:
@@ -266,8 +310,10 @@ def capture_activations(model: Any, params: Any, x: jax.typing.ArrayLike, *,
     x: inputs ``(batch, ...)`` as the model expects them.
     layers: layer names (see :func:`available_layers`); default: every capturable layer except
       the output layer (the logits).
-    chunk_size: inputs per forward pass (memory bound); the last chunk is zero-padded to the same
-      shape so that one compiled function serves all chunks.
+    chunk_size: inputs per forward pass (memory bound); the last chunk is padded to the same
+      shape (``gbounds._src.batching``: repeats of its first row, dropped afterwards; examples
+      do not interact) so that one compiled function serves all chunks, and the compiled
+      function is cached per model, selection and activation.
     activation: optional elementwise function applied to each raw layer output *before* pooling,
       e.g. ``jax.nn.relu`` to capture post-activation outputs instead.
 
@@ -307,24 +353,13 @@ def capture_activations(model: Any, params: Any, x: jax.typing.ArrayLike, *,
     _errors.fail("layers", "at least one layer to capture", "an empty selection")
   index = {n: k for k, n in enumerate(by_name)}
 
-  @jax.jit
-  def run(p, xb):
-    _, arrays, _, _ = cap(p, xb, activation)
-    return [arrays[index[n]] for n in selected]
+  compiled = _run_fn(cap.kind, cap.static, tuple(index[n] for n in selected), activation)
 
-  n = x.shape[0]
-  if n <= chunk_size:
-    outs = run(cap.params, x)
-    return dict(zip(selected, outs))
-  pieces: list[list[jax.Array]] = [[] for _ in selected]
-  for start in range(0, n, chunk_size):
-    xb = x[start:start + chunk_size]
-    m = xb.shape[0]
-    if m < chunk_size:
-      xb = jnp.concatenate([xb, jnp.zeros((chunk_size - m, *xb.shape[1:]), xb.dtype)])
-    for lst, a in zip(pieces, run(cap.params, xb)):
-      lst.append(a[:m])
-  return {name: jnp.concatenate(lst) for name, lst in zip(selected, pieces)}
+  def run(p, xb):
+    return compiled(p, cap.extra, xb)
+
+  outs = _batching.chunked_map(lambda xb: run(cap.params, xb), x, chunk_size=int(chunk_size))
+  return dict(zip(selected, outs))
 
 
 def stack_activations(activations: dict[str, jax.Array]) -> jax.Array:

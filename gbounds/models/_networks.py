@@ -154,7 +154,7 @@ SMALL_STAGES = (ConvStage(16, 4, 2, 1), ConvStage(32, 4, 2, 1), ConvStage(32, 3,
 
 
 def _pad(p):
-  return p if isinstance(p, str) else [(p, p), (p, p)]
+  return p if isinstance(p, str) else ((p, p), (p, p))
 
 
 class CNN(nn.Module):

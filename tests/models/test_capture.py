@@ -208,3 +208,16 @@ def test_model_fn_capture_with_replaced_params():
   np.testing.assert_array_equal(np.asarray(acts["dense0"]), 0.0)
   with pytest.raises(gbounds.InvalidInputError, match=r"model: .*ModelFn"):
     capture_activations(lambda p, x: x, None, t.x)
+
+
+def test_compiled_once_per_model_and_selection():
+  from gbounds.models import _capture
+  from tests import model_twins
+  t = model_twins.cnn_twins()
+  for model, params in ((t.linen, t.linen_params), (t.nnx, None)):
+    capture_activations(model, params, t.x, chunk_size=5)
+    before = _capture._run_fn_cached.cache_info()
+    again = capture_activations(model, params, t.x, chunk_size=5)
+    after = _capture._run_fn_cached.cache_info()
+    assert after.hits == before.hits + 1 and after.misses == before.misses
+    assert all(v.shape[0] == t.x.shape[0] for v in again.values())
