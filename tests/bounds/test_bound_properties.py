@@ -52,6 +52,7 @@ def _f(x) -> float:
 # ------------------------------------------------------------------------ kl and its inverses
 
 
+@pytest.mark.x64  # compares with float64 references to 1e-9 or tighter
 @SETTINGS
 @given(q=prob, p=prob)
 def test_binary_kl_nonnegative_zero_on_diagonal(q, p):
@@ -62,6 +63,7 @@ def test_binary_kl_nonnegative_zero_on_diagonal(q, p):
   assert _f(gb.bounds.binary_kl(q, q)) == pytest.approx(0.0, abs=1e-12)
 
 
+@pytest.mark.x64  # compares with float64 references to 1e-9 or tighter
 @SETTINGS
 @given(q=prob, c1=info_st, c2=info_st)
 def test_kl_inverses_bracket_and_are_monotone_in_the_budget(q, c1, c2):
@@ -149,6 +151,7 @@ def _cmi_bounds(ls, info):
           "fast_rate": _f(gb.bounds.ldcmi_fast_rate_gap(ls, info))}
 
 
+@pytest.mark.x64  # compares with float64 references to 1e-9 or tighter
 @SETTINGS
 @given(l1=prob, l2=prob, i1=info_st, i2=info_st)
 def test_cmi_formulas_finite_and_monotone(l1, l2, i1, i2):
@@ -167,6 +170,7 @@ def test_cmi_formulas_finite_and_monotone(l1, l2, i1, i2):
   assert base["fast_rate"] >= -1e-12
 
 
+@pytest.mark.x64  # compares with float64 references to 1e-9 or tighter
 @SETTINGS
 @given(mi=st.lists(info_st, min_size=1, max_size=6), j=st.integers(0, 5), extra=info_st)
 def test_sqrt_bound_monotone_in_each_information(mi, j, extra):
@@ -223,6 +227,7 @@ def _exact(a: float, b: float) -> dict:
 leak_st = st.one_of(st.just(0.0), st.floats(1e-4, 1.0))
 
 
+@pytest.mark.x64  # compares with float64 references to 1e-9 or tighter
 @SETTINGS
 @given(a=leak_st, b=prob)
 def test_bounds_with_exact_cmi_never_below_the_true_gap_or_test_error(a, b):
@@ -266,6 +271,7 @@ def _balanced_runs(a_tenths: int, b_half: bool, k1: int, n: int):
   return masks, losses
 
 
+@pytest.mark.x64  # compares with float64 references to 1e-9 or tighter
 @FEW
 @given(a_tenths=st.integers(0, 10), b_half=st.booleans())
 def test_cmi_bounds_end_to_end_on_the_known_cmi_algorithm(a_tenths, b_half):

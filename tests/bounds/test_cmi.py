@@ -51,6 +51,7 @@ def _mi_by_hand(x, y):
 # --- Estimators --------------------------------------------------------------------------------
 
 
+@pytest.mark.x64  # compares with float64 references to 1e-9 or tighter
 @pytest.mark.parametrize("x,u,want", [
     ([0, 0, 1, 1], [0, 0, 1, 1], LOG2),
     ([0, 1, 0, 1], [0, 0, 1, 1], 0.0),
@@ -66,6 +67,7 @@ def test_plugin_mi_hand_tables(x, u, want):
   assert float(mutual_information_from_counts(table)) == pytest.approx(want, abs=1e-12)
 
 
+@pytest.mark.x64  # compares with float64 references to 1e-9 or tighter
 def test_miller_madow_hand():
   # x = u = [0, 0, 1, 1]: m_xy = 2, m_x = 2, m_u = 2 -> I - (2 - 2 - 2 + 1) / (2 * 4).
   x = np.array([0, 0, 1, 1])
@@ -79,6 +81,7 @@ def test_miller_madow_hand():
   assert float(plugin_mutual_information(x2, y, estimator=MIEstimator.MILLER_MADOW)) == 0.0
 
 
+@pytest.mark.x64  # compares with float64 references to 1e-9 or tighter
 def test_two_estimator_implementations_agree_with_dictionary_counts():
   rng = np.random.default_rng(0)
   masks = rng.integers(0, 2, (3, 17, 6))
@@ -152,12 +155,14 @@ def test_linear_and_fast_rate_vs_brute_force(ls, info):
   assert fast <= fast_b + 1e-9 and fast >= fast_b - 0.02 * fast_b
 
 
+@pytest.mark.x64  # compares with float64 references to 1e-9 or tighter
 def test_fast_rate_limits():
   assert float(ldcmi_fast_rate_gap(0.0, 0.3)) == pytest.approx(2 * 0.3 / LOG2, rel=1e-12)
   assert float(ldcmi_fast_rate_gap(0.3, 0.0)) == 0.0
   assert float(ecmi_linear_test_error(0.3, 0.0)) == 0.3
 
 
+@pytest.mark.x64  # compares with float64 references to 1e-9 or tighter
 def test_kl_bound_inverts_binary_kl():
   ls = np.array([0.0, 0.01, 0.1, 0.3])
   info = np.array([0.2, 0.05, 0.01, 0.3])
@@ -200,6 +205,7 @@ def _memoriser(masks, labels, num_classes=2):
   return np.where(side == masks[..., None], labels[:, None], num_classes)
 
 
+@pytest.mark.x64  # compares with float64 references to 1e-9 or tighter
 def test_constant_predictor_every_bound_is_zero():
   rng = np.random.default_rng(0)
   k1, k2, n = 3, 10, 6
@@ -234,6 +240,7 @@ def test_memoriser_mi_tends_to_log2():
   assert errs[2] < errs[1] < errs[0] and errs[2] < 2e-3
 
 
+@pytest.mark.x64  # compares with float64 references to 1e-9 or tighter
 def test_memoriser_bounds_hold_and_balanced_masks_are_exact():
   rng = np.random.default_rng(2)
   k1, k2, n = 2, 16, 4

@@ -67,6 +67,7 @@ def _random_cases(seed=0, size=100):
   return q, c
 
 
+@pytest.mark.x64  # float64 accuracy (1e-12 and below) and budgets beyond float32
 def test_binary_kl_matches_reference():
   q, c = _random_cases()
   p = np.random.default_rng(1).uniform(size=q.shape)
@@ -80,6 +81,7 @@ def test_binary_kl_matches_reference():
   np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-300)
 
 
+@pytest.mark.x64  # float64 accuracy (1e-15)
 @pytest.mark.parametrize("q,p,want", [
     (0.0, 0.0, 0.0), (1.0, 1.0, 0.0), (0.5, 0.5, 0.0), (0.5, 0.0, math.inf),
     (0.5, 1.0, math.inf), (0.0, 1.0, math.inf), (1.0, 0.0, math.inf),
@@ -89,6 +91,7 @@ def test_binary_kl_edges(q, p, want):
   assert float(binary_kl(q, p)) == pytest.approx(want, abs=1e-15)
 
 
+@pytest.mark.x64  # float64 accuracy (1e-12 and below) and budgets beyond float32
 def test_kl_inverse_upper_matches_bisection():
   q, c = _random_cases()
   got = np.asarray(kl_inverse_upper(q, c))
@@ -97,6 +100,7 @@ def test_kl_inverse_upper_matches_bisection():
   np.testing.assert_allclose(got, want, rtol=1e-10, atol=0)
 
 
+@pytest.mark.x64  # float64 accuracy (1e-12 and below) and budgets beyond float32
 def test_kl_inverse_lower_matches_bisection():
   q, c = _random_cases(seed=2)
   c[-10:] = [20, 50, 100, 300, 600, 20, 50, 100, 300, 600]  # roots far below 1e-12
@@ -107,6 +111,7 @@ def test_kl_inverse_lower_matches_bisection():
   np.testing.assert_allclose(got[~tiny], want[~tiny], rtol=1e-10, atol=0)
 
 
+@pytest.mark.x64  # float64 accuracy (1e-12 and below) and budgets beyond float32
 def test_kl_inverse_attains_the_budget():
   q, c = _random_cases(seed=3)
   c = np.minimum(c, 5.0)
@@ -118,6 +123,7 @@ def test_kl_inverse_attains_the_budget():
   assert np.all(lo <= q) and np.all(up >= q)
 
 
+@pytest.mark.x64  # float64 accuracy (1e-12 and below) and budgets beyond float32
 def test_kl_inverse_edges():
   c = np.array([1e-30, 0.1, 1.0, 1e3, 1e300, np.inf])
   qq, cc = np.meshgrid([0.0, 1.0, 0.25], c)
@@ -137,6 +143,7 @@ def test_kl_inverse_edges():
     kl_inverse_upper(0.3, -1.0)
 
 
+@pytest.mark.x64  # float64 accuracy (1e-12 and below) and budgets beyond float32
 def test_kl_inverse_symmetry():
   q, c = _random_cases(seed=4)
   np.testing.assert_allclose(np.asarray(kl_inverse_lower(q, c)),
@@ -178,3 +185,18 @@ def test_invalid_arguments_refused_eagerly_and_under_jit():
   with pytest.raises(Exception, match=r"c: expected values >= 0"):
     np.asarray(jax.jit(jax.vmap(kl_inverse_lower))(jnp.asarray([0.1, 0.2]),
                                                    jnp.asarray([0.1, -1.0])))
+
+
+def test_kl_inverses_in_float32():
+  # float32 inputs are computed in float32 (x64 on or off) to float32 accuracy.
+  q, c = _random_cases(seed=5)
+  q32, c32 = q.astype(np.float32), np.minimum(c, 30.0).astype(np.float32)
+  up = kl_inverse_upper(q32, c32)
+  lo = kl_inverse_lower(q32, c32)
+  assert up.dtype == jnp.float32 and lo.dtype == jnp.float32
+  q64, c64 = q32.astype(np.float64), c32.astype(np.float64)
+  want_up = np.array([_upper_ref(a, b) for a, b in zip(q64, c64)])
+  want_lo = np.array([_lower_ref(a, b) for a, b in zip(q64, c64)])
+  np.testing.assert_allclose(np.asarray(up, np.float64), want_up, rtol=0, atol=2e-6)
+  np.testing.assert_allclose(np.asarray(lo, np.float64), want_lo, rtol=0, atol=2e-6)
+  assert np.all(np.asarray(lo) <= q32) and np.all(np.asarray(up) >= q32)

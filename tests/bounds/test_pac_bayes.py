@@ -53,6 +53,7 @@ CASES = [  # (empirical error, KL, n, delta, ln G), edges included
 ]
 
 
+@pytest.mark.x64  # float64 inputs or references to 1e-9 or tighter
 @pytest.mark.parametrize("e,kl,n,delta,log_g", CASES)
 def test_pac_bayes_kl_matches_bisection_float64(e, kl, n, delta, log_g):
   got = float(pb.pac_bayes_kl_bound(np.float64(e), np.float64(kl), n, np.float64(delta), log_g))
@@ -61,6 +62,7 @@ def test_pac_bayes_kl_matches_bisection_float64(e, kl, n, delta, log_g):
   assert e <= got <= 1.0
 
 
+@pytest.mark.x64  # float64 inputs or references to 1e-9 or tighter
 def test_kl_inverse_edges():
   # q = 0 -> 1 - exp(-c); c = inf -> 1. (This test used a negative KL to reach c = 0; a
   # negative KL is not a divergence and is now refused; c = 0 is covered in test_kl.py.)
@@ -72,6 +74,7 @@ def test_kl_inverse_edges():
   assert float(pb.pac_bayes_kl_bound(0.1, math.inf, 100, 0.05)) == 1.0
 
 
+@pytest.mark.x64  # float64 inputs or references to 1e-9 or tighter
 @pytest.mark.parametrize("e,kl,n,delta,log_g", CASES)
 def test_mcallester_matches_hand(e, kl, n, delta, log_g):
   want = e + math.sqrt(_conf(kl, n, delta, log_g) / (2 * n))
@@ -84,6 +87,7 @@ def test_mcallester_is_not_clipped():
   assert got > 1.0  # vacuous, reported as is
 
 
+@pytest.mark.x64  # float64 inputs or references to 1e-9 or tighter
 @pytest.mark.parametrize("e,kl,n,delta,log_g", CASES)
 def test_catoni_matches_hand(e, kl, n, delta, log_g):
   cs = np.asarray([0.125, 1.0, 3.0, 64.0])
@@ -101,6 +105,7 @@ def test_pac_bayes_kl_is_tighter_than_mcallester():
   assert np.all(a <= b + 1e-12)
 
 
+@pytest.mark.x64  # float64 inputs or references to 1e-9 or tighter
 def test_mc_error_upper_bound():
   for e, m, d in ((0.0, 100, 0.01), (0.25, 1000, 0.05), (0.9, 7, 0.2)):
     want = _kl_inv_bisect(e, math.log(2 / d) / m)
@@ -108,6 +113,7 @@ def test_mc_error_upper_bound():
     assert got == pytest.approx(want, abs=1e-12)
 
 
+@pytest.mark.x64  # float64 inputs or references to 1e-9 or tighter
 def test_jit_and_vmap():
   e = jnp.asarray([0.0, 0.1, 0.4], jnp.float64)
   kl = jnp.asarray([1.0, 30.0, 300.0], jnp.float64)
@@ -136,6 +142,7 @@ def test_float32_follows_inputs():
 # ----------------------------------------------------------------------------- Gaussian KL
 
 
+@pytest.mark.x64  # float64 inputs or references to 1e-9 or tighter
 def test_gaussian_kl_closed_form_vs_monte_carlo():
   rng = np.random.default_rng(0)
   mq = {"a": rng.normal(size=(3, 2)), "b": rng.normal(size=(4,))}
@@ -157,6 +164,7 @@ def test_gaussian_kl_closed_form_vs_monte_carlo():
   assert got == pytest.approx(hand, rel=1e-12)
 
 
+@pytest.mark.x64  # float64 inputs or references to 1e-9 or tighter
 def test_gaussian_kl_diagonal_pytree_variances_and_jit():
   mq = {"w": jnp.asarray([1.0, 2.0]), "b": jnp.asarray([0.5])}
   mp = {"w": jnp.asarray([0.0, 1.0]), "b": jnp.asarray([0.0])}
@@ -188,6 +196,7 @@ def _toy():
   return apply_fn, params, init, x, y
 
 
+@pytest.mark.x64  # float64 inputs or references to 1e-9 or tighter
 def test_certificate_consistent_with_hand_formulas():
   apply_fn, params, init, x, y = _toy()
   sig = (0.05, 0.3, 1.0, 3.0)
@@ -277,6 +286,7 @@ def test_certificate_refuses_labels_outside_the_model_outputs():
                              mc_samples=4)
 
 
+@pytest.mark.x64  # float64 inputs or references to 1e-9 or tighter
 def test_draws_with_non_finite_outputs_count_as_errors():
   # A weight draw whose logits are NaN has no prediction; counting it as correct (argmax of NaN
   # is class 0, the label of a third of the examples) would lower the certificate.

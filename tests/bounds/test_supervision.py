@@ -18,6 +18,7 @@ def _kernel(n=8, rank=None, seed=0):
   return a @ a.T
 
 
+@pytest.mark.x64  # compares with float64 solves to 1e-9 or tighter
 def test_matches_direct_solve():
   k = _kernel()
   y = np.random.default_rng(1).normal(size=(8, 3))
@@ -32,6 +33,7 @@ def test_matches_direct_solve():
   np.testing.assert_allclose(got.per_output[0] ** 2, alpha @ k @ alpha, rtol=1e-9)
 
 
+@pytest.mark.x64  # compares with float64 solves to 1e-9 or tighter
 def test_ridge_and_full_kernel_layout():
   k = _kernel(6, rank=3)
   y = np.random.default_rng(2).normal(size=6)
@@ -56,6 +58,7 @@ def test_invariant_to_example_order():
   np.testing.assert_allclose(a.adjusted, b.adjusted, rtol=1e-10)
 
 
+@pytest.mark.x64  # compares with float64 solves to 1e-9 or tighter
 def test_jit_and_vmap():
   k = jnp.asarray(_kernel(7))
   ys = jnp.asarray(np.random.default_rng(6).normal(size=(4, 7)))
@@ -64,6 +67,7 @@ def test_jit_and_vmap():
   np.testing.assert_allclose(f(ys), want, rtol=1e-9)
 
 
+@pytest.mark.x64  # compares with float64 solves to 1e-9 or tighter
 def test_smooth_targets_are_cheaper():
   """Targets along the top eigenvector cost less than targets along the bottom one."""
   k = _kernel(9)
@@ -73,6 +77,7 @@ def test_smooth_targets_are_cheaper():
   np.testing.assert_allclose([top, bottom], [1 / np.sqrt(mu[-1]), 1 / np.sqrt(mu[0])], rtol=1e-9)
 
 
+@pytest.mark.x64  # compares with float64 solves to 1e-9 or tighter
 def test_margin_bound_terms():
   n, kcls = 12, 3
   k = _kernel(n)
@@ -114,6 +119,7 @@ def test_bad_input():
     sc.kernel_margin_bound(k, np.ones(5), np.ones(4), margin=1.0)
 
 
+@pytest.mark.x64  # compares with float64 solves to 1e-9 or tighter
 def test_full_kernel_adjusted_divides_by_examples():
   """(n k, n k) kernel with (n, k) targets: adjusted = complexity sqrt(tr K) / n, n examples."""
   n, kcls = 5, 3
