@@ -18,7 +18,15 @@ _NNX_HOOKS: contextvars.ContextVar[tuple] = contextvars.ContextVar("gbounds_nnx_
 
 
 def call_nnx(module: Any, x: Any) -> Any:
-  """Calls ``module(x)``, through the innermost active hook if there is one."""
+  """Calls ``module(x)``, through the innermost active hook if there is one.
+
+  Args:
+    module: the (per-call, merged) NNX module.
+    x: its input batch.
+
+  Returns:
+    The module's output.
+  """
   hooks = _NNX_HOOKS.get()
   if not hooks:
     return module(x)
@@ -27,7 +35,14 @@ def call_nnx(module: Any, x: Any) -> Any:
 
 @contextlib.contextmanager
 def nnx_hook(hook: Callable[[Any, Any], Any]) -> Iterator[None]:
-  """Makes ``hook(module, x)`` run the NNX calls of :func:`call_nnx` inside the block."""
+  """Makes ``hook(module, x)`` run the NNX calls of :func:`call_nnx` inside the block.
+
+  Args:
+    hook: ``hook(module, x) -> output``.
+
+  Returns:
+    A context manager (the hook is removed on exit).
+  """
   token = _NNX_HOOKS.set((*_NNX_HOOKS.get(), hook))
   try:
     yield

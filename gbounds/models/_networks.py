@@ -10,7 +10,8 @@ weights give the same function (and the same NTK) in either:
   parameters; BatchNorm would couple examples).
 
 Downstream code (NTK engine, trainers, bounds) only sees :class:`ModelFn`:
-``apply_fn(params, x) -> (batch, k)`` and ``params``, a pytree.
+``apply_fn(params, x) -> (batch, k)``, ``params`` (a pytree) and ``init_fn(key) -> params`` (or
+``None``), made by :func:`as_model_fn` from any of the accepted model forms.
 """
 
 from __future__ import annotations
@@ -114,6 +115,14 @@ class MLP(nn.Module):
 
   @nn.compact
   def __call__(self, x):
+    """The logits.
+
+    Args:
+      x: a batch of inputs, ``(batch, ...)`` (flattened per example).
+
+    Returns:
+      ``(batch, out)`` logits.
+    """
     act = _activation(self.activation)
     x = x.reshape((x.shape[0], -1))
     for i, w in enumerate(self.hidden):
@@ -182,6 +191,14 @@ class CNN(nn.Module):
 
   @nn.compact
   def __call__(self, x):
+    """The logits.
+
+    Args:
+      x: a batch of inputs, ``(batch, ...)`` with ``(H, W, C)`` examples.
+
+    Returns:
+      ``(batch, out)`` logits.
+    """
     act = _activation(self.activation)
     for i, s in enumerate(self.stages):
       x = act(nn.Conv(s.channels, (s.kernel, s.kernel), strides=(s.stride, s.stride),
@@ -240,6 +257,14 @@ class NnxMLP(nnx.Module):
                   rngs=rngs)
 
   def __call__(self, x):
+    """The logits.
+
+    Args:
+      x: a batch of inputs, ``(batch, ...)`` (flattened per example).
+
+    Returns:
+      ``(batch, out)`` logits.
+    """
     act = _activation(self.act)
     x = x.reshape((x.shape[0], -1))
     for layer in self.layers:
@@ -303,6 +328,14 @@ class NnxCNN(nnx.Module):
                   param_dtype=param_dtype, rngs=rngs)
 
   def __call__(self, x):
+    """The logits.
+
+    Args:
+      x: a batch of inputs, ``(batch, ...)`` with ``(H, W, C)`` examples.
+
+    Returns:
+      ``(batch, out)`` logits.
+    """
     act = _activation(self.act)
     for conv in self.convs:
       x = act(conv(x))
