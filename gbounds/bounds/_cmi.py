@@ -1018,7 +1018,8 @@ def fcmi_bound(masks: ArrayLike, predictions: ArrayLike, losses: ArrayLike, *,
   predictions = _check_predictions(predictions, masks)
   st = _make_stats(masks, losses, predictions, estimator, clip, need_f=not full_vector,
                    need_full=full_vector)
-  return _evaluate(BoundName.FCMI_FULL if full_vector else BoundName.FCMI, st, bootstrap=int(bootstrap),
+  name = BoundName.FCMI_FULL if full_vector else BoundName.FCMI
+  return _evaluate(name, st, bootstrap=int(bootstrap),
                    confidence=confidence, seed=seed)
 
 

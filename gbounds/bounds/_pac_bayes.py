@@ -697,7 +697,8 @@ def pac_bayes_certificate(model: Any, /, params: Any, init_params: Any, x_train:
 
 
 __all__ = [
-    "CATONI_GRID", "SIGMA_GRID", "CertificateName", "PacBayesCertificate", "SigmaSelection", "catoni_bound",
+    "CATONI_GRID", "SIGMA_GRID", "CertificateName", "PacBayesCertificate", "SigmaSelection",
+    "catoni_bound",
     "gaussian_kl", "mc_error_upper_bound", "mcallester_bound", "pac_bayes_certificate",
     "pac_bayes_confidence", "pac_bayes_kl_bound",
 ]
