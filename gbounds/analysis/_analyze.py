@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import gbounds.data as _data
+from gbounds._src import batching as _batching
 from gbounds._src import errors as _errors
 from gbounds._src import io as _io
 from gbounds._src import progress as _progress
@@ -734,12 +735,13 @@ def _check_labels_against_model(apply_fn, params, data: AnalysisData) -> int:
 
 def _err(apply_fn, params, x, y, batch=1024) -> float:
   wrong = 0
-  for s in range(0, len(y), batch):
-    logits = apply_fn(params, jnp.asarray(x[s:s + batch]))
+  for start, stop in _batching.chunk_bounds(len(y), batch):
+    logits = apply_fn(params, jnp.asarray(x[start:stop]))
     if not bool(jnp.all(jnp.isfinite(logits))):
       _errors.fail("params", "a model whose outputs are finite on the data",
                    "non-finite logits (NaN or inf)")
-    wrong += int(jnp.sum(jnp.argmax(logits, -1) != jnp.asarray(y[s:s + batch])))
+    labels = jnp.asarray(y[start:stop])
+    wrong += int(jnp.sum(jnp.argmax(logits, -1).astype(labels.dtype) != labels))
   return wrong / len(y)
 
 

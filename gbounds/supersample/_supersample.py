@@ -907,7 +907,7 @@ def _predict_fn(apply_fn, strategy: MapStrategy):
 @functools.lru_cache(maxsize=32)
 def _test_error_fn(apply_fn, strategy: MapStrategy):
   def err(p, x, y):
-    return jnp.mean(jnp.argmax(apply_fn(p, x), axis=-1) != y)
+    return jnp.mean(jnp.argmax(apply_fn(p, x), axis=-1).astype(y.dtype) != y)
   if strategy == MapStrategy.VMAP:
     return jax.jit(jax.vmap(err, in_axes=(0, None, None)))
   return jax.jit(lambda p, x, y: jax.lax.map(lambda q: err(q, x, y), p))
@@ -1220,8 +1220,8 @@ def _solve_masks_fn(n: int, learning_rate: Any, t: Any, weight_decay: Any, time:
   """
   def solve(theta_all_ss, f0_all, r0_ss, mask, kk):
     # theta_all_ss: (N_all K, 2n K); r0_ss: (2n K,); mask: (n,) -> predictions (N_all, K).
-    rows = 2 * jnp.arange(n) + mask                                           # (n,)
-    cols = (rows[:, None] * kk + jnp.arange(kk)[None, :]).reshape(-1)        # (n K,)
+    rows = 2 * jnp.arange(n, dtype=mask.dtype) + mask                         # (n,)
+    cols = (rows[:, None] * kk + jnp.arange(kk, dtype=rows.dtype)[None, :]).reshape(-1)  # (n K,)
     theta_tt = theta_all_ss[cols][:, cols]
     a_t = gd_coefficients(theta_tt, r0_ss[cols], learning_rate=learning_rate, t=t,
                           weight_decay=weight_decay, time=time)
