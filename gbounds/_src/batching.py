@@ -81,7 +81,12 @@ def chunked_map(fn: Callable[..., Any], *arrays: Any, chunk_size: int | None,
   leaves = jax.tree.leaves(arrays)
   if not leaves:
     _errors.fail("arrays", "at least one array", "none")
+  if any(np.ndim(a) == 0 for a in leaves):
+    _errors.fail("arrays", "arrays with a leading axis", "a scalar")
   n = leaves[0].shape[0]
+  if any(a.shape[0] != n for a in leaves):
+    _errors.fail("arrays", "arrays sharing the leading axis",
+                 f"leading sizes {sorted({a.shape[0] for a in leaves})}")
   bounds = chunk_bounds(n, chunk_size)
   size = bounds[0][1] - bounds[0][0]
   outs = []

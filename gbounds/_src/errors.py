@@ -74,15 +74,41 @@ def check_same_leading(names: Sequence[str], *arrays: Any, axis: int = 0) -> Non
     fail(" and ".join(names), f"the same size along axis {axis}", pairs)
 
 
+def _as_real_array(name: str, x: Any, expected: str) -> np.ndarray:
+  """``x`` as a float array, refusing strings, None and other non-numbers with the house message."""
+  arr = np.asarray(x)
+  if arr.dtype.kind not in "biuf":
+    fail(name, expected, f"a value of type {type(x).__name__} ({_short_repr(x)})")
+  return arr.astype(float)
+
+
+def _short_repr(x: Any) -> str:
+  r = repr(x)
+  return r if len(r) <= 60 else r[:57] + "..."
+
+
 def check_positive(name: str, value: Any, *, strict: bool = True) -> None:
-  v = np.asarray(value)
+  """Finite values, all positive (``strict``) or non-negative.
+
+  Args:
+    name: the argument's name.
+    value: scalar or array.
+    strict: ``True`` for ``> 0``, ``False`` for ``>= 0``.
+  """
+  v = _as_real_array(name, value, "a positive value" if strict else "a non-negative value")
   ok = np.all(v > 0) if strict else np.all(v >= 0)
   if not ok or not np.all(np.isfinite(v)):
     fail(name, "a positive value" if strict else "a non-negative value", value)
 
 
 def check_in_unit_interval(name: str, x: Any) -> None:
-  arr = np.asarray(x, dtype=float)
+  """Finite values in [0, 1].
+
+  Args:
+    name: the argument's name.
+    x: scalar or array.
+  """
+  arr = _as_real_array(name, x, "values in [0, 1]")
   if not (np.all(np.isfinite(arr)) and np.all(arr >= 0) and np.all(arr <= 1)):
     fail(name, "values in [0, 1]", _describe(arr))
 
@@ -130,14 +156,14 @@ def is_concrete(*xs: Any) -> bool:
 
 def check_open_unit_interval(name: str, x: Any) -> None:
   """Values strictly inside (0, 1), e.g. a confidence parameter ``delta``."""
-  arr = np.asarray(x, dtype=float)
+  arr = _as_real_array(name, x, "values in the open interval (0, 1)")
   if arr.size == 0 or not (np.all(np.isfinite(arr)) and np.all(arr > 0) and np.all(arr < 1)):
     fail(name, "values in the open interval (0, 1)", _describe(arr))
 
 
 def check_probability(name: str, x: Any) -> None:
   """Finite values in the closed interval [0, 1] (error rates, probabilities)."""
-  arr = np.asarray(x, dtype=float)
+  arr = _as_real_array(name, x, "probabilities in [0, 1]")
   if not (np.all(np.isfinite(arr)) and np.all(arr >= 0) and np.all(arr <= 1)):
     fail(name, "probabilities in [0, 1]", _describe(arr))
 

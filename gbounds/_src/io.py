@@ -251,6 +251,6 @@ def atomic_write_figure(path: str | os.PathLike, fig: Any, *, dpi: int = 110,
     **savefig_kw: passed to ``Figure.savefig``.
 
   Returns:
-    The path written, as a string.
+    The SHA-256 hex digest of the bytes written (as every atomic writer here returns).
   """
   return atomic_write_bytes(path, figure_png(fig, dpi=dpi, **savefig_kw))

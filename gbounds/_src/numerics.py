@@ -54,6 +54,7 @@ def _host_eigh_bytes(a, dtype):
   return _as_bytes(w, dtype), _as_bytes(v, dtype)
 
 
+@jax.custom_jvp
 def _host_eigh(a: jax.Array) -> tuple[jax.Array, jax.Array]:
   # Results cross the callback boundary as raw bytes and are bit-cast back: JAX re-canonicalises
   # callback outputs in the callback's own thread, where a caller's ``jax.enable_x64(True)``
@@ -65,6 +66,24 @@ def _host_eigh(a: jax.Array) -> tuple[jax.Array, jax.Array]:
   w8, v8 = jax.pure_callback(functools.partial(_host_eigh_bytes, dtype=dtype), shapes, a,
                              vmap_method="expand_dims")
   return jax.lax.bitcast_convert_type(w8, a.dtype), jax.lax.bitcast_convert_type(v8, a.dtype)
+
+
+@_host_eigh.defjvp
+def _host_eigh_jvp(primals, tangents):
+  # First-order perturbation of a symmetric eigendecomposition (as jnp.linalg.eigh's rule):
+  # with dA' = V^T sym(dA) V, dw = diag(dA') and dV = V (F o dA'), F_ij = 1 / (w_j - w_i) for
+  # i != j and 0 on the diagonal (distinct eigenvalues assumed, as everywhere).
+  (a,), (da,) = primals, tangents
+  w, v = _host_eigh(a)
+  da = 0.5 * (da + jnp.swapaxes(da, -1, -2))
+  vt = jnp.swapaxes(v, -1, -2)
+  dap = vt @ da @ v
+  diff = w[..., None, :] - w[..., :, None]
+  eye = jnp.eye(w.shape[-1], dtype=bool)
+  f = jnp.where(eye, jnp.zeros((), w.dtype), 1.0 / jnp.where(eye, jnp.ones((), w.dtype), diff))
+  dw = jnp.diagonal(dap, axis1=-2, axis2=-1)
+  dv = v @ (f * dap)
+  return (w, v), (dw, dv)
 
 
 def _on_cpu(a) -> bool:
@@ -87,6 +106,10 @@ def eigh(a: jax.typing.ArrayLike, *, backend: EighBackend = EighBackend.AUTO) ->
     ``(..., n, n)``, in the dtype of ``a``.
   """
   a = jnp.asarray(a)
+  if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+    _errors.fail("a", "a (..., n, n) square matrix", f"shape {a.shape}")
+  if not jnp.issubdtype(a.dtype, jnp.floating):
+    a = a.astype(jnp.result_type(float))  # integer/bool input: the default float dtype
   backend = _errors.as_enum("backend", backend, EighBackend)
   if backend == EighBackend.AUTO:
     backend = EighBackend.HOST if _on_cpu(a) else EighBackend.XLA

@@ -178,6 +178,8 @@ class ResultMixin:
 
 
 def _fmt(v: Any) -> str:
+  if hasattr(v, "shape") and np.ndim(v) == 0 and hasattr(v, "item"):
+    v = v.item()  # 0-d numpy/jax arrays and numpy scalars format like Python scalars
   if isinstance(v, bool):
     return "yes" if v else "no"
   if isinstance(v, enum.Enum):

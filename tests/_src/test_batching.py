@@ -136,11 +136,6 @@ def test_chunked_map_needs_an_array():
     batching.chunked_map(lambda: 0, chunk_size=2)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: _src/batching.py chunked_map takes n from the first leaf only and never checks that "
-    "every array shares the leading axis; a shorter array is silently padded with its first row "
-    "(chunked_map(lambda a, b: a + b, arange(10), 10 * arange(9), chunk_size=None) returns "
-    "9.0 as its last value instead of raising); needs _errors.check_same_leading over the leaves"))
 @pytest.mark.parametrize("chunk", [None, 4])
 def test_chunked_map_refuses_arrays_of_different_lengths(chunk):
   x, y = np.arange(10.0), 10.0 * np.arange(9.0)

@@ -151,10 +151,6 @@ def test_figures_without_pyplot_or_backend_change(tmp_path):
   _no_temporaries(tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug (docstring): _src/io.py atomic_write_figure says 'Returns: The path written, as a "
-    "string.' but returns atomic_write_bytes's SHA-256 hex digest, like the other writers; fix "
-    "the docstring (or the return value)"))
 def test_atomic_write_figure_returns_what_it_documents(tmp_path):
   pytest.importorskip("matplotlib")
   fig, ax = _io.new_figure(figsize=(1, 1))

@@ -139,11 +139,6 @@ def test_eigh_integer_input_xla():
   _integer_eigh_check(EighBackend.XLA)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: _src/numerics.py _host_eigh keeps the input dtype for the callback results, so an "
-    "integer matrix (e.g. int32 [[2, 1], [1, 3]]) gets its eigenvalues truncated to integers "
-    "([1, 3] instead of [1.38, 3.62]) and all-zero eigenvectors under HOST and AUTO-on-CPU, "
-    "while XLA promotes to float; cast integer input to the default float dtype first"))
 @pytest.mark.parametrize("backend", [EighBackend.HOST, EighBackend.AUTO])
 def test_eigh_integer_input_host(backend):
   _integer_eigh_check(backend)
@@ -164,12 +159,6 @@ def test_eigh_xla_is_differentiable():
   np.testing.assert_allclose(np.asarray(g), 2 * a, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "regression: _src/numerics.py eigh HOST (the AUTO choice on CPU) is a jax.pure_callback "
-    "without a JVP rule, so jax.grad through it raises 'Pure callbacks do not support JVP'; "
-    "ntk._dynamics, bounds._supervision and geometry._manifold used jnp.linalg.eigh before the "
-    "restructure (differentiable), so gradients through e.g. gradient_descent_mse on CPU broke. "
-    "Needs a jax.custom_jvp on the host path (dw = diag(V^T dA V), dV = V (F o V^T dA V))"))
 def test_eigh_host_is_differentiable():
   a = _random_symmetric(np.random.default_rng(11), 5, np.float32)
   g = jax.grad(_eigh_loss(EighBackend.HOST))(a)
@@ -288,11 +277,6 @@ def test_xlogy_matches_scipy(dtype):
   assert float(numerics.xlogy(x, y)[0]) == 0.0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: _src/numerics.py eigh does not validate its input: a non-square or rank-1 array reaches "
-    "LAPACK inside the host callback (JaxRuntimeError 'CpuCallback error ... LinAlgError') or "
-    "XLA (TypeError 'transpose permutation ...'); expected InvalidInputError naming `a` (e.g. "
-    "_errors.fail('a', 'a (..., n, n) square matrix', f'shape {a.shape}'))"))
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("shape", [(2, 3), (3,)])
 def test_eigh_refuses_non_square_input(backend, shape):

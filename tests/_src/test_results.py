@@ -260,11 +260,6 @@ def test_table_round_trip():
   assert Table.from_dict(untitled.to_dict()) == untitled and untitled.title == ""
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: _src/results.py Table._fmt formats Python bools as yes/no and floats to 4 significant "
-    "places, but a numpy bool prints 'True' and a 0-d jax/numpy array prints its full repr "
-    "('0.12345679'), so one table mixes styles depending on where a cell came from; "
-    "_fmt needs np.bool_ in the bool branch and 0-d arrays converted with .item() first"))
 def test_table_text_formats_numpy_and_jax_scalars_like_python_ones():
   py = Table(columns=("ok", "x"), rows=[(True, 0.123456789)]).to_text()
   np_row = Table(columns=("ok", "x"), rows=[(np.bool_(True), jnp.asarray(0.123456789))]).to_text()
