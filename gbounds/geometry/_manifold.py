@@ -265,7 +265,7 @@ def _nnqp_single(gram, b, lip, *, n_iter: int, tol, active_set_steps: int, chunk
     enter = jnp.argmin(jnp.where(free > 0, jnp.inf, g_z))
     free_z = jnp.where(g_z[enter] < 0, free.at[enter].set(1.0), free)
     new_alpha = jnp.where(feasible, z, stepped)
-    new_free = jnp.where(feasible, free_z, free * (stepped > 0))
+    new_free = jnp.where(feasible, free_z, free * (stepped > 0).astype(dtype))
     ok = jnp.all(jnp.isfinite(new_alpha)) & (objective(new_alpha) <= objective(alpha))
     new_alpha = jnp.where(ok, new_alpha, alpha)
     new_free = jnp.where(ok, new_free, free)

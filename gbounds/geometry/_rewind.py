@@ -600,11 +600,9 @@ def _as_experiment_model(model: Any, params: Any, x1: np.ndarray, key: jax.Array
   one image to 10 logits."""
   if model is None:
     model = _models.CNN(out=10)
-  if isinstance(model, _models.ModelFn):
-    _errors.fail("model", "a flax.linen.Module or flax.nnx.Module (the layer geometry needs "
-                 "the layers' outputs, which a ModelFn's apply_fn hides)", "a ModelFn")
-  if not isinstance(model, (nn.Module, nnx.Module)):
-    _errors.fail("model", "a flax.linen.Module or flax.nnx.Module", type(model).__name__)
+  if not isinstance(model, (nn.Module, nnx.Module, _models.ModelFn)):
+    _errors.fail("model", "a flax.linen.Module, a flax.nnx.Module or a gbounds.models.ModelFn",
+                 type(model).__name__)
   try:
     mf = _models.as_model_fn(model, params=params, example_input=jnp.asarray(x1), key=key)
     out_shape = jax.eval_shape(mf.apply_fn, mf.params, jnp.asarray(x1)).shape
@@ -634,11 +632,11 @@ def permuted_label_experiment(config: PermutedLabelConfig = PermutedLabelConfig(
   Args:
     config: :class:`PermutedLabelConfig`.
     data_dir: data directory (see :func:`gbounds.data.data_dir`).
-    model: a Linen module (initialised from ``config.seed`` unless ``params`` is given) or an
-      NNX module (its own weights unless ``params``), with ``conv*``/``dense*``/``head`` layers
-      and 10 outputs (default: ``gbounds.models.CNN(out=10)``, 3 conv stages 16-32-32 channels
-      and a 128-unit dense layer). A :class:`gbounds.models.ModelFn` is refused: the geometry
-      needs the layers' outputs.
+    model: a Linen module (initialised from ``config.seed`` unless ``params`` is given), an
+      NNX module (its own weights unless ``params``) or a :class:`gbounds.models.ModelFn` of
+      either, with dense/conv layers and 10 outputs (default: ``gbounds.models.CNN(out=10)``,
+      3 conv stages 16-32-32 channels and a 128-unit dense layer). Layers are observed through
+      :func:`gbounds.models.intercept_layers` and rewound by :func:`parameter_layers` names.
     params: initial parameters (Linen ``"params"`` collection, NNX ``nnx.State``).
     dtype: dtype of the manifold analysis, float32 or float64 (``None``: the dtype of the layer
       features, i.e. the model's, float32 for the default CNN). Float64 needs JAX's 64-bit
@@ -652,7 +650,7 @@ def permuted_label_experiment(config: PermutedLabelConfig = PermutedLabelConfig(
     :class:`PermutedLabelResult`.
 
   Raises:
-    InvalidInputError: a bad ``config``, ``model`` (not a Flax module, not accepting
+    InvalidInputError: a bad ``config``, ``model`` (not a model of the above forms, not accepting
       ``(N, 28, 28, 1)`` images, not 10 outputs), too few examples of a class for a manifold,
       a ``dtype`` other than float32/float64 or float64 without 64-bit types.
     DataNotFoundError: the dataset is not in ``data_dir``.
@@ -664,6 +662,9 @@ def permuted_label_experiment(config: PermutedLabelConfig = PermutedLabelConfig(
   key = jax.random.key(config.seed)
   module, mf = _as_experiment_model(model, params, xtr[:1], key)
   params = mf.params
+  # A Linen module is cached by itself, anything else by the ModelFn's apply_fn: the layer
+  # features compile once for all checkpoints.
+  observed = module if isinstance(module, nn.Module) else mf
   opt, step, predict = _train_step_fn(mf.apply_fn, config.learning_rate)
   opt_state = opt.init(params)
 
@@ -698,7 +699,7 @@ def permuted_label_experiment(config: PermutedLabelConfig = PermutedLabelConfig(
           epoch, _accuracy(predict, params, xtr[clean], ytr[clean]),
           _accuracy(predict, params, xtr[perm_mask], y_noisy[perm_mask]),
           _accuracy(predict, params, xte, yte)))
-      feats = layer_features(module, params, xtr[all_idx])
+      feats = layer_features(observed, params, xtr[all_idx])
       analysed = tuple(k for k, f in feats.items() if f.shape[1] > m)
       for layer in analysed:
         f = feats[layer]

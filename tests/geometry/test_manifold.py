@@ -36,6 +36,7 @@ def _primal_kkt(s, t, alpha, v, kappa):
       complementarity=np.max(np.abs(alpha * cons)))
 
 
+@pytest.mark.x64  # float64 tolerances (KKT 1e-6, rtol 1e-7..1e-10)
 @pytest.mark.parametrize("kappa", [0.0, 0.5])
 @pytest.mark.parametrize("corr", [0.0, 0.9])
 def test_dual_solution_satisfies_primal_kkt(kappa, corr):
@@ -49,6 +50,7 @@ def test_dual_solution_satisfies_primal_kkt(kappa, corr):
   assert np.max(np.asarray(sol.kkt_residual)) < 1e-6
 
 
+@pytest.mark.x64  # float64 tolerances (KKT 1e-6, rtol 1e-7..1e-10)
 def test_fista_alone_reaches_kkt_tolerance_on_well_conditioned_instances():
   rng = np.random.default_rng(2)
   s = _manifold_matrix(rng, 40, 20, scale=0.3)
@@ -58,6 +60,7 @@ def test_fista_alone_reaches_kkt_tolerance_on_well_conditioned_instances():
   assert max(kkt.values()) < 1e-6
 
 
+@pytest.mark.x64  # float64 tolerances (KKT 1e-6, rtol 1e-7..1e-10)
 def test_matches_scipy_nnls_at_zero_margin():
   rng = np.random.default_rng(3)
   s = _manifold_matrix(rng, 9, 6)
@@ -84,6 +87,7 @@ def _brute_force_nnqp(gram, b):
   raise AssertionError("no KKT point found")
 
 
+@pytest.mark.x64  # float64 tolerances (KKT 1e-6, rtol 1e-7..1e-10)
 def test_matches_brute_force_active_sets_with_margin():
   rng = np.random.default_rng(4)
   kappa = 0.3
@@ -157,6 +161,7 @@ def _numpy_geometry(s, t, kappa):
   return cap, rad, dim, dim_prx
 
 
+@pytest.mark.x64  # float64 tolerances (KKT 1e-6, rtol 1e-7..1e-10)
 @pytest.mark.parametrize("kappa", [0.0, 0.2])
 def test_anchor_geometry_matches_numpy_formulas(kappa):
   rng = np.random.default_rng(8)
@@ -209,6 +214,7 @@ def test_large_dimension_mean_field_relation():
   np.testing.assert_allclose(g.capacity_per_manifold, predicted, rtol=0.10)
 
 
+@pytest.mark.x64  # float64 tolerances (KKT 1e-6, rtol 1e-7..1e-10)
 def test_invariant_to_point_order():
   rng = np.random.default_rng(11)
   x = rng.standard_normal(SHAPE)
@@ -221,6 +227,7 @@ def test_invariant_to_point_order():
   np.testing.assert_allclose(a.dimension_per_manifold, b.dimension_per_manifold, rtol=1e-8)
 
 
+@pytest.mark.x64  # float64 tolerances (KKT 1e-6, rtol 1e-7..1e-10)
 @pytest.mark.slow  # compiles the Stiefel optimiser (~10-20 s of XLA compile on CPU)
 def test_invariant_to_manifold_order_and_center_subspace():
   rng = np.random.default_rng(12)
@@ -241,6 +248,7 @@ def test_invariant_to_manifold_order_and_center_subspace():
   assert a.residual_correlation < 0.5 * a.center_correlation
 
 
+@pytest.mark.x64  # float64 tolerances (KKT 1e-6, rtol 1e-7..1e-10)
 def test_center_correlation_matches_direct_computation():
   rng = np.random.default_rng(13)
   p = SHAPE[0]
@@ -333,6 +341,7 @@ def _geometry_from_anchors(t, anc, kappa):
 RANK_DEFICIENT = ("subspace", "duplicates", "more_points_than_dims")
 
 
+@pytest.mark.x64  # float64 tolerances (KKT 1e-6, rtol 1e-7..1e-10)
 @pytest.mark.parametrize("kappa", [0.0, 0.3])
 @pytest.mark.parametrize("kind", RANK_DEFICIENT)
 def test_rank_deficient_anchors_match_exact_nnls(kind, kappa):
@@ -382,6 +391,7 @@ def _svd_s_matrices(x):
   return np.stack(out)
 
 
+@pytest.mark.x64  # float64 tolerances (KKT 1e-6, rtol 1e-7..1e-10)
 def test_manifold_geometry_on_rank_deficient_manifolds_matches_exact_anchors():
   rng = np.random.default_rng(21)
   p, m, n = SHAPE
@@ -489,6 +499,7 @@ def test_class_manifolds_groups_by_label():
     gbounds.geometry.class_manifolds(feats, labels, n_per_class=11)
 
 
+@pytest.mark.x64  # float64 tolerances (KKT 1e-6, rtol 1e-7..1e-10)
 def test_cli_geometry(tmp_path):
   import json
 

@@ -26,7 +26,7 @@ def test_permute_labels_keeps_marginals_and_touches_only_the_selected_fraction()
 
 def _cnn_params():
   model = gbounds.models.CNN(out=10)
-  x = jnp.zeros((1, 28, 28, 1))
+  x = jnp.zeros((1, 28, 28, 1), jnp.float32)
   return model, model.init(jax.random.key(0), x)["params"], \
       model.init(jax.random.key(1), x)["params"]
 
@@ -203,3 +203,29 @@ def test_figures_draw_on_given_axes_without_pyplot():
   assert len(ax.get_lines()) == 4
   for f in (fig, fig2, _rewind.plot_geometry(res), _rewind.plot_rewinding(res)):
     assert figure_png(f)[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_permuted_label_experiment_agrees_for_the_nnx_twin(data_root):
+  from flax import nnx
+  g, gm = gbounds.geometry, gbounds.models
+  cfg = g.PermutedLabelConfig(n_train=300, n_test=100, epochs=2, rewind_epoch=1, batch_size=50,
+                              checkpoint_epochs=(0,), n_per_manifold=5, n_t=20, center_rank=0)
+  linen = gm.CNN(out=10)
+  params = linen.init(jax.random.key(cfg.seed), jnp.zeros((1, 28, 28, 1)))["params"]
+  twin = gm.NnxCNN((28, 28, 1), out=10, rngs=nnx.Rngs(0))
+  gm.linen_params_to_nnx(twin, params)
+  a = g.permuted_label_experiment(cfg, data_dir=data_root)  # default: CNN(out=10) from the seed
+  b = g.permuted_label_experiment(cfg, data_dir=data_root, model=twin)
+  assert a.parameter_layers == b.parameter_layers == ("conv0", "conv1", "conv2", "dense0", "head")
+  assert a.analysed_layers == b.analysed_layers
+  np.testing.assert_allclose(np.array([tuple(r)[1:] for r in b.history]),
+                             np.array([tuple(r)[1:] for r in a.history]), atol=0.02)
+  assert [(r.direction, r.layers) for r in a.rewinding] == \
+      [(r.direction, r.layers) for r in b.rewinding]
+  np.testing.assert_allclose([r.test_accuracy for r in b.rewinding],
+                             [r.test_accuracy for r in a.rewinding], atol=0.02)
+  assert [(r.epoch, r.layer, r.kind) for r in a.geometry] == \
+      [(r.epoch, r.layer, r.kind) for r in b.geometry]
+  np.testing.assert_allclose([r.capacity for r in b.geometry], [r.capacity for r in a.geometry],
+                             rtol=1e-2)
