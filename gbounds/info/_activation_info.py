@@ -286,7 +286,7 @@ def _bin_indices(a: jax.Array, bins: int, binning: Binning) -> jax.Array:
   if binning is Binning.GLOBAL:
     lo, hi = jnp.min(a), jnp.max(a)
   else:
-    lo, hi = jnp.min(a, axis=0), jnp.max(a, axis=0)
+    lo, hi = jnp.min(a, axis=0, keepdims=True), jnp.max(a, axis=0, keepdims=True)  # (1, N)
   # halved operands: hi - lo cannot overflow for finite inputs, and halving is exact, so the
   # ratio is the same as (a - lo) / (hi - lo) wherever that does not overflow; for huge ranges
   # both sides are scaled by 2^-16 (exact) since XLA on CPU divides through a reciprocal,
@@ -443,9 +443,9 @@ def _ksg_block(x: jax.Array, y: jax.Array, ux: jax.Array, vx: jax.Array, ix: jax
     xr, yr = x[b], y[b]                                              # (cap, S)
     dist = jnp.maximum(jnp.abs(xr - xr[jnp.arange(cap), p][:, None]),
                        jnp.abs(yr - yr[jnp.arange(cap), p][:, None]))
-    dist = jnp.where(cols == p[:, None], inf, dist)
+    dist = jnp.where(cols[None, :] == p[:, None], inf, dist)
     for _ in range(k - 1):                                           # drop the k - 1 smallest
-      dist = jnp.where(cols == jnp.argmin(dist, axis=1)[:, None], inf, dist)
+      dist = jnp.where(cols[None, :] == jnp.argmin(dist, axis=1)[:, None], inf, dist)
     target = jnp.where(valid, sel, nb * s)
     eps = eps.at[target].set(jnp.min(dist, axis=1), mode="drop")
     done = done.at[target].set(True, mode="drop")

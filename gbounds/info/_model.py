@@ -12,6 +12,7 @@ Every info entry point that takes a model accepts, as its first argument:
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 from flax import linen as nn
@@ -54,9 +55,24 @@ def as_model(model: Any, params: Any = None, *, name: str = "apply_fn") -> Model
     if params is None:
       _errors.fail("params", "the parameters of the Linen module (its 'params' collection)",
                    None)
-    mf = _models.as_model_fn(model, params=params)
-    return Model(mf.apply_fn, mf.params)
+    return Model(_linen_apply_fn(model), params)
   if not callable(model):
     _errors.fail(name, "a callable apply_fn(params, x), a gbounds.models.ModelFn, a Linen "
                  "module with params or an NNX module", type(model).__name__)
   return Model(model, params)
+
+
+def _linen_apply_fn(module: nn.Module) -> Any:
+  """The adapter's ``apply_fn`` of a Linen module, one per (hashable) module: the compiled
+  programs cached on ``apply_fn`` downstream (NTK, Fisher, K-FAC) are then reused across calls
+  instead of being rebuilt for a fresh closure each time."""
+  try:
+    return _cached_linen_apply_fn(module)
+  except TypeError:  # an unhashable module (a field holding a list, say): no cache
+    return _models.as_model_fn(module, params={}).apply_fn
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_linen_apply_fn(module: nn.Module) -> Any:
+  # the apply function does not depend on the parameters passed with it
+  return _models.as_model_fn(module, params={}).apply_fn

@@ -316,7 +316,7 @@ def test_kfac_mixes_with_diagonal_for_non_dense_parameters():
   x = x[:, :5]
   model = _TwoLayer()
   params = {"net": model.init(jax.random.key(2), x)["params"], "temp": jnp.array([1.3], F64)}
-  apply_fn = lambda p, xx: p["temp"] * model.apply({"params": p["net"]}, xx)  # noqa: E731
+  apply_fn = lambda p, xx: p["temp"][None, :] * model.apply({"params": p["net"]}, xx)  # noqa: E731
   got = wi.information_in_weights(apply_fn, params, x, beta=1.0, prior_scale=1.0, form="kfac")
   diag = wi.information_in_weights(apply_fn, params, x, beta=1.0, prior_scale=1.0,
                                    form="diagonal")
