@@ -72,7 +72,7 @@ import optax
 
 from gbounds._src import errors as _errors
 from gbounds._src import results as _results
-from gbounds.train._train import Optimizer, _tree_from_json
+from gbounds.train._train import Optimizer, _optax_promotion, _tree_from_json
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
@@ -356,9 +356,10 @@ def _train_limit(apply_fn, aux_apply_fn, config: LimitConfig, params, aux_params
     xi = jax.random.fold_in(noise_key, s)
     noise = _sample_noise(config, xi, (bi.shape[0], k), dtype)
     grads, qgrads, qloss = limit_gradients(apply_fn, aux_apply_fn, p, q, x[bi], y[bi], noise, config)
-    qupd, qst = aux_opt.update(qgrads, qst, q)
+    with _optax_promotion():
+      qupd, qst = aux_opt.update(qgrads, qst, q)
+      upd, new_st = opt.update(grads, st, p)
     q = optax.apply_updates(q, qupd)
-    upd, new_st = opt.update(grads, st, p)
     new_p = optax.apply_updates(p, upd)
     frozen = s < config.warm_up_steps
     p = jax.tree_util.tree_map(lambda a, c: jnp.where(frozen, a, c), p, new_p)

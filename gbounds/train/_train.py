@@ -212,6 +212,13 @@ def _tree_from_json(tree: Any) -> Any:
   return np.asarray(tree)
 
 
+def _optax_promotion():
+  """Standard dtype promotion for the optax update only (scoped, not global): optax's Adam raises
+  a Python-float decay to an int32 step count, which strict promotion refuses. The default
+  promotion is "standard", so this changes no number."""
+  return jax.numpy_dtype_promotion("standard")
+
+
 def _train_one(apply_fn, config: TrainConfig, params, x, y, idx, key):
   """One model's training run: ``config.steps`` optimizer steps from ``params`` on the examples
   ``idx`` of the pool ``(x, y)``, mini-batch order from ``key``. Returns (params, final loss)."""
@@ -236,7 +243,8 @@ def _train_one(apply_fn, config: TrainConfig, params, x, y, idx, key):
       perm = jax.random.permutation(jax.random.fold_in(key, s // per_epoch), n_tr)
       bi = idx[jax.lax.dynamic_slice_in_dim(perm, (s % per_epoch) * b, b)]
     grads = jax.grad(objective)(p, bi)
-    updates, state = opt.update(grads, state, p)
+    with _optax_promotion():
+      updates, state = opt.update(grads, state, p)
     return optax.apply_updates(p, updates), state
 
   params, _ = jax.lax.fori_loop(0, config.steps, step, (params, opt.init(params)))
@@ -602,4 +610,5 @@ def accuracy(logits: jax.Array, y: jax.Array) -> jax.Array:
   Returns:
     ``mean_i [argmax_c logits_ic == y_i]``, a scalar.
   """
-  return jnp.mean(jnp.argmax(logits, axis=-1) == y)
+  pred = jnp.argmax(logits, axis=-1)
+  return jnp.mean(pred == jnp.asarray(y).astype(pred.dtype))

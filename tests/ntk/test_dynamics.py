@@ -28,6 +28,7 @@ def _rel(a, b):
   return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("time,t", [("discrete", 40), ("continuous", 2.5)])
 @pytest.mark.parametrize("lam", [0.0, 0.5])
 def test_closed_form_equals_explicit_gd(problem, time, t, lam):
@@ -45,6 +46,7 @@ def test_closed_form_equals_explicit_gd(problem, time, t, lam):
   assert _rel(ravel_pytree(w)[0] - w0, ravel_pytree(ex.params)[0] - w0) < 1e-8
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("lam", [0.0, 0.3])
 def test_infinite_time_equals_regularised_least_squares(problem, lam):
   """t = inf: w* - w0 = argmin ||J d + r0||^2 + lam ||d||^2 (minimum-norm for lam = 0)."""
@@ -64,6 +66,7 @@ def test_infinite_time_equals_regularised_least_squares(problem, lam):
     assert _rel(cf.test.reshape(-1), (p["f0t"].reshape(-1) + p["jt"] @ d)) < 1e-8
 
 
+@pytest.mark.x64
 def test_singular_kernel_is_fine():
   """Duplicated inputs make Theta singular; phi_t never inverts it."""
   j = np.random.default_rng(0).normal(size=(3, 8))
@@ -81,6 +84,7 @@ def test_singular_kernel_is_fine():
   np.testing.assert_allclose(j.T @ np.asarray(a), d, rtol=1e-10)
 
 
+@pytest.mark.x64
 def test_phi_limits_jit_and_vmap():
   mu = jnp.array([0.0, 1e-12, 0.5, 2.0], jnp.float64)
   f = jax.jit(lambda m, t: gbounds.ntk.phi(m, learning_rate=0.1, t=t, time="continuous"))
@@ -150,6 +154,7 @@ def test_divergent_step_is_rejected(t):
                                time="continuous")
 
 
+@pytest.mark.x64
 def test_phi_host_equals_phi():
   mu = np.array([0.0, 1e-12, 0.5, 2.0, 15.0])
   for time, t in (("discrete", 7), ("continuous", 3.0), ("discrete", np.inf)):
@@ -182,6 +187,7 @@ def test_eigh_is_the_numerics_type_and_results_round_trip():
       rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.x64
 def test_explicit_result_round_trips(problem):
   import json
   p = problem

@@ -1,4 +1,5 @@
-"""Tests of the NTK engine against brute-force Jacobians (float64) and across implementations."""
+"""Tests of the NTK engine against brute-force Jacobians (float64, so marked ``x64``) and across
+implementations; ``test_float32_engine`` runs with x64 off too."""
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +44,7 @@ def net(request):
   return (*_cnn(x), x, x2)
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("impl", IMPLS)
 def test_kernel_equals_brute_force_jjt(net, impl):
   apply_fn, params, x, x2 = net
@@ -53,6 +55,7 @@ def test_kernel_equals_brute_force_jjt(net, impl):
   np.testing.assert_allclose(ntk(x, x2, params), j1 @ j2.T, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.x64
 def test_implementations_agree_and_trace(net):
   apply_fn, params, x, x2 = net
   kernels = {}
@@ -69,6 +72,7 @@ def test_implementations_agree_and_trace(net):
     np.testing.assert_allclose(kernels[impl, gbounds.ntk.NtkOutput.TRACE], trace_ref, rtol=1e-10)
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("chunk", [1, 4])
 def test_chunked_equals_unchunked(net, impl, chunk):
@@ -79,6 +83,7 @@ def test_chunked_equals_unchunked(net, impl, chunk):
   np.testing.assert_allclose(chunked(x, x2, params), full(x, x2, params), rtol=1e-12)
 
 
+@pytest.mark.x64
 def test_float32_kernel_close_to_float64():
   x = jax.random.normal(jax.random.key(0), (5, 5), jnp.float64)
   apply64, p64 = _mlp(x)
@@ -90,12 +95,14 @@ def test_float32_kernel_close_to_float64():
   np.testing.assert_allclose(k32, k64, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.x64
 def test_jacobian_fn_matches_brute_force(net):
   apply_fn, params, x, _ = net
   np.testing.assert_allclose(gbounds.ntk.jacobian_fn(apply_fn, chunk_size=4)(params, x),
                              _brute_jacobian(apply_fn, params, x), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.x64
 def test_linearize_at_w0_and_jvp_elsewhere(net):
   apply_fn, params, x, _ = net
   f_lin = gbounds.ntk.linearize(apply_fn, params)
@@ -115,6 +122,7 @@ def test_linearize_at_w0_and_jvp_elsewhere(net):
   np.testing.assert_allclose(f_lin(moved2, x) - f0, 2 * (f_lin(moved, x) - f0), rtol=1e-10)
 
 
+@pytest.mark.x64
 def test_vjp_and_jvp_products(net):
   apply_fn, params, x, _ = net
   jac = _brute_jacobian(apply_fn, params, x)
@@ -128,6 +136,7 @@ def test_vjp_and_jvp_products(net):
       rtol=1e-12)
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("family", ["mlp", "cnn"])
 def test_linen_and_nnx_give_the_same_kernel(family):
   if family == "mlp":
@@ -151,6 +160,7 @@ def test_linen_and_nnx_give_the_same_kernel(family):
   np.testing.assert_allclose(k_nnx_nvp, k_linen, rtol=1e-10)
 
 
+@pytest.mark.x64
 def test_ntk_under_jit_of_apply():
   x = jax.random.normal(jax.random.key(0), (4, 5), jnp.float64)
   apply_fn, params = _mlp(x)
@@ -159,6 +169,7 @@ def test_ntk_under_jit_of_apply():
   np.testing.assert_allclose(jitted, ref, rtol=1e-12)
 
 
+@pytest.mark.x64
 class TestBadInput:
   x = np.random.default_rng(0).normal(size=(4, 5))
 
@@ -195,12 +206,14 @@ class TestBadInput:
       gbounds.ntk.empirical_ntk_fn(apply_fn)(self.x, self.x[:, :3], params)
 
 
+@pytest.mark.x64
 def test_cast_tree_leaves_ints_alone():
   tree = {"w": jnp.ones(3, jnp.float32), "i": jnp.arange(3)}
   out = _ntk.cast_tree(tree, jnp.float64)
   assert out["w"].dtype == jnp.float64 and out["i"].dtype == tree["i"].dtype
 
 
+@pytest.mark.x64
 def test_checks_are_eager_only_and_change_no_number():
   """Under jit (tracers) the value checks are skipped and the results equal the eager ones;
   eagerly, a NaN parameter is refused instead of giving a NaN kernel."""
@@ -223,3 +236,18 @@ def test_checks_are_eager_only_and_change_no_number():
     gbounds.ntk.empirical_ntk_fn(apply_fn)(x, None, bad)
   with pytest.raises(gbounds.InvalidInputError, match=r"apply_fn: .*as_model_fn"):
     gbounds.ntk.empirical_ntk_fn(gbounds.models.MLP((3,), 2))
+
+
+def test_float32_engine():
+  """float32 end to end (no float64 anywhere): chunked kernels and Jacobians equal unchunked ones
+  and the kernel is J J^T to float32 round-off."""
+  x = jax.random.normal(jax.random.key(0), (7, 5), jnp.float32)
+  apply_fn, params = _mlp(x, jnp.float32)
+  j = gbounds.ntk.jacobian_fn(apply_fn)(params, x)
+  assert j.dtype == jnp.float32
+  np.testing.assert_allclose(gbounds.ntk.jacobian_fn(apply_fn, chunk_size=3)(params, x), j,
+                             rtol=1e-6, atol=1e-7)
+  for impl in IMPLS:
+    k = gbounds.ntk.empirical_ntk_fn(apply_fn, implementation=impl, chunk_size=3)(x, None, params)
+    assert k.dtype == jnp.float32
+    np.testing.assert_allclose(k, j @ j.T, rtol=1e-4, atol=1e-5)

@@ -24,6 +24,7 @@ def _maxdiff(a, b):
              for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("opt,batch", [("sgd", 16), ("adam", 16), ("momentum", None)])
 def test_true_gradient_reduces_to_cross_entropy_training(opt, batch):
   x, y, mf, qf = _setup()
@@ -37,6 +38,7 @@ def test_true_gradient_reduces_to_cross_entropy_training(opt, batch):
   assert _maxdiff(ref, mf.params) > 1e-3  # it did move
 
 
+@pytest.mark.x64
 def test_step_gradients_against_autodiff():
   """Classifier step = J^T (g_hat + xi) / b; aux gradient = grad of the stated objective."""
   x, y, mf, qf = _setup()
@@ -72,7 +74,7 @@ def test_noise_runs_and_is_seeded(noise):
 
 
 def test_warm_up_freezes_classifier():
-  x, y, mf, qf = _setup()
+  x, y, mf, qf = _setup(jnp.float32)
   cfg = _limit.LimitConfig(steps=5, warm_up_steps=5, batch_size=8)
   r = _limit.train_limit(mf.apply_fn, mf.params, qf.apply_fn, qf.params, x, y, cfg)
   assert _maxdiff(r.params, mf.params) == 0.0
@@ -80,7 +82,7 @@ def test_warm_up_freezes_classifier():
 
 
 def test_bad_input():
-  x, y, mf, qf = _setup()
+  x, y, mf, qf = _setup(jnp.float32)
   with pytest.raises(gbounds.InvalidInputError, match="beta"):
     _limit.LimitConfig(beta=0.0)
   with pytest.raises(gbounds.InvalidInputError, match="beta"):
@@ -95,6 +97,7 @@ def test_bad_input():
                        _limit.LimitConfig())
 
 
+@pytest.mark.x64
 def test_sum_step_is_the_authors_convention():
   """ClassifierStep.SUM: J^T (g_hat + xi) without 1/b (the authors' gradient replacement); with
   true labels and SGD it equals cross-entropy training on the *summed* loss."""
@@ -120,12 +123,13 @@ def test_sum_step_is_the_authors_convention():
   assert _maxdiff(out, p) < 1e-12
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, pytest.param(F64, marks=pytest.mark.x64)])
 @pytest.mark.parametrize("noise,lam,want_std",
                          [("gaussian", 2.0, 0.5), ("laplace", 4.0, 2 ** 0.5 / 4)])
-def test_authors_lambda_noise_parameterisation(noise, lam, want_std):
+def test_authors_lambda_noise_parameterisation(noise, lam, want_std, dtype):
   """AUTHORS_LAMBDA: Gaussian std 1/sqrt(2 lamb), Laplace scale 1/lamb (std sqrt(2)/lamb)."""
   cfg = _limit.LimitConfig(noise=noise, noise_scale=lam, noise_parameterisation="authors_lambda")
-  xi = _limit._sample_noise(cfg, jax.random.key(0), (200_000,), F64)
+  xi = _limit._sample_noise(cfg, jax.random.key(0), (200_000,), dtype)
   np.testing.assert_allclose(float(jnp.std(xi)), want_std, rtol=0.01)
   if noise == "laplace":  # Laplace(0, b): E|xi| = b
     np.testing.assert_allclose(float(jnp.mean(jnp.abs(xi))), 1 / lam, rtol=0.01)
@@ -134,7 +138,7 @@ def test_authors_lambda_noise_parameterisation(noise, lam, want_std):
 
 
 def test_labels_outside_the_model_outputs_raise():
-  x, y, mf, qf = _setup()
+  x, y, mf, qf = _setup(jnp.float32)
   for bad in (np.where(y == 0, 3, y), np.where(y == 0, -1, y)):
     with pytest.raises(gbounds.InvalidInputError, match=r"y: expected class labels in \[0, 3\)"):
       _limit.train_limit(mf.apply_fn, mf.params, qf.apply_fn, qf.params, x, bad,

@@ -45,7 +45,7 @@ def test_full_batch_gd_matches_hand_written_loop(setup):
                             weight_decay=0.01)
   p = jax.tree_util.tree_map(lambda a: a[1], params)
   out = gbounds.train.train_many(apply, params, x, y, idx, cfg, strategy="vmap")
-  xs, ys = x[idx[1]], jax.nn.one_hot(y[idx[1]], 2)
+  xs, ys = x[idx[1]], jax.nn.one_hot(y[idx[1]], 2, dtype=jnp.float32)
 
   def loss(q):
     l2 = sum(jnp.sum(v ** 2) for v in jax.tree_util.tree_leaves(q))
