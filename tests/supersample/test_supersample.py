@@ -434,6 +434,7 @@ def test_sharded_over_four_cpu_devices_equals_unsharded():
 # ----------------------------------------------------------------------------- linearized
 
 
+@pytest.mark.x64  # a float64 network against a float64 closed form
 @pytest.mark.parametrize("t, time", [
     (np.inf, "continuous"), pytest.param(7.0, "discrete", marks=pytest.mark.slow)])
 def test_linearized_matches_per_mask_closed_form(t, time):
