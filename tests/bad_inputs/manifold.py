@@ -1,4 +1,4 @@
-"""Bad inputs to the MFTMA manifold geometry (gbounds/_manifold.py) and ``gbounds manifold``.
+"""Bad inputs to the MFTMA manifold geometry (gbounds/geometry/_manifold.py) and ``gbounds manifold``.
 
 Every case fails in validation, before any compilation or training. (A QP that does not converge
 raises ConvergenceError; that needs a compiled solve, so it is tested in tests/geometry/test_manifold.py.)

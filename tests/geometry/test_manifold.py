@@ -1,4 +1,4 @@
-"""Tests of the MFTMA manifold geometry (gbounds/_manifold.py).
+"""Tests of the MFTMA manifold geometry (gbounds/geometry/_manifold.py).
 
 References are independent computations: scipy's NNLS, a brute-force enumeration of active
 sets, the primal KKT conditions, numpy re-implementations of the PRX 2018 formulas on scipy
@@ -541,3 +541,12 @@ def test_results_round_trip_through_json():
   assert back.center_rank == g.center_rank == 0
   for a, b in zip(back, g):
     np.testing.assert_array_equal(a, np.asarray(b))
+
+
+def test_float64_without_64_bit_types_is_refused_and_the_default_follows_jax():
+  x = np.random.default_rng(26).standard_normal((3, 4, 12)) + np.arange(3.0)[:, None, None]
+  with jax.enable_x64(False):
+    with pytest.raises(gbounds.InvalidInputError, match="dtype: .*64-bit"):
+      gbounds.geometry.manifold_geometry(x, key=0, dtype=np.float64)
+    g = gbounds.geometry.manifold_geometry(x, key=0, n_t=8, center_rank=0)  # float64 data
+  assert g.capacity_per_manifold.dtype == np.float32

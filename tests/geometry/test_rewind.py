@@ -1,4 +1,5 @@
-"""Tests of the permuted-label / layer-rewinding experiment pieces (gbounds/_rewind.py)."""
+"""Tests of the permuted-label / layer-rewinding experiment (gbounds/geometry/_rewind.py) and its
+figures (gbounds/viz/_geometry.py)."""
 
 import json
 
@@ -33,7 +34,7 @@ def _cnn_params():
 
 def test_parameter_layers_and_rewinding():
   _, final, early = _cnn_params()
-  names = _rewind.parameter_layers(final)
+  names = gbounds.geometry.parameter_layers(final)
   assert names == ("conv0", "conv1", "conv2", "dense0", "head")
   p = gbounds.geometry.rewind_layers(final, early, names[-2:])
   for n in names:
@@ -84,7 +85,7 @@ def test_quick_experiment_through_the_cli(data_root, tmp_path):
   assert rc == 0
   res = json.loads((tmp_path / "result.json").read_text())
   kinds = {g["kind"] for g in res["geometry"]}
-  assert kinds == set(_rewind.MANIFOLD_KINDS)
+  assert kinds == set(gbounds.geometry.MANIFOLD_KINDS)
   assert {g["layer"] for g in res["geometry"]} == {"input", "conv0", "conv1", "conv2", "dense0"}
   # L = 5 rewinds everything: the network is the rewind checkpoint itself.
   last = [r for r in res["rewinding"] if r["direction"] == "last"]
