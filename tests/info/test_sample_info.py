@@ -95,6 +95,7 @@ CASES = [pytest.param(k, time, lam, t,
          for time, t in (("discrete", 150), ("continuous", 40.0), ("discrete", np.inf))]
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 @pytest.mark.parametrize("k,time,lam,t", CASES)
 def test_loo_equals_brute_force_retraining(k, time, lam, t):
   apply_fn, params, x, y, xv, j, jv, f0 = _problem(k)
@@ -125,6 +126,7 @@ def test_loo_equals_brute_force_retraining(k, time, lam, t):
   np.testing.assert_allclose(res.fsi, fsi_ref, rtol=1e-7, atol=1e-10 * fsi_ref.max())
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_engine_explicit_trainer_agrees_for_a_few_examples():
   k, lam, t = 2, 0.3, 60
   apply_fn, params, x, y, _, j, _, _ = _problem(k)
@@ -142,6 +144,7 @@ def test_engine_explicit_trainer_agrees_for_a_few_examples():
                                atol=1e-8 * np.abs(ref).max())
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 @pytest.mark.parametrize("k", [1, 2])
 def test_methods_agree(k):
   _, _, _, y, _, j, _, f0 = _problem(k)
@@ -156,6 +159,7 @@ def test_methods_agree(k):
       np.testing.assert_array_less(np.abs(c - ref).max() / scale, 1e-9)
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_fsi_prediction_form_equals_weight_space_form():
   k = 2
   apply_fn, params, x, y, xv, _, _, _ = _problem(k)
@@ -168,6 +172,7 @@ def test_fsi_prediction_form_equals_weight_space_form():
   np.testing.assert_allclose(res.fsi, fsi_w, rtol=1e-9)
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 @pytest.mark.parametrize("time,t", [("discrete", 80), ("discrete", np.inf)])
 def test_permutation_invariance(time, t):
   k = 2
@@ -183,6 +188,7 @@ def test_permutation_invariance(time, t):
                              rtol=1e-8, atol=1e-12)
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_indices_subset_matches_all():
   k = 1
   apply_fn, params, x, y, xv, _, _, _ = _problem(k)
@@ -193,6 +199,7 @@ def test_indices_subset_matches_all():
   np.testing.assert_allclose(sub.fsi, full.fsi[[3, 0, 39]], rtol=1e-9)
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_leave_one_out_under_jit():
   k = 2
   _, _, _, y, _, j, _, f0 = _problem(k)
@@ -207,6 +214,7 @@ def test_leave_one_out_under_jit():
     np.testing.assert_allclose(jitted, eager, rtol=1e-10, atol=1e-12 * np.abs(eager).max())
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_sgd_steady_state_si_matches_scipy_lyapunov():
   k, lam, b = 1, 0.05, 8
   apply_fn, params, x, y, _, _, _, f0 = _problem(k, width=4)
@@ -227,6 +235,7 @@ def test_sgd_steady_state_si_matches_scipy_lyapunov():
   np.testing.assert_allclose(res.si_sgd, ref, rtol=1e-6)
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_projected_jacobian_is_orthonormal_sketch():
   apply_fn, params, x, _, _, j, _, _ = _problem(1)
   d = j.shape[1]
@@ -242,6 +251,7 @@ def test_projected_jacobian_is_orthonormal_sketch():
   assert np.count_nonzero(pt) == d  # one bucket per parameter
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_trained_expansion_point():
   k = 1
   apply_fn, params, x, y, _, _, _, _ = _problem(k)
@@ -260,6 +270,7 @@ def test_trained_expansion_point():
   assert res.settings.expansion == "trained"
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_save_json_and_csv(tmp_path):
   apply_fn, params, x, y, xv, _, _, _ = _problem(1)
   res = si.sample_information(apply_fn, params, x, y, learning_rate=4e-3, t=20, x_heldout=xv)
@@ -290,6 +301,7 @@ def _assert_same_result(a, b):
       np.testing.assert_array_equal(np.asarray(va), np.asarray(vb), err_msg=f.name)
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sample_information_to_dict_round_trip(tmp_path, dtype):
   """to_dict/from_dict (through JSON text) and save_json(full=True)/load_json give back an equal
@@ -334,6 +346,7 @@ def test_load_json_reads_files_of_earlier_versions(tmp_path):
   assert res.table().columns == ("index", "weight_change_sq", "si", "self_prediction_change_0")
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_leave_one_out_to_dict_round_trip():
   _, _, _, y, _, j, _, f0 = _problem(1)
   res = si.leave_one_out(j @ j.T, f0 - y.reshape(-1), learning_rate=1e-3, t=25)
@@ -365,6 +378,7 @@ def test_nnx_and_linen_twins_give_the_same_sample_information():
                              dw_linen["head"]["kernel"], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_bad_input():
   apply_fn, params, x, y, xv, j, _, f0 = _problem(1)
   kw = dict(learning_rate=4e-3, t=10)
@@ -428,6 +442,7 @@ def test_host_eigh_under_a_local_x64_context():
   np.testing.assert_allclose(np.abs(np.einsum("bij,bij->bj", v, ref_v)), 1.0, rtol=1e-10)
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_float32_kernels_get_float64_algebra_and_float32_results():
   """sample_information_from_kernels on a float32 kernel equals the float64 computation on the
   same (float32-rounded) kernel, returned as float32; likewise under jit."""

@@ -47,6 +47,7 @@ def _brute_kl(h, w, beta, lam):
           + (w @ w + beta * np.trace(np.linalg.inv(m))) / (2 * lam ** 2))
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 @pytest.mark.parametrize("empirical", [False, True])
 def test_fisher_matrix_matches_brute_force(empirical):
   mf, x = _tiny_mlp()
@@ -59,6 +60,7 @@ def test_fisher_matrix_matches_brute_force(empirical):
   np.testing.assert_allclose(mean * x.shape[0], got, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_exact_form_matches_logdet_formula():
   mf, x = _tiny_mlp()
   beta, lam = 0.7, 0.3
@@ -81,6 +83,7 @@ def _diag_model():
   return apply_fn, {"w": jnp.array([0.3, -1.0, 0.5, 2.0], F64)}, x
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_diagonal_equals_exact_for_diagonal_fisher():
   apply_fn, params, x = _diag_model()
   h = _brute_fisher(apply_fn, params, x)
@@ -94,6 +97,7 @@ def test_diagonal_equals_exact_for_diagonal_fisher():
                                rtol=1e-10)
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_kfac_equals_exact_for_single_dense_layer():
   """A single Dense layer with zero kernel: H_i is the same for all examples -> F = A (x) G."""
   x = jax.random.normal(jax.random.key(3), (9, 4), F64)
@@ -114,6 +118,7 @@ def test_kfac_equals_exact_for_single_dense_layer():
     np.testing.assert_allclose(kfac.total, ex.total, rtol=1e-10)
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_kfac_close_on_mlp_and_layers_sum():
   mf, x = _tiny_mlp()
   ex = wi.information_in_weights(mf.apply_fn, mf.params, x, beta=1.0, prior_scale=0.5,
@@ -125,6 +130,7 @@ def test_kfac_close_on_mlp_and_layers_sum():
     assert set(r.per_layer) == {"dense0", "head"}
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_monotone_in_beta_and_limits():
   mf, x = _tiny_mlp()
   vals = [float(wi.information_in_weights(mf.apply_fn, mf.params, x, beta=b, prior_scale=0.5,
@@ -139,6 +145,7 @@ def test_monotone_in_beta_and_limits():
   np.testing.assert_allclose(big.total, sq / (2 * 0.25), rtol=1e-8)
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_information_from_spectrum_jit_vmap():
   eig = jnp.array([[0.0, 1.0, 3.0], [2.0, 2.0, 0.5]], F64)
   f = jax.jit(jax.vmap(lambda e: wi.information_from_spectrum(e, 2.0, beta=0.5, prior_scale=1.2)))
@@ -147,6 +154,7 @@ def test_information_from_spectrum_jit_vmap():
   np.testing.assert_allclose(f(eig), [_brute_kl(hh, w, 0.5, 1.2) for hh in h], rtol=1e-10)
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_sampled_fisher_is_unbiased():
   mf, x = _tiny_mlp()
   true = wi.fisher_diagonal(mf.apply_fn, mf.params, x)
@@ -158,6 +166,7 @@ def test_sampled_fisher_is_unbiased():
   np.testing.assert_allclose(tr, jnp.sum(t), rtol=1e-12)
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_float32_matches_float64():
   mf, x = _tiny_mlp()
   p32 = gbounds.ntk.cast_tree(mf.params, jnp.float32)
@@ -169,6 +178,7 @@ def test_float32_matches_float64():
   np.testing.assert_allclose(r.total, r64.total, rtol=1e-4)
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_bad_input():
   mf, x = _tiny_mlp()
   with pytest.raises(gbounds.InvalidInputError, match="beta"):
@@ -258,6 +268,7 @@ def _hand_kfac_information(p, x, *, shared, beta, lam, mean=False, sharing="redu
 
 @pytest.mark.parametrize("shared,sharing", [(False, "reduce"), (True, "reduce"),
                                             pytest.param(True, "expand", marks=pytest.mark.slow)])
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_kfac_matches_dense_kronecker_computation(shared, sharing):
   x = jax.random.normal(jax.random.key(5), (6, 5), F64)
   model = _TwoLayer(shared=shared)
@@ -301,6 +312,7 @@ class _TokenDense(nn.Module):
     return nn.Dense(3, param_dtype=F64, name="head")(h.reshape(h.shape[0], -1))
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_kfac_mixes_with_diagonal_for_non_dense_parameters():
   """A free scale parameter outside any Dense layer, and a Dense on 3-D inputs: diagonal form
   for them, K-FAC for the rest; per_layer still sums to the total."""
@@ -361,6 +373,7 @@ def test_nnx_and_linen_twins_give_the_same_information(form):
       np.testing.assert_allclose(other.per_layer[names[name]], value, rtol=1e-5)
 
 
+@pytest.mark.x64  # builds a float64 network or kernel
 def test_weight_information_to_dict_round_trip():
   mf, x = _tiny_mlp()
   r = wi.information_in_weights(mf.apply_fn, mf.params, x, beta=1.0, prior_scale=0.5,
