@@ -282,3 +282,26 @@ def test_xlogy_matches_scipy(dtype):
 def test_eigh_refuses_non_square_input(backend, shape):
   with pytest.raises(InvalidInputError, match=r"\ba\b"):
     numerics.eigh(np.ones(shape, np.float32), backend=backend)
+
+
+@pytest.mark.x64
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_eigh_jvp_matches_the_expm_frechet_derivative(backend):
+  """d/dt exp(A + tE) at t = 0 through eigh (values and vectors) equals scipy's Frechet
+  derivative of expm, an independent computation."""
+  rng = np.random.default_rng(12)
+  a = _random_symmetric(rng, 6, np.float64)
+  e = _random_symmetric(rng, 6, np.float64)
+  f = lambda x: numerics.matrix_function(numerics.eigh(x, backend=backend), jnp.exp)  # noqa: E731
+  value, tangent = jax.jvp(f, (jnp.asarray(a),), (jnp.asarray(e),))
+  np.testing.assert_allclose(np.asarray(value), scipy.linalg.expm(a), rtol=1e-10)
+  ref = scipy.linalg.expm_frechet(a, e, compute_expm=False)
+  np.testing.assert_allclose(np.asarray(tangent), ref, rtol=1e-8, atol=1e-10)
+
+
+def test_eigh_host_gradients_under_jit_and_vmap_match_xla():
+  rng = np.random.default_rng(13)
+  a = np.stack([_random_symmetric(rng, 5, np.float32) for _ in range(3)])
+  g_host = jax.jit(jax.vmap(jax.grad(_eigh_loss(EighBackend.HOST))))(a)
+  g_xla = jax.vmap(jax.grad(_eigh_loss(EighBackend.XLA)))(a)
+  np.testing.assert_allclose(np.asarray(g_host), np.asarray(g_xla), rtol=1e-3, atol=1e-4)
