@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -367,6 +368,23 @@ def _nnx_init_fn(model: nnx.Module) -> Callable[[jax.Array], Any] | None:
   return nnx_init
 
 
+@functools.lru_cache(maxsize=256)
+def _linen_apply_for(model: nn.Module) -> Callable[[Any, jax.Array], jax.Array]:
+  # Linen modules are hashable frozen dataclasses: equal modules share one apply_fn, so the
+  # compile-once caches of train/ntk/bounds (keyed on apply_fn) hit on every call.
+  def linen_apply(p, x):
+    return model.apply({"params": p}, x)
+  return linen_apply
+
+
+@functools.lru_cache(maxsize=256)
+def _nnx_apply_for(graphdef: Any) -> Callable[[Any, jax.Array], jax.Array]:
+  # The same for NNX modules without non-parameter state: one apply_fn per graph definition.
+  def nnx_apply(p, x):
+    return _hooks.call_nnx(nnx.merge(graphdef, p), x)
+  return nnx_apply
+
+
 def as_model_fn(model: Any, *, params: Any = None, example_input: jax.Array | None = None,
                 key: jax.Array | int | None = None) -> ModelFn:
   """Normalises a model to a :class:`ModelFn`: THE adapter of every gbounds entry point.
@@ -403,9 +421,11 @@ def as_model_fn(model: Any, *, params: Any = None, example_input: jax.Array | No
     return model if params is None else model._replace(params=params)
   if isinstance(model, nnx.Module):
     graphdef, state, rest = nnx.split(model, nnx.Param, ...)
-
-    def nnx_apply(p, x):
-      return _hooks.call_nnx(nnx.merge(graphdef, p, rest), x)
+    if not jax.tree.leaves(rest):
+      nnx_apply = _nnx_apply_for(graphdef)  # one function per architecture: caches keyed
+    else:                                   # on apply_fn (compile once) hit across calls
+      def nnx_apply(p, x):
+        return _hooks.call_nnx(nnx.merge(graphdef, p, rest), x)
 
     return ModelFn(nnx_apply, state if params is None else params, _nnx_init_fn(model))
   if isinstance(model, nn.Module):
@@ -420,10 +440,7 @@ def as_model_fn(model: Any, *, params: Any = None, example_input: jax.Array | No
                      None)
       params = model.init(_as_key(key), example_input)["params"]
 
-    def linen_apply(p, x):
-      return model.apply({"params": p}, x)
-
-    return ModelFn(linen_apply, params, init_fn)
+    return ModelFn(_linen_apply_for(model), params, init_fn)
   _errors.fail("model", "a flax.linen.Module, a flax.nnx.Module or a gbounds.models.ModelFn",
                type(model).__name__)
 
