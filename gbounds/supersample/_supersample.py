@@ -10,8 +10,8 @@ NeurIPS 2021, sec. 2-3; Hellstrom & Durisi, 2022; Wang & Mao, 2023) are estimate
 3. record every model's predictions on all ``2n`` supersample examples, its per-pair 0-1 losses
    and its error on a separate test set.
 
-:func:`run_supersample` does this with the foundation's trainer (the per-model program of
-:func:`gbounds.train.train_many`, compiled once per run): the ``k1 * k2`` models are trained in
+:func:`run_supersample` does this with the foundation's trainer (the compile-once program of
+:func:`gbounds.train.train_many_fn`): the ``k1 * k2`` models are trained in
 chunks (``vmap`` or a sequential ``lax.map`` per :class:`gbounds.train.MapStrategy`); each
 finished chunk is written atomically (``.npz`` + ``.json`` with the resolved configuration and
 package versions) to a results directory, and a killed run resumes where it stopped, with no
@@ -963,7 +963,9 @@ def run_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any = None,
     aside (with a warning naming them) and their models recomputed.
 
   Args:
-    model: a Flax Linen module (initialised once per model with ``model.init``); or, with
+    model: the network, re-initialised for every model: a Flax Linen module, a Flax NNX
+      module, or a :class:`gbounds.models.ModelFn` with an ``init_fn`` (all normalised by
+      :func:`gbounds.models.as_model_fn`; model ``j`` starts from ``init_fn(key_j)``); or, with
       ``apply_fn`` given, a callable ``init(key, example_input) -> params``.
     x_pool, y_pool: the pool the supersamples are drawn from: finite inputs ``(N, ...)`` and
       int labels ``(N,)`` in ``[0, K)``, ``K`` the model's number of outputs.
@@ -975,7 +977,8 @@ def run_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any = None,
     seed: seed of the design (:func:`draw_supersamples`), a non-negative integer.
     init_seed: seed of the initialisations (default ``seed``); model ``j`` uses
       ``fold_in(key(init_seed), j)``.
-    apply_fn: ``apply_fn(params, x) -> (batch, K)`` when ``model`` is not a Linen module.
+    apply_fn: ``apply_fn(params, x) -> (batch, K)`` when ``model`` is an ``init`` function
+      (the calling form of earlier versions; a ModelFn carries both).
     strategy: :class:`gbounds.train.MapStrategy` for training and prediction (``VMAP`` is used when
       ``mesh`` is given).
     chunk_size: models trained per compiled call and per file (default: all of a process's).
@@ -1261,7 +1264,8 @@ def run_linearized_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any
   its masks), one empirical NTK ``Theta(X_all, X~)`` between all ``2n`` supersample and test
   points and the ``2n`` supersample points is computed. Mask ``U`` trains on rows
   ``T = {2i + U_i}``; gradient descent on the summed MSE
-  ``1/2 ||f_lin(w, X_T) - Y_T||^2 + lambda/2 ||w - w0||^2`` gives (see :mod:`gbounds.ntk._dynamics`)
+  ``1/2 ||f_lin(w, X_T) - Y_T||^2 + lambda/2 ||w - w0||^2`` gives (see
+  :func:`gbounds.ntk.gd_coefficients`)
 
   .. math::
      f_t(x) = f_0(x) + \\Theta(x, X_T)\\, a_t, \\qquad

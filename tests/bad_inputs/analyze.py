@@ -57,7 +57,7 @@ def _recipe(name: str):
 @functools.lru_cache(maxsize=1)
 def _setup():
   rng = np.random.default_rng(0)
-  x, y = rng.normal(size=(60, 8)), np.arange(60) % 2  # synthetic: no dataset to load
+  x, y = rng.normal(size=(60, 8)).astype(np.float32), np.arange(60) % 2  # synthetic data
   data = an.AnalysisData(x[:20], y[:20], x[40:], y[40:], x[:40], y[:40], "synthetic")
   model = gbounds.models.MLP((4,), 2)
   params = model.init(jax.random.key(0), jnp.asarray(data.x_train[:1]))["params"]
