@@ -1,7 +1,8 @@
 """The researcher's front door: everything gbounds knows about one trained model, in one report.
 
-:func:`analyze` takes a trained Flax Linen model (in process, or an Orbax checkpoint plus the
-module's import path and constructor arguments: :func:`load_module`, :func:`load_checkpoint`),
+:func:`analyze` takes a trained model (a Flax Linen module with its parameters, e.g. from an
+Orbax checkpoint plus the module's import path and constructor arguments: :func:`load_module`,
+:func:`load_checkpoint`; an NNX module; or a :class:`gbounds.models.ModelFn`),
 its data (:func:`analysis_data`) and its training recipe (a :class:`gbounds.train.TrainConfig`), and
 computes
 
@@ -16,6 +17,11 @@ computes
    results directory;
 4. PAC-Bayes certificates (:func:`gbounds.bounds.pac_bayes_certificate`) of a Gaussian posterior
    around the trained weights with the prior at the initialisation.
+
+The steps are a pipeline of stages (``_STAGES``): each stage is a function of one context (the
+adapted model, data, recipe and configuration) to its result, ``run(ctx) -> value``, with an
+optional cache key and JSON encoding; one runner times, logs, caches and reports progress
+(``callback(done, total)`` over stages) for all of them.
 
 ``budget`` multiplies the cost of step 3: ``k1``, ``k2`` and the number of training steps are
 each scaled by ``budget ** (1/3)`` (rounded; ``k1 >= 1``, ``k2 >= 2``, ``steps >= 1``), so
