@@ -58,7 +58,6 @@ import gbounds.data as _data
 import gbounds.models as _models
 from gbounds._src import batching as _batching
 from gbounds._src import errors as _errors
-from gbounds._src import io as _io
 from gbounds._src import progress as _progress
 from gbounds._src import results as _results
 from gbounds.geometry import _manifold as _manifold
@@ -619,7 +618,7 @@ def permuted_label_experiment(config: PermutedLabelConfig = PermutedLabelConfig(
                               data_dir: str | os.PathLike | None = None,
                               model: Any = None, params: Any = None, dtype: Any = None,
                               callback: _progress.ProgressCallback | None = None,
-                              progress: bool | Callable = False) -> PermutedLabelResult:
+                              progress: bool = False) -> PermutedLabelResult:
   """Trains on partly permuted labels; per-layer, per-epoch MFTMA; layer rewinding.
 
   Stephenson et al., "On the geometry of generalization and memorization in deep neural
@@ -643,8 +642,7 @@ def permuted_label_experiment(config: PermutedLabelConfig = PermutedLabelConfig(
       types enabled by the caller (``jax.enable_x64``); the CLI runs it in float64.
     callback: optional ``callback(done, total)`` after each epoch (``total = epochs + 1``,
       epoch 0 being the initialisation).
-    progress: ``True`` shows a tqdm bar of the epochs. (A tqdm-like ``progress(iterable,
-      desc=...)`` wrapper is still accepted for now.)
+    progress: ``True`` shows a tqdm bar of the epochs (when no ``callback`` is given).
 
   Returns:
     :class:`PermutedLabelResult`.
@@ -682,10 +680,7 @@ def permuted_label_experiment(config: PermutedLabelConfig = PermutedLabelConfig(
   xtr_j, ynoisy_j = jnp.asarray(xtr), jnp.asarray(y_noisy)
   n, b = len(ytr), min(config.batch_size, len(ytr))
   epochs = range(config.epochs + 1)
-  if callable(progress) and not isinstance(progress, bool):
-    # TRANSITIONAL: the tqdm-like wrapper gbounds.cli passes; remove once it passes progress=True.
-    epochs = progress(epochs, desc="epochs")
-  elif progress and callback is None:
+  if progress and callback is None:
     callback = _progress.TqdmCallback("epochs", "epoch")
   for epoch in epochs:
     if epoch > 0:
@@ -729,47 +724,3 @@ def permuted_label_experiment(config: PermutedLabelConfig = PermutedLabelConfig(
   return PermutedLabelResult(config, analysed, layers, tuple(history), tuple(geometry),
                              tuple(rewinding), float(np.mean(y_noisy[perm_mask] != ytr[perm_mask]))
                              if perm_mask.any() else 0.0)
-
-
-# ----------------------------------------------------------------------------- figures
-# TRANSITIONAL: the figures live in gbounds.viz (plot_layer_geometry_grid, plot_rewinding);
-# these wrappers keep gbounds.cli and gbounds.experiments working until they call gbounds.viz
-# directly, and go then (geometry and viz are peers: this import is the one exception).
-
-
-def plot_geometry(result: PermutedLabelResult):
-  """Capacity / radius / dimension (rows) of the three manifold kinds (columns) by layer, one
-  line per checkpoint epoch (deprecated: draw with ``gbounds.viz.plot_layer_geometry_grid``).
-
-  Args:
-    result: a :class:`PermutedLabelResult`.
-
-  Returns:
-    A matplotlib ``Figure`` (built without pyplot).
-  """
-  from gbounds.viz import _geometry as _viz  # TRANSITIONAL, see above
-
-  fig, axes = _io.new_figure(figsize=(12, 9), nrows=3, ncols=3, sharex=True, sharey="row")
-  _viz.plot_layer_geometry_grid(axes, result)
-  fig.suptitle(f"MFTMA per layer, {result.config.dataset}, "
-               f"{result.config.permute_fraction:.0%} labels permuted")
-  fig.tight_layout()
-  return fig
-
-
-def plot_rewinding(result: PermutedLabelResult):
-  """Test accuracy and permuted-label fit against the number of rewound layers (deprecated:
-  draw with ``gbounds.viz.plot_rewinding``).
-
-  Args:
-    result: a :class:`PermutedLabelResult`.
-
-  Returns:
-    A matplotlib ``Figure`` (built without pyplot).
-  """
-  from gbounds.viz import _geometry as _viz  # TRANSITIONAL, see above
-
-  fig, ax = _io.new_figure(figsize=(6, 4))
-  _viz.plot_rewinding(ax, result)
-  fig.tight_layout()
-  return fig
