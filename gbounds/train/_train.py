@@ -105,7 +105,7 @@ class TrainConfig:
     _errors.check_int("seed", self.seed, None)
 
 
-_check_real = _errors.check_real  # kept for callers inside gbounds.train
+_check_real = _errors.check_real
 
 
 def steps_for_epochs(epochs: int, n: int, batch_size: int | None) -> int:
@@ -270,8 +270,6 @@ def resolve_strategy(strategy: MapStrategy | str, params: Any) -> MapStrategy:
     return MapStrategy.SEQUENTIAL
   return MapStrategy.VMAP
 
-
-_resolve_strategy = resolve_strategy  # old private name, kept until its importers move
 
 
 def _cached(factory):
