@@ -10,8 +10,8 @@ of calls on the same shapes compiles once.
 * :func:`train_many_fn` ``(apply_fn, config, *, strategy) -> fn(params, x, y, train_idx,
   model_ids) -> TrainResult`` (behind :func:`train_many`): model ``j`` trains on
   ``train_idx[j]`` of the pool with batch order ``fold_in(key(config.seed), model_ids[j])``.
-  This is the per-chunk program of the supersample harness (it replaces the private
-  ``_train_one``/``_resolve_strategy`` route, same numbers); :func:`resolve_strategy` gives the
+  This is the per-chunk program of the supersample harness (same numbers as
+  :func:`train_many` with ``model_ids``); :func:`resolve_strategy` gives the
   concrete :class:`MapStrategy` that ``AUTO`` stands for with a set of parameters.
 * :func:`predict_fn` ``(apply_fn) -> fn(params, x)`` and :func:`predict_many_fn`
   ``(apply_fn, *, strategy) -> fn(params, x) -> (m, n, k)`` (behind :func:`predict_many`).

@@ -1,4 +1,4 @@
-"""Bad inputs to the NTK engine (gbounds.ntk._empirical): empirical NTK, Jacobians, linearize and the
+"""Bad inputs to the NTK engine (gbounds.ntk): empirical NTK, Jacobians, linearize and the
 Jacobian-vector products."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Bad inputs to training (gbounds.train._train), the experiment configurations that train, and
+"""Bad inputs to training (gbounds.train), the experiment configurations that train, and
 wrong-architecture checkpoints (gbounds.geometry.rewind_layers; gbounds.analysis._analyze.load_checkpoint)."""
 
 from __future__ import annotations
