@@ -1,5 +1,5 @@
 """Bad inputs to training (gbounds.train), the experiment configurations that train, and
-wrong-architecture checkpoints (gbounds.geometry.rewind_layers; gbounds.analysis._analyze.load_checkpoint)."""
+wrong-architecture checkpoints (gbounds.geometry.rewind_layers; gbounds.analysis.load_checkpoint)."""
 
 from __future__ import annotations
 
@@ -52,20 +52,18 @@ _CK_DIR: list = []
 @functools.cache
 def _checkpoint() -> str:
   """An Orbax checkpoint of ``gbounds.models.MLP((8,), 2)`` on (4, 4, 1) inputs, written once."""
-  from gbounds.analysis import _analyze as _analyze
   d = tempfile.TemporaryDirectory()
   _CK_DIR.append(d)
   atexit.register(d.cleanup)
   path = os.path.join(d.name, "ck")
   p = {"dense0": {"kernel": np.ones((16, 8), np.float32), "bias": np.zeros(8, np.float32)},
        "head": {"kernel": np.ones((8, 2), np.float32), "bias": np.zeros(2, np.float32)}}
-  _analyze.save_checkpoint(path, p, init_params=p)
+  gbounds.analysis.save_checkpoint(path, p, init_params=p)
   return path
 
 
 def _load_checkpoint(model):
-  from gbounds.analysis import _analyze as _analyze
-  return _analyze.load_checkpoint(_checkpoint(), model, np.zeros((2, 4, 4, 1), np.float32))
+  return gbounds.analysis.load_checkpoint(_checkpoint(), model, np.zeros((2, 4, 4, 1), np.float32))
 
 
 def _mlp(hidden: int, seed: int = 0):
