@@ -122,8 +122,9 @@ class PairwiseMI(NamedTuple):
     p = np.asarray(self.pairs)
     a = np.array([pos[int(c)] for c in p[:, 0]], dtype=np.int64)
     b = np.array([pos[int(c)] for c in p[:, 1]], dtype=np.int64)
-    m = jnp.full((n, n), jnp.nan, self.values.dtype)
-    return m.at[a, b].set(self.values).at[b, a].set(self.values)
+    values = jnp.asarray(self.values)  # numpy after from_dict: the default float dtype then
+    m = jnp.full((n, n), jnp.nan, values.dtype)
+    return m.at[a, b].set(values).at[b, a].set(values)
 
 
 class ActivationInformation(NamedTuple):

@@ -133,6 +133,7 @@ def _rows(n, count, seed=1):
 # ----------------------------------------------------------------------------- default tier
 
 
+@pytest.mark.x64  # the kernels come from a float64 network
 @pytest.mark.parametrize("t", [2000, np.inf])
 def test_mlp_n250_float64_all_rows(data_root, t):
   """The issue's case: MLP 784-128-1, n = 250, eta = 1 / lambda_max, lambda = 0, all rows."""
@@ -140,6 +141,7 @@ def test_mlp_n250_float64_all_rows(data_root, t):
                  methods=["auto"], chunks=[64], tol=1e-6, all_rows=True)
 
 
+@pytest.mark.x64  # the kernels come from a float64 network
 def test_mlp_n250_float32_mode(data_root):
   """float32 kernel in, float32 out; the algebra is float64 (the reference: float64 algebra on
   the same float32 kernel). Also within 1e-3 of the float64 network's answer."""
@@ -148,6 +150,7 @@ def test_mlp_n250_float32_mode(data_root):
                  methods=["auto"], chunks=[None], tol=1e-3)
 
 
+@pytest.mark.x64  # the kernels come from a float64 network
 def test_mlp_n250_lanczos_chunk_size_independent(data_root):
   theta, r0 = _kernel("mlp", 250, "float64", data_root)
   eta = 1.0 / np.linalg.eigvalsh(theta)[-1]
@@ -160,6 +163,7 @@ def test_mlp_n250_lanczos_chunk_size_independent(data_root):
     assert np.max(np.linalg.norm(o - outs[0], axis=1) / scale) < 1e-9
 
 
+@pytest.mark.x64  # the kernels come from a float64 network
 def test_float32_mode_does_not_need_x64(data_root):
   """With x64 off (the JAX default) a float32 kernel still gets float64 algebra."""
   theta, r0 = _kernel("mlp", 250, "float32", data_root)
@@ -287,6 +291,7 @@ def _min_norm_retraining(j, r0, n, k):
   return np.stack(out)
 
 
+@pytest.mark.x64  # the kernels come from a float64 network
 @pytest.mark.parametrize("kind", ["wide", "duplicates", "near_singular"])
 @pytest.mark.parametrize("k", [1, 2])
 def test_singular_kernels_equal_min_norm_retraining(kind, k):
@@ -314,6 +319,7 @@ def test_singular_kernels_equal_min_norm_retraining(kind, k):
 # ----------------------------------------------------------------------------- conventions
 
 
+@pytest.mark.x64  # the kernels come from a float64 network
 def test_mean_convention_equals_explicit_gd_with_the_mean_loss_recipe():
   """MEAN: the n - 1 example runs use lr_mean = eta n and lambda_mean = lambda / n unchanged,
   i.e. summed-loss eta n/(n-1) and lambda (n-1)/n; checked by explicit GD in weight space."""
@@ -342,6 +348,7 @@ def test_mean_convention_equals_explicit_gd_with_the_mean_loss_recipe():
     si.leave_one_out(j @ j.T, r0, learning_rate=eta, t=steps, convention="median")
 
 
+@pytest.mark.x64  # the kernels come from a float64 network
 @pytest.mark.parametrize("t", [50, np.inf])
 def test_divergent_learning_rate_is_rejected(t):
   rng = np.random.default_rng(0)
