@@ -3,7 +3,7 @@
 Harutyunyan, Achille, Paolini, Majumder, Ravichandran, Bhotika & Soatto, "Estimating
 informativeness of samples with smooth unique information", ICLR 2021 (arXiv 2101.06640).
 
-Conventions (see ``gbounds.ntk._dynamics``). The loss is a SUM over the ``n`` examples with weight
+Conventions (those of :func:`gbounds.ntk.gd_coefficients`). The loss is a SUM over the ``n`` examples with weight
 decay centred at the starting weights ``w0``,
 ``L(w) = 1/2 sum_i ||f_lin(w, x_i) - y_i||^2 + lambda/2 ||w - w0||^2``, outputs ``k >= 1``, rows
 sample-major (row ``i k + c`` is example ``i``, output ``c``). With ``Theta = J J^T``,
