@@ -17,8 +17,8 @@ minimiser is :math:`\\Sigma^* = \\beta (H + \\tfrac{\\beta}{\\lambda^2} I)^{-1}`
           + \\beta\\,\\mathrm{tr}(H + \\tfrac{\\beta}{\\lambda^2} I)^{-1}\\big]
 
 (``k`` parameters; the paper's eq. 8 has slips in the constants, this is the form obtained by
-substituting :math:`\\Sigma^*` into the KL divergence between the two Gaussians). In the eigenvalues :math:`h_i` of :math:`H`,
-with :math:`u_i = \\lambda^2 h_i / \\beta`,
+substituting :math:`\\Sigma^*` into the KL divergence between the two Gaussians). In the
+eigenvalues :math:`h_i` of :math:`H`, with :math:`u_i = \\lambda^2 h_i / \\beta`,
 
 .. math:: KL^* = \\frac{\\|w^*\\|^2}{2\\lambda^2} + \\sum_i \\Big[\\tfrac12\\log(1 + u_i)
           - \\tfrac12\\,\\frac{u_i}{1 + u_i}\\Big]  \\quad\\text{(nats)},
