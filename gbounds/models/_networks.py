@@ -440,7 +440,14 @@ def as_model_fn(model: Any, *, params: Any = None, example_input: jax.Array | No
                      None)
       params = model.init(_as_key(key), example_input)["params"]
 
-    return ModelFn(_linen_apply_for(model), params, init_fn)
+    try:
+      apply_fn = _linen_apply_for(model)
+    except TypeError:  # an unhashable field (e.g. a list from JSON kwargs): no sharing
+
+      def apply_fn(p, x):
+        return model.apply({"params": p}, x)
+
+    return ModelFn(apply_fn, params, init_fn)
   _errors.fail("model", "a flax.linen.Module, a flax.nnx.Module or a gbounds.models.ModelFn",
                type(model).__name__)
 
