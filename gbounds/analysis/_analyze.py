@@ -75,9 +75,7 @@ from gbounds.models import ModelFn, as_model_fn
 from gbounds.supersample import load_supersample_results, run_supersample
 from gbounds.train import TrainConfig
 
-# TODO(viz export): gbounds/viz/__init__.py does not export the analyze figures yet; switch to
-# `from gbounds import viz as _viz` once it re-exports gbounds.viz._analysis.
-from gbounds.viz import _analysis as _viz
+import gbounds.viz as _viz
 
 # ----------------------------------------------------------------------------- inputs
 
