@@ -149,6 +149,7 @@ class ConvergenceError(GBoundsError, ArithmeticError):
 def is_concrete(*xs: Any) -> bool:
   """True when no argument is a JAX tracer (its values can be checked eagerly)."""
   import jax  # local: keep this module importable without initialising JAX
+  import jax.core  # explicit: jax/__init__ imports it but `del`s the name, hiding it from pyright
 
   leaves = jax.tree_util.tree_leaves(xs)
   return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
@@ -264,7 +265,8 @@ def _describe(arr: np.ndarray) -> str:
   return ", ".join(parts)
 
 
-def check_real(name: str, value: Any, expected: str, ok: Callable[[float], bool]) -> None:
+def check_real(name: str, value: Any, expected: str,
+               ok: Callable[[float | np.integer | np.floating], bool]) -> None:
   """A real, finite scalar (not a bool or a string) for which ``ok`` holds.
 
   Args:

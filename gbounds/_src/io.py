@@ -115,7 +115,8 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> str:
 def npz_bytes(**arrays: Any) -> bytes:
   """The bytes of an uncompressed ``.npz`` archive of ``arrays``."""
   buf = io.BytesIO()
-  np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+  # numpy's stub lets **kwds reach allow_pickle: bool; every key here is an array name.
+  np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})  # pyright: ignore[reportArgumentType]
   return buf.getvalue()
 
 

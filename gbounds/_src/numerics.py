@@ -3,13 +3,17 @@ functions through it, and safe logarithms.
 
 Eigendecomposition backend policy (:class:`EighBackend`):
 
-* ``AUTO`` (the default) uses **host LAPACK** (``numpy.linalg.eigh`` through a
-  ``jax.pure_callback``) when the array lives on the CPU backend, and **XLA** (``jnp.linalg.eigh``)
-  on GPU and TPU. On CPU, XLA's batched ``eigh`` inside ``jit``-compiled loops deadlocked
-  intermittently on a 2-core machine (all XLA worker threads idle, the result never ready;
-  jaxlib 0.10.2), and LAPACK's divide-and-conquer is at least as accurate. On accelerators the
-  XLA kernel is the fast path and has shown no such failure.
-* ``HOST`` and ``XLA`` force one backend (for tests and benchmarks).
+* ``AUTO`` (the default) uses **XLA** (``jnp.linalg.eigh``) on every backend for a single
+  ``(n, n)`` matrix, and **host LAPACK** (``numpy.linalg.eigh`` through a ``jax.pure_callback``)
+  for a *batched* ``(..., n, n)`` input on the CPU backend. On CPU, XLA's batched ``eigh`` inside
+  ``jit``-compiled loops deadlocked intermittently on a 2-core machine (all XLA worker threads
+  idle, the result never ready; jaxlib 0.10.2), twice in the test suite; LAPACK's
+  divide-and-conquer is at least as accurate. A single decomposition has shown no such failure,
+  and keeping XLA there keeps every figure computed before this module existed unchanged. On GPU
+  and TPU the XLA kernel is the fast path.
+* ``HOST`` and ``XLA`` force one backend. A caller whose decomposition runs under ``vmap`` or in a
+  compiled loop on CPU (where ``AUTO`` sees one unbatched matrix at trace time but XLA batches
+  it) passes ``HOST`` explicitly, as the SGD steady-state sample information does.
 
 Both backends work under ``jit`` and ``vmap`` and keep the input's dtype (float32 or float64).
 """
@@ -112,7 +116,7 @@ def eigh(a: jax.typing.ArrayLike, *, backend: EighBackend = EighBackend.AUTO) ->
     a = a.astype(jnp.result_type(float))  # integer/bool input: the default float dtype
   backend = _errors.as_enum("backend", backend, EighBackend)
   if backend == EighBackend.AUTO:
-    backend = EighBackend.HOST if _on_cpu(a) else EighBackend.XLA
+    backend = EighBackend.HOST if (a.ndim > 2 and _on_cpu(a)) else EighBackend.XLA
   if backend == EighBackend.HOST:
     return Eigh(*_host_eigh(a))
   w, v = jnp.linalg.eigh(a)
