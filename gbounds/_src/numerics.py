@@ -99,7 +99,8 @@ def _on_cpu(a) -> bool:
 
 
 def eigh(a: jax.typing.ArrayLike, *, backend: EighBackend = EighBackend.AUTO) -> Eigh:
-  """Symmetric eigendecomposition ``A = V diag(w) V^T``, batched over leading axes.
+  """Symmetric eigendecomposition ``A = V diag(w) V^T``, batched over leading axes (backend per
+  the policy of the module docstring).
 
   Args:
     a: ``(..., n, n)`` symmetric real matrix (only its symmetric part is meaningful).

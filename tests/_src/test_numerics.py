@@ -305,3 +305,21 @@ def test_eigh_host_gradients_under_jit_and_vmap_match_xla():
   g_host = jax.jit(jax.vmap(jax.grad(_eigh_loss(EighBackend.HOST))))(a)
   g_xla = jax.vmap(jax.grad(_eigh_loss(EighBackend.XLA)))(a)
   np.testing.assert_allclose(np.asarray(g_host), np.asarray(g_xla), rtol=1e-3, atol=1e-4)
+
+
+def test_auto_policy_on_cpu_single_matrix_xla_batched_host():
+  """The documented AUTO policy: one matrix goes to XLA, a batch (on CPU) to host LAPACK."""
+  if jax.default_backend() != "cpu":
+    pytest.skip("the policy's CPU branch")
+  rng = np.random.default_rng(21)
+  a = np.stack([_random_symmetric(rng, 6, np.float32) for _ in range(3)])
+  auto1 = numerics.eigh(a[0])
+  xla1 = numerics.eigh(a[0], backend=EighBackend.XLA)
+  np.testing.assert_array_equal(np.asarray(auto1.values), np.asarray(xla1.values))
+  np.testing.assert_array_equal(np.asarray(auto1.vectors), np.asarray(xla1.vectors))
+  auto3 = numerics.eigh(a)
+  host3 = numerics.eigh(a, backend=EighBackend.HOST)
+  np.testing.assert_array_equal(np.asarray(auto3.values), np.asarray(host3.values))
+  np.testing.assert_array_equal(np.asarray(auto3.vectors), np.asarray(host3.vectors))
+  w_ref = np.linalg.eigh(a.astype(np.float64))[0]
+  np.testing.assert_allclose(np.asarray(auto3.values), w_ref, rtol=1e-4, atol=1e-4)
