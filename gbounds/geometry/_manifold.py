@@ -687,9 +687,9 @@ def _subspace_round(x, v_prev, key, k, *, n_restarts: int, n_steps: int):
 
 
 class _CenterSubspace(NamedTuple):
-  basis: jax.Array  # (N, K) orthonormal, in feature space
+  basis: np.ndarray  # (N, K) orthonormal, in feature space
   correlation: jax.Array
-  residual: jax.Array
+  residual: jax.Array | np.ndarray
   rank: int
 
 

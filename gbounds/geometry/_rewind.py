@@ -157,6 +157,7 @@ class PermutedLabelConfig(_results.ResultMixin):
                             for e in given):
       _errors.fail("checkpoint_epochs", "a sequence of integer epochs",
                    repr(self.checkpoint_epochs))
+    assert given is not None  # fail() raised above
     if any(e < 0 for e in given):
       _errors.fail("checkpoint_epochs", "epochs >= 0", repr(tuple(self.checkpoint_epochs)))
     eps = sorted({int(e) for e in given if 0 <= e <= self.epochs}
@@ -257,8 +258,8 @@ class PermutedLabelResult(_results.ResultMixin):
     return _results.Table(
         ("direction", "L", "test_accuracy", "train_permuted_fit", "train_clean_accuracy",
          "layers"),
-        [(r.direction, r.n_layers, r.test_accuracy, r.train_permuted_fit, r.train_clean_accuracy,
-          "+".join(r.layers)) for r in self.rewinding],
+        tuple((r.direction, r.n_layers, r.test_accuracy, r.train_permuted_fit,
+               r.train_clean_accuracy, "+".join(r.layers)) for r in self.rewinding),
         title=f"rewind to epoch {self.config.rewind_epoch}")
 
   def history_table(self) -> _results.Table:
@@ -476,8 +477,8 @@ def _linen_features_fn(model: nn.Module) -> Callable:
   return _features_fn.__wrapped__(_models.as_model_fn(model, params={}).apply_fn)
 
 
-def layer_features(model: Any, params: Any = None, x: jax.typing.ArrayLike = None, *,
-                   activation: Callable[[jax.Array], jax.Array] | None = jax.nn.relu,
+def layer_features(model: Any, params: Any = None, x: jax.typing.ArrayLike | None = None, *,
+                   activation: Callable[[np.ndarray], jax.typing.ArrayLike] | None = jax.nn.relu,
                    include_input: bool = True, chunk_size: int = 512,
                    callback: _progress.ProgressCallback | None = None) -> dict[str, np.ndarray]:
   """Full (unpooled) outputs of every conv / dense layer, flattened per example.
@@ -510,7 +511,8 @@ def layer_features(model: Any, params: Any = None, x: jax.typing.ArrayLike = Non
   """
   _errors.check_int("chunk_size", chunk_size, 1, what="a positive integer")
   if x is None or np.ndim(x) < 2 or np.shape(x)[0] == 0:
-    _errors.fail("x", "a non-empty batch of inputs (rank >= 2)", f"shape {np.shape(x)}")
+    _errors.fail("x", "a non-empty batch of inputs (rank >= 2)",
+                 f"shape {() if x is None else np.shape(x)}")
   _errors.check_finite("x", x)
   if isinstance(model, nn.Module):
     if params is None:
