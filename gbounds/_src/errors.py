@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import numpy as np
+
+
+_E = TypeVar("_E", bound=enum.Enum)
 
 
 class GBoundsError(Exception):
@@ -30,7 +33,7 @@ class ChecksumError(GBoundsError):
   """A downloaded or cached file does not match its published checksum."""
 
 
-def fail(name: str, expected: str, got: Any) -> None:
+def fail(name: str, expected: str, got: Any) -> NoReturn:
   """Raises :class:`InvalidInputError` with the house message format."""
   raise InvalidInputError(f"{name}: expected {expected}, got {got} instead.")
 
@@ -119,7 +122,7 @@ def check_binary(name: str, x: Any) -> None:
     fail(name, "binary values in {0, 1}", f"values {np.unique(arr)[:5]}")
 
 
-def as_enum(name: str, value: Any, enum_cls: type[enum.Enum]) -> Any:
+def as_enum(name: str, value: Any, enum_cls: type[_E]) -> _E:
   """Accepts an enum member, its name (case-insensitive) or its value."""
   if isinstance(value, enum_cls):
     return value
