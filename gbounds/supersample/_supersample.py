@@ -613,6 +613,7 @@ class _ResultsDir:
     warnings.warn(message, SupersampleStoreWarning, stacklevel=4)
 
   def _clean(self) -> None:
+    assert self.lock is not None  # open() took it
     sole = not self.lock.others_live
     removed = []
     now = time.time()
@@ -682,6 +683,7 @@ class _ResultsDir:
       _io.atomic_write_json(cfg_file, self._config_meta(design_fp))
 
   def write(self, ids: np.ndarray, arrays: dict, extra: dict) -> None:
+    assert self.lock is not None  # written only after open()
     self.lock.verify()
     stem = self.path / f"chunk_{int(ids[0]):07d}-{int(ids[-1]):07d}"
     sha = _io.atomic_write_npz(stem.with_suffix(".npz"), model_ids=ids, **arrays)
@@ -758,6 +760,7 @@ class _ResultsDir:
     if not repair:
       raise CorruptResultsError(f"{reason} The chunk is unusable; run run_supersample on "
                                 f"{self.path} to move it aside and recompute its models.")
+    assert self.lock is not None  # repair only as the writer, after open()
     first = _chunk_first_id(js.name)
     if first is not None and not self.mine(first) and self.lock.others_live:
       return  # another live writer's chunk: leave it to that writer
@@ -854,6 +857,7 @@ def _model_fns(model, apply_fn, example) -> tuple[Callable, Callable]:
       _errors.fail("model", "a model that can draw fresh parameters (a ModelFn with an init_fn; "
                    "every supersample model is a fresh initialisation)",
                    f"{type(model).__name__} without init_fn")
+    assert init is not None  # fail() raised above
     return init, mf.apply_fn
   if not callable(model):
     _errors.fail("model", "a callable init(key, example_input) -> params (apply_fn is given)",
@@ -884,6 +888,7 @@ def _num_outputs(init, apply_fn, example: np.ndarray) -> int:
   if shape is None or len(shape) != 2 or shape[0] != example.shape[0] or shape[1] < 2:
     _errors.fail("model", "outputs of shape (batch, K) with K >= 2 classes",
                  f"{shape if shape is not None else type(out).__name__}")
+  assert shape is not None  # fail() raised above
   return int(shape[1])
 
 
@@ -933,7 +938,7 @@ def run_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any = None,
                     chunk_size: int | None = None, results_dir: str | os.PathLike | None = None,
                     mesh: jax.sharding.Mesh | None = None, process_index: int = 0,
                     process_count: int = 1,
-                    callback: Callable[[int, int], None] | None = None) -> SupersampleResult:
+                    callback: _progress.ProgressCallback | None = None) -> SupersampleResult:
   """Runs (or resumes) a supersample experiment with SGD-trained models.
 
   Model ``j = a * k2 + b`` (supersample ``a``, mask ``b``) initialises from
@@ -1107,6 +1112,7 @@ def _train_chunks(per_model, store, ids_all, chunk_size, init, apply_fn, train, 
       predict = _predict_fn(apply_fn, resolved)
       train_fn = train_many_fn(apply_fn, train, strategy=resolved)
       test_err = _test_error_fn(apply_fn, resolved) if has_test else None
+    assert train_fn is not None and predict is not None  # set on the first chunk
     idx_j = jax.device_put(train_idx)
     if mesh is not None:
       idx_j, ids_j = jax.device_put(idx_j, shard), jax.device_put(ids_j, shard)
@@ -1114,7 +1120,7 @@ def _train_chunks(per_model, store, ids_all, chunk_size, init, apply_fn, train, 
     preds = np.asarray(predict(out_params, x_ss))[:m]                   # (m, 2n, K)
     preds = preds.reshape(m, n, 2, preds.shape[-1])
     losses = (preds.argmax(-1) != labels[a_of[:m]]).astype(np.float32)
-    terr = (np.asarray(test_err(out_params, xt, yt))[:m] if has_test
+    terr = (np.asarray(test_err(out_params, xt, yt))[:m] if test_err is not None  # has_test
             else np.full(m, np.nan))
     arrays = {"predictions": preds, "losses": losses,
               "test_error": terr.astype(np.float32),
@@ -1256,7 +1262,7 @@ def run_linearized_supersample(model: Any, x_pool: Any, y_pool: Any, x_test: Any
                                targets: TargetEncoding | str = TargetEncoding.ONE_HOT,
                                param_dtype: Any = None, ntk_chunk_size: int | None = None,
                                mask_batch_size: int = 64,
-                               callback: Callable[[int, int], None] | None = None
+                               callback: _progress.ProgressCallback | None = None
                                ) -> SupersampleResult:
   """Supersample experiment of the linearized network, in closed form (no SGD).
 
