@@ -269,7 +269,7 @@ def _describe(arr: np.ndarray) -> str:
 
 
 def check_real(name: str, value: Any, expected: str,
-               ok: Callable[[float | np.integer | np.floating], bool]) -> None:
+               ok: Callable[[float | np.integer | np.floating], bool | np.bool_]) -> None:
   """A real, finite scalar (not a bool or a string) for which ``ok`` holds.
 
   Args:
