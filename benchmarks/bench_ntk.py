@@ -133,7 +133,8 @@ def _problem(model_name: str, n: int, data_dir: str):
   x_all, _ = gbounds.data.binary_task(*gbounds.data.load_mnist("test", data_dir=data_dir))
   x = x_all[:n].astype(np.float32)
   module, _ = MODELS[model_name]
-  apply_fn, params = gbounds.models.as_model_fn(module, example_input=jnp.asarray(x[:1]), key=0)
+  mf = gbounds.models.as_model_fn(module, example_input=jnp.asarray(x[:1]), key=0)
+  apply_fn, params = mf.apply_fn, mf.params
   return x, params, apply_fn
 
 

@@ -143,7 +143,7 @@ def _figure(results, out) -> None:
     import matplotlib  # noqa: F401 -- optional: no figure without it
   except ImportError:  # pragma: no cover
     return
-  from gbounds.viz import _experiments as _viz  # TODO(viz): public once gbounds.viz exports it
+  import gbounds.viz as _viz
   res = list(results.values())
   fig, axes = _io.new_figure(figsize=(10, 3.2 * len(res)), nrows=len(res), ncols=2,
                              squeeze=False)

@@ -187,25 +187,10 @@ def _records_csv(records) -> str:
   return _csv(records, type(records[0])._fields if records else ())
 
 
-def _progress_kwargs() -> dict:
-  """The progress argument ``permuted_label_experiment`` takes: ``callback(done, total)``
-  (a tqdm bar), or, in older versions of it, a tqdm-like iterable wrapper."""
-  import inspect
-  params = inspect.signature(_geo.permuted_label_experiment).parameters
-  if "callback" in params:
-    return {"callback": _progress.TqdmCallback("epochs", unit="epoch")}
-  return {"progress": lambda it, **kw: _common.tqdm_iterable(it, **kw)}
-
-
 def _write_figures(res, out) -> None:
   """geometry.png and rewinding.png, drawn by the gbounds.viz figure functions (no pyplot)."""
   import gbounds.viz as _viz
-  grid = getattr(_viz, "plot_layer_geometry_grid", None)
-  rewinding = getattr(_viz, "plot_rewinding", None)
-  if grid is None or rewinding is None:
-    # TODO(viz): remove once gbounds/viz/__init__.py exports the geometry figures.
-    from gbounds.viz import _geometry as _viz_geometry
-    grid, rewinding = _viz_geometry.plot_layer_geometry_grid, _viz_geometry.plot_rewinding
+  grid, rewinding = _viz.plot_layer_geometry_grid, _viz.plot_rewinding
   fig, axes = _io.new_figure(figsize=(12, 9), nrows=3, ncols=3, sharex=True, sharey="row")
   grid(axes, res)
   fig.tight_layout()
@@ -235,14 +220,14 @@ def _permuted(args) -> int:
   if config.batch_size > config.n_train:
     _errors.fail("--batch-size", f"at most --n-train = {config.n_train}", config.batch_size)
   out = _common.output_dir(args.out)
-  kwargs = _progress_kwargs()
+  bar = _progress.TqdmCallback("epochs", unit="epoch")
   try:
+    # The command computes the geometry in float64, as it did when the library read the x64 flag.
     with jax.enable_x64(True):
-      res = _rewind.permuted_label_experiment(config, data_dir=args.data_dir, **kwargs)
+      res = _rewind.permuted_label_experiment(config, data_dir=args.data_dir, callback=bar,
+                                              dtype=np.float64)
   finally:
-    bar = kwargs.get("callback")
-    if bar is not None:
-      bar.close()
+    bar.close()
   _common.atomic_write_json(out / "result.json", res.to_dict())
   _common.atomic_write_text(out / "geometry.csv", _records_csv(res.geometry))
   _common.atomic_write_text(out / "rewinding.csv", _records_csv(res.rewinding))

@@ -110,7 +110,7 @@ def _write_figure(path, draw, *, figsize=(5, 3.2), nrows=1, ncols=1, suptitle=No
 
 def _image_grid(path, images, scores, *, labels, most: bool = True, count: int = 25) -> None:
   """The most (or least) informative images with their F-SI (formerly plot_image_grid)."""
-  from gbounds.viz import _experiments as _viz  # TODO(viz): public once gbounds.viz exports it
+  import gbounds.viz as _viz
   rows, cols = _viz.image_grid_shape(min(count, len(scores)))
   _write_figure(path, lambda axes: _viz.plot_image_grid(axes, images, scores, count=count,
                                                         labels=labels, most=most),
@@ -122,8 +122,8 @@ def _run(args) -> int:
   import numpy as np
 
   import gbounds.experiments as ex
+  import gbounds.viz as _viz
   from gbounds.cli._common import atomic_write_json, output_dir
-  from gbounds.viz import _experiments as _viz  # TODO(viz): public once gbounds.viz exports it
 
   check_args(args)
   out = output_dir(args.out)

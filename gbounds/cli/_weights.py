@@ -12,13 +12,11 @@ import io
 import math
 
 import gbounds.experiments as _experiments
+import gbounds.viz as _viz
 from gbounds._src import errors as _errors
 from gbounds._src import io as _io
 from gbounds._src import progress as _progress
 from gbounds.cli import _common
-
-# TODO(viz): `import gbounds.viz` once gbounds/viz/__init__.py exports these figures.
-from gbounds.viz import _experiments as _viz
 
 
 def float_list(s: str) -> list[float]:

@@ -46,9 +46,7 @@ from gbounds.data import DATASETS, binary_task, load_dataset
 from gbounds.models import CNN, FCMI_STAGES, MLP
 from gbounds.supersample import SupersampleResult, run_linearized_supersample, run_supersample
 from gbounds.train import MapStrategy, Optimizer, TrainConfig, steps_for_epochs
-
-# TODO(viz): `from gbounds.viz import plot_fcmi_table` once gbounds/viz/__init__.py exports it.
-from gbounds.viz._experiments import plot_fcmi_table
+from gbounds.viz import plot_fcmi_table
 
 # Harutyunyan et al. (2021), MNIST 4 vs 9, standard variant, k1 x k2 = 5 x 30 [code]:
 # n -> (f-CMI bound, measured gap).

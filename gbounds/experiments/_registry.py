@@ -360,16 +360,12 @@ def _run_supervision(config, *, data_dir, out_dir, progress):
 
 
 def _permuted_figures(res) -> list:
-  """The geometry and rewinding figures, drawn by ``gbounds.viz`` when it has them.
-
-  The figure functions moved out of gbounds.geometry (pyplot) to gbounds.viz
-  (``plot_layer_geometry_grid(axes, result)``, ``plot_rewinding(ax, result)``); a figure whose
-  function ``gbounds.viz`` does not export (yet) is left out (the numbers are the result).
-  """
+  """The geometry and rewinding figures, drawn by ``gbounds.viz.plot_layer_geometry_grid`` and
+  ``gbounds.viz.plot_rewinding`` (no pyplot, no global matplotlib state)."""
   import gbounds.viz as _viz
   figs = []
-  draw_geometry = getattr(_viz, "plot_layer_geometry_grid", None)
-  draw_rewinding = getattr(_viz, "plot_rewinding", None)
+  draw_geometry = _viz.plot_layer_geometry_grid
+  draw_rewinding = _viz.plot_rewinding
   try:
     if draw_geometry is not None:
       fig, axes = _io.new_figure(figsize=(12, 9), nrows=3, ncols=3, sharex=True, sharey="row")

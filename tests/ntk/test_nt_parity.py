@@ -103,7 +103,8 @@ def case(request, nt_env, data_root, tmp_path_factory):
   idx = rng.choice(len(y), N_TRAIN + N_TEST, replace=False)
   x_train, x_test = x[idx[:N_TRAIN]], x[idx[N_TRAIN:]]
   y_train = gbounds.data.one_hot(y[idx[:N_TRAIN]], 2) - 0.5
-  apply_fn, params = gbounds.as_model_fn(module, example_input=jnp.asarray(x_train[:1]), key=0)
+  mf = gbounds.as_model_fn(module, example_input=jnp.asarray(x_train[:1]), key=0)
+  apply_fn, params = mf.apply_fn, mf.params
   # Flax initialises biases at zero; perturb every leaf so that no gradient is trivially zero.
   leaves, treedef = jax.tree_util.tree_flatten(params)
   keys = jax.random.split(jax.random.key(1), len(leaves))
