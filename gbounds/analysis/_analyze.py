@@ -564,6 +564,7 @@ class Analysis:
 
     if self.cmi is not None:
       ss = self.supersample
+      assert ss is not None  # the CMI stage's bounds come with its supersample run
       for b in self.cmi.bounds:
         row(b.name, "CMI (expected)", b.value, b.test_error, ss["gap"], ss["ghost_error"],
             b.applicable, "" if b.applicable else f"not applicable: {b.note}", b.source)
@@ -810,7 +811,9 @@ def _sample_info_stage(ctx: _Context) -> SampleInfoRanking:
                                enabled=ctx.progress)
   m = min(cfg.si_heldout, len(data.y_test))
   si = sample_information(
-      ctx.apply_fn, ctx.init_params, jnp.asarray(data.x_train), np.asarray(data.y_train),
+      ctx.apply_fn, ctx.init_params, jnp.asarray(data.x_train),
+      # gbounds.info.sample_information takes numpy labels (documented); annotated jax.Array
+      np.asarray(data.y_train),  # pyright: ignore[reportArgumentType]
       learning_rate=1.0, t=math.inf, weight_decay=cfg.si_ridge, time="continuous",
       x_heldout=jnp.asarray(data.x_test[:m]), sigma=cfg.si_sigma, expansion="trained",
       trained_params=ctx.params, method="auto", ntk_chunk_size=cfg.ntk_chunk_size)
@@ -932,10 +935,12 @@ def _run_stages(ctx: _Context, log: Callable[[str], None],
     key = None if st.key is None else st.key(ctx)
     cached = None if key is None else _cached(ctx.out, st.name, key)
     if cached is not None:
+      assert st.decode is not None  # a stage with a key has encode and decode
       value = st.decode(cached)
     else:
       value = st.run(ctx)
       if key is not None:
+        assert st.encode is not None  # a stage with a key has encode and decode
         _store(ctx.out, st.name, key, st.encode(value))
     seconds[st.name] = time.perf_counter() - t0
     values[st.name] = value
@@ -1030,6 +1035,7 @@ def analyze(model: Any, data: AnalysisData, recipe: TrainConfig, *, params: Any 
     if init_fn is None:
       _errors.fail("init_params", "the parameters training started from (this ModelFn has no "
                    "init_fn to draw a fresh initialisation)", None)
+    assert init_fn is not None  # fail() raised above
     init_params = init_fn(jax.random.fold_in(jax.random.key(config.seed), 999_999))
     notes.append("init_params not given: the PAC-Bayes prior and the linearized training start "
                  f"from a fresh initialisation (seed {config.seed}), not the training run's.")
@@ -1091,6 +1097,7 @@ def _bounds_figure(a: Analysis) -> rp.ReportFigure:
 
 def _si_figures(a: Analysis, data: AnalysisData | None) -> list[rp.ReportFigure]:
   s = a.sample_info
+  assert s is not None  # drawn only when the sample-information stage ran
   figs = []
   fig, axs = _io.new_figure(figsize=(9, 3.2), nrows=1, ncols=2)
   _viz.plot_sample_information_by_rank(axs[0], s.si[s.order])
@@ -1114,6 +1121,7 @@ def _si_figures(a: Analysis, data: AnalysisData | None) -> list[rp.ReportFigure]
 
 
 def _pac_bayes_figure(a: Analysis) -> rp.ReportFigure:
+  assert a.pac_bayes is not None  # drawn only when the PAC-Bayes stage ran
   fig, ax = _io.new_figure(figsize=(5.5, 3.3))
   _viz.plot_pac_bayes_selection(ax, a.pac_bayes.selection, a.pac_bayes.sigma)
   fig.tight_layout()
