@@ -1035,7 +1035,6 @@ def analyze(model: Any, data: AnalysisData, recipe: TrainConfig, *, params: Any 
     if init_fn is None:
       _errors.fail("init_params", "the parameters training started from (this ModelFn has no "
                    "init_fn to draw a fresh initialisation)", None)
-    assert init_fn is not None  # fail() raised above
     init_params = init_fn(jax.random.fold_in(jax.random.key(config.seed), 999_999))
     notes.append("init_params not given: the PAC-Bayes prior and the linearized training start "
                  f"from a fresh initialisation (seed {config.seed}), not the training run's.")

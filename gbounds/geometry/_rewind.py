@@ -157,7 +157,6 @@ class PermutedLabelConfig(_results.ResultMixin):
                             for e in given):
       _errors.fail("checkpoint_epochs", "a sequence of integer epochs",
                    repr(self.checkpoint_epochs))
-    assert given is not None  # fail() raised above
     if any(e < 0 for e in given):
       _errors.fail("checkpoint_epochs", "epochs >= 0", repr(tuple(self.checkpoint_epochs)))
     eps = sorted({int(e) for e in given if 0 <= e <= self.epochs}

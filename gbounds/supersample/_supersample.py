@@ -857,7 +857,6 @@ def _model_fns(model, apply_fn, example) -> tuple[Callable, Callable]:
       _errors.fail("model", "a model that can draw fresh parameters (a ModelFn with an init_fn; "
                    "every supersample model is a fresh initialisation)",
                    f"{type(model).__name__} without init_fn")
-    assert init is not None  # fail() raised above
     return init, mf.apply_fn
   if not callable(model):
     _errors.fail("model", "a callable init(key, example_input) -> params (apply_fn is given)",
@@ -888,7 +887,6 @@ def _num_outputs(init, apply_fn, example: np.ndarray) -> int:
   if shape is None or len(shape) != 2 or shape[0] != example.shape[0] or shape[1] < 2:
     _errors.fail("model", "outputs of shape (batch, K) with K >= 2 classes",
                  f"{shape if shape is not None else type(out).__name__}")
-  assert shape is not None  # fail() raised above
   return int(shape[1])
 
 
