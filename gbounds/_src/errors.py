@@ -13,7 +13,6 @@ from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 
-
 _E = TypeVar("_E", bound=enum.Enum)
 
 

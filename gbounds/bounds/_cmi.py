@@ -954,13 +954,16 @@ def _evaluate(name: BoundName, st: _Stats, *, bootstrap: int, confidence: float,
   applicable, note = _applicability(name, st)
   if not (np.isfinite(gap[0]) and np.isfinite(test[0])):  # never a guarantee from NaN/inf
     applicable, note = False, (note + "; " if note else "") + "non-finite value"
-  interval = test_interval = None
+  interval: tuple[float, float] | None = None
+  test_interval: tuple[float, float] | None = None
   if bootstrap > 0:
     g_b, t_b = gaps[1 + st.k1:], tests[1 + st.k1:]
     alpha = (1 - confidence) / 2
     q = [alpha, 1 - alpha]
-    interval = tuple(float(v) for v in np.quantile(g_b, q))
-    test_interval = tuple(float(v) for v in np.quantile(t_b, q))
+    g_lo, g_hi = np.quantile(g_b, q)
+    t_lo, t_hi = np.quantile(t_b, q)
+    interval = (float(g_lo), float(g_hi))
+    test_interval = (float(t_lo), float(t_hi))
   return BoundResult(
       name=name, value=float(gap[0]), test_error=float(test[0]),
       train_error=float(st.train_ss.mean()), per_supersample=np.asarray(per_ss),
@@ -1159,7 +1162,7 @@ def cmi_bounds(masks: ArrayLike, predictions: ArrayLike | None, labels_or_losses
   masks, losses, estimator = _common(masks, losses, estimator, bootstrap, confidence)
   k1, k2, n = masks.shape
   if full_vector is None:
-    full_vector = n <= 12
+    full_vector = bool(n <= 12)  # n is an int (bool() only tells pyright: shape entries are Any)
   st = _make_stats(masks, losses, predictions, estimator, clip,
                    need_full=predictions is not None and full_vector)
   names = [nm for nm in _ALL

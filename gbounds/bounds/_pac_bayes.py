@@ -507,11 +507,12 @@ def _model(model: Any, params: Any) -> tuple[Callable, Any]:
 def pac_bayes_certificate(model: Any, /, params: Any, init_params: Any, x_train: ArrayLike,
                           y_train: ArrayLike, *, x_test: ArrayLike | None = None,
                           y_test: ArrayLike | None = None,
-                          sigmas: Sequence[float] = SIGMA_GRID, delta: float = 0.025,
+                          sigmas: Sequence[float] | np.ndarray = SIGMA_GRID, delta: float = 0.025,
                           delta_mc: float = 0.01, mc_samples: int = 200,
-                          selection_samples: int = 10, catoni_grid: Sequence[float] = CATONI_GRID,
+                          selection_samples: int = 10,
+                          catoni_grid: Sequence[float] | np.ndarray = CATONI_GRID,
                           batch_size: int = 4, seed: int = 0,
-                          callback: Callable[[int, int], None] | None = None
+                          callback: _progress.ProgressCallback | None = None
                           ) -> PacBayesCertificate:
   """McAllester, PAC-Bayes-kl and Catoni certificates of ``Q = N(params, s^2 I)``.
 
@@ -625,9 +626,10 @@ def pac_bayes_certificate(model: Any, /, params: Any, init_params: Any, x_train:
   _errors.check_labels("y_train", y_train, num_classes)
   if y_test is not None:
     _errors.check_labels("y_test", y_test, num_classes)
-  y_train = y_train.astype(np.int64)
+  # Labels are arrays (len() below; a scalar fails here as before), never a bare Python number.
+  y_train = y_train.astype(np.int64)  # pyright: ignore[reportAttributeAccessIssue]
   if y_test is not None:
-    y_test = y_test.astype(np.int64)
+    y_test = y_test.astype(np.int64)  # pyright: ignore[reportAttributeAccessIssue]
   n = len(y_train)
   w = _flat(params)
   dtype = w.dtype

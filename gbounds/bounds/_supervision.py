@@ -70,6 +70,7 @@ import math
 from typing import NamedTuple
 
 import jax
+import jax.core  # explicit: jax/__init__ imports it, then `del`s the name (hidden from pyright)
 import jax.numpy as jnp
 import numpy as np
 
