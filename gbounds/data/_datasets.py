@@ -249,8 +249,9 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
   except ImportError as e:  # pragma: no cover
     raise ImportError("load_digits needs scikit-learn: pip install 'gbounds[extras]'") from e
   d = _sk_digits()
-  x = (d.images.astype(np.float32) / 16.0)[..., None]
-  return x, d.target.astype(np.int32)
+  # sklearn's stub types the call as `Bunch | tuple`; without return_X_y it is always a Bunch.
+  x = (d.images.astype(np.float32) / 16.0)[..., None]  # pyright: ignore[reportAttributeAccessIssue]
+  return x, d.target.astype(np.int32)  # pyright: ignore[reportAttributeAccessIssue]
 
 
 def load_mnist1d(*, num_samples: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -270,8 +271,9 @@ def load_mnist1d(*, num_samples: int = 4000, seed: int = 0) -> tuple[np.ndarray,
   except ImportError as e:  # pragma: no cover
     raise ImportError("load_mnist1d needs mnist1d: pip install 'gbounds[extras]'") from e
   args = get_dataset_args()
-  args.num_samples = int(num_samples)
-  args.seed = int(seed)
+  # mnist1d's ObjectView sets its attributes through __dict__, which pyright cannot see.
+  args.num_samples = int(num_samples)  # pyright: ignore[reportAttributeAccessIssue]
+  args.seed = int(seed)  # pyright: ignore[reportAttributeAccessIssue]
   d = make_dataset(args)
   x = np.concatenate([d["x"], d["x_test"]]).astype(np.float32)
   y = np.concatenate([d["y"], d["y_test"]]).astype(np.int32)
