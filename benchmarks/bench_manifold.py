@@ -90,7 +90,7 @@ def _nnls_anchor(s, t):
 
 
 def main():
-  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
   ap.add_argument("--quick", action="store_true", help="N=1000, P=20 smoke run")
   ap.add_argument("--baseline-manifolds", type=int, default=3)
   ap.add_argument("--subspace-dim", type=int, default=None,

@@ -107,7 +107,7 @@ def _run(args) -> int:
     for i, s in enumerate(settings):
       results[s.value] = ms.run_setting(
           s, config=config, data_dir=args.data_dir,
-          callback=lambda done, _t, i=i: bar(i * per_setting + done, total))
+          callback=lambda done, total, i=i, grand=total: bar(i * per_setting + done, grand))
   finally:
     bar.close()
   summary = {"config": config.to_dict(),

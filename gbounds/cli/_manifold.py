@@ -17,6 +17,7 @@ The analysis runs in float64: the command (the application) enables 64-bit JAX t
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 
@@ -205,7 +206,7 @@ def _permuted(args) -> int:
   import jax
   _rewind = _geo
   _check_permuted_flags(args)
-  fields = dict(_QUICK) if args.quick else {}
+  fields: dict[str, Any] = dict(_QUICK) if args.quick else {}
   for name in _FIELDS:
     v = getattr(args, name, None)
     if v is not None:

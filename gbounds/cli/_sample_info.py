@@ -145,6 +145,7 @@ def _run(args) -> int:
           noisy.labels.astype(np.float64), learning_rate=eta, t=steps,
           weight_decay=args.weight_decay, time=args.time, x_heldout=np.asarray(xh, np.float64),
           sigma=args.sigma, fsi_sigma=args.fsi_sigma)
+    assert info.fsi is not None  # x_heldout was given, so F-SI was computed
     info.save_json(out / "sample_info.json")
     info.save_csv(out / "sample_info.csv")
     _image_grid(out / "most_informative.png", x, info.fsi, labels=noisy.labels)

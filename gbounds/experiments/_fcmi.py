@@ -201,7 +201,7 @@ def _int_tuple(name: str, value: Any, minimum: int, expected: str, *, empty: boo
         and (arr.dtype.kind in "iu" or (arr.dtype.kind == "f" and np.all(np.isfinite(arr))
                                         and np.all(arr == np.round(arr))))
         and (arr.size == 0 or arr.min() >= minimum))
-  if not ok:
+  if arr is None or not ok:
     _errors.fail(name, expected, repr(value))
   return tuple(int(v) for v in arr)
 
@@ -400,7 +400,7 @@ def run_fcmi_protocol(protocol: FcmiProtocol, *, data_dir: str | os.PathLike | N
   rows = []
   out = None if out_dir is None else pathlib.Path(out_dir)
   for j, n in enumerate(protocol.ns):
-    cb = None if progress is None else (lambda d, t, j=j: progress(j * per_n + d, total))
+    cb = None if progress is None else (lambda done, total, j=j, grand=total: progress(j * per_n + done, grand))
     t0 = time.perf_counter()
     if protocol.training == FcmiTraining.LINEARIZED:
       result = run_linearized_supersample(
@@ -613,7 +613,7 @@ def make_classification_study(*, ns: Sequence[int] = (5, 10, 20), k1: int = 10, 
   x, y = make_classification(n_samples=pool_size, n_features=n_features,
                              n_informative=n_features, n_redundant=0, n_repeated=0,
                              n_classes=2, n_clusters_per_class=1, random_state=seed)
-  x, y = x.astype(np.float32), y.astype(np.int32)
+  x, y = np.asarray(x, np.float32), np.asarray(y, np.int32)
   model = MLP(hidden=(), out=2)
   cfg = TrainConfig(learning_rate=learning_rate, steps=steps, batch_size=None, seed=seed)
   rows = []
@@ -621,7 +621,7 @@ def make_classification_study(*, ns: Sequence[int] = (5, 10, 20), k1: int = 10, 
     r = run_supersample(model, x, y, n=n, k1=k1, k2=k2, train=cfg, seed=seed,
                         strategy=strategy)
     report = cmi_bounds(r.masks, r.predictions, r.labels)
-    bounds = {b.name: float(b.value) for b in report.bounds if b.applicable}
+    bounds: dict[str, float] = {b.name: float(b.value) for b in report.bounds if b.applicable}
     rows.append(SyntheticRow(int(n), float(report.measured.gap),
                              float(report.measured.train_error), bounds))
   return tuple(rows)

@@ -28,6 +28,7 @@ import pathlib
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -170,7 +171,8 @@ def _ntk_section(r: dict):
 MAIN_N_TRAIN = 400
 MAIN_N_TEST = 500
 MAIN_WIDTH = 128
-MAIN_RECIPE = dict(optimizer="adam", learning_rate=1e-3, batch_size=64, steps=200, seed=0)
+MAIN_RECIPE: dict[str, Any] = dict(optimizer="adam", learning_rate=1e-3, batch_size=64, steps=200,
+                                   seed=0)
 
 
 def front_door(out: pathlib.Path, *, data_dir=None, progress: bool = True):

@@ -36,6 +36,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
 
 import gbounds.data as _data
 import gbounds.info as _info
@@ -188,9 +189,10 @@ def _mnist_halves(data_dir, seed: int):
 # ----------------------------------------------------------------------------- experiment
 
 
-def _kendall(a: Sequence[float], b: Sequence[float]) -> float:
+def _kendall(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
   from scipy.stats import kendalltau
-  tau = kendalltau(np.asarray(a), np.asarray(b)).statistic
+  # scipy's stubs omit the fields of kendalltau's result
+  tau = kendalltau(np.asarray(a), np.asarray(b)).statistic  # pyright: ignore[reportAttributeAccessIssue]
   return float(tau) if np.isfinite(tau) else float("nan")
 
 
@@ -268,7 +270,10 @@ def run_setting(setting: Setting | str, *, config: SettingsConfig = SettingsConf
   steps = _train.steps_for_epochs(config.epochs, config.n_train, config.batch_size)
   tconf = _train.TrainConfig(optimizer=_train.Optimizer.ADAM, learning_rate=config.learning_rate,
                              steps=steps, batch_size=config.batch_size, seed=config.seed)
-  apply_fn = lambda p, x: model.apply({"params": p}, x)  # noqa: E731
+  def apply_fn(p, x) -> jax.Array:
+    # flax types apply() as maybe (output, variables); without mutable= it is the output
+    return model.apply({"params": p}, x)  # pyright: ignore[reportReturnType]
+
   say(f"{setting.value}: training {m} MLPs for {steps} steps")
   trained = _train.train_many(apply_fn, params0, pool_x, pool_y, train_idx, tconf).params
   _progress.notify(callback, 1, 1 + m)
@@ -351,10 +356,10 @@ def reproduce_activation_information(*, config: SettingsConfig = SettingsConfig(
   return MemorizationReproduction(
       run_setting(Setting.COLORED, config=config, data_dir=data_dir, log=log,
                   callback=None if callback is None else
-                  (lambda d, t: callback(d, 2 * t))),
+                  (lambda done, total: callback(done, 2 * total))),
       run_setting(Setting.SHUFFLED, config=config, data_dir=data_dir, log=log,
                   callback=None if callback is None else
-                  (lambda d, t: callback(t + d, 2 * t))),
+                  (lambda done, total: callback(total + done, 2 * total))),
       config)
 
 

@@ -19,7 +19,7 @@ import math
 import os
 import pathlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -46,6 +46,10 @@ class Comparison(NamedTuple):
 
   to_dict = _results.namedtuple_to_dict
   from_dict = classmethod(_results.from_dict)
+
+
+# What a target's runner returns: ``(rows, payload, figures, text)``.
+RunnerResult = tuple[Sequence[Comparison], dict[str, Any], tuple[_analysis.ReportFigure, ...], str]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,7 +157,7 @@ class Target:
   requires: tuple[str, ...]
   cpu: dict
   full: dict
-  runner: Callable[..., Reproduction]
+  runner: Callable[..., RunnerResult]
   cpu_minutes: str = ""
   accepts: Callable[[], dict[str, Any]] | None = None
 

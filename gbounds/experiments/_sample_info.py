@@ -146,7 +146,8 @@ def _model_fn(model: Any, params: Any, x: Any) -> tuple[Callable, Any]:
   return m.apply_fn, m.params
 
 
-def retrain_leave_one_out(apply_fn: Any, params0: Any, x: Any, y: Any, indices: Sequence[int],
+def retrain_leave_one_out(apply_fn: Any, params0: Any, x: Any, y: Any,
+                          indices: Sequence[int] | np.ndarray,
                           *, learning_rate: float, steps: int, weight_decay: float = 0.0,
                           x_heldout: Any = None, chunk_size: int = 16,
                           progress: bool = True,
@@ -243,6 +244,9 @@ def loo_correlation(info: SampleInformation, retrained: RetrainedLoo, apply_fn: 
   missing = [int(i) for i in retrained.indices if int(i) not in pos]
   if missing:
     _errors.fail("retrained.indices", "examples covered by info.indices", missing[:5])
+  if info.loo_coefficients is None:
+    _errors.fail("info", "a SampleInformation with its loo_coefficients (not a summary)",
+                 "loo_coefficients=None")
   rows = np.array([pos[int(i)] for i in retrained.indices])
   c = info.loo_coefficients[rows]
   dw_lin = np.asarray(jax.vmap(lambda p: ravel_pytree(p)[0])(
@@ -379,9 +383,11 @@ def mislabeled_detection(*, n_train: int = 1000, n_heldout: int = 500, noise_rat
   eta = stable_learning_rate(apply_fn, params, x, lr_fraction, weight_decay)
   info = _linearized_info(apply_fn, params, x, noisy.labels, learning_rate=eta, t=steps,
                           weight_decay=weight_decay, x_heldout=xh)
+  fsi = info.fsi
+  assert fsi is not None  # x_heldout was given, so F-SI was computed
   count = int(round(noise_rate * n_train))
   return MislabeledDetection(
-      auroc(info.fsi, noisy.flipped), precision_at(info.fsi, noisy.flipped, count), info.fsi,
+      auroc(fsi, noisy.flipped), precision_at(fsi, noisy.flipped, count), fsi,
       noisy.flipped, dict(n_train=n_train, n_heldout=n_heldout, noise_rate=noise_rate,
                           width=width, steps=steps, learning_rate=eta, weight_decay=weight_decay,
                           seed=seed))
@@ -438,9 +444,11 @@ def data_summarisation(*, n_train: int = 500, n_heldout: int = 500,
   apply_fn, params = mlp_at_init(width, seed, x)
   eta = stable_learning_rate(apply_fn, params, x, lr_fraction, 0.0)
 
-  def fsi_of(keep):
-    return _linearized_info(apply_fn, params, x[keep], y[keep], learning_rate=eta, t=steps,
-                            x_heldout=xh).fsi
+  def fsi_of(keep) -> np.ndarray:
+    fsi = _linearized_info(apply_fn, params, x[keep], y[keep], learning_rate=eta, t=steps,
+                           x_heldout=xh).fsi
+    assert fsi is not None  # x_heldout was given, so F-SI was computed
+    return fsi
 
   fsi = fsi_of(np.arange(n_train))
   order_most = np.argsort(-fsi, kind="mergesort")
