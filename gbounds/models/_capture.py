@@ -106,7 +106,8 @@ def _nnx_name(model: nnx.Module, path: tuple) -> str:
 def _nnx_layer_paths(model: nnx.Module) -> list[tuple]:
   paths = [tuple(p) for p, m in nnx.iter_modules(model) if isinstance(m, (nnx.Linear, nnx.Conv))]
   if hasattr(model, "ordered_layers"):
-    order = {id(m): i for i, m in enumerate(model.ordered_layers())}
+    # Duck-typed (NnxMLP/NnxCNN or any module with the method); pyright does not narrow on hasattr.
+    order = {id(m): i for i, m in enumerate(model.ordered_layers())}  # pyright: ignore[reportAttributeAccessIssue]
     lookup = dict((tuple(p), m) for p, m in nnx.iter_modules(model))
     return sorted(paths, key=lambda p: (order.get(id(lookup[p]), len(order)), _path_key(p)))
   return sorted(paths, key=_path_key)

@@ -124,7 +124,8 @@ def layer_groups(model: Any, params: Any = None) -> tuple[LayerGroup, ...]:
   by_path = {tuple(p): m for p, m in nnx.iter_modules(module)}
   rank = {}
   if callable(getattr(module, "ordered_layers", None)):
-    rank = {id(m): i for i, m in enumerate(module.ordered_layers())}
+    # Duck-typed (guarded by the callable() check); pyright does not narrow on getattr.
+    rank = {id(m): i for i, m in enumerate(module.ordered_layers())}  # pyright: ignore[reportAttributeAccessIssue]
   order = sorted(range(len(found)), key=lambda i: (
       rank.get(id(by_path.get(found[i][0])), len(rank)), _path_key(found[i][0])))
   return tuple(LayerGroup(nnx_layer_name(module, found[i][0]), found[i][0], found[i][1])

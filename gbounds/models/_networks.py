@@ -236,7 +236,7 @@ class NnxMLP(nnx.Module):
                             for a, b in zip(dims[:-1], dims[1:])])
     self.head = nnx.Linear(dims[-1], out, param_dtype=param_dtype, rngs=rngs)
 
-  def ordered_layers(self) -> list[nnx.Module]:
+  def ordered_layers(self) -> list[nnx.Linear]:
     """The parameterised layers in forward order (hidden layers, then the head).
 
     Returns:
@@ -307,7 +307,7 @@ class NnxCNN(nnx.Module):
                            for a, b in zip(dims[:-1], dims[1:])])
     self.head = nnx.Linear(dims[-1], out, param_dtype=param_dtype, rngs=rngs)
 
-  def ordered_layers(self) -> list[nnx.Module]:
+  def ordered_layers(self) -> list[nnx.Conv | nnx.Linear]:
     """The parameterised layers in forward order (conv stages, dense layers, the head).
 
     Returns:
@@ -372,8 +372,9 @@ def _nnx_init_fn(model: nnx.Module) -> Callable[[jax.Array], Any] | None:
 def _linen_apply_for(model: nn.Module) -> Callable[[Any, jax.Array], jax.Array]:
   # Linen modules are hashable frozen dataclasses: equal modules share one apply_fn, so the
   # compile-once caches of train/ntk/bounds (keyed on apply_fn) hit on every call.
-  def linen_apply(p, x):
-    return model.apply({"params": p}, x)
+  def linen_apply(p, x) -> jax.Array:
+    # flax types apply() as `Any | (out, mutated)`; without mutable= it returns the output only.
+    return model.apply({"params": p}, x)  # pyright: ignore[reportReturnType]
   return linen_apply
 
 
@@ -422,12 +423,13 @@ def as_model_fn(model: Any, *, params: Any = None, example_input: jax.Array | No
   if isinstance(model, nnx.Module):
     graphdef, state, rest = nnx.split(model, nnx.Param, ...)
     if not jax.tree.leaves(rest):
-      nnx_apply = _nnx_apply_for(graphdef)  # one function per architecture: caches keyed
-    else:                                   # on apply_fn (compile once) hit across calls
+      apply_fn = _nnx_apply_for(graphdef)  # one function per architecture: caches keyed
+    else:                                  # on apply_fn (compile once) hit across calls
       def nnx_apply(p, x):
         return _hooks.call_nnx(nnx.merge(graphdef, p, rest), x)
+      apply_fn = nnx_apply
 
-    return ModelFn(nnx_apply, state if params is None else params, _nnx_init_fn(model))
+    return ModelFn(apply_fn, state if params is None else params, _nnx_init_fn(model))
   if isinstance(model, nn.Module):
     init_fn = None
     if example_input is not None:
@@ -444,8 +446,10 @@ def as_model_fn(model: Any, *, params: Any = None, example_input: jax.Array | No
       apply_fn = _linen_apply_for(model)
     except TypeError:  # an unhashable field (e.g. a list from JSON kwargs): no sharing
 
-      def apply_fn(p, x):
-        return model.apply({"params": p}, x)
+      def unshared_apply(p, x) -> jax.Array:
+        # flax types apply() as `Any | (out, mutated)`; without mutable= it is the output only.
+        return model.apply({"params": p}, x)  # pyright: ignore[reportReturnType]
+      apply_fn = unshared_apply
 
     return ModelFn(apply_fn, params, init_fn)
   _errors.fail("model", "a flax.linen.Module, a flax.nnx.Module or a gbounds.models.ModelFn",
@@ -505,7 +509,7 @@ def require_init_fn(model_fn: ModelFn, name: str = "model") -> Callable[[jax.Arr
   return model_fn.init_fn
 
 
-def linen_params_to_nnx(model: nnx.Module, linen_params: Any) -> nnx.State:
+def linen_params_to_nnx(model: NnxMLP | NnxCNN, linen_params: Any) -> nnx.State:
   """Copies Linen :class:`MLP`/:class:`CNN` parameters into their NNX twin, in place.
 
   Args:
@@ -524,6 +528,7 @@ def linen_params_to_nnx(model: nnx.Module, linen_params: Any) -> nnx.State:
     _errors.fail("linen_params", f"{len(nnx_layers)} layers", len(flat_linen))
   for layer, p in zip(nnx_layers, flat_linen):
     layer.kernel[...] = jnp.asarray(p["kernel"])
+    assert layer.bias is not None  # NnxMLP/NnxCNN build every layer with use_bias=True
     layer.bias[...] = jnp.asarray(p["bias"])
   _, state = nnx.split(model, nnx.Param)
   return state
