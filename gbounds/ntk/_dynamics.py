@@ -34,6 +34,7 @@ import enum
 from typing import Any, NamedTuple
 
 import jax
+import jax.core  # explicit: jax/__init__ imports it, then `del`s the name (hidden from pyright)
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
@@ -331,8 +332,8 @@ class ExplicitResult(NamedTuple):
     test: ``f_lin(w_t, X_test)`` or None.
   """
   params: Any
-  train: jax.Array
-  test: jax.Array | None
+  train: jax.Array | np.ndarray  # numpy after from_dict
+  test: jax.Array | np.ndarray | None
 
   def to_dict(self) -> dict[str, Any]:
     """JSON-ready dict (``params`` as a nested dict of lists).

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.core  # explicit: jax/__init__ imports it, then `del`s the name (hidden from pyright)
 import jax.numpy as jnp
 import numpy as np
 from flax import errors as flax_errors
@@ -330,7 +331,7 @@ def empirical_ntk_fn(apply_fn: ApplyFn, *,
     _check_params("params", params)
     k = int(output_shape(apply_fn, params, x1[:1], "x1", x1.shape)[-1])
     c1 = _chunks(x1, chunk_size)
-    c2 = c1 if symmetric else _chunks(x2, chunk_size)
+    c2 = c1 if x2 is None else _chunks(x2, chunk_size)  # x2 is None exactly when symmetric
     rows = []
     for i, a in enumerate(c1):
       la = jac_leaves(params, a) if implementation == NtkImplementation.JACOBIAN_CONTRACTION else None
@@ -351,7 +352,7 @@ def empirical_ntk_fn(apply_fn: ApplyFn, *,
           rows[i][j] = rows[j][i].T
     kernel = jnp.block(rows)
     per = k if output == NtkOutput.FULL else 1
-    n2 = x1.shape[0] if symmetric else x2.shape[0]
+    n2 = x1.shape[0] if x2 is None else x2.shape[0]
     return kernel[:x1.shape[0] * per, :n2 * per]
 
   return ntk_fn

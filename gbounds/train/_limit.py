@@ -224,7 +224,7 @@ class LimitResult(NamedTuple):
   """
   params: Any
   aux_params: Any
-  aux_loss: jax.Array
+  aux_loss: jax.Array | np.ndarray  # numpy after from_dict
 
   def to_dict(self) -> dict[str, Any]:
     """JSON-ready dict (parameter pytrees as nested dicts of lists).
@@ -449,9 +449,9 @@ def train_limit_fn(apply_fn: ApplyFn, aux_apply_fn: ApplyFn, config: LimitConfig
   """
   if not isinstance(config, LimitConfig):
     _errors.fail("config", "a gbounds.train.LimitConfig", type(config).__name__)
-  for name, fn in (("apply_fn", apply_fn), ("aux_apply_fn", aux_apply_fn)):
-    if not callable(fn):
-      _errors.fail(name, "a callable apply_fn(params, x) -> logits", type(fn).__name__)
+  for name, f in (("apply_fn", apply_fn), ("aux_apply_fn", aux_apply_fn)):
+    if not callable(f):
+      _errors.fail(name, "a callable apply_fn(params, x) -> logits", type(f).__name__)
   program = _limit_program(apply_fn, aux_apply_fn, config)
 
   def fn(params, aux_params, x, y):

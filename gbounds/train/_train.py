@@ -174,7 +174,7 @@ class TrainResult(NamedTuple):
       :func:`train_many`.
   """
   params: Any
-  final_loss: jax.Array
+  final_loss: jax.Array | np.ndarray  # numpy after from_dict
 
   def to_dict(self) -> dict[str, Any]:
     """JSON-ready dict: ``params`` as a nested dict of lists, ``final_loss`` a number or list.
@@ -496,7 +496,7 @@ def _check_model_and_labels(apply_fn, params, x, y, config: TrainConfig, *, mode
 
 
 def train_many(apply_fn: Callable, params: Any, x: jax.Array, y: jax.Array,
-               train_idx: jax.Array, config: TrainConfig, *,
+               train_idx: jax.typing.ArrayLike, config: TrainConfig, *,
                strategy: MapStrategy | str = MapStrategy.AUTO,
                chunk_size: int | None = None, model_ids: jax.Array | None = None,
                callback: Callable[[int, int], None] | None = None) -> TrainResult:
