@@ -223,8 +223,9 @@ def _weight_info(args) -> int:
   x = jnp.asarray(np.asarray(x, np.float32).reshape(len(y), -1))
   model = gbounds.models.MLP(hidden=tuple(args.hidden), out=10)
   mf = gbounds.models.as_model_fn(model, example_input=x[:2], key=args.seed)
-  cfg = gbounds.train.TrainConfig(optimizer="adam", learning_rate=1e-3, batch_size=100, seed=args.seed,
-                            steps=gbounds.train.steps_for_epochs(args.epochs, len(y), 100))
+  cfg = gbounds.train.TrainConfig(optimizer=gbounds.train.Optimizer.ADAM, learning_rate=1e-3,
+                                  batch_size=100, seed=args.seed,
+                                  steps=gbounds.train.steps_for_epochs(args.epochs, len(y), 100))
   rows = []
   jobs = [(r, f, b) for r in args.noise_rates for f in forms for b in args.betas]
   bar = _progress.TqdmCallback("weight-info")

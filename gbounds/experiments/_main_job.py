@@ -96,8 +96,8 @@ def ntk_analysis(*, n_train: int = 400, n_test: int = 800, width: int = 256, ste
   eig = np.sort(np.linalg.eigvalsh(np.asarray(theta, np.float64)))[::-1]
   learning_rate = float(step_fraction * n_train / eig[0])
 
-  cfg = _train.TrainConfig(loss="mse", optimizer="sgd", learning_rate=learning_rate, steps=steps,
-                           seed=seed)
+  cfg = _train.TrainConfig(loss=_train.Loss.MSE, optimizer=_train.Optimizer.SGD,
+                           learning_rate=learning_rate, steps=steps, seed=seed)
   t0 = time.perf_counter()
   trained = _train.train(m.apply_fn, m.params, xtr, ytr, cfg)
   logits_te = m.apply_fn(trained.params, xte)

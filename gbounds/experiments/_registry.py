@@ -433,7 +433,7 @@ def _run_pac_bayes(config, *, data_dir, out_dir, progress):
   hidden = tuple(cfg.pop("hidden"))
   epochs = cfg.pop("epochs")
   m = _models.as_model_fn(_models.MLP(hidden, 2), example_input=xtr[:1], key=0)
-  tc = _train.TrainConfig(optimizer="sgd", learning_rate=cfg.pop("learning_rate"),
+  tc = _train.TrainConfig(optimizer=_train.Optimizer.SGD, learning_rate=cfg.pop("learning_rate"),
                           batch_size=100, steps=_train.steps_for_epochs(epochs, n_train, 100))
   trained = _train.train(m.apply_fn, m.params, xtr, ytr, tc).params
   cert = _bounds.pac_bayes_certificate(m.apply_fn, trained, m.params, xtr, ytr, x_test=xte,
