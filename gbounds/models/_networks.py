@@ -386,7 +386,7 @@ def _nnx_apply_for(graphdef: Any) -> Callable[[Any, jax.Array], jax.Array]:
   return nnx_apply
 
 
-def as_model_fn(model: Any, *, params: Any = None, example_input: jax.Array | None = None,
+def as_model_fn(model: Any, *, params: Any = None, example_input: jax.typing.ArrayLike | None = None,
                 key: jax.Array | int | None = None) -> ModelFn:
   """Normalises a model to a :class:`ModelFn`: THE adapter of every gbounds entry point.
 

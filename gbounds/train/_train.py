@@ -420,7 +420,8 @@ def predict_many_fn(apply_fn: Callable, *, strategy: MapStrategy | str = MapStra
   return fn
 
 
-def train(apply_fn: Callable, params: Any, x: jax.Array, y: jax.Array, config: TrainConfig
+def train(apply_fn: Callable, params: Any, x: jax.typing.ArrayLike, y: jax.typing.ArrayLike,
+          config: TrainConfig
           ) -> TrainResult:
   """Trains one model on all of ``(x, y)`` (the checked front of :func:`train_fn`).
 
@@ -495,7 +496,7 @@ def _check_model_and_labels(apply_fn, params, x, y, config: TrainConfig, *, mode
   return k
 
 
-def train_many(apply_fn: Callable, params: Any, x: jax.Array, y: jax.Array,
+def train_many(apply_fn: Callable, params: Any, x: jax.typing.ArrayLike, y: jax.typing.ArrayLike,
                train_idx: jax.typing.ArrayLike, config: TrainConfig, *,
                strategy: MapStrategy | str = MapStrategy.AUTO,
                chunk_size: int | None = None, model_ids: jax.Array | None = None,
@@ -526,8 +527,9 @@ def train_many(apply_fn: Callable, params: Any, x: jax.Array, y: jax.Array,
   if 0 in train_idx.shape:
     _errors.fail("train_idx", "at least one model and one training example",
                  f"shape {train_idx.shape}")
-  if train_idx.size and (train_idx.min() < 0 or train_idx.max() >= len(y)):
-    _errors.fail("train_idx", f"indices in [0, {len(y)})", f"[{train_idx.min()}, {train_idx.max()}]")
+  n_pool = np.shape(y)[0]  # len(y): _check_data made y an array with a leading example axis
+  if train_idx.size and (train_idx.min() < 0 or train_idx.max() >= n_pool):
+    _errors.fail("train_idx", f"indices in [0, {n_pool})", f"[{train_idx.min()}, {train_idx.max()}]")
   m = train_idx.shape[0]
   leading = {np.shape(leaf)[0] if np.ndim(leaf) else None
              for leaf in jax.tree_util.tree_leaves(params)}
@@ -598,7 +600,7 @@ def predict_many(apply_fn: Callable, params: Any, x: jax.Array, *,
   return predict_many_fn(apply_fn, strategy=strategy)(params, jnp.asarray(x))
 
 
-def accuracy(logits: jax.Array, y: jax.Array) -> jax.Array:
+def accuracy(logits: jax.typing.ArrayLike, y: jax.typing.ArrayLike) -> jax.Array:
   """Fraction of rows whose argmax equals the integer label.
 
   Args:
