@@ -32,6 +32,7 @@ from gbounds._src.errors import GBoundsError as GBoundsError
 from gbounds._src.errors import InvalidInputError as InvalidInputError
 from gbounds._src.errors import StoreLockedError as StoreLockedError
 from gbounds._src.provenance import package_version as _package_version
+from gbounds._src.progress import ProgressCallback as ProgressCallback
 from gbounds._src.results import Table as Table
 from gbounds.analysis import Analysis as Analysis
 from gbounds.analysis import AnalysisConfig as AnalysisConfig
@@ -61,6 +62,7 @@ __all__ = [
     "GBoundsError",
     "InvalidInputError",
     "ModelFn",
+    "ProgressCallback",
     "StoreLockedError",
     "Table",
     "analysis",

@@ -78,7 +78,14 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 
 def namedtuple_to_dict(self: Any) -> dict[str, Any]:
-  """``to_dict`` for use as a NamedTuple method."""
+  """This result as a JSON-ready dict (``to_dict`` for use as a NamedTuple method).
+
+  Args:
+    self: the NamedTuple result.
+
+  Returns:
+    ``{field: value}`` with JSON-ready values (see :mod:`gbounds._src.results`).
+  """
   return to_dict(self)
 
 
@@ -168,12 +175,23 @@ class ResultMixin:
   """``to_dict``/``from_dict`` for frozen dataclass results."""
 
   def to_dict(self) -> dict[str, Any]:
-    """This result as a JSON-ready dict (see :mod:`gbounds._src.results`)."""
+    """This result as a JSON-ready dict.
+
+    Returns:
+      ``{field: value}`` with JSON-ready values (see :mod:`gbounds._src.results`).
+    """
     return to_dict(self)
 
   @classmethod
   def from_dict(cls, data: Mapping[str, Any]) -> Any:
-    """Rebuilds the result from :meth:`to_dict` output."""
+    """Rebuilds the result from :meth:`to_dict` output.
+
+    Args:
+      data: a dict as :meth:`to_dict` returns it (e.g. read back from JSON).
+
+    Returns:
+      An instance of this class, equal field by field to the one that was encoded.
+    """
     return from_dict(cls, data)
 
 
@@ -213,16 +231,31 @@ class Table(ResultMixin):
         raise ValueError(f"Table row {i} has {len(r)} values for {len(self.columns)} columns")
 
   def records(self) -> list[dict[str, Any]]:
-    """The rows as ``{column: value}`` dicts."""
+    """The rows as dicts.
+
+    Returns:
+      One ``{column: value}`` dict per row.
+    """
     return [dict(zip(self.columns, r)) for r in self.rows]
 
   def column(self, name: str) -> list[Any]:
-    """The values of one column."""
+    """The values of one column.
+
+    Args:
+      name: the column's name.
+
+    Returns:
+      Its values, one per row.
+    """
     i = self.columns.index(name)
     return [r[i] for r in self.rows]
 
   def to_csv(self) -> str:
-    """The table as CSV text (header first)."""
+    """The table as CSV.
+
+    Returns:
+      CSV text, the header line first.
+    """
     import csv
     import io
     buf = io.StringIO()
@@ -233,7 +266,11 @@ class Table(ResultMixin):
     return buf.getvalue()
 
   def to_text(self) -> str:
-    """Aligned plain text, one row per line."""
+    """The table as aligned plain text.
+
+    Returns:
+      The title (if any), the header, a rule and one line per row.
+    """
     cells = [list(self.columns)] + [[_fmt(v) for v in r] for r in self.rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(self.columns))]
     lines = ["  ".join(c[i].ljust(widths[i]) for i in range(len(widths))).rstrip() for c in cells]

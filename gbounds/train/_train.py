@@ -60,7 +60,7 @@ class MapStrategy(enum.IntEnum):
 
   Attributes:
     AUTO: ``VMAP`` except for convolutional models on CPU, where XLA's batched convolutions
-      are slower than a sequential map (measured in ``benchmarks/bench_train.py``).
+      are slower than a sequential map (measured in ``benchmarks/bench_harness.py``).
     VMAP: one vectorised program for all models of a chunk.
     SEQUENTIAL: ``jax.lax.map`` over models, one compiled program.
   """
