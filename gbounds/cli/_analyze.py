@@ -76,6 +76,8 @@ def _model_args(p) -> None:
   p.add_argument("--no-progress", action="store_true")
 
 
+# duplicates: every CLI module has this register(sub) entry point with the same docstring (the
+# dispatcher's interface); the commands and flags differ, not shared logic
 def register(sub) -> None:
   """Adds this module's subcommands to the ``gbounds`` parser.
 
@@ -278,6 +280,24 @@ def _analyze_errors(e: _errors.InvalidInputError):
                      **{f"data.x_{p}": "--dataset" for p in ("train", "test", "pool")}})
 
 
+def _analyze_and_report(args, cfg_kwargs: dict, results_dir=None):
+  """Loads the model and data, runs :func:`gbounds.analysis.analyze` with ``cfg_kwargs``,
+  writes the report to ``--out`` and prints the analysis; returns the report's files (the
+  common body of ``analyze`` and ``pac-bayes``)."""
+  an, out, module, data, params, init = _load(args)
+  recipe = _recipe(args, len(data.y_train))
+  cfg = _config(args, **cfg_kwargs)
+  try:
+    a = an.analyze(module, data, recipe, params=params, init_params=init, config=cfg,
+                   out_dir=out, results_dir=results_dir, progress=not args.no_progress,
+                   log=lambda s: print(s, file=sys.stderr))
+  except _errors.InvalidInputError as e:
+    raise _analyze_errors(e) from None
+  files = an.write_analysis_report(a, out, data=data)
+  print(a.format())
+  return files
+
+
 @_one_line
 def _run_analyze(args) -> int:
   _check_common(args)
@@ -289,17 +309,7 @@ def _run_analyze(args) -> int:
     rd = pathlib.Path(args.results_dir)
     if rd.exists() and not rd.is_dir():
       _errors.fail("--results-dir", "a directory", f"{rd} (a file)")
-  an, out, module, data, params, init = _load(args)
-  recipe = _recipe(args, len(data.y_train))
-  cfg = _config(args, **cfg_kwargs)
-  try:
-    a = an.analyze(module, data, recipe, params=params, init_params=init, config=cfg,
-                   out_dir=out, results_dir=args.results_dir, progress=not args.no_progress,
-                   log=lambda s: print(s, file=sys.stderr))
-  except _errors.InvalidInputError as e:
-    raise _analyze_errors(e) from None
-  files = an.write_analysis_report(a, out, data=data)
-  print(a.format())
+  files = _analyze_and_report(args, cfg_kwargs, results_dir=args.results_dir)
   print(f"report: {files.html} (+ report.json, {len(files.csv)} CSV, {len(files.png)} PNG)")
   return 0
 
@@ -310,17 +320,7 @@ def _run_pac_bayes(args) -> int:
   cfg_kwargs = {"sample_info": False, "cmi": False, "pac_bayes": True, "seed": args.seed,
                 "mc_samples": args.mc_samples, "delta": args.delta, "delta_mc": args.delta_mc}
   _config(args, **cfg_kwargs)
-  an, out, module, data, params, init = _load(args)
-  recipe = _recipe(args, len(data.y_train))
-  cfg = _config(args, **cfg_kwargs)
-  try:
-    a = an.analyze(module, data, recipe, params=params, init_params=init, config=cfg,
-                   out_dir=out, progress=not args.no_progress,
-                   log=lambda s: print(s, file=sys.stderr))
-  except _errors.InvalidInputError as e:
-    raise _analyze_errors(e) from None
-  files = an.write_analysis_report(a, out, data=data)
-  print(a.format())
+  files = _analyze_and_report(args, cfg_kwargs)
   print(f"report: {files.html}")
   return 0
 

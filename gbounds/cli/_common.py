@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import pathlib
-import tempfile
 
 from gbounds._src import errors as _errors
 from gbounds._src.io import atomic_write_json as atomic_write_json  # noqa: F401 (re-export)
@@ -29,14 +28,13 @@ def output_dir(path: str | os.PathLike) -> pathlib.Path:
   Returns:
     The directory as a ``pathlib.Path``.
   """
-  p = pathlib.Path(path)
+  from gbounds.analysis import check_output_dir  # the one output-directory check (lazy: jax)
   try:
-    p.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=p):
-      pass
-  except OSError as e:
-    _errors.fail("--out", "a writable directory", f"{p} ({e.strerror})")
-  return p
+    return check_output_dir(path)
+  except _errors.InvalidInputError as e:
+    head, sep, rest = str(e).partition(": ")
+    raise _errors.InvalidInputError(f"--out: {rest}" if sep and head == "out_dir"
+                                    else str(e)) from None
 
 
 def check_int(flag: str, value, minimum: int, maximum: int | None = None) -> int:

@@ -19,6 +19,8 @@ from gbounds.cli import _common
 _PRESETS = ("small", "cpu", "full")
 
 
+# duplicates: every CLI module has this register(sub) entry point with the same docstring (the
+# dispatcher's interface); the commands and flags differ, not shared logic
 def register(sub) -> None:
   """Adds this module's subcommands to the ``gbounds`` parser.
 

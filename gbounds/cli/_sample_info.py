@@ -25,6 +25,8 @@ from gbounds.cli import _common as _c
 from gbounds.cli._common import int_or_inf
 
 
+# duplicates: every CLI module has this register(sub) entry point with the same docstring (the
+# dispatcher's interface); the commands and flags differ, not shared logic
 def register(sub) -> None:
   """Adds this module's subcommands to the ``gbounds`` parser.
 

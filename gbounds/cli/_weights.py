@@ -19,6 +19,8 @@ from gbounds._src import progress as _progress
 from gbounds.cli import _common
 
 
+# duplicates: float_list and int_list are two one-line argparse types (argparse names each in
+# its message), same shape, not shared logic
 def float_list(s: str) -> list[float]:
   """argparse ``type``: comma-separated numbers.
 
@@ -101,6 +103,8 @@ def _mlp_params(widths, d_in=784, d_out=10) -> int:
   return total
 
 
+# duplicates: every CLI module has this register(sub) entry point with the same docstring (the
+# dispatcher's interface); the commands and flags differ, not shared logic
 def register(sub) -> None:
   """Adds this module's subcommands to the ``gbounds`` parser.
 
