@@ -941,14 +941,15 @@ def _sgd_si(delta_w, jacobian, residual, learning_rate, weight_decay, *, num_out
   gc = g - jnp.mean(g, axis=0, keepdims=True)
   lam = gc.T @ gc / n
   h = jacobian.T @ jacobian + weight_decay * jnp.eye(d, dtype=jacobian.dtype)
-  hv, u = _numerics.eigh(0.5 * (h + h.T))
+  # HOST explicitly: this runs under vmap / compiled loops on CPU (numerics eigh policy).
+  hv, u = _numerics.eigh(0.5 * (h + h.T), backend=_numerics.EighBackend.HOST)
   hv = jnp.maximum(hv, 0.0)
   lam_t = u.T @ lam @ u
   denom = hv[:, None] + hv[None, :]
   hcut = (jnp.finfo(hv.dtype).eps * d * 10) * jnp.max(hv)
   sig_t = jnp.where(denom > 2 * hcut, learning_rate * n * n / batch_size * lam_t
                     / jnp.where(denom > 0, denom, 1.0), 0.0)
-  sv, sw = _numerics.eigh(0.5 * (sig_t + sig_t.T))
+  sv, sw = _numerics.eigh(0.5 * (sig_t + sig_t.T), backend=_numerics.EighBackend.HOST)  # as above
   cut = (jnp.finfo(sv.dtype).eps * d * 10 if rcond is None else rcond) * jnp.max(sv)
   inv = jnp.where(sv > cut, 1.0 / jnp.where(sv > cut, sv, 1.0), 0.0)
   z = (delta_w @ u) @ sw
