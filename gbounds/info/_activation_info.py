@@ -51,10 +51,10 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
+import jax.core  # explicit: jax/__init__ imports it, then `del`s the name (hidden from pyright)
 import jax.numpy as jnp
 import numpy as np
 
@@ -86,9 +86,9 @@ class PairwiseMI(NamedTuple):
     values: ``(P,)`` MI estimates in nats (not clipped: small negative values are estimation
       noise around zero); exactly 0 for a pair with a constant neuron.
   """
-  neurons: jax.Array
-  pairs: jax.Array
-  values: jax.Array
+  neurons: jax.Array | np.ndarray  # numpy after from_dict
+  pairs: jax.Array | np.ndarray
+  values: jax.Array | np.ndarray
 
   def to_dict(self) -> dict:
     """This result as a JSON-ready dict.
@@ -136,9 +136,9 @@ class ActivationInformation(NamedTuple):
     entropies: ``(N,)`` histogram entropy of every neuron.
     mi: the pairwise KSG MI of the (sub)sampled neurons.
   """
-  mean_entropy: jax.Array
-  mean_mi: jax.Array
-  entropies: jax.Array
+  mean_entropy: jax.Array | np.ndarray  # numpy after from_dict
+  mean_mi: jax.Array | np.ndarray
+  entropies: jax.Array | np.ndarray
   mi: PairwiseMI
 
   def to_dict(self) -> dict:
@@ -229,7 +229,9 @@ def _check_seed(seed) -> int:
   return _check_int("seed", seed, 0, 2 ** 32 - 1)
 
 
-def _progress_callback(callback, progress, desc: str) -> _progress.ProgressCallback | None:
+def _progress_callback(callback: _progress.ProgressCallback | None,
+                       progress: bool | _progress.ProgressCallback | None,
+                       desc: str) -> _progress.ProgressCallback | None:
   """The one ``callback(done, total)`` from ``callback`` and the ``progress`` flag.
 
   ``progress=True`` draws a tqdm bar (:class:`gbounds._src.progress.TqdmCallback`); a callable
@@ -489,7 +491,9 @@ def _sorted_columns(xt):
   """Rows of ``xt`` sorted, the sorting permutation and its inverse (numpy or jax arrays)."""
   xp = np if isinstance(xt, np.ndarray) else jnp
   order = xp.argsort(xt, axis=1)
-  return xp.take_along_axis(xt, order, axis=1), order, xp.argsort(order, axis=1)
+  # xp matches the input (np or jnp); pyright checks np's stub against the union of both.
+  return (xp.take_along_axis(xt, order, axis=1),  # pyright: ignore[reportArgumentType]
+          order, xp.argsort(order, axis=1))
 
 
 def _block_args(xt, sv, order, inverse, i, j):
@@ -593,7 +597,9 @@ def _ksg_pair_jit(xt: jax.Array, keys: jax.Array, k: int, scale: jax.Array) -> j
   sv, order, inverse = _sorted_columns(xt)
   zero, one = jnp.zeros((1,), jnp.int32), jnp.ones((1,), jnp.int32)
   args = _block_args(xt, sv, order, inverse, zero, one)
-  value = _ksg_block(*args, k, _CHUNK, min(_CAP, xt.shape[1]))[0]
+  # Under jit every argument is a jax.Array; _block_args' np/jnp dispatch widens the inference.
+  value = _ksg_block(*args, k, _CHUNK,  # pyright: ignore[reportArgumentType]
+                     min(_CAP, xt.shape[1]))[0]
   return jnp.where(constant[0] | constant[1], jnp.zeros_like(value), value)
 
 
@@ -630,7 +636,7 @@ def pairwise_mutual_information(
     neurons: jax.typing.ArrayLike | None = None, block_size: int = 128, unroll: int = _CHUNK,
     tie_noise: float | None = None, seed: int = 0,
     callback: _progress.ProgressCallback | None = None,
-    progress: bool | Callable[[int, int], None] | None = None) -> PairwiseMI:
+    progress: bool | _progress.ProgressCallback | None = None) -> PairwiseMI:
   """KSG-1 mutual information (nats) between every pair of the chosen neurons.
 
   For each pair ``(i, j)``, ``i < j``, of columns of ``activations``, the estimator of
@@ -718,7 +724,7 @@ def activation_information(
     binning: Binning | str = Binning.GLOBAL, k: int = 3, mi_neurons: int | None = None,
     seed: int = 0, block_size: int = 128, tie_noise: float | None = None,
     callback: _progress.ProgressCallback | None = None,
-    progress: bool | Callable[[int, int], None] | None = None) -> ActivationInformation:
+    progress: bool | _progress.ProgressCallback | None = None) -> ActivationInformation:
   """Mean neuron entropy and mean pairwise neuron MI (nats) of an activation matrix.
 
   ``mean_entropy = 1/N sum_n H_n`` over all ``N`` neurons (:func:`neuron_entropy`) and

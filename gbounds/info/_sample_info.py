@@ -85,6 +85,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+import jax.core  # explicit: jax/__init__ imports it, then `del`s the name (hidden from pyright)
 import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
@@ -177,10 +178,10 @@ class LeaveOneOut(NamedTuple):
       certify them (Lanczos not converged, a downdate residual too large, or ``t = inf`` on a
       singular kernel).
   """
-  coefficients: jax.Array
-  loo_coefficients: jax.Array
+  coefficients: jax.Array | np.ndarray  # numpy after from_dict
+  loo_coefficients: jax.Array | np.ndarray
   krylov_steps: int
-  krylov_error: jax.Array
+  krylov_error: jax.Array | np.ndarray
   method: LooMethod = LooMethod.AUTO
   exact_fallbacks: int = 0
 
@@ -680,11 +681,11 @@ def leave_one_out(theta: jax.Array, residual0: jax.Array, *, num_outputs: int = 
   if not _concrete(t) and method in (LooMethod.AUTO, LooMethod.DOWNDATE):
     _errors.fail("t", "a concrete (non-traced) time for methods AUTO and DOWNDATE", "a tracer")
   dtype = _out_dtype(theta)
-  kw = dict(k=k, time=time, method=method, convention=convention, rtol=float(rtol),
-            max_steps=max_steps, chunk=chunk)
+  loo_host = functools.partial(_loo_host, k=k, time=time, method=method, convention=convention,
+                               rtol=float(rtol), max_steps=max_steps, chunk=chunk)
   if _errors.is_concrete(theta, residual0, idx, learning_rate, t, weight_decay):
-    res = _loo_host(np.asarray(theta), np.asarray(residual0), np.asarray(idx),
-                    eta=learning_rate, t=t, lam=weight_decay, **kw)
+    res = loo_host(np.asarray(theta), np.asarray(residual0), np.asarray(idx),
+                   eta=learning_rate, t=t, lam=weight_decay)
     return LeaveOneOut(jnp.asarray(res.a, dtype), jnp.asarray(res.c, dtype), int(res.steps),
                        jnp.asarray(res.error, dtype), res.method, int(res.fallbacks))
 
@@ -693,7 +694,7 @@ def leave_one_out(theta: jax.Array, residual0: jax.Array, *, num_outputs: int = 
   b = dtype.itemsize
 
   def host(th, r, ix, eta, tt, lam):
-    res = _loo_host(np.asarray(th), np.asarray(r), np.asarray(ix), eta=eta, t=tt, lam=lam, **kw)
+    res = loo_host(np.asarray(th), np.asarray(r), np.asarray(ix), eta=eta, t=tt, lam=lam)
     return (_as_bytes(res.a, dtype), _as_bytes(res.c, dtype), np.int32(res.steps),
             _as_bytes(np.asarray(res.error), dtype), np.int32(res.fallbacks))
 
@@ -941,7 +942,7 @@ def _sgd_si(delta_w, jacobian, residual, learning_rate, weight_decay, *, num_out
   gc = g - jnp.mean(g, axis=0, keepdims=True)
   lam = gc.T @ gc / n
   h = jacobian.T @ jacobian + weight_decay * jnp.eye(d, dtype=jacobian.dtype)
-  # HOST explicitly: this runs under vmap / compiled loops on CPU (numerics eigh policy).
+  # HOST explicitly (host LAPACK, as before): callers may vmap this jitted function on CPU.
   hv, u = _numerics.eigh(0.5 * (h + h.T), backend=_numerics.EighBackend.HOST)
   hv = jnp.maximum(hv, 0.0)
   lam_t = u.T @ lam @ u
@@ -1143,10 +1144,11 @@ def _cached_ntk_fn(apply_fn, chunk_size):
   return empirical_ntk_fn(apply_fn, chunk_size=chunk_size)
 
 
-def sample_information(model: Any, params: Any = None, x_train: jax.Array | None = None,
-                       y_train: jax.Array | None = None,
+def sample_information(model: Any, params: Any = None,
+                       x_train: jax.typing.ArrayLike | None = None,
+                       y_train: jax.typing.ArrayLike | None = None,
                        *, learning_rate, t, weight_decay=0.0, time: Time | str = Time.DISCRETE,
-                       x_heldout: jax.Array | None = None, sigma: float = 1.0,
+                       x_heldout: jax.typing.ArrayLike | None = None, sigma: float = 1.0,
                        fsi_sigma: float = 1.0, expansion: Expansion | str = Expansion.INITIAL,
                        trained_params: Any = None, sgd_batch_size: int | None = None,
                        projection_dim: int | None = None, projection_seed: int = 0,

@@ -148,12 +148,12 @@ class WeightInformation(NamedTuple):
     fisher_trace: :math:`\\mathrm{tr} H` (the cheap proxy; same scaling as ``H``).
     num_params: ``k``.
   """
-  total: jax.Array
-  per_layer: dict[str, jax.Array]
-  log_det: jax.Array
-  trace_term: jax.Array
-  norm_term: jax.Array
-  fisher_trace: jax.Array
+  total: jax.Array | np.ndarray  # numpy after from_dict
+  per_layer: dict[str, jax.Array | np.ndarray]
+  log_det: jax.Array | np.ndarray
+  trace_term: jax.Array | np.ndarray
+  norm_term: jax.Array | np.ndarray
+  fisher_trace: jax.Array | np.ndarray
   num_params: int
 
   def to_dict(self) -> dict[str, Any]:
@@ -356,6 +356,7 @@ def _accumulate(apply_fn, params, x, y, fisher, key, num_samples, chunk_size, ki
   total = 0.0
   for j, (s, e) in enumerate(_batching.chunk_bounds(x.shape[0], chunk_size)):
     total = total + chunk(params, x[s:e], yy[s:e], jax.random.fold_in(key, j))
+  assert isinstance(total, jax.Array)  # x has >= 1 example (_check): >= 1 chunk was added
   return total, None, unravel
 
 
@@ -396,6 +397,7 @@ def fisher_matrix(model: Any, params: Any = None, x: jax.typing.ArrayLike | None
   fisher = _check(m.apply_fn, m.params, x, y, fisher, key, num_samples,
                   chunk_size=chunk_size)
   scaling = _errors.as_enum("scaling", scaling, LossScaling)
+  assert x is not None  # _check refused None
   total, _, _ = _accumulate(m.apply_fn, m.params, x, y, fisher, key, num_samples, chunk_size,
                             "full")
   return total * _scale(np.shape(x)[0], scaling)
@@ -431,6 +433,7 @@ def fisher_diagonal(model: Any, params: Any = None, x: jax.typing.ArrayLike | No
   fisher = _check(m.apply_fn, m.params, x, y, fisher, key, num_samples,
                   chunk_size=chunk_size)
   scaling = _errors.as_enum("scaling", scaling, LossScaling)
+  assert x is not None  # _check refused None
   total, _, unravel = _accumulate(m.apply_fn, m.params, x, y, fisher, key, num_samples,
                                   chunk_size, "diag")
   return unravel(total * _scale(np.shape(x)[0], scaling))
@@ -448,7 +451,8 @@ def fisher_trace(model: Any, params: Any = None, x: jax.typing.ArrayLike | None 
     The scalar trace.
   """
   diag = fisher_diagonal(model, params, x, y, **kwargs)
-  return sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(diag))
+  # sum() types as Array | 0; params has >= 1 leaf (_check), so this is an Array (asarray: no-op)
+  return jnp.asarray(sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(diag)))
 
 
 
@@ -516,12 +520,14 @@ def _nnx_hooked(module):
         continue
       parent = m
       for name in path[:-1]:
-        parent = parent[name] if isinstance(name, int) else getattr(parent, name)
+        # flax types path parts as Key; module attribute names are str (ints handled here)
+        parent = (parent[name] if isinstance(name, int)
+                  else getattr(parent, name))  # pyright: ignore[reportArgumentType]
       probe = _NnxProbe(layer, tuple(str(q) for q in path), counts, hook)
       if isinstance(path[-1], int):
         parent[path[-1]] = probe
       else:
-        setattr(parent, path[-1], probe)
+        setattr(parent, path[-1], probe)  # pyright: ignore[reportArgumentType]  (a str, as above)
     return m(x)
   return run
 
@@ -700,6 +706,7 @@ def _kfac(m: _model.Model, x, y, fisher, scaling, key, num_samples, chunk_size,
   for c in use:
     num_calls[c.path] = num_calls.get(c.path, 0) + 1
   calls_in_a = {p: (t if sharing == KfacSharing.EXPAND else 1) for p, t in num_calls.items()}
+  assert acc is not None  # n >= 1 (x checked non-empty), so at least one chunk ran
   factors = {p: (a / (n * calls_in_a[p]), g * scale) for p, (a, g) in acc.items()}
   return factors, located
 
@@ -725,8 +732,9 @@ def _kfac_chunk_fn(run, fisher: FisherType, num_samples: int, calls: tuple,
     for path, parts in per_layer.items():
       out = parts[0][1].shape[-1]
       if sharing == KfacSharing.REDUCE:  # mean input, summed output gradient, per example
-        a = sum(p[0] for p in parts) / len(parts)
-        dl = sum(p[1] for p in parts).reshape(-1, out)
+        # sum() types as Array | 0; parts is never empty (asarray of an array: a no-op)
+        a = jnp.asarray(sum(p[0] for p in parts)) / len(parts)
+        dl = jnp.asarray(sum(p[1] for p in parts)).reshape(-1, out)
         res[path] = (a.T @ a, dl.T @ dl)
       else:  # EXPAND: every call is an extra example
         res[path] = (sum(p[0].T @ p[0] for p in parts),
@@ -792,13 +800,12 @@ def information_in_weights(model: Any, params: Any = None, x: jax.typing.ArrayLi
   form = _errors.as_enum("form", form, FisherForm)
   scaling = _errors.as_enum("scaling", scaling, LossScaling)
   sharing = _errors.as_enum("sharing", sharing, KfacSharing)
-  kw = dict(fisher=fisher, scaling=scaling, key=key, num_samples=num_samples,
-            chunk_size=chunk_size)
   c = prior_scale ** 2 / beta
   keys = _leaf_keys(params)
   values = jax.tree_util.tree_leaves(params)
   num_params = int(sum(np.size(v) for v in values))
-  sq_norm = sum(jnp.sum(jnp.square(v)) for v in values)
+  # sum() of arrays types as Array | 0: every sum below has >= 1 term, so asarray is a no-op
+  sq_norm = jnp.asarray(sum(jnp.sum(jnp.square(v)) for v in values))
   norm_by_layer: dict[str, Any] = {}
   for k, v in zip(keys, values):
     name = _layer_name(k)
@@ -807,7 +814,8 @@ def information_in_weights(model: Any, params: Any = None, x: jax.typing.ArrayLi
 
   per_layer: dict[str, Any] = {}
   if form == FisherForm.EXACT:
-    h = fisher_matrix(apply_fn, params, x, y, **kw)
+    h = fisher_matrix(apply_fn, params, x, y, fisher=fisher, scaling=scaling, key=key,
+                      num_samples=num_samples, chunk_size=chunk_size)
     log_det, trace_term = _matrix_terms(h, c)
     offset = 0
     blocks: dict[str, list] = {}
@@ -825,8 +833,9 @@ def information_in_weights(model: Any, params: Any = None, x: jax.typing.ArrayLi
         params, _dense_calls(_hooked_forward(m), params, jnp.asarray(x)[:1])):
       _errors.fail("form", "a model with flax.linen.Dense (or flax.nnx.Linear) layers (whose "
                    "kernels are in params) for K-FAC; use form='diagonal'", "no such layer")
-    diag = fisher_diagonal(apply_fn, params, x, y, **kw)
-    fisher_tr = sum(jnp.sum(v) for v in jax.tree_util.tree_leaves(diag))
+    diag = fisher_diagonal(apply_fn, params, x, y, fisher=fisher, scaling=scaling, key=key,
+                           num_samples=num_samples, chunk_size=chunk_size)
+    fisher_tr = jnp.asarray(sum(jnp.sum(v) for v in jax.tree_util.tree_leaves(diag)))
     contrib: dict[str, list] = {}
     covered: set = set()
     if form == FisherForm.KFAC:
@@ -842,8 +851,8 @@ def information_in_weights(model: Any, params: Any = None, x: jax.typing.ArrayLi
       if k in covered:
         continue
       contrib.setdefault(_layer_name(k), []).append(_terms(c * jnp.maximum(v, 0)))
-    log_det = sum(ld for parts in contrib.values() for ld, _ in parts)
-    trace_term = sum(tt for parts in contrib.values() for _, tt in parts)
+    log_det = jnp.asarray(sum(ld for parts in contrib.values() for ld, _ in parts))
+    trace_term = jnp.asarray(sum(tt for parts in contrib.values() for _, tt in parts))
     for name in norm_by_layer:
       per_layer[name] = sum(ld + tt for ld, tt in contrib.get(name, [])) + norm_by_layer[name]
   norm_term = sq_norm / (2 * prior_scale ** 2)
