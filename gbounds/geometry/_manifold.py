@@ -127,6 +127,8 @@ class AnchorSolution(NamedTuple):
       recomputed from the returned ``alpha``, any non-finite term counting as ``+inf``.
     separated: whether ``t`` was already separated (``max_j s_j . t + kappa < 0``).
   """
+  # duplicates: the field list + to_dict/from_dict shape of every result NamedTuple (also
+  # ManifoldGeometry below, gbounds.bounds results); different fields, not shared logic
   alpha: jax.Array
   v: jax.Array
   anchor: jax.Array

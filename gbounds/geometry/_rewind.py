@@ -174,6 +174,8 @@ class GeometryRecord(NamedTuple):
     capacity, radius, dimension, center_correlation, center_rank: as in
       :class:`gbounds.geometry.ManifoldGeometry`.
   """
+  # duplicates: the field list + to_dict/from_dict shape of every result NamedTuple (EpochRecord
+  # below, experiments records, models.LayerInfo); different fields, not shared logic
   epoch: int
   layer: str
   kind: ManifoldKind

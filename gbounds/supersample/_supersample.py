@@ -91,6 +91,9 @@ class SupersampleDesign(NamedTuple):
   supersample_idx: np.ndarray
   masks: np.ndarray
 
+  # duplicates: a from_dict classmethod that converts its fields back, the same shape as
+  # the other results' (Reproduction, SupersampleDesign, FcmiReproduction); different
+  # conversions, not shared logic
   to_dict = _results.namedtuple_to_dict
 
   @classmethod
