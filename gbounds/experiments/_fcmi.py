@@ -277,6 +277,8 @@ class FcmiRow(NamedTuple):
     trainings: models trained (``k1 * k2``).
     seconds: wall time of the run (0 when everything was loaded from disk).
   """
+  # duplicates: the field list + to_dict/from_dict shape of every result NamedTuple;
+  # different fields, not shared logic
   n: int
   fcmi_bound: float
   fcmi_bound_std: float
@@ -471,6 +473,9 @@ class FcmiReproduction(NamedTuple):
   table: FcmiTable
   published: dict[int, tuple[float, float]]
 
+  # duplicates: a from_dict classmethod that converts its fields back, the same shape as
+  # the other results' (Reproduction, SupersampleDesign, FcmiReproduction); different
+  # conversions, not shared logic
   to_dict = _results.namedtuple_to_dict
 
   @classmethod

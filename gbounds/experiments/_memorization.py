@@ -84,6 +84,8 @@ class SettingsConfig(_results.ResultMixin):
     label_noise: Colored MNIST label-flip probability (the paper: 0.25).
     seed: base seed.
   """
+  # duplicates: a config's field list, the same shape as other configs' (e.g.
+  # analysis.AnalysisConfig); different fields and defaults, not shared logic
   seeds: int = 3
   n_train: int = 2000
   n_val: int = 2000
@@ -128,6 +130,8 @@ class SettingsConfig(_results.ResultMixin):
 
 class ModelRecord(NamedTuple):
   """One trained model: its setting level and seed, accuracies and the two measures (nats)."""
+  # duplicates: the field list + to_dict/from_dict shape of every result NamedTuple;
+  # different fields, not shared logic
   setting: str
   level: float
   seed: int
