@@ -13,6 +13,7 @@ the error types, and the concept subpackages (see the module map in README.md)::
 """
 
 import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from gbounds import analysis as analysis
@@ -41,6 +42,10 @@ from gbounds.models import ModelFn as ModelFn
 from gbounds.models import as_model_fn as as_model_fn
 
 __version__: str = _package_version()
+
+if _TYPE_CHECKING:  # for type checkers; at run time __getattr__ imports them on first use
+  from gbounds import experiments as experiments
+  from gbounds import viz as viz
 
 _LAZY = ("experiments", "viz", "cli")
 

@@ -86,7 +86,7 @@ class ModelFn(NamedTuple):
     init_fn: ``init_fn(key) -> params``: fresh parameters with the structure, shapes and dtypes
       of ``params`` from a ``jax.random`` key (pure, traceable); ``None`` when unknown.
   """
-  apply_fn: Callable[[Any, jax.Array], jax.Array]
+  apply_fn: Callable[[Any, jax.typing.ArrayLike], jax.Array]
   params: Any
   init_fn: Callable[[jax.Array], Any] | None = None
 
@@ -369,7 +369,7 @@ def _nnx_init_fn(model: nnx.Module) -> Callable[[jax.Array], Any] | None:
 
 
 @functools.lru_cache(maxsize=256)
-def _linen_apply_for(model: nn.Module) -> Callable[[Any, jax.Array], jax.Array]:
+def _linen_apply_for(model: nn.Module) -> Callable[[Any, jax.typing.ArrayLike], jax.Array]:
   # Linen modules are hashable frozen dataclasses: equal modules share one apply_fn, so the
   # compile-once caches of train/ntk/bounds (keyed on apply_fn) hit on every call.
   def linen_apply(p, x) -> jax.Array:
@@ -379,7 +379,7 @@ def _linen_apply_for(model: nn.Module) -> Callable[[Any, jax.Array], jax.Array]:
 
 
 @functools.lru_cache(maxsize=256)
-def _nnx_apply_for(graphdef: Any) -> Callable[[Any, jax.Array], jax.Array]:
+def _nnx_apply_for(graphdef: Any) -> Callable[[Any, jax.typing.ArrayLike], jax.Array]:
   # The same for NNX modules without non-parameter state: one apply_fn per graph definition.
   def nnx_apply(p, x):
     return _hooks.call_nnx(nnx.merge(graphdef, p), x)

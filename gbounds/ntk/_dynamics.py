@@ -241,9 +241,9 @@ class LinearizedPredictions(NamedTuple):
     test: ``f_t(X_test)`` or None.
     coefficients: ``a_t``, ``(nk,)``; the weights are ``w0 + J^T a_t``.
   """
-  train: jax.Array
-  test: jax.Array | None
-  coefficients: jax.Array
+  train: jax.Array | np.ndarray
+  test: jax.Array | np.ndarray | None
+  coefficients: jax.Array | np.ndarray
 
   to_dict = _results.namedtuple_to_dict
   from_dict = classmethod(_results.from_dict)
