@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= $(if $(GBOUNDS_DATA_DIR),$(GBOUNDS_DATA_DIR),$(abspath ../shared/data))
 
-.PHONY: run test test-slow parity setup lint lint-fix typecheck test-strict test-strict-x32
+.PHONY: run test test-slow parity setup lint lint-fix typecheck test-x32
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -36,14 +36,11 @@ lint-fix: setup
 typecheck: setup
 	$(BIN)/pyright --pythonpath $(BIN)/python
 
-# The default tier with numerics as strict as equinox's suite (dtype promotion "strict", rank
-# promotion "raise"; see tests/conftest.py).
-test-strict: setup
-	GBOUNDS_DATA_DIR=$(DATA) GBOUNDS_TEST_STRICT=1 $(BIN)/python -m pytest -n 2 -q
-
-# The numeric test directories in float32 (x64 off; tests marked x64 are skipped) and strict.
+# Every tier runs with numerics as strict as equinox's suite (dtype promotion "strict", rank
+# promotion "raise"; tests/conftest.py, GBOUNDS_TEST_STRICT=0 to debug without).
+# The numeric test directories again with x64 off (float32 only; tests marked x64 are skipped).
 NUMERIC_TESTS ?= tests/_src tests/models tests/ntk tests/train tests/info tests/bounds tests/geometry
-test-strict-x32: setup
+test-x32: setup
 	GBOUNDS_DATA_DIR=$(DATA) GBOUNDS_TEST_X64=0 GBOUNDS_TEST_STRICT=1 $(BIN)/python -m pytest -n 2 -q $(NUMERIC_TESTS)
 
 test-slow: setup

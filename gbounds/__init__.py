@@ -32,8 +32,8 @@ from gbounds._src.errors import DataNotFoundError as DataNotFoundError
 from gbounds._src.errors import GBoundsError as GBoundsError
 from gbounds._src.errors import InvalidInputError as InvalidInputError
 from gbounds._src.errors import StoreLockedError as StoreLockedError
-from gbounds._src.provenance import package_version as _package_version
 from gbounds._src.progress import ProgressCallback as ProgressCallback
+from gbounds._src.provenance import package_version as _package_version
 from gbounds._src.results import Table as Table
 from gbounds.analysis import Analysis as Analysis
 from gbounds.analysis import AnalysisConfig as AnalysisConfig

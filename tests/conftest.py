@@ -2,8 +2,9 @@
 
 * ``GBOUNDS_TEST_X64`` (default ``1``): float64 available (tests pick float32 or float64
   explicitly); ``0`` runs the suite with x64 off, where tests marked ``x64`` are skipped.
-* ``GBOUNDS_TEST_STRICT`` (default ``0`` during the restructure): numerics as strict as equinox's
-  suite, ``jax_numpy_dtype_promotion="strict"`` and ``jax_numpy_rank_promotion="raise"``.
+* ``GBOUNDS_TEST_STRICT`` (default ``1``): numerics as strict as equinox's suite,
+  ``jax_numpy_dtype_promotion="strict"`` and ``jax_numpy_rank_promotion="raise"``, so that no
+  library function relies on implicit dtype or rank promotion; ``0`` turns it off for debugging.
 """
 
 import os
@@ -13,7 +14,7 @@ import pytest
 
 X64 = os.environ.get("GBOUNDS_TEST_X64", "1") != "0"
 jax.config.update("jax_enable_x64", X64)
-if os.environ.get("GBOUNDS_TEST_STRICT", "0") != "0":
+if os.environ.get("GBOUNDS_TEST_STRICT", "1") != "0":
   jax.config.update("jax_numpy_dtype_promotion", "strict")
   jax.config.update("jax_numpy_rank_promotion", "raise")
 

@@ -322,7 +322,8 @@ def noise_scale_of(config: LimitConfig) -> float:
   s = float(config.noise_scale)
   if config.noise_parameterisation == NoiseParameterisation.SCALE:
     return s
-  return 1.0 / np.sqrt(2.0 * s) if config.noise == LimitNoise.GAUSSIAN else 1.0 / s
+  # A Python float (weakly typed): the noise keeps the dtype of the gradients it perturbs.
+  return float(1.0 / np.sqrt(2.0 * s)) if config.noise == LimitNoise.GAUSSIAN else float(1.0 / s)
 
 
 def _sample_noise(config: LimitConfig, key, shape, dtype):

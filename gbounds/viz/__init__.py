@@ -7,7 +7,9 @@ ax = fig.subplots()`` gives an Axes without selecting a backend, and ``fig.savef
 from gbounds.viz._analysis import plot_bound_bars as plot_bound_bars
 from gbounds.viz._analysis import plot_example_images as plot_example_images
 from gbounds.viz._analysis import plot_pac_bayes_selection as plot_pac_bayes_selection
-from gbounds.viz._analysis import plot_sample_information_by_class as plot_sample_information_by_class
+from gbounds.viz._analysis import (
+    plot_sample_information_by_class as plot_sample_information_by_class,
+)
 from gbounds.viz._analysis import plot_sample_information_by_rank as plot_sample_information_by_rank
 from gbounds.viz._bounds import plot_bounds_report as plot_bounds_report
 from gbounds.viz._experiments import image_grid_shape as image_grid_shape
