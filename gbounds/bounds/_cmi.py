@@ -400,6 +400,8 @@ def _expm1_minus_x_over_x2(lam):
   return jnp.where(small, series, (jnp.expm1(big) - big) / big**2)
 
 
+# duplicates: the argument checks have the shape of those in _kl (checked array, domain, broadcast)
+# but check the supersample arrays; the shared checkers live in gbounds._src.errors.
 def ecmi_linear_test_error(train_error: ArrayLike, cmi: ArrayLike) -> jax.Array:
   r"""Linear e-CMI bound on the test error (Hellstrom & Durisi 2022), optimised.
 
@@ -1066,6 +1068,9 @@ def ecmi_bound(masks: ArrayLike, losses: ArrayLike, *, form: EcmiForm | str = Ec
   return _evaluate(name, st, bootstrap=int(bootstrap), confidence=confidence, seed=seed)
 
 
+# duplicates: ecmi_bound and ldcmi_bound document the same shared arguments (masks, losses,
+# estimator, bootstrap ...) because each is a public entry point; the computation is shared
+# (_common, _make_stats, _evaluate).
 def ldcmi_bound(masks: ArrayLike, losses: ArrayLike, *, form: LdcmiForm | str = LdcmiForm.SQRT,
                 estimator: MIEstimator | str = MIEstimator.PLUGIN, clip: bool = True,
                 bootstrap: int = 0, confidence: float = 0.95, seed: int = 0) -> BoundResult:

@@ -230,6 +230,9 @@ def _kl_inverse_upper(q, c):
   return p
 
 
+# duplicates: kl_inverse_lower mirrors kl_inverse_upper (same checks, the bisection bracket on the
+# other side of q); kept as two short functions so each side's edge cases (q = 0, q = 1, c = inf)
+# stay explicit.
 def kl_inverse_lower(q: ArrayLike, c: ArrayLike) -> jax.Array:
   r"""Lower inverse of the binary KL divergence.
 

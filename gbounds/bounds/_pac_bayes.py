@@ -142,6 +142,8 @@ def _mcallester_bound(empirical_error, kl, n, delta, log_grid_size):
   return e + jnp.sqrt(b / (2 * jnp.asarray(n, b.dtype)))
 
 
+# duplicates: catoni_bound documents and checks the same (empirical error, KL, n, delta) arguments
+# as mcallester_bound; the checks are shared (_checked_bound_inputs), the formulas differ.
 def pac_bayes_kl_bound(empirical_error: ArrayLike, kl: ArrayLike, n: ArrayLike,
                        delta: ArrayLike, log_grid_size: ArrayLike = 0.0) -> jax.Array:
   r"""The PAC-Bayes-kl bound (Seeger 2002; Maurer 2004), inverted exactly.

@@ -99,6 +99,8 @@ class SupervisionComplexity(NamedTuple):
   from_dict = classmethod(_results.from_dict)
 
 
+# duplicates: kernel_margin_bound and supervision_complexity document the same kernel/labels
+# arguments; both validate through _check_kernel_and_labels.
 class KernelMarginBound(NamedTuple):
   """Terms of the margin bound on the 0-1 error (probabilities in [0, 1]; ``bound`` may exceed 1).
 

@@ -219,6 +219,8 @@ def load_mnist(split: Split | str = Split.TEST, *, data_dir: str | os.PathLike |
   return _load_idx_pair("mnist", split, data_dir)
 
 
+# duplicates: each loader documents the same (split, data_dir) arguments; the download/checksum
+# logic is shared.
 def load_fashion_mnist(split: Split | str = Split.TRAIN, *,
                        data_dir: str | os.PathLike | None = None
                        ) -> tuple[np.ndarray, np.ndarray]:

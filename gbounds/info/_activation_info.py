@@ -141,6 +141,8 @@ class ActivationInformation(NamedTuple):
   entropies: jax.Array | np.ndarray
   mi: PairwiseMI
 
+  # duplicates: pairwise_mutual_information documents the same activation/neuron-sampling arguments
+  # as activation_information, which calls it.
   def to_dict(self) -> dict:
     """This result as a JSON-ready dict.
 

@@ -185,6 +185,7 @@ class LeaveOneOut(NamedTuple):
   method: LooMethod = LooMethod.AUTO
   exact_fallbacks: int = 0
 
+  # duplicates: thin to_dict/from_dict wrappers over gbounds._src.results (see ntk._dynamics).
   def to_dict(self) -> dict[str, Any]:
     """This result as a JSON-ready dict (``method`` as its enum value).
 

@@ -156,6 +156,7 @@ class WeightInformation(NamedTuple):
   fisher_trace: jax.Array | np.ndarray
   num_params: int
 
+  # duplicates: thin to_dict/from_dict wrappers over gbounds._src.results (see ntk._dynamics).
   def to_dict(self) -> dict[str, Any]:
     """This result as a JSON-ready dict.
 
@@ -403,6 +404,8 @@ def fisher_matrix(model: Any, params: Any = None, x: jax.typing.ArrayLike | None
   return total * _scale(np.shape(x)[0], scaling)
 
 
+# duplicates: fisher_matrix, fisher_diagonal and fisher_trace document the same
+# model/params/x/y/fisher arguments; each is a public entry point over the shared _accumulate.
 def fisher_diagonal(model: Any, params: Any = None, x: jax.typing.ArrayLike | None = None,
                     y: jax.typing.ArrayLike | None = None, *,
                     fisher: FisherType | str = FisherType.TRUE,

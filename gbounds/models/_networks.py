@@ -257,6 +257,8 @@ class NnxMLP(nnx.Module):
     return NnxMLP(in_features, hidden, out, activation=activation, param_dtype=param_dtype,
                   rngs=rngs)
 
+  # duplicates: the NNX families mirror their Linen twins (MLP/NnxMLP, CNN/NnxCNN) line for line on
+  # purpose: tests/model_twins.py checks that they compute the same function.
   def __call__(self, x):
     """The logits.
 

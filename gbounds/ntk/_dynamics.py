@@ -335,6 +335,9 @@ class ExplicitResult(NamedTuple):
   train: jax.Array | np.ndarray  # numpy after from_dict
   test: jax.Array | np.ndarray | None
 
+  # duplicates: result types that are NamedTuples cannot inherit gbounds._src.results.ResultMixin,
+  # so each declares the two-line to_dict/from_dict wrappers (with the type-specific decoding of
+  # parameter pytrees and dtypes).
   def to_dict(self) -> dict[str, Any]:
     """JSON-ready dict (``params`` as a nested dict of lists).
 

@@ -226,6 +226,7 @@ class LimitResult(NamedTuple):
   aux_params: Any
   aux_loss: jax.Array | np.ndarray  # numpy after from_dict
 
+  # duplicates: thin to_dict/from_dict wrappers over gbounds._src.results (see ntk._dynamics).
   def to_dict(self) -> dict[str, Any]:
     """JSON-ready dict (parameter pytrees as nested dicts of lists).
 

@@ -176,6 +176,8 @@ class TrainResult(NamedTuple):
   params: Any
   final_loss: jax.Array | np.ndarray  # numpy after from_dict
 
+  # duplicates: thin to_dict/from_dict wrappers over gbounds._src.results (see ntk._dynamics); the
+  # decoding of parameter pytrees is type specific.
   def to_dict(self) -> dict[str, Any]:
     """JSON-ready dict: ``params`` as a nested dict of lists, ``final_loss`` a number or list.
 
