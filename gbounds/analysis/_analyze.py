@@ -56,6 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import gbounds.data as _data
+import gbounds.viz as _viz
 from gbounds._src import batching as _batching
 from gbounds._src import errors as _errors
 from gbounds._src import io as _io
@@ -74,8 +75,6 @@ from gbounds.info import sample_information
 from gbounds.models import ModelFn, as_model_fn
 from gbounds.supersample import load_supersample_results, run_supersample
 from gbounds.train import TrainConfig
-
-import gbounds.viz as _viz
 
 # ----------------------------------------------------------------------------- inputs
 
