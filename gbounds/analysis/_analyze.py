@@ -811,8 +811,7 @@ def _sample_info_stage(ctx: _Context) -> SampleInfoRanking:
   m = min(cfg.si_heldout, len(data.y_test))
   si = sample_information(
       ctx.apply_fn, ctx.init_params, jnp.asarray(data.x_train),
-      # gbounds.info.sample_information takes numpy labels (documented); annotated jax.Array
-      np.asarray(data.y_train),  # pyright: ignore[reportArgumentType]
+      np.asarray(data.y_train),
       learning_rate=1.0, t=math.inf, weight_decay=cfg.si_ridge, time="continuous",
       x_heldout=jnp.asarray(data.x_test[:m]), sigma=cfg.si_sigma, expansion="trained",
       trained_params=ctx.params, method="auto", ntk_chunk_size=cfg.ntk_chunk_size)
