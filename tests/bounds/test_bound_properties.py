@@ -85,7 +85,11 @@ def test_kl_inverses_bracket_and_are_monotone_in_the_budget(q, c1, c2):
 @given(q1=prob, q2=prob, c=info_st)
 def test_kl_inverse_upper_monotone_in_the_empirical_value(q1, q2, c):
   a, b = sorted((q1, q2))
-  assert _f(gb.bounds.kl_inverse_upper(a, c)) <= _f(gb.bounds.kl_inverse_upper(b, c)) + 1e-12
+  lo, hi = gb.bounds.kl_inverse_upper(a, c), gb.bounds.kl_inverse_upper(b, c)
+  # up to rounding of the computing dtype (float32 when x64 is off: the q = 0 closed form and
+  # the bisection next to it may differ by an ulp)
+  tol = 1e-12 if lo.dtype == np.float64 else 4 * float(np.finfo(np.float32).eps)
+  assert _f(lo) <= _f(hi) + tol
 
 
 # ------------------------------------------------------------------------ PAC-Bayes bounds

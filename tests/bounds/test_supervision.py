@@ -54,8 +54,9 @@ def test_invariant_to_example_order():
   perm = np.random.default_rng(5).permutation(10)
   a = sc.supervision_complexity(k, y)
   b = sc.supervision_complexity(k[np.ix_(perm, perm)], y[perm])
-  np.testing.assert_allclose(a.complexity, b.complexity, rtol=1e-10)
-  np.testing.assert_allclose(a.adjusted, b.adjusted, rtol=1e-10)
+  rtol = 1e-10 if np.asarray(a.complexity).dtype == np.float64 else 2e-5  # float32 rounding
+  np.testing.assert_allclose(a.complexity, b.complexity, rtol=rtol)
+  np.testing.assert_allclose(a.adjusted, b.adjusted, rtol=rtol)
 
 
 @pytest.mark.x64  # compares with float64 solves to 1e-9 or tighter
