@@ -180,3 +180,32 @@ def test_root_is_small_and_holds_no_experiment():
   assert not set(ex.__all__) & set(gbounds.__all__)
   for n in gbounds.__all__:
     assert hasattr(gbounds, n), n
+
+
+def _global_state_uses(text: str) -> list[str]:
+  out = []
+  for node in ast.walk(ast.parse(text)):
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+      f = node.func
+      if f.attr == "use" and isinstance(f.value, ast.Name) and f.value.id == "matplotlib":
+        out.append(f"line {node.lineno}: matplotlib.use(...)")
+      if f.attr == "update" and isinstance(f.value, ast.Attribute) and f.value.attr == "config":
+        out.append(f"line {node.lineno}: jax.config.update(...)")
+    if isinstance(node, ast.Attribute) and node.attr in ("jax_enable_x64", "x64_enabled"):
+      out.append(f"line {node.lineno}: reads {node.attr}")
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+      mod = node.module if isinstance(node, ast.ImportFrom) else None
+      names = [a.name for a in node.names]
+      if mod == "matplotlib" and "pyplot" in names or "matplotlib.pyplot" in names:
+        out.append(f"line {node.lineno}: imports matplotlib.pyplot")
+  return out
+
+
+def test_library_code_touches_no_global_state():
+  bad = []
+  for path in sorted(PKG.rglob("*.py")):
+    bad += [f"{path.relative_to(ROOT)} {v}" for v in _global_state_uses(path.read_text())]
+  assert not bad, "\n".join(bad)
+  assert _global_state_uses("import matplotlib\nmatplotlib.use('Agg')\n")
+  assert _global_state_uses("import jax\nx = jax.config.jax_enable_x64\n")
+  assert _global_state_uses("import matplotlib.pyplot as plt\n")
