@@ -439,7 +439,7 @@ def _run_pac_bayes(config, *, data_dir, out_dir, progress):
   cert = _bounds.pac_bayes_certificate(m.apply_fn, trained, m.params, xtr, ytr, x_test=xte,
                                           y_test=yte, callback=progress, **cfg)
   rows = [Comparison("test error (deterministic network)",
-                     float(jax.numpy.mean(jax.numpy.argmax(m.apply_fn(trained, xte), -1) != yte)),
+                     float(np.mean(np.asarray(jax.numpy.argmax(m.apply_fn(trained, xte), -1)) != np.asarray(yte))),
                      "0.02-0.03 (Dziugaite & Roy 2017, Table 1, T-600)"),
           Comparison("stochastic test error", cert.stochastic_test_error, math.nan),
           Comparison("PAC-Bayes-kl certificate", cert.pac_bayes_kl,

@@ -182,7 +182,7 @@ def reproduce_limit(*, data_dir=None, dataset: str = "mnist",
   clf = _models.as_model_fn(model, example_input=xtr[:2], key=seed)
   aux = _models.as_model_fn(model, example_input=xtr[:2], key=seed + 1000)
   steps = _train.steps_for_epochs(epochs, len(ytr), batch_size)
-  acc = jax.jit(lambda p, xx, yy: jnp.mean(jnp.argmax(clf.apply_fn(p, xx), -1) == yy))
+  acc = jax.jit(lambda p, xx, yy: jnp.mean(jnp.argmax(clf.apply_fn(p, xx), -1).astype(yy.dtype) == yy))
   rows = []
   for rate in noise_rates:
     noisy = _data.inject_label_noise(ytr, rate=float(rate), num_classes=10, seed=seed)

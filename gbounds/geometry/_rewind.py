@@ -587,7 +587,8 @@ def _train_step_fn(apply_fn: Callable, learning_rate: float) -> tuple[Any, Calla
     def loss(p_):
       return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(apply_fn(p_, xb), yb))
     g = jax.grad(loss)(p)
-    upd, s = opt.update(g, s, p)
+    with jax.numpy_dtype_promotion("standard"):  # optax's Adam mixes its int32 count and floats
+      upd, s = opt.update(g, s, p)
     return optax.apply_updates(p, upd), s
 
   @jax.jit

@@ -212,7 +212,7 @@ def test_permuted_label_experiment_agrees_for_the_nnx_twin(data_root):
   cfg = g.PermutedLabelConfig(n_train=300, n_test=100, epochs=2, rewind_epoch=1, batch_size=50,
                               checkpoint_epochs=(0,), n_per_manifold=5, n_t=20, center_rank=0)
   linen = gm.CNN(out=10)
-  params = linen.init(jax.random.key(cfg.seed), jnp.zeros((1, 28, 28, 1)))["params"]
+  params = linen.init(jax.random.key(cfg.seed), jnp.zeros((1, 28, 28, 1), jnp.float32))["params"]
   twin = gm.NnxCNN((28, 28, 1), out=10, rngs=nnx.Rngs(0))
   gm.linen_params_to_nnx(twin, params)
   a = g.permuted_label_experiment(cfg, data_dir=data_root)  # default: CNN(out=10) from the seed
