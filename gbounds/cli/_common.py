@@ -106,23 +106,3 @@ def int_or_inf(text: str):
     return int(t)
   except ValueError:
     raise argparse.ArgumentTypeError(f"expected an integer or 'inf', got {text!r}") from None
-
-
-def tqdm_iterable(iterable=None, **kwargs):
-  """An iterable wrapped in a tqdm bar (to stderr), or the plain iterable without tqdm.
-
-  Only for library functions that still take a tqdm-like iterable wrapper; everything else
-  reports ``callback(done, total)`` to a :class:`gbounds._src.progress.TqdmCallback`.
-
-  Args:
-    iterable: the iterable.
-    **kwargs: passed to ``tqdm``.
-
-  Returns:
-    The wrapped iterable.
-  """
-  try:
-    from tqdm.auto import tqdm
-  except ImportError:  # pragma: no cover
-    return iterable
-  return tqdm(iterable, **kwargs)

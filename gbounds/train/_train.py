@@ -95,17 +95,16 @@ class TrainConfig:
   def __post_init__(self):
     object.__setattr__(self, "loss", _errors.as_enum("loss", self.loss, Loss))
     object.__setattr__(self, "optimizer", _errors.as_enum("optimizer", self.optimizer, Optimizer))
-    _check_real("learning_rate", self.learning_rate, "a positive finite number", lambda v: v > 0)
+    _errors.check_real("learning_rate", self.learning_rate, "a positive finite number", lambda v: v > 0)
     _errors.check_int("steps", self.steps, 1)
     if self.batch_size is not None:
       _errors.check_int("batch_size", self.batch_size, 1, what="a positive integer or None")
-    _check_real("weight_decay", self.weight_decay, "a non-negative finite number",
+    _errors.check_real("weight_decay", self.weight_decay, "a non-negative finite number",
                 lambda v: v >= 0)
-    _check_real("momentum", self.momentum, "a number in [0, 1)", lambda v: 0 <= v < 1)
+    _errors.check_real("momentum", self.momentum, "a number in [0, 1)", lambda v: 0 <= v < 1)
     _errors.check_int("seed", self.seed, None)
 
 
-_check_real = _errors.check_real
 
 
 def steps_for_epochs(epochs: int, n: int, batch_size: int | None) -> int:
