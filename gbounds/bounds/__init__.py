@@ -1,5 +1,20 @@
-"""Mutual-information estimators, CMI bounds, kl inverses, PAC-Bayes and kernel bounds."""
+"""Mutual-information estimators, CMI bounds, kl inverses, PAC-Bayes bounds and certificates
+(an optimised Gaussian posterior with a learnt or data-free prior: :func:`certify`), and kernel
+bounds."""
 
+from gbounds.bounds._certify import PRIOR_SCALE_GRID as PRIOR_SCALE_GRID
+from gbounds.bounds._certify import CertifyConfig as CertifyConfig
+from gbounds.bounds._certify import GaussianPosterior as GaussianPosterior
+from gbounds.bounds._certify import PosteriorCertificate as PosteriorCertificate
+from gbounds.bounds._certify import PosteriorInit as PosteriorInit
+from gbounds.bounds._certify import PosteriorOptimizer as PosteriorOptimizer
+from gbounds.bounds._certify import PriorKind as PriorKind
+from gbounds.bounds._certify import PriorScalePoint as PriorScalePoint
+from gbounds.bounds._certify import ScaleGranularity as ScaleGranularity
+from gbounds.bounds._certify import ScaleSummary as ScaleSummary
+from gbounds.bounds._certify import bounded_cross_entropy as bounded_cross_entropy
+from gbounds.bounds._certify import certify as certify
+from gbounds.bounds._certify import gaussian_kl_isotropic as gaussian_kl_isotropic
 from gbounds.bounds._cmi import BoundName as BoundName
 from gbounds.bounds._cmi import BoundResult as BoundResult
 from gbounds.bounds._cmi import BoundsReport as BoundsReport
@@ -22,6 +37,11 @@ from gbounds.bounds._cmi import sqrt_bound as sqrt_bound
 from gbounds.bounds._kl import binary_kl as binary_kl
 from gbounds.bounds._kl import kl_inverse_lower as kl_inverse_lower
 from gbounds.bounds._kl import kl_inverse_upper as kl_inverse_upper
+from gbounds.bounds._objectives import Objective as Objective
+from gbounds.bounds._objectives import heldout_bound as heldout_bound
+from gbounds.bounds._objectives import mc_term as mc_term
+from gbounds.bounds._objectives import objective_value as objective_value
+from gbounds.bounds._objectives import optimal_lambda as optimal_lambda
 from gbounds.bounds._pac_bayes import CATONI_GRID as CATONI_GRID
 from gbounds.bounds._pac_bayes import SIGMA_GRID as SIGMA_GRID
 from gbounds.bounds._pac_bayes import CertificateName as CertificateName
@@ -40,6 +60,24 @@ from gbounds.bounds._supervision import kernel_margin_bound as kernel_margin_bou
 from gbounds.bounds._supervision import supervision_complexity as supervision_complexity
 
 __all__ = [
+    "PRIOR_SCALE_GRID",
+    "CertifyConfig",
+    "GaussianPosterior",
+    "PosteriorCertificate",
+    "PosteriorInit",
+    "PosteriorOptimizer",
+    "PriorKind",
+    "PriorScalePoint",
+    "ScaleGranularity",
+    "ScaleSummary",
+    "bounded_cross_entropy",
+    "certify",
+    "gaussian_kl_isotropic",
+    "Objective",
+    "heldout_bound",
+    "mc_term",
+    "objective_value",
+    "optimal_lambda",
     "binary_kl",
     "kl_inverse_lower",
     "kl_inverse_upper",
