@@ -492,8 +492,11 @@ def _epoch_fn(apply_fn: Callable, objective: Objective, batch: int, min_prob: fl
       th, st = carry
       idx, k = inp
       val, g = grad(th, lps, prior_mean, x[idx], y[idx], k, n, delta, log_g)
-      upd, st = opt.update(g, st, th)
-      return (optax.apply_updates(th, upd), st), val
+      # optax mixes int32 step counts with Python floats: standard promotion, scoped to it.
+      with jax.numpy_dtype_promotion("standard"):
+        upd, st = opt.update(g, st, th)
+        th = optax.apply_updates(th, upd)
+      return (th, st), val
 
     (theta, opt_state), vals = jax.lax.scan(step, (theta, opt_state), (order, keys))
     return theta, opt_state, jnp.mean(vals)
@@ -510,7 +513,8 @@ def _units_fn(apply_fn: Callable, chunk: int, batch: int):
     ki, kw = jax.random.split(key)
     idx = jax.random.randint(ki, (chunk,), 0, x.shape[0])
     logits = apply_fn(_draw(mean, log_scale, kw), x[idx])
-    wrong = (jnp.argmax(logits, axis=-1) != y[idx]) | ~jnp.all(jnp.isfinite(logits), axis=-1)
+    wrong = ((jnp.argmax(logits, axis=-1).astype(y.dtype) != y[idx])
+             | ~jnp.all(jnp.isfinite(logits), axis=-1))
     return jnp.mean(wrong.astype(jnp.float32))
 
   @jax.jit
@@ -533,8 +537,8 @@ def _mc_units(fn, mean, log_scale, x, y, key, m, batch, callback) -> np.ndarray:
 def _error(apply_fn, params, x, y, batch: int = 1000) -> float:
   wrong = 0
   for s in range(0, len(y), batch):
-    logits = apply_fn(params, jnp.asarray(x[s:s + batch]))
-    wrong += int(jnp.sum(jnp.argmax(logits, axis=-1) != jnp.asarray(y[s:s + batch])))
+    logits = np.asarray(apply_fn(params, jnp.asarray(x[s:s + batch])))
+    wrong += int(np.sum(np.argmax(logits, axis=-1) != np.asarray(y[s:s + batch])))
   return wrong / len(y)
 
 

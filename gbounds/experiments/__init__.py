@@ -4,6 +4,11 @@ Each module reproduces one paper's tables or figures on top of the public API of
 layers; :func:`reproduce` runs a registered target by name.
 """
 
+from gbounds.experiments._certificates import GOALS as CERTIFICATE_GOALS
+from gbounds.experiments._certificates import TASKS as CERTIFICATE_TASKS
+from gbounds.experiments._certificates import CertificatesStudy as CertificatesStudy
+from gbounds.experiments._certificates import CertificateTaskResult as CertificateTaskResult
+from gbounds.experiments._certificates import reproduce_certificates as reproduce_certificates
 from gbounds.experiments._fcmi import PUBLISHED_FCMI as PUBLISHED_FCMI
 from gbounds.experiments._fcmi import FcmiArchitecture as FcmiArchitecture
 from gbounds.experiments._fcmi import FcmiProtocol as FcmiProtocol
@@ -77,6 +82,11 @@ from gbounds.experiments._weight_info import (
 )
 
 __all__ = [
+    "CERTIFICATE_GOALS",
+    "CERTIFICATE_TASKS",
+    "CertificatesStudy",
+    "CertificateTaskResult",
+    "reproduce_certificates",
     "auroc",
     "binary_pool",
     "check_overrides",

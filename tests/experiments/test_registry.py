@@ -11,7 +11,7 @@ from gbounds.experiments import _registry as rr
 
 EXPECTED = {"fcmi_mnist_4v9", "sample_info_correlation", "pac_bayes_binary_mnist",
             "wang_mao_synthetic", "limit_label_noise", "supervision_complexity",
-            "permuted_label_geometry", "activation_information"}
+            "permuted_label_geometry", "activation_information", "pac_bayes_certificates"}
 
 
 def test_every_target_listed_with_cpu_and_full_configs():
