@@ -391,19 +391,18 @@ def _kl_terms(mean, log_scale, prior_mean, log_prior_scale):
 
 
 def _optimal_log_prior_scale(theta, prior_mean) -> jax.Array:
-  """``ln s`` with ``s^2 = (A + B) / d``, the prior std that minimises the KL."""
-  a = b = jnp.zeros((), jnp.float32)
+  """``ln s`` with ``s^2 = (A + B) / d``, the prior std that minimises the KL (in the dtype of
+  the weights)."""
+  leaves = jax.tree_util.tree_leaves(theta["mean"])
+  dtype = jnp.result_type(*leaves)
+  a = b = jnp.zeros((), dtype)
   d = 0
-  for m, r, p in zip(jax.tree_util.tree_leaves(theta["mean"]),
-                     jax.tree_util.tree_leaves(theta["log_scale"]),
+  for m, r, p in zip(leaves, jax.tree_util.tree_leaves(theta["log_scale"]),
                      jax.tree_util.tree_leaves(prior_mean)):
-    a = a + jnp.sum(jnp.broadcast_to(jnp.exp(2 * r), m.shape)).astype(a.dtype)
-    b = b + jnp.sum((m - p) ** 2).astype(b.dtype)
+    a = a + jnp.sum(jnp.broadcast_to(jnp.exp(2 * r), m.shape)).astype(dtype)
+    b = b + jnp.sum((m - p) ** 2).astype(dtype)
     d += m.size
-  return (0.5 * jnp.log((a + b) / d)).astype(jnp.result_type(theta["mean"]
-                                                             if not isinstance(theta["mean"], dict)
-                                                             else jax.tree_util.tree_leaves(
-                                                                 theta["mean"])[0]))
+  return 0.5 * jnp.log((a + b) / jnp.asarray(d, dtype))
 
 
 def _draw(mean, log_scale, key):
@@ -624,7 +623,8 @@ def certify(model: Any, /, params: Any, init_params: Any, x_train: jax.typing.Ar
   n = len(y_train)
   key = jax.random.key(config.seed)
   log_g = math.log(len(config.prior_scale_grid))
-  total = config.epochs + config.finetune_epochs + config.mc_draws + (config.test_draws if x_test is not None else 0)
+  total = (config.epochs + (config.finetune_epochs if len(config.prior_scale_grid) > 1 else 0)
+           + config.mc_draws + (config.test_draws if x_test is not None else 0))
   progress = [0]
 
   def tick(k):

@@ -314,7 +314,7 @@ def _nnx_run(setup, **over):
 
 
 def test_certify_nnx_module_single_prior_scale(setup):
-  # With one prior std (ln s not learnt) the NNX path runs; the default grid is the xfail below.
+  # With one prior std (ln s not learnt).
   r, post = _nnx_run(setup, prior_scale_grid=(0.03,))
   _check_certificate(r, post, n_prior=200)
   assert r.union_cost_nats == 0.0 and r.prior_scale == 0.03
@@ -326,10 +326,6 @@ def test_certify_nnx_module_single_prior_scale(setup):
   assert r.certificate == pytest.approx(lin.certificate, abs=0.05)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="_optimal_log_prior_scale takes jnp.result_type(theta['mean']) when the "
-                          "parameters are not a dict; an NNX model's parameters are an nnx.State, "
-                          "so certify fails for every NNX module with a prior-std grid of > 1 value")
 def test_certify_nnx_module(setup, learnt):
   r, post = _nnx_run(setup)
   _check_certificate(r, post, n_prior=200)
@@ -337,10 +333,6 @@ def test_certify_nnx_module(setup, learnt):
   assert r.certificate == pytest.approx(learnt[0].certificate, abs=0.05)
 
 
-@pytest.mark.xfail(strict=True, raises=DeprecationWarning,
-                   reason="same root cause as test_certify_nnx_module: _optimal_log_prior_scale "
-                          "calls jnp.result_type on the tuple of parameters (deprecated implicit "
-                          "array-to-dtype conversion, an error under the suite's warning filters)")
 def test_certify_plain_apply_fn_with_tuple_params(setup):
   x, y = setup[0], setup[1]
 
