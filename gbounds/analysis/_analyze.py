@@ -15,8 +15,16 @@ computes
    supersample experiment (:func:`gbounds.supersample.run_supersample`) that retrains the recipe ``k1 x k2``
    times on supersamples of the pool at the model's training-set size, or from an existing
    results directory;
-4. PAC-Bayes certificates (:func:`gbounds.bounds.pac_bayes_certificate`) of a Gaussian posterior
-   around the trained weights with the prior at the initialisation.
+4. a PAC-Bayes certificate. By default (``pac_bayes_method="optimised"``) that of an optimised
+   Gaussian posterior (:func:`gbounds.bounds.certify`; Dziugaite & Roy, UAI 2017; Perez-Ortiz
+   et al., JMLR 2021) with a LEARNT prior when the data allow (:func:`prior_choice`: the
+   recipe trains the prior mean on a random ``prior_fraction`` of the training set, each part
+   holding at least :data:`MIN_PART_EXAMPLES` examples; the bound uses the other part), else a
+   DATA_FREE prior at the initialisation; the report states the choice and why, the
+   certificate, its relaxations, the held-out bound, the Monte Carlo term and what each choice
+   cost. ``pac_bayes_method="isotropic"`` gives the earlier certificates
+   (:func:`gbounds.bounds.pac_bayes_certificate`) of ``N(w, s^2 I)`` around the trained weights
+   with the prior ``N(w0, s^2 I)`` at the initialisation.
 
 The steps are a pipeline of stages (``_STAGES``): each stage is a function of one context (the
 adapted model, data, recipe and configuration) to its result, ``run(ctx) -> value``, with an
@@ -32,13 +40,15 @@ resumes from its last finished chunk.
 Caveat on what is compared: the CMI bounds bound the EXPECTED gap of the training algorithm at
 this training-set size (averaged over training sets and runs; the supersample runs' mean gap is
 the measured counterpart), while the PAC-Bayes certificates bound, with probability
-``1 - delta - delta_mc``, the test error of the stochastic network ``N(w, s^2 I)``.
+``1 - delta - delta_mc``, the test error of the stochastic network (the optimised posterior
+``Q``, or ``N(w, s^2 I)`` with the isotropic method).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import hashlib
 import importlib
 import json
@@ -67,7 +77,12 @@ from gbounds.bounds import (
   SIGMA_GRID,
   BoundName,
   BoundsReport,
+  CertifyConfig,
+  Objective,
   PacBayesCertificate,
+  PosteriorCertificate,
+  PriorKind,
+  certify,
   cmi_bounds,
   pac_bayes_certificate,
 )
@@ -354,6 +369,90 @@ def check_output_dir(path: str | os.PathLike) -> pathlib.Path:
 # ----------------------------------------------------------------------------- configuration
 
 
+class PacBayesMethod(enum.StrEnum):
+  """Which PAC-Bayes certificate the analysis computes.
+
+  Attributes:
+    OPTIMISED: an optimised Gaussian posterior with a learnt (or data-free) prior
+      (:func:`gbounds.bounds.certify`; Perez-Ortiz et al., JMLR 2021). The default: far tighter
+      when it applies.
+    ISOTROPIC: ``Q = N(w, s^2 I)`` around the trained weights, ``P = N(w0, s^2 I)``, ``s`` on a
+      grid (:func:`gbounds.bounds.pac_bayes_certificate`); the certificates of earlier versions.
+  """
+  OPTIMISED = "optimised"
+  ISOTROPIC = "isotropic"
+
+
+class PriorChoice(enum.StrEnum):
+  """The prior of the optimised certificate.
+
+  Attributes:
+    AUTO: ``LEARNT`` when both parts of the split hold at least :data:`MIN_PART_EXAMPLES`
+      examples, else ``DATA_FREE`` (:func:`prior_choice`).
+    LEARNT: :attr:`gbounds.bounds.PriorKind.LEARNT` (any split leaving both parts non-empty).
+    DATA_FREE: :attr:`gbounds.bounds.PriorKind.DATA_FREE`.
+  """
+  AUTO = "auto"
+  LEARNT = "learnt"
+  DATA_FREE = "data_free"
+
+
+# Fewest examples in each part of a learnt prior's split for AUTO to choose it: with fewer, the
+# prior's training set is too small to help and the bound's n_b too small to certify much
+# (the bound's complexity term scales as 1 / n_b).
+MIN_PART_EXAMPLES = 100
+
+
+def _split_sizes(n: int, prior_fraction: float) -> tuple[int, int]:
+  """``(n_prior, n_bound)`` as :func:`gbounds.bounds.certify` splits ``n`` examples."""
+  n_prior = int(round(prior_fraction * n))
+  return n_prior, n - n_prior
+
+
+def prior_choice(choice: PriorChoice | str, n: int, prior_fraction: float
+                 ) -> tuple[PriorKind, str]:
+  """The prior of the optimised certificate, and the reason, for ``n`` training examples.
+
+  ``AUTO`` chooses ``LEARNT`` when the split of ``n`` at ``prior_fraction`` leaves at least
+  :data:`MIN_PART_EXAMPLES` examples in each part (the prior's training part and the bound's
+  part), else ``DATA_FREE``. An explicit ``LEARNT`` needs both parts non-empty.
+
+  Args:
+    choice: a :class:`PriorChoice` (or its value).
+    n: training examples.
+    prior_fraction: share of them that trains a learnt prior, in (0, 1).
+
+  Returns:
+    ``(kind, reason)``: the :class:`gbounds.bounds.PriorKind` and a sentence for the report.
+
+  Raises:
+    gbounds.InvalidInputError: naming ``prior_fraction`` when an explicit ``LEARNT`` split
+      leaves a part empty.
+  """
+  choice = _errors.as_enum("prior", choice, PriorChoice)
+  _errors.check_int("n", n, 1)
+  _errors.check_real("prior_fraction", prior_fraction, "a number in (0, 1)",
+                     lambda v: 0 < v < 1)
+  n_prior, n_bound = _split_sizes(n, prior_fraction)
+  split = (f"{n_prior} of the {n} training examples train the prior (the recipe), the bound "
+           f"uses the other {n_bound}")
+  if choice is PriorChoice.DATA_FREE:
+    return PriorKind.DATA_FREE, ("data-free prior at the initialisation (asked for); the bound "
+                                 f"uses all {n} training examples")
+  if choice is PriorChoice.LEARNT:
+    if n_prior < 1 or n_bound < 1:
+      _errors.fail("prior_fraction", f"a split of the {n} training examples leaving both parts "
+                   "non-empty for the learnt prior", f"{prior_fraction} ({n_prior} / {n_bound})")
+    return PriorKind.LEARNT, f"learnt prior (asked for): {split}"
+  if min(n_prior, n_bound) >= MIN_PART_EXAMPLES:
+    return PriorKind.LEARNT, (f"learnt prior (the default when each part of the split holds "
+                              f"at least {MIN_PART_EXAMPLES} examples): {split}")
+  return PriorKind.DATA_FREE, (
+      f"data-free prior at the initialisation: a learnt prior needs at least "
+      f"{MIN_PART_EXAMPLES} examples in each part, and a prior_fraction of {prior_fraction} "
+      f"splits the {n} training examples {n_prior} / {n_bound}; the bound uses all {n}")
+
+
 @dataclasses.dataclass(frozen=True)
 class AnalysisConfig(_results.ResultMixin):
   """What :func:`analyze` computes, and how much it spends.
@@ -368,8 +467,17 @@ class AnalysisConfig(_results.ResultMixin):
     si_ridge: ridge ``lambda`` of the linearized summed-MSE training (SI stage).
     si_heldout: test points for the functional SI.
     si_sigma: weight-noise std of the smooth SI (nats scale with ``1 / sigma^2``).
-    delta, delta_mc, mc_samples, sigmas: PAC-Bayes settings
-      (:func:`gbounds.bounds.pac_bayes_certificate`).
+    delta, delta_mc: confidences of the PAC-Bayes certificates (either method).
+    pac_bayes_method: :class:`PacBayesMethod` (``"optimised"``, the default, or
+      ``"isotropic"``).
+    mc_samples, sigmas: settings of the ``ISOTROPIC`` method
+      (:func:`gbounds.bounds.pac_bayes_certificate`'s ``mc_samples`` and ``sigmas``).
+    prior: :class:`PriorChoice` of the ``OPTIMISED`` method (default ``"auto"``).
+    objective, prior_fraction, certificate_epochs, finetune_epochs, mc_draws, test_draws:
+      settings of the ``OPTIMISED`` method (:class:`gbounds.bounds.CertifyConfig`'s
+      ``objective``, ``prior_fraction``, ``epochs``, ``finetune_epochs``, ``mc_draws`` and
+      ``test_draws``; its other settings keep their defaults, ``delta``, ``delta_mc`` and
+      ``seed`` are this config's). Call :func:`gbounds.bounds.certify` for full control.
     ntk_chunk_size: examples per Jacobian chunk.
     seed: seed of the supersample design, initialisations and Monte Carlo draws.
   """
@@ -389,8 +497,24 @@ class AnalysisConfig(_results.ResultMixin):
   sigmas: tuple[float, ...] | None = None
   ntk_chunk_size: int = 128
   seed: int = 0
+  pac_bayes_method: PacBayesMethod = PacBayesMethod.OPTIMISED
+  prior: PriorChoice = PriorChoice.AUTO
+  objective: Objective = CertifyConfig.objective
+  prior_fraction: float = CertifyConfig.prior_fraction
+  certificate_epochs: int = CertifyConfig.epochs
+  finetune_epochs: int = CertifyConfig.finetune_epochs
+  mc_draws: int = CertifyConfig.mc_draws
+  test_draws: int = CertifyConfig.test_draws
 
   def __post_init__(self):
+    for name, cls in (("pac_bayes_method", PacBayesMethod), ("prior", PriorChoice),
+                      ("objective", Objective)):
+      object.__setattr__(self, name, _errors.as_enum(name, getattr(self, name), cls))
+    _errors.check_real("prior_fraction", self.prior_fraction, "a number in (0, 1)",
+                       lambda v: 0 < v < 1)
+    for name in ("certificate_epochs", "mc_draws", "test_draws"):
+      _errors.check_int(name, getattr(self, name), 1)
+    _errors.check_int("finetune_epochs", self.finetune_epochs, 0)
     for name in ("budget", "si_ridge", "si_sigma"):
       v = getattr(self, name)
       if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
@@ -425,6 +549,26 @@ class AnalysisConfig(_results.ResultMixin):
       _errors.check_rank("sigmas", sig, 1)
       _errors.check_nonempty("sigmas", sig)
       _errors.check_positive("sigmas", sig)
+
+  def certify_config(self, n: int) -> CertifyConfig:
+    """The :class:`gbounds.bounds.CertifyConfig` of the optimised certificate for ``n``
+    training examples (the prior from :func:`prior_choice`).
+
+    Args:
+      n: training examples.
+
+    Returns:
+      The config: this config's prior choice, objective, prior fraction, epochs, draws,
+      ``delta``, ``delta_mc`` and ``seed``; :class:`gbounds.bounds.CertifyConfig`'s defaults
+      otherwise.
+    """
+    kind, _ = prior_choice(self.prior, n, self.prior_fraction)
+    return CertifyConfig(prior=kind, prior_fraction=float(self.prior_fraction),
+                         objective=self.objective, epochs=int(self.certificate_epochs),
+                         finetune_epochs=int(self.finetune_epochs),
+                         mc_draws=int(self.mc_draws), test_draws=int(self.test_draws),
+                         delta=float(self.delta), delta_mc=float(self.delta_mc),
+                         seed=int(self.seed))
 
   def scaled(self, steps: int) -> tuple[int, int, int]:
     """``(k1, k2, steps)`` at this budget.
@@ -503,10 +647,26 @@ class BoundRow(NamedTuple):
   from_dict = classmethod(_results.from_dict)
 
 
-def _certificate_from_dict(d: Mapping[str, Any]) -> PacBayesCertificate:
+def _certificate_from_dict(d: Mapping[str, Any]) -> PacBayesCertificate | PosteriorCertificate:
+  """Either certificate from its ``to_dict`` (told apart by the optimised one's ``curve``)."""
   d = dict(d)
+  if "curve" in d and "certificate" in d:
+    return PosteriorCertificate.from_dict(d)
   d.pop("rows", None)  # derived (PacBayesCertificate.rows()), written for readers of the JSON
   return PacBayesCertificate.from_dict(d)
+
+
+# (name, attribute of PosteriorCertificate, source) of the optimised certificate's bound rows.
+_OPTIMISED_ROWS = (
+    ("pac_bayes_kl", "certificate",
+     "kl^-1(MC bound, (KL + ln(2 sqrt(n_b)/delta) + ln G)/n_b) of the optimised posterior "
+     "(Seeger 2002; Maurer 2004; Perez-Ortiz et al. JMLR 2021)"),
+    ("pac_bayes_classic", "classic", "MC bound + sqrt(C/2) (McAllester 1999; Maurer 2004)"),
+    ("pac_bayes_quad", "quad", "(sqrt(MC bound + C/2) + sqrt(C/2))^2 (Perez-Ortiz et al. 2021, "
+     "eq. 8)"),
+    ("pac_bayes_lambda", "lambda_bound", "lambda bound at the optimal lambda (Thiemann et al. "
+     "ALT 2017, Thm 3)"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -523,7 +683,8 @@ class Analysis:
     sample_info: :class:`SampleInfoRanking` (None when the stage did not run).
     cmi: the :class:`gbounds.bounds.BoundsReport` of the supersample run (or None).
     supersample: summary of the supersample run (sizes, errors, directory) or None.
-    pac_bayes: the :class:`gbounds.bounds.PacBayesCertificate` (or None).
+    pac_bayes: the :class:`gbounds.bounds.PosteriorCertificate` (optimised method), the
+      :class:`gbounds.bounds.PacBayesCertificate` (isotropic method), or None.
     config: the :class:`AnalysisConfig` as a dict.
     seconds: wall-clock seconds per stage.
     notes: remarks (e.g. a reduced supersample size).
@@ -540,7 +701,7 @@ class Analysis:
   sample_info: SampleInfoRanking | None
   cmi: BoundsReport | None
   supersample: dict | None
-  pac_bayes: PacBayesCertificate | None
+  pac_bayes: PosteriorCertificate | PacBayesCertificate | None
   config: dict
   seconds: dict
   notes: tuple[str, ...]
@@ -567,7 +728,14 @@ class Analysis:
       for b in self.cmi.bounds:
         row(b.name, "CMI (expected)", b.value, b.test_error, ss["gap"], ss["ghost_error"],
             b.applicable, "" if b.applicable else f"not applicable: {b.note}", b.source)
-    if self.pac_bayes is not None:
+    if isinstance(self.pac_bayes, PosteriorCertificate):
+      pc = self.pac_bayes
+      for name, attr, source in _OPTIMISED_ROWS:
+        test = float(getattr(pc, attr))
+        row(name, "PAC-Bayes (w.p. 1-delta)", test - pc.mc_error, test,
+            pc.gibbs_test_error - pc.mc_error, pc.gibbs_test_error, test < 1,
+            "vacuous (bound >= 1)" if test >= 1 else "", source)
+    elif self.pac_bayes is not None:
       pb = self.pac_bayes
       for r in pb.rows():
         row(r["name"], "PAC-Bayes (w.p. 1-delta)", r["gap_bound"], r["test_error_bound"],
@@ -609,7 +777,12 @@ class Analysis:
       s = self.supersample
       rows.append((f"supersample runs ({s['k1']} x {s['k2']}, n = {s['n']})", s["train_error"],
                    s["ghost_error"], s["gap"]))
-    if self.pac_bayes is not None:
+    if isinstance(self.pac_bayes, PosteriorCertificate):
+      p = self.pac_bayes
+      rows.append((f"optimised posterior Q ({p.prior} prior; train error on the {p.n_bound} "
+                   "bound examples)", p.mc_error, p.gibbs_test_error,
+                   p.gibbs_test_error - p.mc_error))
+    elif self.pac_bayes is not None:
       p = self.pac_bayes
       rows.append((f"stochastic network N(w, {p.sigma:.3g}^2 I)", p.mc_error,
                    p.stochastic_test_error, p.stochastic_test_error - p.mc_error))
@@ -617,13 +790,20 @@ class Analysis:
                           "Measured errors")
 
   def format(self) -> str:
-    """The measured errors and the bound table as fixed-width text.
+    """The measured errors and the bound table as fixed-width text; with the optimised
+    PAC-Bayes certificate, also its table (certificate, held-out bound, Monte Carlo term, what
+    each choice cost) and the prior choice.
 
     Returns:
       The text.
     """
-    return rp.tables_text([rp.ReportTable.of("measured", self.summary_table()),
-                           rp.ReportTable.of("bounds", self.bound_table())])
+    tables = [rp.ReportTable.of("measured", self.summary_table()),
+              rp.ReportTable.of("bounds", self.bound_table())]
+    text = ""
+    if isinstance(self.pac_bayes, PosteriorCertificate):
+      tables.append(rp.ReportTable.of("pac_bayes_certificate", self.pac_bayes.table()))
+      text = "\n\n" + _certificate_text(self.pac_bayes, self.config)
+    return rp.tables_text(tables) + text
 
   def to_dict(self) -> dict:
     """Every field as JSON-ready values, plus the derived ``bounds`` rows and a
@@ -661,6 +841,34 @@ class Analysis:
     if kw["pac_bayes"] is not None:
       kw["pac_bayes"] = _certificate_from_dict(kw["pac_bayes"])
     return cls(**kw)
+
+
+def _prior_reason(cert: PosteriorCertificate, config: Mapping[str, Any]) -> str:
+  """Why the certificate has its prior (:func:`prior_choice` on the analysis' config)."""
+  try:
+    kind, reason = prior_choice(config.get("prior", PriorChoice.AUTO), cert.n,
+                                config.get("prior_fraction", CertifyConfig.prior_fraction))
+  except _errors.InvalidInputError:
+    kind = None
+  if kind is not cert.prior:  # a config that did not make this certificate
+    reason = (f"{cert.prior} prior: {cert.n_prior} examples train the prior, the bound uses "
+              f"{cert.n_bound}")
+  return reason
+
+
+def _certificate_text(cert: PosteriorCertificate, config: Mapping[str, Any]) -> str:
+  """The optimised certificate in sentences: prior choice, certificate, held-out bound, MC."""
+  held = ("no held-out bound (data-free prior)" if not math.isfinite(cert.heldout_bound)
+          else f"held-out bound of the prior network {cert.heldout_bound:.4f} (its error "
+               f"{cert.prior_bound_error:.4f} on the {cert.n_bound} bound examples, probability "
+               f">= {1 - cert.delta:.3g})")
+  return (f"PAC-Bayes prior: {_prior_reason(cert, config)}.\n"
+          f"PAC-Bayes certificate {cert.certificate:.4f} on the Gibbs test error of the "
+          f"optimised posterior ({cert.objective} objective; KL {cert.kl:.4g} nats at prior std "
+          f"{cert.prior_scale:.3g}; probability >= {1 - cert.delta - cert.delta_mc:.3g}); "
+          f"{held}; Monte Carlo term {cert.mc_error_bound - cert.mc_error:.4f} (Gibbs error "
+          f"{cert.mc_error:.4f} on {cert.mc_draws} draws bounded by {cert.mc_error_bound:.4f}; "
+          f"it costs the certificate {cert.mc_cost:.4f}).")
 
 
 # ----------------------------------------------------------------------------- stages
@@ -885,7 +1093,56 @@ def _sigmas(config: AnalysisConfig) -> tuple[float, ...]:
   return tuple(config.sigmas or SIGMA_GRID)
 
 
-def _pac_bayes_stage(ctx: _Context) -> PacBayesCertificate:
+def _path_name(path) -> str:
+  keys = [getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path]
+  if len(keys) > 1 and keys[-1] == "value":  # an NNX Variable's array
+    keys = keys[:-1]
+  return "/".join(str(k) for k in keys)
+
+
+def _as_plain_dict(apply_fn: Callable, params: Any, init_params: Any
+                   ) -> tuple[Callable, Any, Any]:
+  """``(apply_fn, params, init_params)`` with parameter trees that are plain dicts.
+
+  A Linen tree (a dict) passes unchanged. Any other pytree (an NNX ``State``) becomes a flat
+  ``{"layer/.../name": array}`` dict and ``apply_fn`` rebuilds the tree from it: the same
+  network and weights, in the form :func:`gbounds.bounds.certify` handles for every pytree
+  (it reads the dtype of a non-dict tree in a way that fails on an NNX ``State``).
+  """
+  if isinstance(params, dict):
+    return apply_fn, params, init_params
+  flat, treedef = jax.tree_util.tree_flatten_with_path(params)
+  names = [_path_name(path) for path, _ in flat]
+  if len(set(names)) != len(names):  # cannot name the leaves apart: keep their order
+    names = [f"{i:04d}:{n}" for i, n in enumerate(names)]
+
+  def apply(p, x):
+    return apply_fn(jax.tree_util.tree_unflatten(treedef, [p[n] for n in names]), x)
+
+  def as_dict(tree):
+    return dict(zip(names, jax.tree_util.tree_leaves(tree)))
+
+  return apply, as_dict(params), as_dict(init_params)
+
+
+def _pac_bayes_stage(ctx: _Context) -> PosteriorCertificate | PacBayesCertificate:
+  if ctx.config.pac_bayes_method is PacBayesMethod.ISOTROPIC:
+    return _isotropic_stage(ctx)
+  data = ctx.data
+  apply_fn, params, init_params = _as_plain_dict(ctx.apply_fn, ctx.params, ctx.init_params)
+  bar = _progress.TqdmCallback("PAC-Bayes certificate (optimised posterior)", "unit",
+                               enabled=ctx.progress)
+  try:
+    cert = certify(apply_fn, params, init_params, data.x_train, data.y_train,
+                   train_config=ctx.recipe, config=ctx.config.certify_config(len(data.y_train)),
+                   x_test=data.x_test, y_test=data.y_test, callback=bar)
+  finally:
+    bar.close()
+  assert isinstance(cert, PosteriorCertificate)  # return_posterior=False
+  return cert
+
+
+def _isotropic_stage(ctx: _Context) -> PacBayesCertificate:
   data, config = ctx.data, ctx.config
   bar = _progress.TqdmCallback("PAC-Bayes Monte Carlo", "draw", enabled=ctx.progress)
   try:
@@ -896,6 +1153,25 @@ def _pac_bayes_stage(ctx: _Context) -> PacBayesCertificate:
                                  seed=config.seed, callback=bar)
   finally:
     bar.close()
+
+
+def _pac_bayes_summary(c: PosteriorCertificate | PacBayesCertificate, s: float) -> str:
+  if isinstance(c, PosteriorCertificate):
+    held = f"{c.heldout_bound:.4f}" if math.isfinite(c.heldout_bound) else "none (data-free)"
+    return (f"PAC-Bayes ({c.prior} prior, {c.objective} objective): KL {c.kl:.4g} nats, "
+            f"certificate {c.certificate:.4f}, held-out bound {held}, Monte Carlo term "
+            f"{c.mc_error_bound - c.mc_error:.4f} ({s:.1f} s)")
+  return (f"PAC-Bayes (isotropic): sigma {c.sigma:.3g}, KL {c.kl:.4g} nats, PAC-Bayes-kl "
+          f"certificate {c.pac_bayes_kl:.4f} ({s:.1f} s)")
+
+
+def _pac_bayes_key(c: _Context) -> str:
+  cfg = c.config
+  if cfg.pac_bayes_method is PacBayesMethod.ISOTROPIC:  # the key of earlier versions
+    return _digest(list(c.key_base), "pb", cfg.delta, cfg.delta_mc, cfg.mc_samples,
+                   _sigmas(cfg), cfg.seed)
+  return _digest(list(c.key_base), "pb-optimised",
+                 dataclasses.asdict(cfg.certify_config(len(c.data.y_train))))
 
 
 # The pipeline, in order. Every stage is a function of the context alone; the runner in
@@ -914,12 +1190,9 @@ _STAGES = (
            lambda o, s: (f"supersample: {o.supersample['k1']} x {o.supersample['k2']} runs at "
                          f"n = {o.supersample['n']}, gap {o.supersample['gap']:.4f}, f-CMI "
                          f"bound {o.report[BoundName.FCMI].value:.4f} ({s:.1f} s)")),
-    _Stage("pac_bayes", lambda c: c.pac_bayes, _pac_bayes_stage,
-           lambda c, s: (f"PAC-Bayes: sigma {c.sigma:.3g}, KL {c.kl:.4g} nats, PAC-Bayes-kl "
-                         f"certificate {c.pac_bayes_kl:.4f} ({s:.1f} s)"),
-           key=lambda c: _digest(list(c.key_base), "pb", c.config.delta, c.config.delta_mc,
-                                 c.config.mc_samples, _sigmas(c.config), c.config.seed),
-           encode=lambda cert: cert.to_dict(), decode=_certificate_from_dict),
+    _Stage("pac_bayes", lambda c: c.pac_bayes, _pac_bayes_stage, _pac_bayes_summary,
+           key=_pac_bayes_key, encode=lambda cert: cert.to_dict(),
+           decode=_certificate_from_dict),
 )
 
 
@@ -981,11 +1254,13 @@ def analyze(model: Any, data: AnalysisData, recipe: TrainConfig, *, params: Any 
       module, or a ModelFn with an ``init_fn``.
     data: :class:`AnalysisData`; the model was trained on ``data.x_train``.
     recipe: the :class:`gbounds.train.TrainConfig` the model was trained with (the supersample
-      runs retrain it, with steps scaled by the budget).
+      runs retrain it, with steps scaled by the budget; a learnt PAC-Bayes prior is trained
+      with it on its part of the training set).
     params: the trained parameters of a Linen module (None for NNX modules and ModelFns).
-    init_params: the parameters training started from (the PAC-Bayes prior's centre and the
-      start of the linearized training). None: a fresh initialisation from ``config.seed``
-      (data-independent, so still a valid prior, but looser).
+    init_params: the parameters training started from (the data-free PAC-Bayes prior's centre,
+      the start of a learnt prior's training and of the linearized training). None: a fresh
+      initialisation from ``config.seed`` (data-independent, so still a valid prior, but
+      looser).
     config: :class:`AnalysisConfig`.
     out_dir: write each finished stage here (atomically) and resume from it; the supersample
       chunks go to ``out_dir/supersample`` unless ``results_dir`` is given.
@@ -1046,6 +1321,8 @@ def analyze(model: Any, data: AnalysisData, recipe: TrainConfig, *, params: Any 
   _errors.check_finite_tree("params", params)
   _errors.check_finite_tree("init_params", init_params)
   _check_labels_against_model(apply_fn, params, data)
+  if config.pac_bayes and config.pac_bayes_method is PacBayesMethod.OPTIMISED:
+    config.certify_config(len(data.y_train))  # the prior's split, checked before any work
   out = None if out_dir is None else check_output_dir(out_dir)
   if results_dir is not None:
     check_output_dir(results_dir)
@@ -1061,7 +1338,7 @@ def analyze(model: Any, data: AnalysisData, recipe: TrainConfig, *, params: Any 
   values, seconds = _run_stages(ctx, log or (lambda s: None), callback)
   m = values["measured"]
   cmi = values.get("cmi")
-  cfg_dict = dataclasses.asdict(config)
+  cfg_dict = config.to_dict()
   return Analysis(data=data.description, model=description,
                   recipe=json.loads(json.dumps(dataclasses.asdict(recipe),
                                                default=_io._default)),
@@ -1085,6 +1362,8 @@ def _bounds_figure(a: Analysis) -> rp.ReportFigure:
       ax, rows, test_error=a.test_error,
       supersample_test_error=None if a.supersample is None else a.supersample["ghost_error"],
       stochastic_test_error=(None if a.pac_bayes is None
+                             else a.pac_bayes.gibbs_test_error
+                             if isinstance(a.pac_bayes, PosteriorCertificate)
                              else a.pac_bayes.stochastic_test_error))
   fig.tight_layout()
   return rp.ReportFigure.of("bounds", "Test-error bounds", fig,
@@ -1117,8 +1396,49 @@ def _si_figures(a: Analysis, data: AnalysisData | None) -> list[rp.ReportFigure]
   return figs
 
 
+def _certificate_figures(cert: PosteriorCertificate) -> tuple[rp.ReportFigure, ...]:
+  fig, ax = _io.new_figure(figsize=(6, 3.6))
+  _viz.plot_prior_scale_curve(ax, cert)
+  fig.tight_layout()
+  curve = rp.ReportFigure.of(
+      "pac_bayes_prior_scale", "Certificate against the prior std", fig,
+      f"The certificate (same Monte Carlo bound, ln {cert.grid_size} nats of union bound) and "
+      "KL(Q || N(mu_P, s^2 I)) at every prior std s of the grid, for the final posterior Q; "
+      "the star marks the selected s (minimum KL).")
+  fig, ax = _io.new_figure(figsize=(max(4.5, 0.9 * len(cert.scales) + 2.5), 3.6))
+  _viz.plot_posterior_scales(ax, cert)
+  fig.tight_layout()
+  scales = rp.ReportFigure.of(
+      "pac_bayes_posterior_scales", "Posterior std per parameter array", fig,
+      "Box: 25-75 % quantiles of the posterior std of each parameter array (median marked; "
+      "whiskers 5-95 %; number of weights in brackets); dashed line: the prior std.")
+  return curve, scales
+
+
+def _certificate_section(a: Analysis, cert: PosteriorCertificate) -> rp.ReportSection:
+  paras = (_certificate_text(cert, a.config),
+           f"Q = N(mu, diag(sigma^2)) optimised from the {cert.posterior_init} weights "
+           f"({cert.granularity} scales, {len(cert.history)} epochs, {cert.objective} objective "
+           f"of the bounded cross-entropy) against P = N(mu_P, s^2 I); {cert.num_params} "
+           f"weights; {cert.n_prior} examples trained the prior, {cert.n_bound} are behind the "
+           f"bound. Seconds: prior {cert.prior_seconds:.1f}, optimisation "
+           f"{cert.optimise_seconds:.1f}, Monte Carlo {cert.mc_seconds:.1f}.")
+  tables = (
+      rp.ReportTable.of("pac_bayes_certificate", cert.table()),
+      rp.ReportTable("pac_bayes_prior_scale", "Certificate at each prior std of the grid",
+                     ("prior std", "KL (nats)", "certificate"),
+                     tuple((p.prior_scale, p.kl, p.bound) for p in cert.curve)),
+      rp.ReportTable("pac_bayes_posterior_scales", "Posterior std per parameter array",
+                     ("array", "weights", "std q05", "std q25", "std q50", "std q75", "std q95",
+                      "rms shift from the prior mean"),
+                     tuple((sc.name, sc.size, *sc.quantiles, sc.mean_shift)
+                           for sc in cert.scales)))
+  return rp.ReportSection("PAC-Bayes certificate (optimised posterior)", paras, tables,
+                          _certificate_figures(cert))
+
+
 def _pac_bayes_figure(a: Analysis) -> rp.ReportFigure:
-  assert a.pac_bayes is not None  # drawn only when the PAC-Bayes stage ran
+  assert isinstance(a.pac_bayes, PacBayesCertificate)  # drawn for the isotropic method
   fig, ax = _io.new_figure(figsize=(5.5, 3.3))
   _viz.plot_pac_bayes_selection(ax, a.pac_bayes.selection, a.pac_bayes.sigma)
   fig.tight_layout()
@@ -1129,8 +1449,10 @@ def _pac_bayes_figure(a: Analysis) -> rp.ReportFigure:
 
 _BOUNDS_NOTE = ("CMI bounds: expected gap of the training algorithm at this n, measured by the "
                 "supersample runs (mutual informations in nats inside). PAC-Bayes: test error "
-                "of the stochastic network N(w, s^2 I), probability >= 1 - delta - delta_mc. "
-                "Not applicable / vacuous rows are reported but are no guarantee.")
+                "of the stochastic network (the optimised posterior Q, or N(w, s^2 I) with the "
+                "isotropic method), probability >= 1 - delta - delta_mc; its gap is measured "
+                "against the Monte Carlo training error (on the bound part with a learnt "
+                "prior). Not applicable / vacuous rows are reported but are no guarantee.")
 
 
 def analysis_report(a: Analysis, *, data: AnalysisData | None = None,
@@ -1165,7 +1487,9 @@ def analysis_report(a: Analysis, *, data: AnalysisData | None = None,
                         ("index", "label", "SI", "F-SI"), top),
          rp.ReportTable.of("sample_information_all", s.table())),
         tuple(_si_figures(a, data))))
-  if a.pac_bayes is not None:
+  if isinstance(a.pac_bayes, PosteriorCertificate):
+    secs.append(_certificate_section(a, a.pac_bayes))
+  elif a.pac_bayes is not None:
     p = a.pac_bayes
     secs.append(rp.ReportSection(
         "PAC-Bayes certificates",
@@ -1219,7 +1543,8 @@ def write_analysis_report(a: Analysis, out_dir: str | os.PathLike, *,
 
 
 __all__ = [
-    "Analysis", "AnalysisConfig", "AnalysisData", "BoundRow", "SampleInfoRanking",
-    "analysis_data", "analysis_report", "analyze", "check_output_dir", "default_data",
-    "load_checkpoint", "load_module", "save_checkpoint", "write_analysis_report",
+    "MIN_PART_EXAMPLES", "Analysis", "AnalysisConfig", "AnalysisData", "BoundRow",
+    "PacBayesMethod", "PriorChoice", "SampleInfoRanking", "analysis_data", "analysis_report",
+    "analyze", "check_output_dir", "default_data", "load_checkpoint", "load_module",
+    "prior_choice", "save_checkpoint", "write_analysis_report",
 ]

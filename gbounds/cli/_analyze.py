@@ -4,8 +4,17 @@
 module (``--module package.module:Class``, ``--module-kwargs JSON``), loads the data
 (``--dataset``, one of ``gbounds.data.DATASETS``) and the training recipe (``--recipe JSON`` with
 ``gbounds.train.TrainConfig`` fields, or flags), and writes the report (JSON, CSV, PNG, HTML) to
-``--out``. ``pac-bayes`` computes only the PAC-Bayes certificates. ``reproduce`` runs one of the
+``--out``. ``pac-bayes`` computes only the PAC-Bayes certificate. ``reproduce`` runs one of the
 registered reproductions (``--list`` shows them).
+
+The PAC-Bayes certificate of both commands is, by default, that of an optimised Gaussian
+posterior (``gbounds.bounds.certify``) with a prior learnt by the recipe on part of the training
+set when each part holds at least 100 examples (``--prior auto``), else a data-free prior; the
+report states which, and why. ``--prior {auto,learnt,data_free}``, ``--objective``,
+``--prior-fraction``, ``--certificate-epochs`` and ``--mc-draws`` (Monte Carlo weight draws;
+``--mc-samples`` is its earlier name) set it; ``--pac-bayes-method isotropic`` gives the
+earlier certificates of ``N(w, s^2 I)`` around the trained weights (``--mc-draws`` then sets
+their Monte Carlo draws).
 
 ``--module`` IMPORTS the named Python module, which executes its top-level code: name only code
 you trust. A module file in the current directory is found (``mymodels:Net`` for
@@ -39,7 +48,14 @@ _TRAIN_FLAGS = {"loss": "--loss", "optimizer": "--optimizer", "learning_rate": "
                 "weight_decay": "--weight-decay", "seed": "--train-seed"}
 _CONFIG_FLAGS = {"budget": "--budget", "k1": "--k1", "k2": "--k2", "mc_samples": "--mc-samples",
                  "delta": "--delta", "delta_mc": "--delta-mc", "seed": "--seed",
-                 "delta + delta_mc": "--delta + --delta-mc"}
+                 "delta + delta_mc": "--delta + --delta-mc",
+                 "pac_bayes_method": "--pac-bayes-method", "prior": "--prior",
+                 "objective": "--objective", "prior_fraction": "--prior-fraction",
+                 "certificate_epochs": "--certificate-epochs", "mc_draws": "--mc-draws"}
+# The optimised certificate's flags: (flag, argparse dest, AnalysisConfig field).
+_CERTIFY_FLAGS = (("--prior", "prior", "prior"), ("--objective", "objective", "objective"),
+                  ("--prior-fraction", "prior_fraction", "prior_fraction"),
+                  ("--certificate-epochs", "certificate_epochs", "certificate_epochs"))
 
 
 def _model_args(p) -> None:
@@ -74,6 +90,28 @@ def _model_args(p) -> None:
   p.add_argument("--seed", type=int, default=0, help="seed of the analysis")
   p.add_argument("--out", default="runs/analyze", help="output directory")
   p.add_argument("--no-progress", action="store_true")
+  g = p.add_argument_group("PAC-Bayes certificate")
+  g.add_argument("--pac-bayes-method", choices=("optimised", "isotropic"), default="optimised",
+                 help="optimised: an optimised Gaussian posterior with a learnt or data-free "
+                 "prior (gbounds.bounds.certify; default); isotropic: N(w, s^2 I) around the "
+                 "trained weights, prior N(w0, s^2 I) (earlier versions' certificates)")
+  g.add_argument("--prior", choices=("auto", "learnt", "data_free"),
+                 help="prior of the optimised certificate: learnt (trained by the recipe on "
+                 "--prior-fraction of the training set; the bound uses the rest), data_free "
+                 "(the initialisation), or auto (default: learnt when each part holds at "
+                 "least 100 examples)")
+  g.add_argument("--objective", choices=("classic", "quad", "lambda", "kl"),
+                 help="PAC-Bayes objective the posterior minimises (default quad)")
+  g.add_argument("--prior-fraction", type=float,
+                 help="share of the training set that trains a learnt prior, in (0, 1) "
+                 "(default 0.5)")
+  g.add_argument("--certificate-epochs", type=int,
+                 help="epochs of the posterior optimisation (default 20)")
+  g.add_argument("--mc-draws", type=int,
+                 help="Monte Carlo weight draws behind the certificate's bound on the Gibbs "
+                 "training error (default 10000; 200 with --pac-bayes-method isotropic)")
+  g.add_argument("--mc-samples", type=int,
+                 help="the earlier name of --mc-draws (the same setting)")
 
 
 # duplicates: every CLI module has this register(sub) entry point with the same docstring (the
@@ -96,13 +134,11 @@ def register(sub) -> None:
   p.add_argument("--k2", type=int, default=12)
   p.add_argument("--results-dir", help="existing (or resumable) supersample results directory")
   p.add_argument("--skip", nargs="+", default=[], choices=("sample_info", "cmi", "pac_bayes"))
-  p.add_argument("--mc-samples", type=int, default=200)
   p.set_defaults(func=_run_analyze)
 
   q = sub.add_parser("pac-bayes", help="PAC-Bayes certificates of a trained model",
                      description=__doc__)
   _model_args(q)
-  q.add_argument("--mc-samples", type=int, default=200)
   q.add_argument("--delta", type=float, default=0.025)
   q.add_argument("--delta-mc", type=float, default=0.01)
   q.set_defaults(func=_run_pac_bayes)
@@ -246,10 +282,41 @@ def _check_common(args) -> None:
 
 def _config(args, **kwargs):
   an = _analysis
+  draws_flag = "--mc-samples" if getattr(args, "mc_samples", None) is not None else "--mc-draws"
   try:
     return an.AnalysisConfig(**kwargs)
   except _errors.InvalidInputError as e:
-    raise _rename(e, _CONFIG_FLAGS) from None
+    raise _rename(e, {**_CONFIG_FLAGS, "mc_draws": draws_flag, "mc_samples": draws_flag}) from None
+
+
+def _certificate_kwargs(args) -> dict:
+  """AnalysisConfig fields of the PAC-Bayes flags (checked: each names its flag)."""
+  kwargs: dict[str, Any] = {"pac_bayes_method": args.pac_bayes_method}
+  if args.mc_draws is not None and args.mc_samples is not None:
+    _errors.fail("--mc-samples", "either --mc-draws or --mc-samples (its earlier name)", "both")
+  draws = args.mc_draws if args.mc_draws is not None else args.mc_samples
+  isotropic = args.pac_bayes_method == "isotropic"
+  if draws is not None:
+    kwargs["mc_samples" if isotropic else "mc_draws"] = draws
+  for flag, dest, field in _CERTIFY_FLAGS:
+    value = getattr(args, dest)
+    if value is None:
+      continue
+    if isotropic:
+      _errors.fail(flag, "a setting of the optimised certificate (--pac-bayes-method "
+                   "optimised)", "--pac-bayes-method isotropic")
+    kwargs[field] = value
+  return kwargs
+
+
+def _check_prior_split(args, cfg) -> None:
+  """The learnt prior's split of the --n-train examples (before anything is loaded)."""
+  if not cfg.pac_bayes or cfg.pac_bayes_method != "optimised":
+    return
+  try:
+    cfg.certify_config(args.n_train)  # gbounds.analysis.prior_choice on the split
+  except _errors.InvalidInputError as e:
+    raise _rename(e, {"prior_fraction": "--prior-fraction"}) from None
 
 
 def _load(args):
@@ -276,6 +343,7 @@ def _load(args):
 def _analyze_errors(e: _errors.InvalidInputError):
   return _rename(e, {"params": "--checkpoint", "init_params": "--checkpoint",
                      "results_dir": "--results-dir", "out_dir": "--out",
+                     "prior_fraction": "--prior-fraction",
                      **{f"data.y_{p}": "--classes" for p in ("train", "test", "pool")},
                      **{f"data.x_{p}": "--dataset" for p in ("train", "test", "pool")}})
 
@@ -303,8 +371,8 @@ def _run_analyze(args) -> int:
   _check_common(args)
   cfg_kwargs = {"budget": args.budget, "k1": args.k1, "k2": args.k2, "seed": args.seed,
                 "sample_info": "sample_info" not in args.skip, "cmi": "cmi" not in args.skip,
-                "pac_bayes": "pac_bayes" not in args.skip, "mc_samples": args.mc_samples}
-  _config(args, **cfg_kwargs)
+                "pac_bayes": "pac_bayes" not in args.skip, **_certificate_kwargs(args)}
+  _check_prior_split(args, _config(args, **cfg_kwargs))
   if args.results_dir is not None:
     rd = pathlib.Path(args.results_dir)
     if rd.exists() and not rd.is_dir():
@@ -318,8 +386,8 @@ def _run_analyze(args) -> int:
 def _run_pac_bayes(args) -> int:
   _check_common(args)
   cfg_kwargs = {"sample_info": False, "cmi": False, "pac_bayes": True, "seed": args.seed,
-                "mc_samples": args.mc_samples, "delta": args.delta, "delta_mc": args.delta_mc}
-  _config(args, **cfg_kwargs)
+                "delta": args.delta, "delta_mc": args.delta_mc, **_certificate_kwargs(args)}
+  _check_prior_split(args, _config(args, **cfg_kwargs))
   files = _analyze_and_report(args, cfg_kwargs)
   print(f"report: {files.html}")
   return 0

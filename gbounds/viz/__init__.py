@@ -12,6 +12,8 @@ from gbounds.viz._analysis import (
 )
 from gbounds.viz._analysis import plot_sample_information_by_rank as plot_sample_information_by_rank
 from gbounds.viz._bounds import plot_bounds_report as plot_bounds_report
+from gbounds.viz._bounds import plot_posterior_scales as plot_posterior_scales
+from gbounds.viz._bounds import plot_prior_scale_curve as plot_prior_scale_curve
 from gbounds.viz._experiments import image_grid_shape as image_grid_shape
 from gbounds.viz._experiments import plot_activation_distributions as plot_activation_distributions
 from gbounds.viz._experiments import plot_fcmi_table as plot_fcmi_table
@@ -39,6 +41,8 @@ __all__ = [
     "plot_layer_geometry_grid",
     "plot_limit",
     "plot_pac_bayes_selection",
+    "plot_posterior_scales",
+    "plot_prior_scale_curve",
     "plot_rewinding",
     "plot_sample_information_by_class",
     "plot_sample_information_by_rank",

@@ -5,7 +5,13 @@ analysis (NTK, supersample trainings, Monte Carlo; ~1 CPU-minute of compilation)
 tier; input checks, data splitting, budget scaling and checkpoints are in the default tier.
 Numbers are checked against independent recomputations: errors by numpy, CMI bounds by
 gbounds.bounds.cmi_bounds on the results directory read back with load_supersample_results, PAC-Bayes
-by the formula on the reported fields.
+by the formula on the reported fields (the optimised certificate's kl inversions by scipy's root
+finder, its held-out bound by scipy's beta quantile).
+
+The optimised PAC-Bayes certificate (the default) runs in the default tier with small settings
+(1-2 epochs, a few hundred Monte Carlo draws) on one tiny MLP with a learnt prior, shared by the
+tests through a module fixture; the NNX test runs it on the NNX MLP twin with the data-free prior
+that ``auto`` picks on 12 examples (its comparison with the Linen twin is in the slow tier).
 """
 
 import dataclasses
@@ -24,8 +30,9 @@ from gbounds.analysis import _analyze as an
 from gbounds.cli import main as cli_main
 
 RECIPE = gbounds.train.TrainConfig(optimizer="adam", learning_rate=1e-2, batch_size=30, steps=40)
-CONFIG = an.AnalysisConfig(k1=2, k2=3, mc_samples=8, sigmas=(0.03, 0.3), si_heldout=20,
-                           ntk_chunk_size=64)
+# Small settings of the optimised certificate (the default PAC-Bayes method).
+SMALL_CERT = dict(certificate_epochs=2, finetune_epochs=0, mc_draws=300, test_draws=100)
+CONFIG = an.AnalysisConfig(k1=2, k2=3, si_heldout=20, ntk_chunk_size=64, **SMALL_CERT)
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +105,16 @@ def test_sample_information_ranking(analysis):
 
 @pytest.mark.slow
 def test_pac_bayes_fields_consistent(analysis):
+  # 60 training examples: auto picks the data-free prior (a learnt one needs 100 per part).
   a, _ = analysis
   p = a.pac_bayes
-  assert p.n == 60 and p.grid_size == 2
-  assert p.kl == pytest.approx(p.distance_sq / (2 * p.sigma ** 2))
-  b = p.kl + math.log(2 * math.sqrt(60) / p.delta) + math.log(2)
-  assert p.mcallester == pytest.approx(p.empirical_error_bound + math.sqrt(b / 120), rel=1e-6)
+  assert isinstance(p, gbounds.bounds.PosteriorCertificate)
+  assert (p.prior, p.n, p.n_prior, p.n_bound) == ("data_free", 60, 0, 60)
+  assert p.mc_draws == 300 and len(p.history) == 2  # 2 epochs, no fine-tuning
+  _check_certificate(p)
   rows = [r for r in a.bound_rows() if r.family.startswith("PAC")]
-  assert {r.name for r in rows} == {"mcallester", "pac_bayes_kl", "catoni"}
+  assert {r.name for r in rows} == {"pac_bayes_kl", "pac_bayes_classic", "pac_bayes_quad",
+                                    "pac_bayes_lambda"}
 
 
 @pytest.mark.slow
@@ -119,11 +128,12 @@ def test_resume_loads_finished_stages(analysis, tiny, monkeypatch):
   # The stages call these names of the analyze module (imported from the public namespaces).
   monkeypatch.setattr(an, "sample_information", boom)
   monkeypatch.setattr(an, "pac_bayes_certificate", boom)
+  monkeypatch.setattr(an, "certify", boom)
   monkeypatch.setattr(an, "run_supersample", boom)
   b = an.analyze(model, data, RECIPE, params=trained, init_params=init, config=CONFIG,
                  out_dir=out, progress=False)
   np.testing.assert_array_equal(b.sample_info.order, a.sample_info.order)
-  assert b.pac_bayes.pac_bayes_kl == a.pac_bayes.pac_bayes_kl
+  _assert_same(b.pac_bayes, a.pac_bayes)  # field by field (the data-free prior's NaNs)
   assert b.cmi["fcmi"].value == a.cmi["fcmi"].value
 
 
@@ -138,7 +148,7 @@ def test_report_files(analysis, tiny, tmp_path):
   assert page.count("data:image/png;base64,") == len(files.png) >= 3
   names = {p.name for p in files.csv}
   assert {"bounds.csv", "measured.csv", "sample_information_all.csv",
-          "pac_bayes_grid.csv"} <= names
+          "pac_bayes_certificate.csv", "pac_bayes_prior_scale.csv"} <= names
   lines = (tmp_path / "sample_information_all.csv").read_text().splitlines()
   assert len(lines) == 61
   for p in files.png:
@@ -233,6 +243,9 @@ def test_cli_pac_bayes(tiny, tmp_path, capsys):
   assert rc == 0
   payload = json.loads((tmp_path / "pb" / "report.json").read_text())
   assert payload["pac_bayes"]["n"] == 60
+  # The default is the optimised certificate; the earlier flag --mc-samples sets its draws.
+  assert payload["pac_bayes"]["prior"] == "data_free" and payload["pac_bayes"]["mc_draws"] == 4
+  assert payload["config"]["pac_bayes_method"] == "optimised"
   assert any("fresh initialisation" in n for n in payload["notes"])
   assert pathlib.Path(tmp_path / "pb" / "report.html").exists()
 
@@ -439,7 +452,7 @@ def test_analyze_nnx_twin_gives_the_linen_numbers_in_every_stage():
   data = _twin_data(t)
   recipe = gbounds.train.TrainConfig(learning_rate=0.1, steps=2, batch_size=4)
   cfg = an.AnalysisConfig(k1=1, k2=2, mc_samples=4, sigmas=(0.1,), si_heldout=6,
-                          ntk_chunk_size=64)
+                          ntk_chunk_size=64, pac_bayes_method="isotropic")
   init = t.linen.init(jax.random.key(1), t.x[:1])["params"]
   a = an.analyze(t.linen, data, recipe, params=t.linen_params, init_params=init, config=cfg,
                  progress=False)
@@ -462,15 +475,17 @@ def test_analyze_nnx_twin_gives_the_linen_numbers_in_every_stage():
 
 
 def test_analyze_nnx_module_gives_the_linen_numbers():
-  # The bare NNX module (its own weights) against its Linen twin: measured errors and
-  # PAC-Bayes (the supersample stage retrains NNX's own fresh initialisations, which are not
-  # the Linen twin's; the slow test above covers it through a ModelFn).
+  # The bare NNX module (its own weights) against its Linen twin: measured errors and the
+  # isotropic PAC-Bayes certificates, the earlier method kept as an option (the supersample
+  # stage retrains NNX's own fresh initialisations, which are not the Linen twin's; the slow
+  # test above covers it through a ModelFn).
   from tests.model_twins import cnn_twins, fresh_nnx
   from tests.supersample.test_supersample_twins import linen_to_nnx_fn
   t = cnn_twins(n=36)
   data = _twin_data(t)
   recipe = gbounds.train.TrainConfig(learning_rate=0.1, steps=2, batch_size=4)
-  cfg = an.AnalysisConfig(mc_samples=4, sigmas=(0.1,), cmi=False, sample_info=False)
+  cfg = an.AnalysisConfig(mc_samples=4, sigmas=(0.1,), cmi=False, sample_info=False,
+                          pac_bayes_method="isotropic")
   init = t.linen.init(jax.random.key(1), t.x[:1])["params"]
   a = an.analyze(t.linen, data, recipe, params=t.linen_params, init_params=init, config=cfg,
                  progress=False)
@@ -478,6 +493,222 @@ def test_analyze_nnx_module_gives_the_linen_numbers():
                  config=cfg, progress=False)
   assert (c.train_error, c.test_error, c.num_params) == (a.train_error, a.test_error,
                                                           a.num_params)
+  assert isinstance(c.pac_bayes, gbounds.bounds.PacBayesCertificate)
+  assert {r.name for r in c.bound_rows()} == {"mcallester", "pac_bayes_kl", "catoni"}
   _close(c.pac_bayes.kl, a.pac_bayes.kl)
   _close(c.pac_bayes.pac_bayes_kl, a.pac_bayes.pac_bayes_kl)
   assert c.pac_bayes.mc_error == a.pac_bayes.mc_error
+
+
+# ----------------------------------------------------------------------------- optimised certificate
+
+
+def _kl_inverse_upper(q, c):
+  """``sup{p >= q : kl(q || p) <= c}`` by scipy's root finder (independent of gbounds)."""
+  import scipy.optimize
+  import scipy.special
+
+  def kl(p):
+    if p == q:
+      return 0.0
+    return float(scipy.special.xlogy(q, q / p) + scipy.special.xlogy(1 - q, (1 - q) / (1 - p)))
+
+  top = 1 - 1e-15
+  if kl(top) <= c:
+    return 1.0
+  return scipy.optimize.brentq(lambda p: kl(p) - c, q, top, xtol=1e-15, rtol=1e-13)
+
+
+def _check_certificate(p):
+  """Every bound of a PosteriorCertificate recomputed from its KL, draws and sizes."""
+  # gbounds' kl inverse is a bisection, within about 1e-8 of the exact root found here.
+  e_ub = _kl_inverse_upper(p.mc_error, math.log(2 / p.delta_mc) / p.mc_draws)
+  assert p.mc_error_bound == pytest.approx(e_ub, rel=1e-6, abs=1e-8)
+  assert p.union_cost_nats == pytest.approx(math.log(p.grid_size)) and p.grid_size == 49
+  base = p.kl + math.log(2 * math.sqrt(p.n_bound) / p.delta)
+  c = (base + math.log(p.grid_size)) / p.n_bound
+  assert p.certificate == pytest.approx(_kl_inverse_upper(e_ub, c), rel=1e-6, abs=1e-8)
+  assert p.classic == pytest.approx(e_ub + math.sqrt(c / 2), rel=1e-6)
+  assert p.quad == pytest.approx((math.sqrt(e_ub + c / 2) + math.sqrt(c / 2)) ** 2, rel=1e-6)
+  assert p.certificate <= min(p.classic, p.quad, p.lambda_bound) + 1e-12  # kl is the tightest
+  assert p.union_cost == pytest.approx(
+      p.certificate - _kl_inverse_upper(e_ub, base / p.n_bound), rel=1e-6, abs=1e-7)
+  assert p.mc_cost == pytest.approx(p.certificate - _kl_inverse_upper(p.mc_error, c), rel=1e-6,
+                                    abs=1e-7)
+  # The selected prior std is the grid's minimum-KL point, and the curve's bound there is it.
+  j = int(np.argmin([q.kl for q in p.curve]))
+  assert p.curve[j].prior_scale == p.prior_scale and p.curve[j].kl == pytest.approx(p.kl)
+  assert p.curve[j].bound == pytest.approx(p.certificate)
+
+
+@pytest.fixture(scope="module")
+def optimised(tiny, tmp_path_factory):
+  """The default (optimised) certificate with an explicitly learnt prior on 60 examples."""
+  data, model, init, trained = tiny
+  out = tmp_path_factory.mktemp("optimised")
+  cfg = an.AnalysisConfig(cmi=False, sample_info=False, prior="learnt", **SMALL_CERT)
+  logs = []
+  a = an.analyze(model, data, RECIPE, params=trained, init_params=init, config=cfg,
+                 out_dir=out, progress=False, log=logs.append)
+  return a, out, cfg, logs
+
+
+def test_optimised_certificate_is_the_default_with_a_learnt_prior(optimised):
+  a, _, cfg, _ = optimised
+  assert an.AnalysisConfig().pac_bayes_method == "optimised" == cfg.pac_bayes_method
+  p = a.pac_bayes
+  assert isinstance(p, gbounds.bounds.PosteriorCertificate)
+  # Half of the 60 examples train the prior, the bound uses the other half.
+  assert (p.prior, p.n, p.n_prior, p.n_bound) == ("learnt", 60, 30, 30)
+  assert (p.objective, p.mc_draws, p.delta, p.delta_mc) == ("quad", 300, 0.025, 0.01)
+  _check_certificate(p)
+  # The held-out bound: the Clopper-Pearson upper limit of the prior network's errors.
+  import scipy.stats
+  k = round(p.prior_bound_error * p.n_bound)
+  assert p.prior_bound_error == pytest.approx(k / p.n_bound)
+  want = 1.0 if k == p.n_bound else scipy.stats.beta.ppf(1 - p.delta, k + 1, p.n_bound - k)
+  assert p.heldout_bound == pytest.approx(want, rel=1e-6)
+  assert p.trained_test_error == pytest.approx(a.test_error)
+  rows = {r.name: r for r in a.bound_rows()}
+  assert set(rows) == {"pac_bayes_kl", "pac_bayes_classic", "pac_bayes_quad", "pac_bayes_lambda"}
+  for name, attr in (("pac_bayes_kl", "certificate"), ("pac_bayes_classic", "classic"),
+                     ("pac_bayes_quad", "quad"), ("pac_bayes_lambda", "lambda_bound")):
+    r = rows[name]
+    assert r.test_error_bound == getattr(p, attr)
+    assert r.gap_bound == pytest.approx(getattr(p, attr) - p.mc_error)
+    assert r.measured_test_error == p.gibbs_test_error
+    assert r.valid == (getattr(p, attr) < 1)
+  measured = a.summary_table().rows
+  assert measured[-1][1:3] == (p.mc_error, p.gibbs_test_error)
+
+
+def test_optimised_summary_states_choice_certificate_heldout_and_mc_term(optimised):
+  a, _, _, logs = optimised
+  p = a.pac_bayes
+  text = a.format()
+  assert "PAC-Bayes prior: learnt prior (asked for): 30 of the 60 training examples" in text
+  assert f"PAC-Bayes certificate {p.certificate:.4f}" in text
+  assert f"held-out bound of the prior network {p.heldout_bound:.4f}" in text
+  assert f"Monte Carlo term {p.mc_error_bound - p.mc_error:.4f}" in text
+  assert "cost of the prior grid" in text  # the certificate's table: what each choice cost
+  line = [s for s in logs if s.startswith("PAC-Bayes")][0]
+  assert f"certificate {p.certificate:.4f}" in line and "held-out bound" in line
+  assert "Monte Carlo term" in line
+
+
+def test_optimised_report_has_the_certificate_table_and_both_figures(optimised, tmp_path):
+  a, _, _, _ = optimised
+  p = a.pac_bayes
+  files = an.write_analysis_report(a, tmp_path)
+  assert sorted(f.name for f in files.png) == ["bounds.png", "pac_bayes_posterior_scales.png",
+                                               "pac_bayes_prior_scale.png"]
+  for f in files.png:
+    assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  curve = (tmp_path / "pac_bayes_prior_scale.csv").read_text().splitlines()
+  assert len(curve) == 1 + 49
+  scales = (tmp_path / "pac_bayes_posterior_scales.csv").read_text().splitlines()
+  assert len(scales) == 1 + 4  # two Dense layers: kernel and bias each
+  table = (tmp_path / "pac_bayes_certificate.csv").read_text()
+  assert "held-out bound (prior net)" in table and "Monte Carlo term" in table
+  page = files.html.read_text()
+  assert "PAC-Bayes certificate (optimised posterior)" in page
+  assert "learnt prior (asked for)" in page
+  assert json.loads(files.json.read_text())["pac_bayes"]["certificate"] == p.certificate
+
+
+def test_optimised_round_trips_and_resumes_only_with_the_same_settings(optimised, tiny,
+                                                                       monkeypatch):
+  a, out, cfg, _ = optimised
+  data, model, init, trained = tiny
+  d = json.loads(json.dumps(a.to_dict()))
+  b = an.Analysis.from_dict(d)
+  assert isinstance(b.pac_bayes, gbounds.bounds.PosteriorCertificate)
+  _assert_same(b, a)
+  assert b.to_dict() == a.to_dict() and b.format() == a.format()
+  assert an.AnalysisConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+  def boom(*args, **kwargs):
+    raise AssertionError("stage recomputed instead of loaded")
+
+  monkeypatch.setattr(an, "certify", boom)
+  c = an.analyze(model, data, RECIPE, params=trained, init_params=init, config=cfg,
+                 out_dir=out, progress=False)
+  _assert_same(c.pac_bayes, a.pac_bayes)
+  # Other certificate settings are another stage key: recomputed, never the stale file.
+  for change in (dict(mc_draws=301), dict(prior="data_free"), dict(objective="kl")):
+    with pytest.raises(AssertionError, match="recomputed"):
+      an.analyze(model, data, RECIPE, params=trained, init_params=init,
+                 config=dataclasses.replace(cfg, **change), out_dir=out, progress=False)
+
+
+def test_prior_choice_learnt_when_each_part_has_100_examples():
+  learnt, data_free = gbounds.bounds.PriorKind.LEARNT, gbounds.bounds.PriorKind.DATA_FREE
+  assert an.MIN_PART_EXAMPLES == 100
+  cases = [  # (choice, n, prior_fraction) -> kind
+      (("auto", 200, 0.5), learnt), (("auto", 199, 0.5), data_free),  # 100 / 99
+      (("auto", 400, 0.25), learnt), (("auto", 397, 0.25), data_free),  # 99 / 298
+      (("auto", 250, 0.6), learnt), (("auto", 248, 0.6), data_free),  # 149 / 99
+      (("auto", 60, 0.5), data_free), (("learnt", 60, 0.5), learnt),
+      (("data_free", 10_000, 0.5), data_free), (("learnt", 2, 0.5), learnt)]
+  for (choice, n, f), kind in cases:
+    got, reason = an.prior_choice(choice, n, f)
+    assert got is kind, (choice, n, f)
+    assert reason.startswith(f"{kind.value.replace('_', '-')} prior"), reason
+    cfg = an.AnalysisConfig(prior=choice, prior_fraction=f)
+    assert cfg.certify_config(n).prior is kind
+  _, reason = an.prior_choice("auto", 199, 0.5)
+  assert "at least 100 examples in each part" in reason and "100 / 99" in reason
+  with pytest.raises(InvalidInputError, match=r"^prior_fraction: expected a split of the 10 "):
+    an.prior_choice("learnt", 10, 0.01)
+  c = an.AnalysisConfig(prior="data_free", objective="kl", prior_fraction=0.3,
+                        certificate_epochs=3, finetune_epochs=0, mc_draws=50, test_draws=7,
+                        delta=0.05, delta_mc=0.02, seed=4).certify_config(100)
+  assert (c.prior, c.objective, c.prior_fraction, c.epochs, c.finetune_epochs, c.mc_draws,
+          c.test_draws, c.delta, c.delta_mc, c.seed) == ("data_free", "kl", 0.3, 3, 0, 50, 7,
+                                                         0.05, 0.02, 4)
+  assert c.batch_size == gbounds.bounds.CertifyConfig().batch_size  # the rest: defaults
+
+
+def _nnx_optimised(twins):
+  """The NNX twin through the default (optimised) certificate, and its Linen twin's analysis
+  (a function: call the second only where the comparison is wanted)."""
+  from tests.model_twins import fresh_nnx
+  from tests.supersample.test_supersample_twins import linen_to_nnx_fn
+  data = _twin_data(twins)
+  recipe = gbounds.train.TrainConfig(learning_rate=0.1, steps=2, batch_size=4)
+  cfg = an.AnalysisConfig(cmi=False, sample_info=False, certificate_epochs=1, finetune_epochs=0,
+                          mc_draws=200, test_draws=50)
+  init = twins.linen.init(jax.random.key(1), twins.x[:1])["params"]
+  c = an.analyze(fresh_nnx(twins), data, recipe, init_params=linen_to_nnx_fn(twins)(init),
+                 config=cfg, progress=False)
+  return c, lambda: an.analyze(twins.linen, data, recipe, params=twins.linen_params,
+                               init_params=init, config=cfg, progress=False)
+
+
+def test_analyze_nnx_module_optimised_certificate():
+  # 12 training examples: auto picks the data-free prior at init_params.
+  from tests.model_twins import mlp_twins
+  c, _ = _nnx_optimised(mlp_twins(n=36))
+  p = c.pac_bayes
+  assert isinstance(p, gbounds.bounds.PosteriorCertificate)
+  assert (p.prior, p.n_prior, p.n_bound, p.num_params) == ("data_free", 0, 12, c.num_params)
+  assert p.trained_test_error == c.test_error
+  assert math.isnan(p.heldout_bound)
+  assert len(p.scales) == 6  # three Dense layers, kernel and bias each, named by their path
+  assert len({s.name for s in p.scales}) == 6 and all("/" in s.name for s in p.scales)
+  _check_certificate(p)
+  assert "no held-out bound (data-free prior)" in c.format()
+  assert "a learnt prior needs at least 100 examples in each part" in c.format()
+
+
+@pytest.mark.slow
+def test_analyze_nnx_cnn_optimised_certificate_gives_the_linen_numbers():
+  from tests.model_twins import cnn_twins
+  c, linen = _nnx_optimised(cnn_twins(n=36))
+  a = linen()
+  p = c.pac_bayes
+  assert a.pac_bayes.num_params == p.num_params and a.pac_bayes.n_bound == p.n_bound
+  _close(a.pac_bayes.kl, p.kl)
+  _close(a.pac_bayes.certificate, p.certificate)
+  _close(a.pac_bayes.gibbs_test_error, p.gibbs_test_error)
+  assert a.pac_bayes.trained_test_error == p.trained_test_error
