@@ -1093,47 +1093,14 @@ def _sigmas(config: AnalysisConfig) -> tuple[float, ...]:
   return tuple(config.sigmas or SIGMA_GRID)
 
 
-def _path_name(path) -> str:
-  keys = [getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path]
-  if len(keys) > 1 and keys[-1] == "value":  # an NNX Variable's array
-    keys = keys[:-1]
-  return "/".join(str(k) for k in keys)
-
-
-def _as_plain_dict(apply_fn: Callable, params: Any, init_params: Any
-                   ) -> tuple[Callable, Any, Any]:
-  """``(apply_fn, params, init_params)`` with parameter trees that are plain dicts.
-
-  A Linen tree (a dict) passes unchanged. Any other pytree (an NNX ``State``) becomes a flat
-  ``{"layer/.../name": array}`` dict and ``apply_fn`` rebuilds the tree from it: the same
-  network and weights, in the form :func:`gbounds.bounds.certify` handles for every pytree
-  (it reads the dtype of a non-dict tree in a way that fails on an NNX ``State``).
-  """
-  if isinstance(params, dict):
-    return apply_fn, params, init_params
-  flat, treedef = jax.tree_util.tree_flatten_with_path(params)
-  names = [_path_name(path) for path, _ in flat]
-  if len(set(names)) != len(names):  # cannot name the leaves apart: keep their order
-    names = [f"{i:04d}:{n}" for i, n in enumerate(names)]
-
-  def apply(p, x):
-    return apply_fn(jax.tree_util.tree_unflatten(treedef, [p[n] for n in names]), x)
-
-  def as_dict(tree):
-    return dict(zip(names, jax.tree_util.tree_leaves(tree)))
-
-  return apply, as_dict(params), as_dict(init_params)
-
-
 def _pac_bayes_stage(ctx: _Context) -> PosteriorCertificate | PacBayesCertificate:
   if ctx.config.pac_bayes_method is PacBayesMethod.ISOTROPIC:
     return _isotropic_stage(ctx)
   data = ctx.data
-  apply_fn, params, init_params = _as_plain_dict(ctx.apply_fn, ctx.params, ctx.init_params)
   bar = _progress.TqdmCallback("PAC-Bayes certificate (optimised posterior)", "unit",
                                enabled=ctx.progress)
   try:
-    cert = certify(apply_fn, params, init_params, data.x_train, data.y_train,
+    cert = certify(ctx.apply_fn, ctx.params, ctx.init_params, data.x_train, data.y_train,
                    train_config=ctx.recipe, config=ctx.config.certify_config(len(data.y_train)),
                    x_test=data.x_test, y_test=data.y_test, callback=bar)
   finally:
