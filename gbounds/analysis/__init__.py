@@ -1,9 +1,12 @@
 """The analyze pipeline, checkpoints and reports."""
 
+from gbounds.analysis._analyze import MIN_PART_EXAMPLES as MIN_PART_EXAMPLES
 from gbounds.analysis._analyze import Analysis as Analysis
 from gbounds.analysis._analyze import AnalysisConfig as AnalysisConfig
 from gbounds.analysis._analyze import AnalysisData as AnalysisData
 from gbounds.analysis._analyze import BoundRow as BoundRow
+from gbounds.analysis._analyze import PacBayesMethod as PacBayesMethod
+from gbounds.analysis._analyze import PriorChoice as PriorChoice
 from gbounds.analysis._analyze import SampleInfoRanking as SampleInfoRanking
 from gbounds.analysis._analyze import analysis_data as analysis_data
 from gbounds.analysis._analyze import analysis_report as analysis_report
@@ -12,6 +15,7 @@ from gbounds.analysis._analyze import check_output_dir as check_output_dir
 from gbounds.analysis._analyze import default_data as default_data
 from gbounds.analysis._analyze import load_checkpoint as load_checkpoint
 from gbounds.analysis._analyze import load_module as load_module
+from gbounds.analysis._analyze import prior_choice as prior_choice
 from gbounds.analysis._analyze import save_checkpoint as save_checkpoint
 from gbounds.analysis._analyze import write_analysis_report as write_analysis_report
 from gbounds.analysis._report import Report as Report
@@ -28,6 +32,10 @@ from gbounds.analysis._report import tables_text as tables_text
 from gbounds.analysis._report import write_report as write_report
 
 __all__ = [
+    "MIN_PART_EXAMPLES",
+    "PacBayesMethod",
+    "PriorChoice",
+    "prior_choice",
     "Analysis",
     "AnalysisConfig",
     "AnalysisData",

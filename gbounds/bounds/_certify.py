@@ -125,7 +125,10 @@ class CertifyConfig:
     objective: the :class:`Objective` minimised.
     granularity: :class:`ScaleGranularity` of the posterior std.
     posterior_init: :class:`PosteriorInit`, or None for the prior's default.
-    init_scale: initial posterior std and prior std ``s``.
+    init_scale: initial posterior std and prior std ``s``; None: 0.005 with a learnt prior
+      (the posterior stays near a good prior, so little noise costs little accuracy), 0.03
+      data-free (the prior at the initialisation must be wide enough to pay for
+      ``||w - w0||^2 / (2 s^2)``).
     prior_scale_grid: the grid of prior stds (``ln len`` paid in every bound).
     epochs: passes over the bound part in the posterior optimisation, ``ln s`` learnt jointly
       (when the grid has more than one value).
@@ -136,7 +139,9 @@ class CertifyConfig:
     optimizer: :class:`PosteriorOptimizer`.
     learning_rate: its step size (the mean, log-std and ``ln s``).
     momentum: momentum of ``MOMENTUM``.
-    min_prob: ``p_min`` of the bounded cross-entropy.
+    min_prob: ``p_min`` of the bounded cross-entropy; None: 1e-4 with a learnt prior
+      (Perez-Ortiz et al.), 0.1 data-free (closer to the 0-1 loss: at 1e-4 a two-class chance
+      predictor already scores only 0.075, which makes staying at the prior attractive).
     delta: confidence of the PAC-Bayes bound (and of the held-out bound).
     delta_mc: confidence of the Monte Carlo bound.
     mc_draws: ``N`` fresh weight draws behind the final certificate.
@@ -144,13 +149,16 @@ class CertifyConfig:
     mc_batch: draws evaluated at once (memory).
     test_draws: draws for the Gibbs test error (each on ``mc_chunk`` test examples).
     seed: seed of the split, the draws and the mini-batch order.
+    tried_configurations: how many certificate configurations (settings of this class, prior
+      fractions, training recipes of the prior...) were tried on the same bound data before this
+      one was kept; each bound pays ``ln`` of it (a union bound over the tries; 1: none).
   """
   prior: PriorKind = PriorKind.LEARNT
   prior_fraction: float = 0.5
   objective: Objective = Objective.QUAD
   granularity: ScaleGranularity = ScaleGranularity.PARAMETER
   posterior_init: PosteriorInit | None = None
-  init_scale: float = 0.03
+  init_scale: float | None = None
   prior_scale_grid: tuple[float, ...] = PRIOR_SCALE_GRID
   epochs: int = 20
   finetune_epochs: int = 5
@@ -158,7 +166,7 @@ class CertifyConfig:
   optimizer: PosteriorOptimizer = PosteriorOptimizer.MOMENTUM
   learning_rate: float = 5e-3
   momentum: float = 0.95
-  min_prob: float = 1e-4
+  min_prob: float | None = None
   delta: float = 0.025
   delta_mc: float = 0.01
   mc_draws: int = 10_000
@@ -166,6 +174,7 @@ class CertifyConfig:
   mc_batch: int = 8
   test_draws: int = 2_000
   seed: int = 0
+  tried_configurations: int = 1
 
   def __post_init__(self):
     for name, cls in (("prior", PriorKind), ("objective", Objective),
@@ -176,7 +185,9 @@ class CertifyConfig:
                          _errors.as_enum("posterior_init", self.posterior_init, PosteriorInit))
     _errors.check_real("prior_fraction", self.prior_fraction, "a number in (0, 1)",
                        lambda v: 0 < v < 1)
-    _errors.check_real("init_scale", self.init_scale, "a positive finite number", lambda v: v > 0)
+    if self.init_scale is not None:
+      _errors.check_real("init_scale", self.init_scale, "a positive finite number or None",
+                         lambda v: v > 0)
     grid = np.asarray(self.prior_scale_grid, np.float64)
     if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid <= 0):
       _errors.fail("prior_scale_grid", "a non-empty sequence of positive finite stds",
@@ -188,13 +199,30 @@ class CertifyConfig:
                        lambda v: v > 0)
     _errors.check_real("momentum", self.momentum, "a number in [0, 1)", lambda v: 0 <= v < 1)
     _errors.check_int("finetune_epochs", self.finetune_epochs, 0)
-    _errors.check_real("min_prob", self.min_prob, "a number in (0, 1)", lambda v: 0 < v < 1)
+    if self.min_prob is not None:
+      _errors.check_real("min_prob", self.min_prob, "a number in (0, 1) or None",
+                         lambda v: 0 < v < 1)
     _errors.check_open_unit_interval("delta", self.delta)
     _errors.check_open_unit_interval("delta_mc", self.delta_mc)
     if self.delta + self.delta_mc >= 1:
       _errors.fail("delta + delta_mc", "a total failure probability below 1",
                    self.delta + self.delta_mc)
     _errors.check_int("seed", self.seed, 0)
+    _errors.check_int("tried_configurations", self.tried_configurations, 1)
+
+  @property
+  def resolved_init_scale(self) -> float:
+    """``init_scale``, or the prior kind's default."""
+    if self.init_scale is not None:
+      return float(self.init_scale)
+    return 0.005 if self.prior is PriorKind.LEARNT else 0.03
+
+  @property
+  def resolved_min_prob(self) -> float:
+    """``min_prob``, or the prior kind's default."""
+    if self.min_prob is not None:
+      return float(self.min_prob)
+    return 1e-4 if self.prior is PriorKind.LEARNT else 0.1
 
   @property
   def resolved_posterior_init(self) -> PosteriorInit:
@@ -269,7 +297,8 @@ class PosteriorCertificate(_results.ResultMixin):
     num_params: weights ``d``.
     prior_scale: the selected prior std ``s``.
     grid_size: ``G`` prior stds on the grid.
-    union_cost_nats: ``ln G``.
+    tried_configurations: ``T`` certificate configurations tried on the same bound data.
+    union_cost_nats: ``ln G + ln T``.
     kl: ``KL(Q || P)`` (nats).
     delta, delta_mc: confidences.
     mc_draws: ``N`` weight draws behind ``mc_error``; ``mc_chunk`` examples each.
@@ -282,6 +311,8 @@ class PosteriorCertificate(_results.ResultMixin):
     union_cost: ``certificate`` minus the same bound without ``ln G``.
     heldout_bound: binomial tail bound of the prior network on the bound part (NaN if none).
     prior_bound_error: the prior network's 0-1 error on the bound part (NaN if none).
+    prior_test_error: the prior network's 0-1 test error (NaN without a learnt prior or test
+      data).
     trained_train_error, trained_test_error: the user's network (test NaN without test data).
     posterior_mean_test_error: the network at the posterior mean (NaN without test data).
     gibbs_test_error: Monte Carlo 0-1 test error of ``Q`` (NaN without test data).
@@ -300,6 +331,7 @@ class PosteriorCertificate(_results.ResultMixin):
   num_params: int
   prior_scale: float
   grid_size: int
+  tried_configurations: int
   union_cost_nats: float
   kl: float
   delta: float
@@ -316,6 +348,7 @@ class PosteriorCertificate(_results.ResultMixin):
   union_cost: float
   heldout_bound: float
   prior_bound_error: float
+  prior_test_error: float
   trained_train_error: float
   trained_test_error: float
   posterior_mean_test_error: float
@@ -347,7 +380,8 @@ class PosteriorCertificate(_results.ResultMixin):
         ("Monte Carlo term", self.mc_error_bound - self.mc_error,
          f"kl^-1 at ln(2/{self.delta_mc:g})/{self.mc_draws}"),
         ("cost of the MC bound", self.mc_cost, "certificate minus MC-free bound"),
-        ("cost of the prior grid", self.union_cost, f"ln {self.grid_size} nats"),
+        ("cost of the union bounds", self.union_cost,
+         f"ln {self.grid_size} (prior grid) + ln {self.tried_configurations} (configurations)"),
         ("held-out bound (prior net)", self.heldout_bound,
          f"binomial tail, {self.n_bound} examples, probability >= {1 - self.delta:.3g}"),
         ("examples: prior / bound", f"{self.n_prior} / {self.n_bound}", str(self.prior)),
@@ -533,6 +567,16 @@ def _mc_units(fn, mean, log_scale, x, y, key, m, batch, callback) -> np.ndarray:
   return np.asarray(out[:m], np.float64)
 
 
+def _delta_ticks(tick: Callable[[int], None]) -> Callable[[int, int], None]:
+  """A ``(done, total)`` callback that forwards the increments to ``tick``."""
+  last = [0]
+
+  def cb(done: int, _total: int) -> None:
+    tick(done - last[0])
+    last[0] = done
+  return cb
+
+
 def _error(apply_fn, params, x, y, batch: int = 1000) -> float:
   wrong = 0
   for s in range(0, len(y), batch):
@@ -622,7 +666,7 @@ def certify(model: Any, /, params: Any, init_params: Any, x_train: jax.typing.Ar
   y_train = y_train.astype(np.int32)
   n = len(y_train)
   key = jax.random.key(config.seed)
-  log_g = math.log(len(config.prior_scale_grid))
+  log_g = math.log(len(config.prior_scale_grid)) + math.log(config.tried_configurations)
   total = (config.epochs + (config.finetune_epochs if len(config.prior_scale_grid) > 1 else 0)
            + config.mc_draws + (config.test_draws if x_test is not None else 0))
   progress = [0]
@@ -658,7 +702,7 @@ def certify(model: Any, /, params: Any, init_params: Any, x_train: jax.typing.Ar
   t0 = time.perf_counter()
   start = prior_mean if config.resolved_posterior_init is PosteriorInit.PRIOR else params
   dtype = jnp.result_type(*jax.tree_util.tree_leaves(start))
-  log_s0 = math.log(config.init_scale)
+  log_s0 = math.log(config.resolved_init_scale)
   if config.granularity is ScaleGranularity.PARAMETER:
     log_scale = jax.tree_util.tree_map(lambda w: jnp.full(jnp.shape(w), log_s0, w.dtype), start)
   else:
@@ -670,7 +714,7 @@ def certify(model: Any, /, params: Any, init_params: Any, x_train: jax.typing.Ar
   batch = min(config.batch_size, n_b)
   xj, yj = jnp.asarray(x_b), jnp.asarray(y_b)
   pm = jax.tree_util.tree_map(jnp.asarray, prior_mean)
-  statics = (apply_fn, config.objective, batch, float(config.min_prob), config.optimizer,
+  statics = (apply_fn, config.objective, batch, config.resolved_min_prob, config.optimizer,
              float(config.learning_rate), float(config.momentum))
   history = []
   ops = (jnp.asarray(config.delta, dtype), jnp.asarray(log_g, dtype))
@@ -709,8 +753,7 @@ def certify(model: Any, /, params: Any, init_params: Any, x_train: jax.typing.Ar
   prior_scale, kl = float(grid[j]), float(max(kls[j], 0.0))
   units = _units_fn(apply_fn, int(config.mc_chunk), int(config.mc_batch))
   errs = _mc_units(units, mean, log_scale, xj, yj, jax.random.fold_in(key, 2), config.mc_draws,
-                   config.mc_batch, lambda d, t: None)
-  tick(config.mc_draws)
+                   config.mc_batch, _delta_ticks(tick))
   mc_error = float(np.mean(errs))
   e_ub = mc_term(mc_error, config.mc_draws, config.delta_mc)
   cert = _kl_bound(e_ub, kl, n_b, config.delta, log_g)
@@ -722,17 +765,18 @@ def certify(model: Any, /, params: Any, init_params: Any, x_train: jax.typing.Ar
   curve = tuple(PriorScalePoint(float(s), float(max(k, 0.0)),
                                 _kl_bound(e_ub, float(max(k, 0.0)), n_b, config.delta, log_g))
                 for s, k in zip(grid, kls))
-  gibbs_test = post_test = trained_test = math.nan
+  gibbs_test = post_test = trained_test = prior_test = math.nan
   if x_test is not None:
     assert y_test is not None
     y_test = y_test.astype(np.int32)
     terrs = _mc_units(units, mean, log_scale, jnp.asarray(x_test), jnp.asarray(y_test),
                       jax.random.fold_in(key, 3), config.test_draws, config.mc_batch,
-                      lambda d, t: None)
-    tick(config.test_draws)
+                      _delta_ticks(tick))
     gibbs_test = float(np.mean(terrs))
     post_test = _error(apply_fn, mean, x_test, y_test)
     trained_test = _error(apply_fn, params, x_test, y_test)
+    if config.prior is PriorKind.LEARNT:
+      prior_test = _error(apply_fn, prior_mean, x_test, y_test)
   mc_seconds = time.perf_counter() - t0
 
   names = _leaf_names(mean)
@@ -747,13 +791,14 @@ def certify(model: Any, /, params: Any, init_params: Any, x_train: jax.typing.Ar
   result = PosteriorCertificate(
       prior=config.prior, objective=config.objective, granularity=config.granularity,
       posterior_init=config.resolved_posterior_init, n=n, n_prior=n_prior, n_bound=n_b,
-      num_params=stats[3], prior_scale=prior_scale, grid_size=len(grid), union_cost_nats=log_g,
+      num_params=stats[3], prior_scale=prior_scale, grid_size=len(grid),
+      tried_configurations=int(config.tried_configurations), union_cost_nats=log_g,
       kl=kl, delta=float(config.delta), delta_mc=float(config.delta_mc),
       mc_draws=int(config.mc_draws), mc_chunk=int(config.mc_chunk), mc_error=mc_error,
       mc_error_bound=e_ub, certificate=cert, classic=classic, quad=quad, lambda_bound=lam_b,
       mc_cost=cert - _kl_bound(mc_error, kl, n_b, config.delta, log_g),
       union_cost=cert - _kl_bound(e_ub, kl, n_b, config.delta, 0.0),
-      heldout_bound=held, prior_bound_error=prior_bound_error,
+      heldout_bound=held, prior_bound_error=prior_bound_error, prior_test_error=prior_test,
       trained_train_error=_error(apply_fn, params, x_train, y_train),
       trained_test_error=trained_test, posterior_mean_test_error=post_test,
       gibbs_test_error=gibbs_test, history=tuple(history), scales=tuple(scales), curve=curve,
