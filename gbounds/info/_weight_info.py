@@ -85,8 +85,9 @@ class FisherForm(enum.IntEnum):
   """How the ``d x d`` Fisher enters the log-determinant.
 
   Attributes:
-    EXACT: the full matrix and its eigenvalues; ``O(d^2)`` memory, ``O(d^3)`` time: small models
-      only (a few thousand parameters).
+    EXACT: the exact nonzero eigenvalues of the Fisher, by the ``d x d`` matrix or by the
+      ``(n m) x (n m)`` Gram of the kernel trick, whichever is cheaper (:class:`ExactRoute`):
+      ``O(min(d, n m)^2)`` memory, ``O(n m d min(d, n m) + min(d, n m)^3)`` time.
     DIAGONAL: only the diagonal ``F_jj``; ``O(d)``; exact when the Fisher is diagonal.
     KFAC: per dense layer (``flax.linen.Dense``; ``flax.nnx.Linear`` in an NNX module),
       ``F ~ A (x) G`` with ``A = E[a a^T]`` over the layer's inputs (with a constant 1 appended only when the layer has a bias) and ``G = E[delta H delta^T]`` over
@@ -119,6 +120,36 @@ class KfacSharing(enum.IntEnum):
   """
   REDUCE = 1
   EXPAND = 2
+
+
+class ExactRoute(enum.IntEnum):
+  """How :attr:`FisherForm.EXACT` finds the eigenvalues of :math:`H = G^\\top G`.
+
+  Write :math:`G` for the ``(n m, d)`` stack of the rows :math:`\\sqrt{s}\\,u_{ic}^\\top J_i`
+  (:math:`u_{ic}` the ``m`` rows of the output-Fisher factor of example ``i``, :math:`U_i^\\top U_i
+  = H_i`: ``m = k`` for ``TRUE``, ``num_samples`` for ``SAMPLED``, 1 for ``EMPIRICAL``). The
+  nonzero eigenvalues of the ``d x d`` curvature :math:`G^\\top G` are those of the
+  ``(n m) x (n m)`` Gram :math:`G G^\\top = s\\,\\mathcal U \\Theta \\mathcal U^\\top`
+  (:math:`\\mathcal U = \\mathrm{blockdiag}(U_i)`, :math:`\\Theta = J J^\\top` the empirical NTK),
+  and the zero eigenvalues add nothing to :math:`KL^*` (each summand vanishes at :math:`u = 0`),
+  so either matrix gives the same information.
+
+  Cost model (flops; both routes share the ``O(n k d)`` per-example Jacobians): DENSE forms
+  :math:`H` in about :math:`n m d^2` and decomposes it in :math:`O(d^3)`; KERNEL forms the Gram in
+  about :math:`(n m)^2 d` and decomposes it in :math:`O((n m)^3)`. Every term favours the smaller of
+  ``d`` and ``n m``, so AUTO takes KERNEL exactly when ``n m < d``. Memory: :math:`d^2` against
+  :math:`(n m)^2` (plus, for KERNEL, two example chunks of the ``(c m, d)`` rows of :math:`G`, at
+  most about 1 GiB each when ``chunk_size`` is None). The per-layer parts follow the same rule
+  layer by layer on the kernel route (see :func:`information_in_weights`).
+
+  Attributes:
+    AUTO: KERNEL when ``n m < d``, else DENSE (the default).
+    DENSE: the ``d x d`` Fisher and its eigenvalues.
+    KERNEL: the ``(n m) x (n m)`` Gram and its eigenvalues, for the total and for every layer.
+  """
+  AUTO = 1
+  DENSE = 2
+  KERNEL = 3
 
 
 class LossScaling(enum.IntEnum):
@@ -336,14 +367,24 @@ def _accumulate_chunk_fn(apply_fn, fisher: FisherType, num_samples: int, kind: s
 
   @jax.jit
   def chunk(params, xc, yc, kc):
-    logits = apply_fn(params, xc)
-    u = _output_factors(logits, fisher, yc, kc, num_samples)  # (c, m, k)
-    jac = per_example_jacobian(params, xc)
-    d = jac.shape[-1]
-    jac = jac.reshape(xc.shape[0], -1, d)  # (c, k, d)
-    v = jnp.einsum("cmk,ckd->cmd", u, jac).reshape(-1, d)
-    return v.T @ v if kind == "full" else jnp.sum(v * v, axis=0)
+    v = _fisher_rows(apply_fn, per_example_jacobian, params, xc, yc, kc, fisher, num_samples)
+    return (jnp.matmul(v.T, v, precision=_HIGHEST) if kind == "full"
+            else jnp.sum(v * v, axis=0))
   return chunk
+
+
+_HIGHEST = jax.lax.Precision.HIGHEST  # full float32 products on accelerators too (no TF32)
+
+
+def _fisher_rows(apply_fn, per_example_jacobian, params, xc, yc, kc, fisher, num_samples):
+  """The ``(c m, d)`` rows ``u_im^T J_i`` of ``G`` (unscaled) for a chunk of examples, so that
+  ``sum_i J_i^T H_i J_i = G^T G`` (traced inside a jitted caller)."""
+  logits = apply_fn(params, xc)
+  u = _output_factors(logits, fisher, yc, kc, num_samples)  # (c, m, k)
+  jac = per_example_jacobian(params, xc)
+  d = jac.shape[-1]
+  jac = jac.reshape(xc.shape[0], -1, d)  # (c, k, d)
+  return jnp.einsum("cmk,ckd->cmd", u, jac, precision=_HIGHEST).reshape(-1, d)
 
 
 def _accumulate(apply_fn, params, x, y, fisher, key, num_samples, chunk_size, kind):
@@ -458,6 +499,180 @@ def fisher_trace(model: Any, params: Any = None, x: jax.typing.ArrayLike | None 
   return jnp.asarray(sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(diag)))
 
 
+
+# ----------------------------------------------------------------------------- the kernel route
+# The nonzero eigenvalues of H = G^T G are those of the Gram G G^T (see ExactRoute). The Gram is
+# built block by block over example chunks (only blocks on and above the diagonal are
+# contracted), per part (a layer's parameter columns) so that the per-layer Grams come from the
+# same contractions: the total Gram is the sum of the parts' Grams.
+
+_KERNEL_CHUNK_BYTES = 1 << 30  # chunk_size None: a chunk's (c, k, d) Jacobian at most this
+_KERNEL_CACHE_BYTES = 1 << 30  # every chunk's rows of G are kept when all of them fit in this
+
+
+def _factor_rows(fisher: FisherType, num_classes: int, num_samples: int) -> int:
+  """``m``: rows of the output-Fisher factor ``U_i`` per example."""
+  if fisher == FisherType.TRUE:
+    return num_classes
+  if fisher == FisherType.EMPIRICAL:
+    return 1
+  return int(num_samples)
+
+
+def _kernel_chunk_size(n: int, num_classes: int, d: int, itemsize: int,
+                       chunk_size: int | None) -> int:
+  """The given ``chunk_size``, or the most examples whose ``(c, k, d)`` Jacobian fits in
+  ``_KERNEL_CHUNK_BYTES`` (at least 1, at most ``n``)."""
+  if chunk_size is not None:
+    return int(chunk_size)
+  return max(1, min(n, _KERNEL_CHUNK_BYTES // max(1, num_classes * d * itemsize)))
+
+
+@functools.lru_cache(maxsize=64)
+def _part_rows_fn(apply_fn, fisher: FisherType, num_samples: int, parts: tuple):
+  """Jitted ``(params, xc, yc, kc) -> ((c m, d_p), ...)``: the rows of ``G`` split into parts, each
+  part a tuple of ``(start, stop)`` column ranges of ``ravel_pytree(params)``."""
+  per_example_jacobian = jacobian_fn(apply_fn)
+
+  @jax.jit
+  def rows(params, xc, yc, kc):
+    v = _fisher_rows(apply_fn, per_example_jacobian, params, xc, yc, kc, fisher, num_samples)
+    return tuple(v[:, part[0][0]:part[0][1]] if len(part) == 1
+                 else jnp.concatenate([v[:, a:b] for a, b in part], axis=1) for part in parts)
+  return rows
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def _gram_block(gi, gj, keep: tuple):
+  """``sum_p G_ip G_jp^T`` and the kept parts' own blocks ``G_ip G_jp^T``."""
+  blocks = [jnp.matmul(a, b.T, precision=_HIGHEST) for a, b in zip(gi, gj)]
+  return functools.reduce(jnp.add, blocks), tuple(b for b, k in zip(blocks, keep) if k)
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
+def _part_fishers(gi, which: tuple):
+  """``G_ip^T G_ip`` for the parts ``which`` (their ``d_p x d_p`` Fisher blocks, one chunk)."""
+  return tuple(jnp.matmul(gi[p].T, gi[p], precision=_HIGHEST) for p in which)
+
+
+@functools.partial(jax.jit, donate_argnums=(0,))
+def _put_block(gram, block, i, j):
+  """``gram`` with ``block`` at rows ``i``, columns ``j`` and its transpose at ``(j, i)``."""
+  gram = jax.lax.dynamic_update_slice(gram, block, (i, j))
+  return jax.lax.dynamic_update_slice(gram, block.T, (j, i))
+
+
+class _KernelParts(NamedTuple):
+  """Unscaled results of :func:`_kernel_grams` (multiply by ``s`` for ``H``'s scaling)."""
+  total: jax.Array          # (n m, n m) Gram G G^T
+  grams: dict[int, jax.Array]    # part index -> (n m, n m) Gram G_p G_p^T
+  fishers: dict[int, jax.Array]  # part index -> (d_p, d_p) block G_p^T G_p
+
+
+def _kernel_grams(apply_fn, params, x, y, fisher, key, num_samples, chunk_size, parts: tuple,
+                  gram_parts: tuple, fisher_parts: tuple) -> _KernelParts:
+  """The Gram ``G G^T`` over all parameters, the Grams of the parts ``gram_parts`` and the
+  ``d_p x d_p`` Fisher blocks of the parts ``fisher_parts``, chunk by chunk over examples.
+
+  Memory: the Grams, plus the rows of two example chunks (the column chunk is recomputed for
+  every row chunk unless all rows fit in ``_KERNEL_CACHE_BYTES``). Chunk ``j`` draws its labels
+  (``SAMPLED``) from ``fold_in(key, j)``, as the dense accumulation does.
+  """
+  x = jnp.asarray(x)
+  n = x.shape[0]
+  yy = jnp.zeros(n, jnp.int32) if y is None else jnp.asarray(y)
+  if key is None:
+    key = jax.random.key(0)
+  bounds = _batching.chunk_bounds(n, chunk_size)
+  rows_fn = _part_rows_fn(apply_fn, fisher, int(num_samples), parts)
+  keep = tuple(p in gram_parts for p in range(len(parts)))
+  cache: dict[int, tuple] = {}
+  use_cache = False
+
+  def rows(j):
+    if j in cache:
+      return cache[j]
+    s, e = bounds[j]
+    r = rows_fn(params, x[s:e], yy[s:e], jax.random.fold_in(key, j))
+    if use_cache:
+      cache[j] = r
+    return r
+
+  gi = rows(0)
+  m = gi[0].shape[0] // (bounds[0][1] - bounds[0][0])
+  dtype = gi[0].dtype
+  d = sum(g.shape[1] for g in gi)
+  if n * m * d * np.dtype(dtype).itemsize <= _KERNEL_CACHE_BYTES:
+    use_cache = True
+    cache[0] = gi
+  size = n * m
+  total = jnp.zeros((size, size), dtype)
+  grams = {p: jnp.zeros((size, size), dtype) for p in gram_parts}
+  fishers: dict[int, jax.Array] = {}
+  for i, (si, _) in enumerate(bounds):
+    if i > 0:
+      gi = rows(i)
+    if fisher_parts:
+      for p, f in zip(fisher_parts, _part_fishers(gi, fisher_parts)):
+        fishers[p] = f if p not in fishers else fishers[p] + f
+    for j in range(i, len(bounds)):
+      gj = gi if j == i else rows(j)
+      block, kept = _gram_block(gi, gj, keep)
+      oi, oj = jnp.asarray(si * m, jnp.int32), jnp.asarray(bounds[j][0] * m, jnp.int32)
+      total = _put_block(total, block, oi, oj)
+      for p, b in zip(gram_parts, kept):
+        grams[p] = _put_block(grams[p], b, oi, oj)
+  return _KernelParts(total, grams, fishers)
+
+
+def fisher_gram(model: Any, params: Any = None, x: jax.typing.ArrayLike | None = None,
+                y: jax.typing.ArrayLike | None = None, *,
+                fisher: FisherType | str = FisherType.TRUE,
+                scaling: LossScaling | str = LossScaling.SUM,
+                key: jax.Array | None = None, num_samples: int = 1,
+                chunk_size: int | None = None) -> jax.Array:
+  """The ``(n m) x (n m)`` Gram :math:`K = G G^\\top` whose nonzero eigenvalues are those of the
+  Fisher curvature :math:`H = G^\\top G` (the kernel trick of :class:`ExactRoute`).
+
+  .. math:: K_{(i a),(j b)} = s\\, u_{ia}^\\top J_i J_j^\\top u_{jb}
+            = s\\,(\\mathcal U \\Theta \\mathcal U^\\top)_{(i a),(j b)}
+
+  with :math:`u_{ia}` the ``m`` rows of the output-Fisher factor :math:`U_i`
+  (:math:`U_i^\\top U_i = H_i`; for ``TRUE`` the ``k`` rows :math:`\\sqrt{p_{ia}}(e_a - p_i)`),
+  :math:`\\Theta = J J^\\top` the empirical NTK (Jacot et al., 2018) and ``s`` the loss scaling.
+  Rows are sample-major (row ``i m + a``). Memory ``O((n m)^2)`` plus two chunks of
+  ``(c m, d)`` rows; ``d`` never appears squared.
+
+  Args:
+    model: the classifier, as in :func:`fisher_matrix`.
+    params: the weights, as in :func:`fisher_matrix`.
+    x: inputs ``(n, ...)``.
+    y: integer labels ``(n,)`` (needed for ``FisherType.EMPIRICAL`` only).
+    fisher: :class:`FisherType`.
+    scaling: :class:`LossScaling`.
+    key: PRNG key for ``FisherType.SAMPLED`` (chunk ``j`` draws from ``fold_in(key, j)``, as
+      :func:`fisher_matrix` does, so the two agree for the same ``chunk_size``).
+    num_samples: label draws per example for ``FisherType.SAMPLED``.
+    chunk_size: at most this many examples differentiated at once (None: as many as keep a
+      chunk's ``(c, k, d)`` Jacobian within about 1 GiB).
+
+  Returns:
+    ``(n m, n m)`` symmetric positive semi-definite :math:`K`.
+  """
+  m = _model.as_model(model, params, name="model")
+  fisher = _check(m.apply_fn, m.params, x, y, fisher, key, num_samples,
+                  chunk_size=chunk_size)
+  scaling = _errors.as_enum("scaling", scaling, LossScaling)
+  assert x is not None  # _check refused None
+  xx = jnp.asarray(x)
+  leaves = jax.tree_util.tree_leaves(m.params)
+  d = int(sum(np.size(v) for v in leaves))
+  k = int(jax.eval_shape(m.apply_fn, m.params, xx[:1]).shape[-1])
+  itemsize = max(np.dtype(v.dtype).itemsize for v in leaves)
+  chunk = _kernel_chunk_size(xx.shape[0], k, d, itemsize, chunk_size)
+  res = _kernel_grams(m.apply_fn, m.params, xx, y, fisher, key, num_samples, chunk,
+                      (((0, d),),), (), ())
+  return res.total * jnp.asarray(_scale(xx.shape[0], scaling), res.total.dtype)
 
 
 class _DenseCall(NamedTuple):
@@ -761,7 +976,8 @@ def information_in_weights(model: Any, params: Any = None, x: jax.typing.ArrayLi
                            scaling: LossScaling | str = LossScaling.SUM,
                            key: jax.Array | None = None, num_samples: int = 1,
                            chunk_size: int | None = None,
-                           sharing: KfacSharing | str = KfacSharing.REDUCE) -> WeightInformation:
+                           sharing: KfacSharing | str = KfacSharing.REDUCE,
+                           exact_route: ExactRoute | str = ExactRoute.AUTO) -> WeightInformation:
   """Information in the weights :math:`KL^*` (nats) of a trained classifier on data ``x``.
 
   .. math:: KL^* = \\frac{\\|w^*\\|^2}{2\\lambda^2} + \\sum_i \\Big[\\tfrac12\\log(1 + \\lambda^2 h_i/\\beta)
@@ -790,8 +1006,17 @@ def information_in_weights(model: Any, params: Any = None, x: jax.typing.ArrayLi
     scaling: :class:`LossScaling` (default SUM, :math:`H = nF`; the paper's convention is MEAN,
       :math:`H = F`, equivalent to SUM with ``beta / n``).
     key, num_samples: for ``FisherType.SAMPLED``.
-    chunk_size: at most this many examples differentiated at once.
+    chunk_size: at most this many examples differentiated at once (None: all at once, except on
+      the kernel route, where a chunk's ``(c, k, d)`` Jacobian is kept within about 1 GiB).
     sharing: :class:`KfacSharing`, for K-FAC on a Dense layer called more than once.
+    exact_route: :class:`ExactRoute`, for ``form=EXACT``: the ``d x d`` Fisher (DENSE), the
+      ``(n m) x (n m)`` Gram (KERNEL) or the cheaper of the two (AUTO: KERNEL when ``n m < d``,
+      ``m`` the output-Fisher rows per example: ``k``, ``num_samples`` or 1). On the kernel route
+      the per-layer parts (each layer's exact diagonal block :math:`H_{ll} = G_l^\\top G_l`) come
+      from the same chunked contractions: a layer's Gram :math:`G_l G_l^\\top` (its nonzero
+      eigenvalues are those of :math:`H_{ll}`) when ``n m < d_l`` or the route is forced, else its
+      ``d_l x d_l`` block accumulated over the chunks; a model with a single layer reuses the
+      total. Both routes give the same values up to round-off.
 
   Returns:
     :class:`WeightInformation`.
@@ -803,6 +1028,7 @@ def information_in_weights(model: Any, params: Any = None, x: jax.typing.ArrayLi
   form = _errors.as_enum("form", form, FisherForm)
   scaling = _errors.as_enum("scaling", scaling, LossScaling)
   sharing = _errors.as_enum("sharing", sharing, KfacSharing)
+  exact_route = _errors.as_enum("exact_route", exact_route, ExactRoute)
   c = prior_scale ** 2 / beta
   keys = _leaf_keys(params)
   values = jax.tree_util.tree_leaves(params)
@@ -816,15 +1042,28 @@ def information_in_weights(model: Any, params: Any = None, x: jax.typing.ArrayLi
                            + jnp.sum(jnp.square(v)) / (2 * prior_scale ** 2))
 
   per_layer: dict[str, Any] = {}
+  blocks: dict[str, list] = {}  # EXACT: layer name -> its columns of ravel_pytree(params)
+  route, num_classes = ExactRoute.DENSE, 0
   if form == FisherForm.EXACT:
-    h = fisher_matrix(apply_fn, params, x, y, fisher=fisher, scaling=scaling, key=key,
-                      num_samples=num_samples, chunk_size=chunk_size)
-    log_det, trace_term = _matrix_terms(h, c)
     offset = 0
-    blocks: dict[str, list] = {}
     for k, v in zip(keys, values):
       blocks.setdefault(_layer_name(k), []).extend(range(offset, offset + int(np.size(v))))
       offset += int(np.size(v))
+    xx = jnp.asarray(x)
+    num_classes = int(jax.eval_shape(apply_fn, params, xx[:1]).shape[-1])
+    size = xx.shape[0] * _factor_rows(fisher, num_classes, num_samples)
+    route = (exact_route if exact_route != ExactRoute.AUTO
+             else ExactRoute.KERNEL if size < num_params else ExactRoute.DENSE)
+  if form == FisherForm.EXACT and route == ExactRoute.KERNEL:
+    log_det, trace_term, fisher_tr, layer_terms = _exact_by_kernel(
+        apply_fn, params, x, y, fisher, key, num_samples, chunk_size, scaling, c, blocks,
+        num_classes, forced=exact_route == ExactRoute.KERNEL)
+    for name, (ld, tt) in layer_terms.items():
+      per_layer[name] = ld + tt + norm_by_layer[name]
+  elif form == FisherForm.EXACT:
+    h = fisher_matrix(apply_fn, params, x, y, fisher=fisher, scaling=scaling, key=key,
+                      num_samples=num_samples, chunk_size=chunk_size)
+    log_det, trace_term = _matrix_terms(h, c)
     for name, idx in blocks.items():
       idx = np.asarray(idx)
       sub = h[np.ix_(idx, idx)]
@@ -866,6 +1105,53 @@ def information_in_weights(model: Any, params: Any = None, x: jax.typing.ArrayLi
   return WeightInformation(total=total, per_layer=per_layer,
                            log_det=log_det, trace_term=trace_term, norm_term=norm_term,
                            fisher_trace=fisher_tr, num_params=num_params)
+
+
+def _segments(idx: list) -> tuple:
+  """Sorted column indices as a tuple of contiguous ``(start, stop)`` ranges."""
+  out: list[list[int]] = []
+  for i in sorted(idx):
+    if out and out[-1][1] == i:
+      out[-1][1] = i + 1
+    else:
+      out.append([i, i + 1])
+  return tuple((a, b) for a, b in out)
+
+
+def _exact_by_kernel(apply_fn, params, x, y, fisher, key, num_samples, chunk_size, scaling, c,
+                     blocks: dict[str, list], num_classes: int, forced: bool):
+  """The EXACT form by the kernel route: ``(log_det, trace_term, tr H, {layer: (ld, tt)})``.
+
+  Each layer's terms come from its Gram ``G_l G_l^T`` when ``n m < d_l`` (or ``forced``), else
+  from its ``d_l x d_l`` Fisher block; a layer holding every parameter reuses the total.
+  """
+  x = jnp.asarray(x)
+  n = x.shape[0]
+  size = n * _factor_rows(fisher, num_classes, num_samples)
+  names = list(blocks)
+  parts = tuple(_segments(blocks[name]) for name in names)
+  d = sum(len(blocks[name]) for name in names)
+  whole = [p for p, name in enumerate(names) if len(blocks[name]) == d]
+  gram_parts = tuple(p for p, name in enumerate(names)
+                     if p not in whole and (forced or size < len(blocks[name])))
+  fisher_parts = tuple(p for p in range(len(names)) if p not in whole and p not in gram_parts)
+  leaves = jax.tree_util.tree_leaves(params)
+  itemsize = max(np.dtype(v.dtype).itemsize for v in leaves)
+  chunk = _kernel_chunk_size(n, num_classes, d, itemsize, chunk_size)
+  res = _kernel_grams(apply_fn, params, x, y, fisher, key, num_samples, chunk, parts,
+                      gram_parts, fisher_parts)
+  cs = c * _scale(n, scaling)  # eigenvalues of s K, times c
+  log_det, trace_term = _matrix_terms(res.total, cs)
+  fisher_tr = jnp.trace(res.total) * jnp.asarray(_scale(n, scaling), res.total.dtype)
+  layer_terms = {}
+  for p, name in enumerate(names):
+    if p in whole:
+      layer_terms[name] = (log_det, trace_term)
+    elif p in res.grams:
+      layer_terms[name] = _matrix_terms(res.grams.pop(p), cs)
+    else:
+      layer_terms[name] = _matrix_terms(res.fishers.pop(p), cs)
+  return log_det, trace_term, fisher_tr, layer_terms
 
 
 def information_lagrangian_posterior(curvature: jax.typing.ArrayLike, *, beta: float,
