@@ -1016,7 +1016,8 @@ def information_in_weights(model: Any, params: Any = None, x: jax.typing.ArrayLi
       from the same chunked contractions: a layer's Gram :math:`G_l G_l^\\top` (its nonzero
       eigenvalues are those of :math:`H_{ll}`) when ``n m < d_l`` or the route is forced, else its
       ``d_l x d_l`` block accumulated over the chunks; a model with a single layer reuses the
-      total. Both routes give the same values up to round-off.
+      total. Both routes give the same values up to round-off (for ``SAMPLED`` given the same
+      explicit ``chunk_size``: chunk ``j`` draws its labels from ``fold_in(key, j)``).
 
   Returns:
     :class:`WeightInformation`.
