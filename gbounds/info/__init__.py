@@ -23,12 +23,14 @@ from gbounds.info._sample_info import (
     sample_information_from_kernels as sample_information_from_kernels,
 )
 from gbounds.info._sample_info import sgd_steady_state_si as sgd_steady_state_si
+from gbounds.info._weight_info import ExactRoute as ExactRoute
 from gbounds.info._weight_info import FisherForm as FisherForm
 from gbounds.info._weight_info import FisherType as FisherType
 from gbounds.info._weight_info import KfacSharing as KfacSharing
 from gbounds.info._weight_info import LossScaling as LossScaling
 from gbounds.info._weight_info import WeightInformation as WeightInformation
 from gbounds.info._weight_info import fisher_diagonal as fisher_diagonal
+from gbounds.info._weight_info import fisher_gram as fisher_gram
 from gbounds.info._weight_info import fisher_matrix as fisher_matrix
 from gbounds.info._weight_info import fisher_trace as fisher_trace
 from gbounds.info._weight_info import information_from_spectrum as information_from_spectrum
@@ -65,7 +67,9 @@ __all__ = [
     "KfacSharing",
     "LossScaling",
     "WeightInformation",
+    "ExactRoute",
     "fisher_diagonal",
+    "fisher_gram",
     "fisher_matrix",
     "fisher_trace",
     "information_from_spectrum",
