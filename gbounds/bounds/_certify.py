@@ -675,6 +675,10 @@ def certify(model: Any, /, params: Any, init_params: Any, x_train: jax.typing.Ar
     progress[0] += k
     _progress.notify(callback, progress[0], total)
 
+  planned = n - (int(round(config.prior_fraction * n)) if config.prior is PriorKind.LEARNT else 0)
+  if planned < 8:  # Maurer's ln(2 sqrt(n) / delta) form of the kl bound needs n >= 8
+    _errors.fail("x_train", "at least 8 examples behind the bound (Maurer 2004's constant)",
+                 f"{planned} (prior {config.prior}, prior_fraction {config.prior_fraction})")
   # 1. Prior.
   t0 = time.perf_counter()
   prior_bound_error = held = math.nan

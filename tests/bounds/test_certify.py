@@ -533,3 +533,16 @@ def test_coverage_on_a_known_distribution():
   # the network overfits (both priors: Q is fitted to the very examples it is scored on).
   for kind in rows:
     assert report[str(kind)]["planted_coverage"] < need, report
+
+
+def test_certify_refuses_fewer_than_8_bound_examples():
+  """Maurer's ln(2 sqrt(n) / delta) needs n >= 8: refused before any training."""
+  def f(p, x):
+    return x @ p["w"]
+  w = {"w": np.zeros((2, 2), np.float32)}
+  x, y = np.ones((12, 2), np.float32), np.zeros(12, np.int32)
+  with pytest.raises(gbounds.InvalidInputError, match="x_train.*at least 8"):
+    certify(f, w, w, x[:7], y[:7], config=CertifyConfig(prior="data_free"))
+  with pytest.raises(gbounds.InvalidInputError, match="x_train.*at least 8"):  # 12 - 6 = 6 behind the bound
+    certify(f, w, w, x, y, train_config=gbounds.train.TrainConfig(steps=1),
+            config=CertifyConfig(prior="learnt", prior_fraction=0.5))
