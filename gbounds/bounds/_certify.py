@@ -772,7 +772,7 @@ def certify(model: Any, /, params: Any, init_params: Any, x_train: jax.typing.Ar
   gibbs_test = post_test = trained_test = prior_test = math.nan
   if x_test is not None:
     assert y_test is not None
-    y_test = y_test.astype(np.int32)
+    y_test = np.asarray(y_test).astype(np.int32)
     terrs = _mc_units(units, mean, log_scale, jnp.asarray(x_test), jnp.asarray(y_test),
                       jax.random.fold_in(key, 3), config.test_draws, config.mc_batch,
                       _delta_ticks(tick))

@@ -84,7 +84,7 @@ def _kl_inverse_smooth_jvp(primals, tangents):
   return p, d_dq * dq + d_dc * dc
 
 
-def complexity(kl: jax.Array, n: ArrayLike, delta: ArrayLike, log_grid_size: ArrayLike
+def complexity(kl: ArrayLike, n: ArrayLike, delta: ArrayLike, log_grid_size: ArrayLike
                ) -> jax.Array:
   """``C = (KL + ln(2 sqrt(n) / delta) + ln G) / n`` (unchecked, differentiable in ``kl``).
 
@@ -97,13 +97,14 @@ def complexity(kl: jax.Array, n: ArrayLike, delta: ArrayLike, log_grid_size: Arr
   Returns:
     ``C``, in the dtype of ``kl``.
   """
-  dt = jnp.result_type(kl)
+  kl = jnp.asarray(kl)
+  dt = kl.dtype
   n = jnp.asarray(n, dt)
   return (kl + jnp.log(2 * jnp.sqrt(n) / jnp.asarray(delta, dt))
           + jnp.asarray(log_grid_size, dt)) / n
 
 
-def optimal_lambda(risk: jax.Array, c: jax.Array) -> jax.Array:
+def optimal_lambda(risk: ArrayLike, c: ArrayLike) -> jax.Array:
   """Thiemann et al.'s minimiser ``2 / (sqrt(2 e / C + 1) + 1)`` of the lambda objective.
 
   Args:
@@ -113,6 +114,7 @@ def optimal_lambda(risk: jax.Array, c: jax.Array) -> jax.Array:
   Returns:
     ``lambda*`` in (0, 1].
   """
+  risk, c = jnp.asarray(risk), jnp.asarray(c)
   return 2.0 / (jnp.sqrt(2.0 * risk / c + 1.0) + 1.0)
 
 
