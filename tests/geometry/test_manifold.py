@@ -436,9 +436,12 @@ def test_manifold_geometry_with_fifty_points_in_low_dimensional_subspaces():
     anc = np.array([_exact_anchor(s, ti, 0.0)[1] for ti in tp])
     ref.append(_geometry_from_anchors(tp, anc, 0.0))
   cap, rad, dim = np.array(ref).T
-  np.testing.assert_allclose(g.capacity_per_manifold, cap, rtol=1e-6)
-  np.testing.assert_allclose(g.radius_per_manifold, rad, rtol=1e-6)
-  np.testing.assert_allclose(g.dimension_per_manifold, dim, rtol=1e-6)
+  # float64: 1e-6; float32 (x64 off): a few ulps more (the radius came out 1.05e-6 off once),
+  # still four orders below the 1 to 7 % errors of the earlier solver.
+  rtol = 1e-6 if np.asarray(g.radius_per_manifold).dtype == np.float64 else 1e-5
+  np.testing.assert_allclose(g.capacity_per_manifold, cap, rtol=rtol)
+  np.testing.assert_allclose(g.radius_per_manifold, rad, rtol=rtol)
+  np.testing.assert_allclose(g.dimension_per_manifold, dim, rtol=rtol)
 
 
 def test_kkt_residual_counts_non_finite_as_infinite():
