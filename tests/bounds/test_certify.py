@@ -546,3 +546,16 @@ def test_certify_refuses_fewer_than_8_bound_examples():
   with pytest.raises(gbounds.InvalidInputError, match="x_train.*at least 8"):  # 12 - 6 = 6 behind the bound
     certify(f, w, w, x, y, train_config=gbounds.train.TrainConfig(steps=1),
             config=CertifyConfig(prior="learnt", prior_fraction=0.5))
+
+
+def test_certify_layer_granularity_one_std_per_array(setup):
+  """LAYER scales: one posterior std per parameter array (every quantile of an array equal),
+  and the certificate still recomputes from its fields and the returned posterior."""
+  x, y, xt, yt, init, params = setup
+  r, post = certify(MODEL, params, init, x, y, train_config=TRAIN,
+                    config=CertifyConfig(**SMALL, granularity="layer"), return_posterior=True)
+  _check_certificate(r, post, n_prior=200)
+  for leaf in jax.tree_util.tree_leaves(post.scale):
+    assert np.ndim(leaf) == 0
+  for s in r.scales:
+    assert max(s.quantiles) == pytest.approx(min(s.quantiles), rel=1e-12)
