@@ -626,37 +626,8 @@ def certify(model: Any, /, params: Any, init_params: Any, x_train: jax.typing.Ar
   """
   if not isinstance(config, CertifyConfig):
     _errors.fail("config", "a gbounds.bounds.CertifyConfig", type(config).__name__)
-  apply_fn, params = _pac_bayes._model(model, params)
-  x_train, y_train = np.asarray(x_train), np.asarray(y_train)
-  _errors.check_nonempty("x_train", x_train)
-  _errors.check_rank("y_train", y_train, 1)
-  _errors.check_same_leading(("x_train", "y_train"), x_train, y_train)
-  _errors.check_finite("x_train", x_train)
-  if (x_test is None) != (y_test is None):
-    _errors.fail("x_test and y_test", "both given or both None",
-                 "only " + ("x_test" if y_test is None else "y_test"))
-  if x_test is not None:
-    x_test, y_test = np.asarray(x_test), np.asarray(y_test)
-    _errors.check_nonempty("x_test", x_test)
-    _errors.check_rank("y_test", y_test, 1)
-    _errors.check_same_leading(("x_test", "y_test"), x_test, y_test)
-    _errors.check_finite("x_test", x_test)
-  if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(init_params):
-    _errors.fail("init_params", "a pytree with the structure of params",
-                 jax.tree_util.tree_structure(init_params))
-  for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(init_params)):
-    if np.shape(a) != np.shape(b):
-      _errors.fail("init_params", "leaves with the shapes of params",
-                   f"{np.shape(b)} vs {np.shape(a)}")
-  _errors.check_finite_tree("params", params)
-  _errors.check_finite_tree("init_params", init_params)
-  out = jax.eval_shape(apply_fn, params, jnp.asarray(x_train[:1]))
-  if not hasattr(out, "shape") or len(out.shape) != 2:
-    _errors.fail("model", "logits of shape (batch, K)", getattr(out, "shape", out))
-  num_classes = int(out.shape[-1])
-  _errors.check_labels("y_train", y_train, num_classes)
-  if y_test is not None:
-    _errors.check_labels("y_test", y_test, num_classes)
+  apply_fn, params, x_train, y_train, x_test, y_test, _ = _pac_bayes._checked_inputs(
+      model, params, init_params, x_train, y_train, x_test, y_test)
   if config.prior is PriorKind.LEARNT and not isinstance(train_config, gbounds.train.TrainConfig):
     _errors.fail("train_config", "the gbounds.train.TrainConfig that trains the learnt prior",
                  type(train_config).__name__)
@@ -722,13 +693,19 @@ def certify(model: Any, /, params: Any, init_params: Any, x_train: jax.typing.Ar
              float(config.learning_rate), float(config.momentum))
   history = []
   ops = (jnp.asarray(config.delta, dtype), jnp.asarray(log_g, dtype))
-  opt, epoch = _epoch_fn(*statics, learn)
-  opt_state = opt.init(theta)
-  for e in range(config.epochs):
-    theta, opt_state, val = epoch(theta, opt_state, lps, pm, xj, yj,
-                                  jax.random.fold_in(key, 1000 + e), n_b, *ops)
-    history.append(float(val))
-    tick(1)
+
+  def run(theta, lps, learn_prior_scale, epochs, key_offset):
+    """``epochs`` passes from a fresh optimiser state; the objective of each in ``history``."""
+    opt, epoch = _epoch_fn(*statics, learn_prior_scale)
+    opt_state = opt.init(theta)
+    for e in range(epochs):
+      theta, opt_state, val = epoch(theta, opt_state, lps, pm, xj, yj,
+                                    jax.random.fold_in(key, key_offset + e), n_b, *ops)
+      history.append(float(val))
+      tick(1)
+    return theta
+
+  theta = run(theta, lps, learn, config.epochs, 1000)
   if learn:
     # Round ln s to the grid and scale every posterior std by the same ratio (which leaves
     # the variance terms of the KL unchanged), then let the posterior adapt to the rounded prior.
@@ -738,13 +715,7 @@ def certify(model: Any, /, params: Any, init_params: Any, x_train: jax.typing.Ar
     shift = math.log(grid[j0] / s_learnt)
     theta["log_scale"] = jax.tree_util.tree_map(lambda r: r + jnp.asarray(shift, r.dtype),
                                                 theta["log_scale"])
-    opt, epoch = _epoch_fn(*statics, False)
-    opt_state = opt.init(theta)
-    for e in range(config.finetune_epochs):
-      theta, opt_state, val = epoch(theta, opt_state, lps, pm, xj, yj,
-                                    jax.random.fold_in(key, 5000 + e), n_b, *ops)
-      history.append(float(val))
-      tick(1)
+    theta = run(theta, lps, False, config.finetune_epochs, 5000)
   mean, log_scale = theta["mean"], theta["log_scale"]
   scale = jax.tree_util.tree_map(jnp.exp, log_scale)
   optimise_seconds = time.perf_counter() - t0

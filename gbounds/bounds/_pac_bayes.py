@@ -506,6 +506,67 @@ def _model(model: Any, params: Any) -> tuple[Callable, Any]:
   return model, params
 
 
+def _checked_inputs(model: Any, params: Any, init_params: Any, x_train: Any, y_train: Any,
+                    x_test: Any, y_test: Any
+                    ) -> tuple[Callable, Any, np.ndarray, np.ndarray, np.ndarray | None,
+                               np.ndarray | None, int]:
+  """The checks every certificate makes on its model, weights and data.
+
+  Returns ``(apply_fn, params, x_train, y_train, x_test, y_test, num_classes)`` (data as numpy
+  arrays) or raises :class:`gbounds.InvalidInputError` naming the argument: data empty,
+  non-finite or of mismatched lengths or example shapes; ``init_params`` not shaped like
+  ``params``; non-finite weights (NaN weights would give KL = nan and a plausible error rate, the
+  argmax of NaN logits being class 0); a model that does not give ``(batch, K)`` logits on
+  ``x_train``; labels outside ``[0, K)``.
+  """
+  apply_fn, params = _model(model, params)
+  x_train = np.asarray(x_train)
+  y_train = np.asarray(y_train)
+  _errors.check_nonempty("x_train", x_train)
+  _errors.check_rank("y_train", y_train, 1)
+  _errors.check_same_leading(("x_train", "y_train"), x_train, y_train)
+  _errors.check_finite("x_train", x_train)
+  if (x_test is None) != (y_test is None):
+    _errors.fail("x_test and y_test", "both given or both None",
+                 "only " + ("x_test" if y_test is None else "y_test"))
+  if x_test is not None:
+    x_test, y_test = np.asarray(x_test), np.asarray(y_test)
+    _errors.check_nonempty("x_test", x_test)
+    _errors.check_rank("y_test", y_test, 1)
+    _errors.check_same_leading(("x_test", "y_test"), x_test, y_test)
+    _errors.check_finite("x_test", x_test)
+    if np.shape(x_test)[1:] != np.shape(x_train)[1:]:
+      _errors.fail("x_test", f"examples of shape {np.shape(x_train)[1:]} as in x_train",
+                   f"shape {np.shape(x_test)[1:]}")
+  if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(init_params):
+    _errors.fail("init_params", "a pytree with the structure of params",
+                 jax.tree_util.tree_structure(init_params))
+  for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(init_params)):
+    if np.shape(a) != np.shape(b):
+      _errors.fail("init_params", "leaves with the shapes of params", f"{np.shape(b)} vs "
+                   f"{np.shape(a)}")
+  if not jax.tree_util.tree_leaves(params):
+    _errors.fail("params", "a pytree with at least one array", "an empty pytree")
+  # No certificate from non-finite quantities: NaN/inf weights would give KL = nan and a
+  # plausible-looking error rate (argmax of NaN logits is class 0).
+  _errors.check_finite_tree("params", params)
+  _errors.check_finite_tree("init_params", init_params)
+  # Labels against the model's outputs (an out-of-range label is never predicted: error 1.0).
+  try:
+    out = jax.eval_shape(apply_fn, params, jnp.asarray(x_train[:1]))
+  except Exception as e:  # noqa: BLE001 -- any model/input mismatch, reported with its message
+    _errors.fail("apply_fn", f"a model that accepts inputs of shape {np.shape(x_train)[1:]}",
+                 f"{type(e).__name__}: {str(e)[:200]}")
+  if not hasattr(out, "shape") or len(out.shape) != 2 or out.shape[0] != 1:
+    _errors.fail("apply_fn", "logits of shape (batch, K)",
+                 f"{getattr(out, 'shape', type(out).__name__)} for a batch of 1")
+  num_classes = int(out.shape[-1])
+  _errors.check_labels("y_train", y_train, num_classes)
+  if y_test is not None:
+    _errors.check_labels("y_test", y_test, num_classes)
+  return apply_fn, params, x_train, y_train, x_test, y_test, num_classes
+
+
 def pac_bayes_certificate(model: Any, /, params: Any, init_params: Any, x_train: ArrayLike,
                           y_train: ArrayLike, *, x_test: ArrayLike | None = None,
                           y_test: ArrayLike | None = None,
@@ -559,38 +620,8 @@ def pac_bayes_certificate(model: Any, /, params: Any, init_params: Any, x_train:
       trees differ, or a setting is out of its domain. (A weight draw whose logits are not
       finite is counted as a misclassification, which can only loosen the certificates.)
   """
-  apply_fn, params = _model(model, params)
-  x_train = np.asarray(x_train)
-  y_train = np.asarray(y_train)
-  _errors.check_nonempty("x_train", x_train)
-  _errors.check_rank("y_train", y_train, 1)
-  _errors.check_same_leading(("x_train", "y_train"), x_train, y_train)
-  _errors.check_finite("x_train", x_train)
-  if (x_test is None) != (y_test is None):
-    _errors.fail("x_test and y_test", "both given or both None",
-                 "only " + ("x_test" if y_test is None else "y_test"))
-  if x_test is not None:
-    x_test, y_test = np.asarray(x_test), np.asarray(y_test)
-    _errors.check_nonempty("x_test", x_test)
-    _errors.check_rank("y_test", y_test, 1)
-    _errors.check_same_leading(("x_test", "y_test"), x_test, y_test)
-    _errors.check_finite("x_test", x_test)
-    if np.shape(x_test)[1:] != np.shape(x_train)[1:]:
-      _errors.fail("x_test", f"examples of shape {np.shape(x_train)[1:]} as in x_train",
-                   f"shape {np.shape(x_test)[1:]}")
-  if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(init_params):
-    _errors.fail("init_params", "a pytree with the structure of params",
-                 jax.tree_util.tree_structure(init_params))
-  for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(init_params)):
-    if np.shape(a) != np.shape(b):
-      _errors.fail("init_params", "leaves with the shapes of params", f"{np.shape(b)} vs "
-                   f"{np.shape(a)}")
-  if not jax.tree_util.tree_leaves(params):
-    _errors.fail("params", "a pytree with at least one array", "an empty pytree")
-  # No certificate from non-finite quantities: NaN/inf weights would give KL = nan and a
-  # plausible-looking error rate (argmax of NaN logits is class 0).
-  _errors.check_finite_tree("params", params)
-  _errors.check_finite_tree("init_params", init_params)
+  apply_fn, params, x_train, y_train, x_test, y_test, _ = _checked_inputs(
+      model, params, init_params, x_train, y_train, x_test, y_test)
   sigmas = np.asarray(sigmas, np.float64)
   _errors.check_nonempty("sigmas", sigmas)
   _errors.check_rank("sigmas", sigmas, 1)
@@ -615,19 +646,6 @@ def pac_bayes_certificate(model: Any, /, params: Any, init_params: Any, x_train:
   _errors.check_nonempty("catoni_grid", catoni_grid)
   _errors.check_rank("catoni_grid", catoni_grid, 1)
   _errors.check_positive("catoni_grid", catoni_grid)
-  # Labels against the model's outputs (an out-of-range label is never predicted: error 1.0).
-  try:
-    out = jax.eval_shape(apply_fn, params, jnp.asarray(x_train[:1]))
-  except Exception as e:  # noqa: BLE001 -- any model/input mismatch, reported with its message
-    _errors.fail("apply_fn", f"a model that accepts inputs of shape {np.shape(x_train)[1:]}",
-                 f"{type(e).__name__}: {str(e)[:200]}")
-  if not hasattr(out, "shape") or len(out.shape) != 2 or out.shape[0] != 1:
-    _errors.fail("apply_fn", "logits of shape (batch, K)",
-                 f"{getattr(out, 'shape', type(out).__name__)} for a batch of 1")
-  num_classes = int(out.shape[-1])
-  _errors.check_labels("y_train", y_train, num_classes)
-  if y_test is not None:
-    _errors.check_labels("y_test", y_test, num_classes)
   # Labels are arrays (len() below; a scalar fails here as before), never a bare Python number.
   y_train = y_train.astype(np.int64)  # pyright: ignore[reportAttributeAccessIssue]
   if y_test is not None:
