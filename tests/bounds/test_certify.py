@@ -36,36 +36,12 @@ from gbounds.bounds import (
     gaussian_kl_isotropic,
 )
 from gbounds.bounds._certify import _host_stats, _kl_terms, _optimal_log_prior_scale
+from tests.bounds.kl_reference import kl_inv as _kl_inv
 
 X64 = bool(jax.config.jax_enable_x64)
 
 
 # ----------------------------------------------------------------------------- references
-
-
-def _kl(q: float, p: float) -> float:
-  if p <= 0.0:
-    return 0.0 if q == 0.0 else math.inf
-  if p >= 1.0:
-    return 0.0 if q == 1.0 else math.inf
-  out = 0.0
-  if q > 0:
-    out += q * math.log(q / p)
-  if q < 1:
-    out += (1 - q) * math.log((1 - q) / (1 - p))
-  return out
-
-
-def _kl_inv(q: float, c: float) -> float:
-  """sup{p in [q, 1] : kl(q || p) <= c}, plain bisection."""
-  lo, hi = q, 1.0
-  for _ in range(200):
-    mid = 0.5 * (lo + hi)
-    if _kl(q, mid) <= c:
-      lo = mid
-    else:
-      hi = mid
-  return lo
 
 
 def _pac_bayes_kl(e: float, kl: float, n: int, delta: float, log_g: float) -> float:

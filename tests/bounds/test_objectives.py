@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 import gbounds
 from gbounds.bounds import heldout_bound, mc_term, objective_value, optimal_lambda
 from gbounds.bounds._objectives import Objective, complexity, kl_inverse_smooth
+from tests.bounds.kl_reference import kl as _kl
+from tests.bounds.kl_reference import kl_inv as _kl_inv
 
 
 def _dtype():
@@ -33,32 +35,6 @@ def _rtol():
 
 
 # ----------------------------------------------------------------------------- references
-
-
-def _kl(q: float, p: float) -> float:
-  """Binary kl(q || p) in nats, plain floats, 0 log 0 = 0."""
-  if p <= 0.0:
-    return 0.0 if q == 0.0 else math.inf
-  if p >= 1.0:
-    return 0.0 if q == 1.0 else math.inf
-  out = 0.0
-  if q > 0:
-    out += q * math.log(q / p)
-  if q < 1:
-    out += (1 - q) * math.log((1 - q) / (1 - p))
-  return out
-
-
-def _kl_inv(q: float, c: float, steps: int = 200) -> float:
-  """sup{p in [q, 1] : kl(q || p) <= c} by plain bisection."""
-  lo, hi = q, 1.0
-  for _ in range(steps):
-    mid = 0.5 * (lo + hi)
-    if _kl(q, mid) <= c:
-      lo = mid
-    else:
-      hi = mid
-  return lo
 
 
 def _complexity(kl: float, n: int, delta: float, log_g: float) -> float:
