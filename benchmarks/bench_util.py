@@ -8,7 +8,11 @@ import json
 import os
 import pathlib
 import platform
+import resource
+import statistics
+import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -66,3 +70,37 @@ def versions() -> dict[str, str]:
     except importlib.metadata.PackageNotFoundError:
       out[name] = "absent"
   return out
+
+
+def matmul_gflops(size: int = 2048, reps: int = 5) -> float:
+  """The machine's in-run float32 matmul rate, for reading a benchmark's figures as a fraction of
+  the hardware limit measured on the same machine in the same minute.
+
+  Args:
+    size: the side of the square product ``a @ a`` (2 size^3 flops).
+    reps: timed repetitions after one warm-up call; the median is used.
+
+  Returns:
+    GFLOP/s of a jitted float32 ``size x size`` matmul on the default JAX device.
+  """
+  import jax
+  import jax.numpy as jnp
+  a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+  mm = jax.jit(lambda u: u @ u)
+  jax.block_until_ready(mm(a))
+  ts = []
+  for _ in range(reps):
+    t = time.perf_counter()
+    jax.block_until_ready(mm(a))
+    ts.append(time.perf_counter() - t)
+  return 2 * size ** 3 / statistics.median(ts) / 1e9
+
+
+def peak_rss_gib() -> float:
+  """Peak resident memory of this process (``ru_maxrss``), in GiB.
+
+  Returns:
+    The high-water mark of this process's resident set since it started.
+  """
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+  return peak / (2 ** 30 if sys.platform == "darwin" else 2 ** 20)

@@ -30,13 +30,12 @@ import argparse
 import pathlib
 import resource
 import statistics
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from bench_util import versions, write_json
+from bench_util import matmul_gflops, peak_rss_gib, versions, write_json
 from jax.flatten_util import ravel_pytree
 
 import gbounds
@@ -52,31 +51,12 @@ def _time(fn, reps=3):
   return statistics.median(ts)
 
 
-def _rss_gib() -> float:
-  """Peak resident set of this process so far (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
-  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-  return peak / (2 ** 30 if sys.platform == "darwin" else 2 ** 20)
-
-
 def _current_rss_gib() -> float:
   try:
     with open("/proc/self/statm") as f:
       return int(f.read().split()[1]) * resource.getpagesize() / 2 ** 30
   except OSError:
     return float("nan")
-
-
-def matmul_gflops(size=2048, reps=5) -> float:
-  """In-run float32 matmul rate (GFLOP/s) of a ``size x size`` product, median of ``reps``."""
-  a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
-  mm = jax.jit(lambda u: u @ u)
-  jax.block_until_ready(mm(a))
-  ts = []
-  for _ in range(reps):
-    t = time.perf_counter()
-    jax.block_until_ready(mm(a))
-    ts.append(time.perf_counter() - t)
-  return 2 * size ** 3 / statistics.median(ts) / 1e9
 
 
 def forms(args):
@@ -169,13 +149,13 @@ def mnist(args):
                                   example_input=x[:2], key=0)
   d = gbounds.models.count_params(mf.params)
   params, acc = _train(mf, x, y, args.train_steps, 0.1)
-  rss_before, peak_before = _current_rss_gib(), _rss_gib()
+  rss_before, peak_before = _current_rss_gib(), peak_rss_gib()
   t = time.perf_counter()
   r = gbounds.info.information_in_weights(mf.apply_fn, params, x, beta=1.0, prior_scale=0.1,
                                           form="exact")
   jax.block_until_ready(r.total)
   seconds = time.perf_counter() - t
-  peak = _rss_gib()
+  peak = peak_rss_gib()
   rate1 = matmul_gflops()
   size = 10 * args.mnist_n
   # one float32 eigh of the (n k) x (n k) size, to split the time for the extrapolation
@@ -217,7 +197,7 @@ def big(args):
                                           form="exact")
   jax.block_until_ready(r.total)
   seconds = time.perf_counter() - t
-  peak = _rss_gib()
+  peak = peak_rss_gib()
   res = dict(n=args.big_n, nk=10 * args.big_n, d=d, seconds=seconds, peak_rss_gib=peak,
              rss_before_gib=rss_before, matmul_gflops=rate, total_nats=float(r.total),
              memory_measure="resource.getrusage(RUSAGE_SELF).ru_maxrss (process peak RSS)")
