@@ -45,14 +45,31 @@ from gbounds.experiments._memorization import (
 )
 from gbounds.experiments._memorization import result_to_json as result_to_json
 from gbounds.experiments._memorization import run_setting as run_setting
+from gbounds.experiments._published import AGREE as AGREE
+from gbounds.experiments._published import DISAGREE as DISAGREE
+from gbounds.experiments._published import NOT_COMPARABLE as NOT_COMPARABLE
+from gbounds.experiments._published import PUBLISHED as PUBLISHED
+from gbounds.experiments._published import UNCONFIRMED as UNCONFIRMED
+from gbounds.experiments._published import VERDICTS as VERDICTS
+from gbounds.experiments._published import Published as Published
+from gbounds.experiments._published import PublishedTable as PublishedTable
+from gbounds.experiments._published import Verdict as Verdict
+from gbounds.experiments._published import published_markdown as published_markdown
+from gbounds.experiments._published import published_table as published_table
+from gbounds.experiments._published import verdict as verdict
+from gbounds.experiments._registry import COLUMNS as REPRODUCTION_COLUMNS
 from gbounds.experiments._registry import NO_DEFAULT as NO_DEFAULT
 from gbounds.experiments._registry import TARGETS as TARGETS
 from gbounds.experiments._registry import Comparison as Comparison
 from gbounds.experiments._registry import Reproduction as Reproduction
 from gbounds.experiments._registry import Target as Target
 from gbounds.experiments._registry import check_overrides as check_overrides
+from gbounds.experiments._registry import compare as compare
 from gbounds.experiments._registry import list_targets as list_targets
+from gbounds.experiments._registry import load_reproduction as load_reproduction
+from gbounds.experiments._registry import provenance as provenance
 from gbounds.experiments._registry import reproduce as reproduce
+from gbounds.experiments._registry import resolved_config as resolved_config
 from gbounds.experiments._registry import target_keys as target_keys
 from gbounds.experiments._sample_info import PUBLISHED_TABLE1_MLP as PUBLISHED_TABLE1_MLP
 from gbounds.experiments._sample_info import LooCorrelation as LooCorrelation
@@ -82,6 +99,23 @@ from gbounds.experiments._weight_info import (
 )
 
 __all__ = [
+    "AGREE",
+    "DISAGREE",
+    "NOT_COMPARABLE",
+    "PUBLISHED",
+    "UNCONFIRMED",
+    "VERDICTS",
+    "Published",
+    "PublishedTable",
+    "Verdict",
+    "published_markdown",
+    "published_table",
+    "verdict",
+    "REPRODUCTION_COLUMNS",
+    "compare",
+    "load_reproduction",
+    "provenance",
+    "resolved_config",
     "CERTIFICATE_GOALS",
     "CERTIFICATE_TASKS",
     "CertificatesStudy",

@@ -15,9 +15,11 @@ import dataclasses
 import importlib
 import importlib.util
 import inspect
+import json
 import math
 import os
 import pathlib
+import platform
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -33,16 +35,41 @@ import gbounds.models as _models
 import gbounds.train as _train
 from gbounds._src import errors as _errors
 from gbounds._src import io as _io
+from gbounds._src import provenance as _provenance
 from gbounds._src import results as _results
-from gbounds.experiments import _certificates, _fcmi, _memorization, _sample_info, _weight_info
+from gbounds.experiments import (
+  _certificates,
+  _fcmi,
+  _memorization,
+  _published,
+  _sample_info,
+  _weight_info,
+)
 
 
 class Comparison(NamedTuple):
-  """One reproduced quantity: ours beside the published value (NaN or text when only a
-  qualitative claim is published)."""
+  """One reproduced quantity: ours beside the published value, its tolerance and the verdict.
+
+  Attributes:
+    quantity: what is compared (the key of the target's published table).
+    ours: our value (a number, a boolean answer or text).
+    published: the published value (NaN when nothing is published; text for a qualitative
+      claim).
+    tolerance: the allowance used, ``max(tolerance, 2 SE)`` (NaN when nothing was compared).
+    verdict: ``agree``, ``disagree``, ``not comparable``, ``unconfirmed`` or "" (nothing
+      published).
+    source: where the published value comes from (paper, table or figure, how it was read).
+    ours_se: our run's standard error of ``ours`` (NaN when the run supplies none).
+    reason: why the verdict (the difference against the allowance, or why not comparable).
+  """
   quantity: str
   ours: Any
   published: Any
+  tolerance: float = math.nan
+  verdict: str = ""
+  source: str = ""
+  ours_se: float = math.nan
+  reason: str = ""
 
   to_dict = _results.namedtuple_to_dict
   from_dict = classmethod(_results.from_dict)
@@ -50,6 +77,40 @@ class Comparison(NamedTuple):
 
 # What a target's runner returns: ``(rows, payload, figures, text)``.
 RunnerResult = tuple[Sequence[Comparison], dict[str, Any], tuple[_analysis.ReportFigure, ...], str]
+
+COLUMNS = ("quantity", "ours", "published", "tolerance", "verdict", "source")
+
+
+def compare(name: str, rows: Sequence[Comparison],
+            resolved_config: dict[str, Any]) -> tuple[Comparison, ...]:
+  """Puts the published value, tolerance and verdict of target ``name`` beside our rows.
+
+  Each row whose quantity has a record in :data:`gbounds.experiments.PUBLISHED` gets that
+  record's value, source and :func:`gbounds.experiments.verdict` (with our standard error and
+  the target's configuration check on ``resolved_config``); the other rows keep their own
+  ``published`` value and get no verdict.
+
+  Args:
+    name: a target name.
+    rows: our :class:`Comparison` rows (``ours`` and ``ours_se`` are used).
+    resolved_config: the configuration the run resolved to (see :func:`resolved_config`).
+
+  Returns:
+    The rows with ``published, tolerance, verdict, source, reason`` filled in.
+  """
+  table = _published.published_table(name)
+  differs = table.differs(resolved_config)
+  out = []
+  for r in rows:
+    pub = table.get(r.quantity)
+    if pub is None:
+      out.append(r._replace(tolerance=math.nan, verdict="", source="", reason=""))
+      continue
+    v = _published.verdict(pub, r.ours, ours_se=r.ours_se, differs=differs)
+    tol = v.threshold if math.isfinite(v.threshold) else pub.tolerance
+    out.append(r._replace(published=pub.value, tolerance=tol, verdict=v.verdict,
+                          source=f"{pub.source}; {pub.how_read}", reason=v.reason))
+  return tuple(out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +126,9 @@ class Reproduction:
     figures: report figures (PNG bytes; not part of :meth:`to_dict`).
     text: preformatted text the runner printed (a table of its own).
     seconds: wall time.
+    resolved_config: every configuration key the run used, defaults included (JSON values).
+    provenance: versions of Python, gbounds and the numeric stack, seeds, date, run time and
+      the host's CPU count (see :func:`provenance`).
   """
   name: str
   title: str
@@ -74,20 +138,27 @@ class Reproduction:
   figures: tuple[_analysis.ReportFigure, ...] = ()
   text: str = ""
   seconds: float = 0.0
+  resolved_config: dict = dataclasses.field(default_factory=dict)
+  provenance: dict = dataclasses.field(default_factory=dict)
 
   def to_dict(self) -> dict:
     """The result as JSON values (figures left out: they are PNG bytes).
 
     Returns:
-      ``{"name", "title", "config", "rows", "payload", "text", "seconds"}``.
+      ``{"name", "title", "config", "rows", "payload", "text", "seconds", "resolved_config",
+      "provenance"}``.
     """
     return {"name": self.name, "title": self.title, "config": _results.encode(self.config),
             "rows": [r.to_dict() for r in self.rows], "payload": _results.encode(self.payload),
-            "text": self.text, "seconds": float(self.seconds)}
+            "text": self.text, "seconds": float(self.seconds),
+            "resolved_config": _results.encode(self.resolved_config),
+            "provenance": _results.encode(self.provenance)}
 
   @classmethod
   def from_dict(cls, data: dict) -> Reproduction:
-    """Rebuilds a reproduction from :meth:`to_dict` output (without figures).
+    """Rebuilds a reproduction from :meth:`to_dict` output (without figures), or from the
+    ``report.json`` that ``gbounds reproduce`` writes (``"result"`` for ``"payload"``); older
+    files without tolerance, verdict or provenance load with those left empty.
 
     Args:
       data: a dict as :meth:`to_dict` returns it.
@@ -95,43 +166,75 @@ class Reproduction:
     Returns:
       The :class:`Reproduction`.
     """
+    payload = data["payload"] if "payload" in data else data.get("result", {})
     return cls(data["name"], data["title"], dict(data["config"]),
-               tuple(Comparison.from_dict(r) for r in data["rows"]), dict(data["payload"]),
-               (), data.get("text", ""), float(data.get("seconds", 0.0)))
+               tuple(Comparison.from_dict(r) for r in data["rows"]), dict(payload),
+               (), data.get("text", ""), float(data.get("seconds", 0.0)),
+               dict(data.get("resolved_config") or {}), dict(data.get("provenance") or {}))
+
+  def with_published(self) -> Reproduction:
+    """The same result with the published values and verdicts of the current published table
+    (:data:`gbounds.experiments.PUBLISHED`), our numbers untouched.
+
+    Returns:
+      A new :class:`Reproduction`.
+    """
+    if self.name not in _published.PUBLISHED:
+      return self
+    return dataclasses.replace(self, rows=compare(self.name, self.rows,
+                                                  self.resolved_config or self.config))
 
   def table(self) -> _results.Table:
-    """Ours beside the published value per quantity.
+    """Ours beside the published value per quantity, with tolerance, verdict and source.
 
     Returns:
-      :class:`gbounds.Table` with columns ``quantity, ours, published``.
+      :class:`gbounds.Table` with columns ``quantity, ours, published, tolerance, verdict,
+      source``.
     """
-    return _results.Table(("quantity", "ours", "published"), tuple(tuple(r) for r in self.rows),
-                          self.title)
+    return _results.Table(COLUMNS, self._cells(), self.title)
+
+  def _cells(self) -> tuple[tuple[Any, ...], ...]:
+    return tuple((r.quantity, r.ours, r.published, r.tolerance, r.verdict, r.source)
+                 for r in self.rows)
 
   def _report_table(self) -> _analysis.ReportTable:
-    return _analysis.ReportTable(self.name, self.title, ("quantity", "ours", "published"),
-                    tuple(tuple(r) for r in self.rows))
+    return _analysis.ReportTable(self.name, self.title, COLUMNS, self._cells())
+
+  def _provenance_table(self) -> _analysis.ReportTable:
+    flat = {**{f"version.{k}": v for k, v in self.provenance.get("versions", {}).items()},
+            **{k: v for k, v in self.provenance.items() if k not in ("versions", "seeds")},
+            **{f"seed.{k}": v for k, v in self.provenance.get("seeds", {}).items()},
+            **{f"config.{k}": v for k, v in self.resolved_config.items()}}
+    rows = tuple((k, v if isinstance(v, (str, int, float, bool)) else json.dumps(v))
+                 for k, v in flat.items())
+    return _analysis.ReportTable("provenance", f"Provenance of {self.name}", ("key", "value"),
+                                 rows)
 
   def format(self) -> str:
-    """The comparison as aligned text.
+    """The comparison as aligned text (the source column left out; see :meth:`table`).
 
     Returns:
-      The text (as the report's table).
+      The text.
     """
-    return _analysis.format_table(self._report_table())
+    cols = COLUMNS[:-1]
+    rows = tuple(c[:-1] for c in self._cells())
+    return _analysis.format_table(_analysis.ReportTable(self.name, self.title, cols, rows))
 
   def report(self) -> _analysis.Report:
-    """The report written by ``gbounds reproduce`` (JSON, CSV, HTML).
+    """The report written by ``gbounds reproduce`` (JSON, CSV, HTML): ``NAME.csv`` holds the
+    comparison, ``provenance.csv`` the provenance and resolved configuration as key, value.
 
     Returns:
       The report.
     """
-    sec = _analysis.ReportSection(self.title, (f"Configuration: {self.config}", f"{self.seconds:.1f} s"),
-                     (self._report_table(),), self.figures, self.text)
+    sec = _analysis.ReportSection(
+        self.title, (f"Configuration: {self.config}", f"{self.seconds:.1f} s"),
+        (self._report_table(), self._provenance_table()), self.figures, self.text)
     return _analysis.Report(f"gbounds reproduce {self.name}",
                      {"name": self.name, "title": self.title, "config": self.config,
-                      "rows": [r._asdict() for r in self.rows], "result": self.payload,
-                      "seconds": self.seconds}, (sec,))
+                      "rows": [r.to_dict() for r in self.rows], "result": self.payload,
+                      "seconds": self.seconds, "resolved_config": self.resolved_config,
+                      "provenance": self.provenance}, (sec,))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,6 +253,9 @@ class Target:
     cpu_minutes: measured (or estimated, stated) minutes of the CPU default on 2 cores.
     accepts: ``accepts() -> {key: default}`` of the configuration keys the runner understands;
       ``None``: not checked.
+    resolve: ``resolve(config) -> {key: value}``, the whole configuration the runner will use
+      (defaults filled in), computed without running; ``None``: the preset and overrides over
+      the defaults of ``accepts``.
   """
   name: str
   title: str
@@ -160,6 +266,7 @@ class Target:
   runner: Callable[..., RunnerResult]
   cpu_minutes: str = ""
   accepts: Callable[[], dict[str, Any]] | None = None
+  resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
   def available(self) -> tuple[bool, str]:
     """Whether every required third-party module imports.
@@ -202,6 +309,16 @@ def _params_of(obj: Callable, *, drop: tuple[str, ...] = ()) -> Callable[[], dic
 
 def _fcmi_keys() -> dict[str, Any]:
   return {"scale": "cpu", **_params_of(_fcmi.FcmiProtocol)()}
+
+
+def _fcmi_resolve(config: dict[str, Any]) -> dict[str, Any]:
+  cfg = dict(config)
+  scale = cfg.pop("scale", "cpu")
+  makers = {"cpu": _fcmi.cpu_scale_protocol, "full": _fcmi.full_scale_protocol,
+            "small": _fcmi.small_protocol}
+  if scale not in makers:
+    _errors.fail("scale", f"one of {sorted(makers)}", repr(scale))
+  return {"scale": scale, **makers[scale](**cfg).to_json()}
 
 
 _PAC_BAYES_RUN_KEYS = {"split": "test", "n_train": 4000, "n_test": 2000, "hidden": [600],
@@ -316,11 +433,12 @@ def _run_fcmi(config, *, data_dir, out_dir, progress):
   scale = cfg.pop("scale", "cpu")
   rep = fe.reproduce_fcmi(data_dir=data_dir, out_dir=out_dir, scale=scale, progress=progress,
                           **cfg)
+  k1 = int(rep.table.protocol.get("k1", 0) or 0)
   rows = []
   for r in rep.table.rows:
-    pb, pg = rep.published.get(r.n, (math.nan, math.nan))
-    rows += [Comparison(f"n={r.n}: f-CMI bound", r.fcmi_bound, pb),
-             Comparison(f"n={r.n}: measured gap", r.gap, pg),
+    se = r.fcmi_bound_std / math.sqrt(k1) if k1 > 1 else math.nan
+    rows += [Comparison(f"n={r.n}: f-CMI bound", r.fcmi_bound, math.nan, ours_se=se),
+             Comparison(f"n={r.n}: measured gap", r.gap, math.nan),
              Comparison(f"n={r.n}: test error", r.test_error, math.nan)]
   figs = ()
   if out_dir is not None and (pathlib.Path(out_dir) / "fcmi.png").exists():
@@ -338,27 +456,44 @@ def _run_synthetic(config, *, data_dir, out_dir, progress):
     tight = min(r.bounds.items(), key=lambda kv: kv[1]) if r.bounds else ("none", math.nan)
     valid = all(v >= r.gap - 1e-12 for v in r.bounds.values())
     rows += [Comparison(f"n={r.n}: measured gap", r.gap, math.nan),
-             Comparison(f"n={r.n}: tightest bound ({tight[0]})", tight[1],
-                        "ld-CMI bounds tightest (Wang & Mao 2023, Fig. 1)"),
-             Comparison(f"n={r.n}: every bound >= gap", valid, True)]
+             Comparison(f"n={r.n}: tightest bound ({tight[0]})", tight[1], math.nan),
+             Comparison(f"n={r.n}: tightest bound is a loss-difference (ld-CMI) bound",
+                        str(tight[0]).startswith("ldcmi"), math.nan),
+             Comparison(f"n={r.n}: every bound >= gap", valid, math.nan)]
   return rows, {"rows": [r._asdict() for r in res]}, (), ""
 
 
 def _run_limit(config, *, data_dir, out_dir, progress):
   res = _weight_info.reproduce_limit(data_dir=data_dir, **config)
   rows = [Comparison(f"noise {r.noise_rate:.0%} {r.method}: test acc / flipped memorized",
-                     f"{r.test_accuracy:.3f} / {_f(r.memorized_fraction):.3f}",
-                     "LIMIT: higher test accuracy, far less memorization at high noise")
+                     f"{r.test_accuracy:.3f} / {_f(r.memorized_fraction):.3f}", math.nan)
           for r in res.rows]
+  by = {(r.noise_rate, r.method): r for r in res.rows}
+  for rate in sorted({r.noise_rate for r in res.rows}):
+    ce, lim = by.get((rate, "cross_entropy")), by.get((rate, "limit_g"))
+    if ce is None or lim is None:
+      continue
+    rows += [Comparison(f"noise {rate:.0%}: LIMIT test accuracy >= CE",
+                        bool(lim.test_accuracy >= ce.test_accuracy), math.nan),
+             Comparison(f"noise {rate:.0%}: LIMIT memorizes fewer flipped labels than CE",
+                        bool(_f(lim.memorized_fraction) < _f(ce.memorized_fraction)), math.nan)]
   return rows, {"rows": [dataclasses.asdict(r) for r in res.rows],
                 "settings": res.settings}, (), res.markdown()
 
 
 def _run_supervision(config, *, data_dir, out_dir, progress):
   res = _weight_info.reproduce_supervision_complexity(data_dir=data_dir, **config)
-  rows = [Comparison(f"{r.targets}: complexity / ||Y||_F", r.normalized,
-                     "teacher soft labels < one-hot < noisy labels")
+  rows = [Comparison(f"{r.targets}: complexity / ||Y||_F", r.normalized, math.nan)
           for r in res.rows]
+  norm = {r.targets: r.normalized for r in res.rows}
+  teachers = [v for k, v in norm.items() if k.startswith("teacher")]
+  if "one_hot" in norm and teachers:
+    rows.append(Comparison("teacher labels: lower normalized complexity than one-hot",
+                           bool(max(teachers) < norm["one_hot"]), math.nan))
+  noisy = [v for k, v in norm.items() if "noise" in k]
+  if "one_hot" in norm and noisy:
+    rows.append(Comparison("one-hot: lower normalized complexity than 50% noisy labels",
+                           bool(norm["one_hot"] < min(noisy)), math.nan))
   return rows, {"rows": [dataclasses.asdict(r) for r in res.rows],
                 "settings": res.settings}, (), res.markdown()
 
@@ -394,14 +529,15 @@ def _run_permuted(config, *, data_dir, out_dir, progress):
   rows = []
   last = res.history[-1]
   rows.append(Comparison("final: permuted-label fit (memorization)", last.train_permuted_fit,
-                         "close to 1 (the network memorizes the permuted labels)"))
+                         math.nan))
   rows.append(Comparison("final: test accuracy", last.test_accuracy, math.nan))
   for r in res.rewinding:
     rows.append(Comparison(f"rewind {r.direction} {r.n_layers} layer(s): test acc / permuted fit",
-                           f"{r.test_accuracy:.3f} / {r.train_permuted_fit:.3f}",
-                           "rewinding the LAST layers restores test accuracy; the first do not"
-                           if r.direction == "last" else
-                           "rewinding the first layers does not remove memorization"))
+                           f"{r.test_accuracy:.3f} / {r.train_permuted_fit:.3f}", math.nan))
+  best = {d: max((r.test_accuracy for r in res.rewinding if r.direction == d), default=math.nan)
+          for d in ("first", "last")}
+  rows.append(Comparison("rewinding the last layers restores test accuracy more than the first",
+                         bool(best["last"] > best["first"]), math.nan))
   return rows, res.to_dict(), tuple(_permuted_figures(res)), ""
 
 
@@ -409,8 +545,17 @@ def _run_sample_info(config, *, data_dir, out_dir, progress):
   cfg = dict(config)
   cfg.setdefault("progress", False)
   res = _sample_info.reproduce_sample_info(data_dir=data_dir, **cfg)
-  rows = [Comparison(k, v, res.published.get(k, math.nan)) for k, v in res.ours.items()]
+  n = min(int(res.settings.get("num_retrained", 0) or 0), int(res.settings.get("n_train", 0) or 0))
+  rows = [Comparison(k, v, math.nan, ours_se=_pearson_se(v, n) if k.startswith(
+      ("weights_lambda", "predictions_lambda")) else math.nan) for k, v in res.ours.items()]
   return rows, res.to_dict(), (), ""
+
+
+def _pearson_se(r: float, n: int) -> float:
+  """Approximate standard error of a Pearson ``r`` over ``n`` pairs, ``(1 - r^2) / sqrt(n - 3)``
+  (the delta method through Fisher's z, whose SE is ``1 / sqrt(n - 3)``)."""
+  r = _f(r)
+  return (1 - r * r) / math.sqrt(n - 3) if n > 3 and math.isfinite(r) else math.nan
 
 
 def _run_pac_bayes(config, *, data_dir, out_dir, progress):
@@ -438,12 +583,12 @@ def _run_pac_bayes(config, *, data_dir, out_dir, progress):
   trained = _train.train(m.apply_fn, m.params, xtr, ytr, tc).params
   cert = _bounds.pac_bayes_certificate(m.apply_fn, trained, m.params, xtr, ytr, x_test=xte,
                                           y_test=yte, callback=progress, **cfg)
-  rows = [Comparison("test error (deterministic network)",
-                     float(np.mean(np.asarray(jax.numpy.argmax(m.apply_fn(trained, xte), -1)) != np.asarray(yte))),
-                     "0.02-0.03 (Dziugaite & Roy 2017, Table 1, T-600)"),
+  err = float(np.mean(np.asarray(jax.numpy.argmax(m.apply_fn(trained, xte), -1))
+                      != np.asarray(yte)))
+  rows = [Comparison("test error (deterministic network)", err, math.nan,
+                     ours_se=math.sqrt(err * (1 - err) / len(yte))),
           Comparison("stochastic test error", cert.stochastic_test_error, math.nan),
-          Comparison("PAC-Bayes-kl certificate", cert.pac_bayes_kl,
-                     "0.16-0.22 (posterior optimised; ours: isotropic, not optimised)"),
+          Comparison("PAC-Bayes-kl certificate", cert.pac_bayes_kl, math.nan),
           Comparison("McAllester certificate", cert.mcallester, math.nan),
           Comparison("Catoni certificate", cert.catoni, math.nan),
           Comparison("KL(Q||P) (nats)", cert.kl, math.nan)]
@@ -458,10 +603,10 @@ def _run_certificates(config, *, data_dir, out_dir, progress):
   rows = []
   for r in study.results:
     c = r.certificate
-    pbb = "" if math.isnan(r.pbb) else f"; public PBB code {r.pbb:.3f}"
     rows += [
-        Comparison(f"{r.task}: certificate ({c.prior} prior, n_bound {c.n_bound})",
-                   c.certificate, f"goal <= {r.goal:g}{pbb}"),
+        Comparison(f"{r.task}: certificate", c.certificate, math.nan),
+        Comparison(f"{r.task}: prior, n_bound, goal", f"{c.prior}, {c.n_bound}, <= {r.goal:g}",
+                   math.nan),
         Comparison(f"{r.task}: held-out bound of the prior network", c.heldout_bound, math.nan),
         Comparison(f"{r.task}: Monte Carlo term ({c.mc_draws} draws)",
                    c.mc_error_bound - c.mc_error, math.nan),
@@ -481,7 +626,7 @@ def _run_activation(config, *, data_dir, out_dir, progress):
   for r in (res.colored, res.shuffled):
     for meas, tau in (("entropy", r.tau_entropy), ("mi", r.tau_mi)):
       rows.append(Comparison(f"{r.setting} MNIST: Kendall tau, mean {meas} vs val. accuracy",
-                             tau, ms.PAPER_KENDALL_TAU[r.setting][meas]))
+                             tau, math.nan))
   return rows, ms.result_to_json(res), (), ms.model_selection_table(res)
 
 
@@ -490,7 +635,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            "Harutyunyan et al., NeurIPS 2021", (),
            {"scale": "cpu"}, {"scale": "full"}, _run_fcmi,
            "~10 min (MLP 512-512, 5 x 20, n 75/250; see gbounds.experiments.reproduce_fcmi)",
-           _fcmi_keys),
+           _fcmi_keys, _fcmi_resolve),
     Target("sample_info_correlation",
            "Linearized vs retrained leave-one-out change, Pearson r (Table 1, MLP column)",
            "Harutyunyan et al., ICLR 2021", (), {},
@@ -563,11 +708,69 @@ def list_targets() -> list[dict]:
   return out
 
 
+def resolved_config(name: str, *, full: bool = False, **overrides) -> dict[str, Any]:
+  """The whole configuration target ``name`` runs with (defaults filled in), as JSON values,
+  computed without running it; two runs with equal resolved configurations compute the same.
+
+  Args:
+    name: a target name.
+    full: the paper-sized preset.
+    **overrides: configuration keys replacing the preset's (checked as by :func:`reproduce`).
+
+  Returns:
+    ``{key: value}`` (JSON values).
+  """
+  if not isinstance(name, str) or name not in TARGETS:
+    _errors.fail("name", f"one of {sorted(TARGETS)}", repr(name))
+  check_overrides(name, overrides)
+  t = TARGETS[name]
+  config = {**(t.full if full else t.cpu), **overrides}
+  if t.resolve is not None:
+    return _results.encode(t.resolve(dict(config)))
+  defaults = {}
+  if t.accepts is not None:
+    try:
+      defaults = {k: v for k, v in t.accepts().items()
+                  if v is not NO_DEFAULT and not callable(v)}
+    except (ImportError, AttributeError):
+      defaults = {}
+  return _results.encode({**defaults, **config})
+
+
+def _seeds(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+  out = {}
+  for k, v in config.items():
+    if isinstance(v, dict):
+      out.update(_seeds(v, f"{prefix}{k}."))
+    elif "seed" in k.lower():
+      out[prefix + k] = v
+  return out
+
+
+def provenance(resolved: dict[str, Any], *, started: float, seconds: float) -> dict[str, Any]:
+  """What a reproduction ran on: versions, seeds, date, run time, host.
+
+  Args:
+    resolved: the resolved configuration (its ``*seed*`` keys are the seeds).
+    started: start time (seconds since the epoch).
+    seconds: wall time of the run.
+
+  Returns:
+    ``{"versions": {python, gbounds, jax, jaxlib, flax, optax, numpy}, "seeds": {...},
+    "date_utc", "seconds", "cpu_count", "platform"}``.
+  """
+  return {"versions": _provenance.versions(), "seeds": _seeds(resolved),
+          "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+          "seconds": float(seconds), "cpu_count": os.cpu_count() or 0,
+          "platform": platform.platform()}
+
+
 def reproduce(name: str, *, full: bool = False, data_dir: str | os.PathLike | None = None,
               out_dir: str | os.PathLike | None = None,
               progress: Callable[[int, int], None] | None = None,
               **overrides) -> Reproduction:
-  """Runs target ``name`` (CPU default, or the paper-sized config with ``full=True``).
+  """Runs target ``name`` (CPU default, or the paper-sized config with ``full=True``) and puts
+  the published numbers, tolerances and verdicts beside ours (:func:`compare`).
 
   Args:
     name: a key of :data:`TARGETS` (see :func:`list_targets`).
@@ -580,7 +783,8 @@ def reproduce(name: str, *, full: bool = False, data_dir: str | os.PathLike | No
       raise :class:`gbounds.InvalidInputError`).
 
   Returns:
-    :class:`Reproduction` with our numbers beside the published ones.
+    :class:`Reproduction` with our numbers beside the published ones, the resolved
+    configuration and the provenance.
   """
   if not isinstance(name, str) or name not in TARGETS:
     _errors.fail("name", f"one of {sorted(TARGETS)}", repr(name))
@@ -590,12 +794,35 @@ def reproduce(name: str, *, full: bool = False, data_dir: str | os.PathLike | No
     raise _errors.GBoundsError(f"reproduce {name}: not available in this installation ({why}).")
   check_overrides(name, overrides)
   config = {**(t.full if full else t.cpu), **overrides}
+  resolved = resolved_config(name, full=full, **overrides)
+  started = time.time()
   t0 = time.perf_counter()
   rows, payload, figs, text = t.runner(dict(config), data_dir=data_dir, out_dir=out_dir,
                                        progress=progress)
-  return Reproduction(name, f"{t.title} -- {t.paper}", config, tuple(rows), payload,
-                      tuple(figs), text, time.perf_counter() - t0)
+  seconds = time.perf_counter() - t0
+  return Reproduction(name, f"{t.title} -- {t.paper}", config,
+                      compare(name, rows, resolved), payload, tuple(figs), text, seconds,
+                      resolved, provenance(resolved, started=started, seconds=seconds))
 
 
-__all__ = ["NO_DEFAULT", "TARGETS", "Comparison", "Reproduction", "Target", "check_overrides",
-           "list_targets", "reproduce", "target_keys"]
+def load_reproduction(out_dir: str | os.PathLike) -> Reproduction | None:
+  """A finished reproduction read back from ``out_dir/report.json`` (written by
+  ``gbounds reproduce``), with the current published values and verdicts.
+
+  Args:
+    out_dir: the target's output directory.
+
+  Returns:
+    :class:`Reproduction`, or None when there is no readable ``report.json`` there.
+  """
+  path = pathlib.Path(out_dir) / "report.json"
+  try:
+    data = json.loads(path.read_text())
+    return Reproduction.from_dict(data).with_published()
+  except (OSError, ValueError, KeyError, TypeError):
+    return None
+
+
+__all__ = ["COLUMNS", "NO_DEFAULT", "TARGETS", "Comparison", "Reproduction", "Target",
+           "check_overrides", "compare", "list_targets", "load_reproduction", "provenance",
+           "reproduce", "resolved_config", "target_keys"]
