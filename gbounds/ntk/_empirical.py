@@ -13,9 +13,12 @@ neural-tangents' default (``trace_axes=(-1,)``).
 Everything is chunked over inputs: at most ``chunk_size`` examples of each side are
 differentiated at once, so memory is ``O(chunk_size k d)`` for the Jacobians plus the kernel
 itself. When ``x2`` is omitted the kernel is symmetric and only the chunk blocks on and above
-the diagonal are computed (about half the contraction flops when there are several chunks; the
-Jacobian of a column chunk is recomputed for each row chunk, which is cheap next to the
-contraction for dense networks).
+the diagonal are computed (about half the contraction flops when there are several chunks). Each
+chunk's Jacobian is computed once and reused across its row and column of blocks while the cached
+Jacobians fit in a memory budget (by default half of the device's free memory); beyond it, the
+chunks used most often are kept and the others recomputed, so peak memory stays set by the budget
+and the chunk. Blocks are written in place into one preallocated kernel (buffer donation), so the
+kernel is held once, not once per block list plus once assembled.
 
 Every entry point checks its arguments eagerly (outside the jitted cores, on concrete values):
 finite parameters and inputs, inputs of a shape the model accepts, ``chunk_size`` a positive
@@ -32,7 +35,7 @@ from __future__ import annotations
 import enum
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.core  # explicit: jax/__init__ imports it, then `del`s the name (hidden from pyright)
@@ -57,9 +60,13 @@ class NtkImplementation(enum.IntEnum):
     NTK_VECTOR_PRODUCTS: never stores a Jacobian: each kernel column is
       ``jvp(f(x1), vjp(f(x2))(e))``. Use when the Jacobian chunk would not fit; costs about one
       forward+backward pass per kernel column.
+    AUTO: whichever of the two a cost model predicts is faster for this architecture, chunk and
+      backend (:func:`choose_implementation`); Jacobian contraction is also ruled out when one
+      chunk's Jacobian would not fit in memory.
   """
   JACOBIAN_CONTRACTION = 1
   NTK_VECTOR_PRODUCTS = 2
+  AUTO = 3
 
 
 class NtkOutput(enum.IntEnum):
@@ -295,18 +302,146 @@ def _nvp_block(apply_fn, params, x1, x2, output: NtkOutput):
   return jnp.einsum("akbk->ab", full.reshape(c1, k, c2, k)) / k
 
 
+@functools.partial(jax.jit, static_argnums=(4, 5, 6), donate_argnums=(0,))
+def _put(kernel, block, r0, c0, rows: int, cols: int, transpose: bool):
+  """Writes ``block[:rows, :cols]`` (or its transpose) into ``kernel`` at ``(r0, c0)``, in place
+  (the kernel's buffer is donated)."""
+  part = block[:rows, :cols]
+  return jax.lax.dynamic_update_slice(kernel, part.T if transpose else part, (r0, c0))
+
+
+def free_memory_bytes(device: Any = None) -> int:
+  """Free memory of a device, for sizing caches and choosing between memory-hungry routes.
+
+  Accelerators report it through ``device.memory_stats()`` (``bytes_limit - bytes_in_use``); for
+  the host CPU it is Linux's ``MemAvailable`` (``/proc/meminfo``). Where neither is known, 4 GiB.
+
+  Args:
+    device: a ``jax.Device`` (default: the first device of the default backend).
+
+  Returns:
+    Free bytes.
+  """
+  device = jax.devices()[0] if device is None else device
+  try:
+    stats = device.memory_stats()
+  except Exception:  # noqa: BLE001 -- backends without memory statistics
+    stats = None
+  if stats and "bytes_limit" in stats:
+    return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+  try:
+    with open("/proc/meminfo") as f:
+      for line in f:
+        if line.startswith("MemAvailable:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return 4 << 30
+
+
+# Relative speed of the two implementations' inner work per backend, measured with
+# benchmarks/bench_ntk.py: the rate of the NTK-vector-product passes (small matmuls inside a
+# lax.map) over the rate of the Jacobian contraction (one large matmul per block). See
+# ``choose_implementation``.
+_NVP_RELATIVE_RATE = {"cpu": 1.0}
+_NVP_RELATIVE_RATE_DEFAULT = 0.5
+
+
+class NtkCost(NamedTuple):
+  """The cost model behind :attr:`NtkImplementation.AUTO` (floating-point operations).
+
+  Attributes:
+    implementation: the predicted faster implementation.
+    jacobian_contraction: predicted flops of Jacobian contraction (Jacobians plus contraction).
+    vector_products: predicted flops of NTK-vector products, divided by their relative rate on
+      this backend.
+    forward_flops: XLA's flop count of one forward pass on one example.
+    params: number of parameters ``d``.
+    jacobian_chunk_bytes: bytes of one chunk's Jacobian.
+  """
+  implementation: NtkImplementation
+  jacobian_contraction: float
+  vector_products: float
+  forward_flops: float
+  params: int
+  jacobian_chunk_bytes: int
+
+
+def choose_implementation(apply_fn: ApplyFn, params: Any, x1: Any, x2: Any = None, *,
+                          chunk_size: int | None = None) -> NtkCost:
+  """Predicts whether Jacobian contraction or NTK-vector products computes this kernel faster.
+
+  With ``F`` the flops of one forward pass of one example (XLA's cost analysis), ``d``
+  parameters, ``k`` outputs and ``B`` chunk blocks of ``c1 x c2`` examples (only the blocks on
+  and above the diagonal when ``x2`` is None):
+
+  * Jacobian contraction: each example's Jacobian costs about one forward and ``k`` backward
+    passes, ``(1 + 2k) F``, and each block ``2 (c1 k)(c2 k) d`` flops of matrix products;
+  * NTK-vector products: each of a block's ``c2 k`` columns is a backward pass of one example and
+    a forward-mode pass over ``c1`` examples, ``2F + 3F c1`` flops, run at
+    ``_NVP_RELATIVE_RATE`` of the contraction's rate (measured per backend).
+
+  For dense layers ``F ~ 2d``, so the two are close (ratio ``3F / (2 k d)``); convolutions reuse
+  each weight at many positions (``F >> d``), which favours the contraction. Jacobian contraction
+  is ruled out when one chunk's Jacobian (twice, for the intermediate of ``vmap(jacrev)``) would
+  not fit in half of the free memory (:func:`free_memory_bytes`).
+
+  Args:
+    apply_fn: ``apply_fn(params, x) -> (batch, k)``.
+    params: the parameters.
+    x1: first inputs.
+    x2: second inputs (None: the symmetric kernel of ``x1``).
+    chunk_size: as in :func:`empirical_ntk_fn`.
+
+  Returns:
+    :class:`NtkCost` with the choice and the predicted costs.
+  """
+  x1 = jnp.asarray(x1)
+  n1 = x1.shape[0]
+  n2 = n1 if x2 is None else np.shape(x2)[0]
+  one = jax.ShapeDtypeStruct((1, *x1.shape[1:]), x1.dtype)
+  k = int(jax.eval_shape(apply_fn, params, one).shape[-1])
+  try:
+    cost = jax.jit(apply_fn).lower(params, one).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    forward = float(cost.get("flops", 0.0)) if cost else 0.0
+  except Exception:  # noqa: BLE001 -- a backend without cost analysis: dense estimate below
+    forward = 0.0
+  d = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
+  forward = forward if forward > 0 else 2.0 * d
+  c1 = min(n1, chunk_size or n1)
+  c2 = min(n2, chunk_size or n2)
+  b1, b2 = -(-n1 // c1), -(-n2 // c2)
+  blocks = b1 * (b1 + 1) / 2 if x2 is None else b1 * b2
+  jac = (n1 + (0 if x2 is None else n2)) * (1 + 2 * k) * forward
+  jc = jac + blocks * 2.0 * (c1 * k) * (c2 * k) * d
+  rate = _NVP_RELATIVE_RATE.get(jax.default_backend(), _NVP_RELATIVE_RATE_DEFAULT)
+  nvp = blocks * c2 * k * (2.0 * forward + 3.0 * forward * c1) / rate
+  itemsize = jnp.dtype(jax.tree_util.tree_leaves(params)[0].dtype).itemsize
+  chunk_bytes = max(c1, c2) * k * d * itemsize
+  fits = 2 * chunk_bytes <= free_memory_bytes() // 2
+  choice = (NtkImplementation.JACOBIAN_CONTRACTION if fits and jc <= nvp
+            else NtkImplementation.NTK_VECTOR_PRODUCTS)
+  return NtkCost(choice, jc, nvp, forward, d, chunk_bytes)
+
+
 def empirical_ntk_fn(apply_fn: ApplyFn, *,
                      implementation: NtkImplementation | str = NtkImplementation.JACOBIAN_CONTRACTION,
                      output: NtkOutput | str = NtkOutput.FULL,
-                     chunk_size: int | None = None):
+                     chunk_size: int | None = None,
+                     cache_bytes: int | None = None):
   """Factory for the empirical NTK of ``apply_fn``.
 
   Args:
     apply_fn: ``apply_fn(params, x) -> (batch, k)``; examples must not interact (no BatchNorm in
       training mode).
-    implementation: a :class:`NtkImplementation` (or its name).
+    implementation: a :class:`NtkImplementation` (or its name); ``AUTO`` decides per call with
+      :func:`choose_implementation`.
     output: a :class:`NtkOutput` (or its name).
     chunk_size: at most this many examples per side are processed at once (``None``: all).
+    cache_bytes: memory for keeping chunk Jacobians between blocks (Jacobian contraction only);
+      ``None``: half of the device's free memory at call time (:func:`free_memory_bytes`);
+      ``0``: recompute every column chunk's Jacobian for each row (least memory).
 
   Returns:
     ``ntk_fn(x1, x2, params)``: with ``x2=None`` the symmetric kernel of ``x1`` with itself.
@@ -316,6 +451,8 @@ def empirical_ntk_fn(apply_fn: ApplyFn, *,
   implementation = _errors.as_enum("implementation", implementation, NtkImplementation)
   output = _errors.as_enum("output", output, NtkOutput)
   _check_chunk_size(chunk_size)
+  if cache_bytes is not None:
+    _errors.check_int("cache_bytes", cache_bytes, minimum=0)
 
   jac_leaves = jax.jit(functools.partial(_per_example_jacobian_leaves, apply_fn))
   contract = jax.jit(_contract, static_argnums=(2, 3))
@@ -329,31 +466,56 @@ def empirical_ntk_fn(apply_fn: ApplyFn, *,
       if x1.shape[1:] != x2.shape[1:]:
         _errors.fail("x2", f"examples of shape {x1.shape[1:]} (as x1)", f"{x2.shape[1:]}")
     _check_params("params", params)
-    k = int(output_shape(apply_fn, params, x1[:1], "x1", x1.shape)[-1])
+    out = jax.eval_shape(apply_fn, params, x1[:1])
+    output_shape(apply_fn, params, x1[:1], "x1", x1.shape)
+    k = int(out.shape[-1])
+    impl = implementation
+    if impl == NtkImplementation.AUTO:
+      impl = choose_implementation(apply_fn, params, x1, x2, chunk_size=chunk_size).implementation
     c1 = _chunks(x1, chunk_size)
     c2 = c1 if x2 is None else _chunks(x2, chunk_size)  # x2 is None exactly when symmetric
-    rows = []
+    b1 = _batching.chunk_bounds(x1.shape[0], chunk_size)
+    b2 = b1 if x2 is None else _batching.chunk_bounds(x2.shape[0], chunk_size)
+    per = k if output == NtkOutput.FULL else 1
+    kernel = jnp.zeros((x1.shape[0] * per, (x1 if x2 is None else x2).shape[0] * per), out.dtype)
+
+    # Column chunks whose Jacobians are kept: the last ones, which the symmetric loop below uses
+    # most often (chunk j serves rows 0..j), as many as the budget holds.
+    cached: dict[int, Any] = {}
+    keep = 0
+    if impl == NtkImplementation.JACOBIAN_CONTRACTION:
+      leaves = jax.tree_util.tree_leaves(params)
+      chunk_bytes = c2[0].shape[0] * k * sum(int(np.size(a)) for a in leaves) * \
+          jnp.dtype(out.dtype).itemsize
+      budget = free_memory_bytes() // 2 if cache_bytes is None else cache_bytes
+      keep = min(len(c2), budget // max(chunk_bytes, 1))
+
+    def column_jacobian(j):
+      if j in cached:
+        return cached[j]
+      lb = jac_leaves(params, c2[j])
+      if j >= len(c2) - keep:
+        cached[j] = lb
+      return lb
+
     for i, a in enumerate(c1):
-      la = jac_leaves(params, a) if implementation == NtkImplementation.JACOBIAN_CONTRACTION else None
-      row = []
+      la = None
+      if impl == NtkImplementation.JACOBIAN_CONTRACTION:
+        la = column_jacobian(i) if symmetric else jac_leaves(params, a)
+      (r0, r1) = b1[i]
       for j, b in enumerate(c2):
         if symmetric and j < i:
-          row.append(None)
           continue
-        if implementation == NtkImplementation.JACOBIAN_CONTRACTION:
-          lb = la if (symmetric and i == j) else jac_leaves(params, b)
-          row.append(contract(la, lb, k, output))
+        if impl == NtkImplementation.JACOBIAN_CONTRACTION:
+          block = contract(la, la if (symmetric and i == j) else column_jacobian(j), k, output)
         else:
-          row.append(nvp(params, a, b, output))
-      rows.append(row)
-    if symmetric:
-      for i in range(len(rows)):
-        for j in range(i):
-          rows[i][j] = rows[j][i].T
-    kernel = jnp.block(rows)
-    per = k if output == NtkOutput.FULL else 1
-    n2 = x1.shape[0] if x2 is None else x2.shape[0]
-    return kernel[:x1.shape[0] * per, :n2 * per]
+          block = nvp(params, a, b, output)
+        (s0, s1) = b2[j]
+        rows, cols = (r1 - r0) * per, (s1 - s0) * per
+        kernel = _put(kernel, block, r0 * per, s0 * per, rows, cols, False)
+        if symmetric and j > i:
+          kernel = _put(kernel, block, s0 * per, r0 * per, rows, cols, True)
+    return kernel
 
   return ntk_fn
 

@@ -251,3 +251,45 @@ def test_float32_engine():
     k = gbounds.ntk.empirical_ntk_fn(apply_fn, implementation=impl, chunk_size=3)(x, None, params)
     assert k.dtype == jnp.float32
     np.testing.assert_allclose(k, j @ j.T, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.x64
+@pytest.mark.parametrize("cache_chunks", [0, 1, 2, None])
+def test_jacobian_cache_changes_no_entry(net, cache_chunks):
+  """Every cache size (none, some of the column chunks, all) gives the brute-force kernel: a
+  cached Jacobian reused for the wrong chunk, or a block written at the wrong offset, fails."""
+  apply_fn, params, x, x2 = net
+  k = apply_fn(params, x[:1]).shape[-1]
+  d = sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(params))
+  chunk_bytes = 2 * k * d * 8  # chunk_size 2, float64
+  ntk = gbounds.ntk.empirical_ntk_fn(
+      apply_fn, chunk_size=2,
+      cache_bytes=None if cache_chunks is None else cache_chunks * chunk_bytes)
+  j1 = _brute_jacobian(apply_fn, params, x)
+  j2 = _brute_jacobian(apply_fn, params, x2)
+  np.testing.assert_allclose(ntk(x, None, params), j1 @ j1.T, rtol=1e-12, atol=1e-12)
+  np.testing.assert_allclose(ntk(x, x2, params), j1 @ j2.T, rtol=1e-12, atol=1e-12)
+
+
+def test_auto_prefers_contraction_for_convolutions_and_vector_products_without_memory(
+    monkeypatch):
+  """A convolution reuses each weight at every position (forward flops >> parameters): the cost
+  model picks Jacobian contraction; when a chunk's Jacobian cannot fit in memory it picks
+  NTK-vector products whatever the flops."""
+  x = jax.random.normal(jax.random.key(0), (16, 16, 16, 3), jnp.float32)
+  m = gbounds.as_model_fn(gbounds.models.CNN((gbounds.models.ConvStage(16, 3, 1, 1),), (), 2),
+                          example_input=x, key=0)
+  cost = _ntk.choose_implementation(m.apply_fn, m.params, x, chunk_size=8)
+  d = sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(m.params))
+  assert cost.params == d and cost.forward_flops > 10 * d
+  assert cost.implementation == gbounds.ntk.NtkImplementation.JACOBIAN_CONTRACTION
+  assert cost.jacobian_chunk_bytes == 8 * 2 * d * 4
+  monkeypatch.setattr(_ntk, "free_memory_bytes", lambda device=None: 1000)
+  cost = _ntk.choose_implementation(m.apply_fn, m.params, x, chunk_size=8)
+  assert cost.implementation == gbounds.ntk.NtkImplementation.NTK_VECTOR_PRODUCTS
+
+
+def test_free_memory_and_cache_bytes_checked():
+  assert _ntk.free_memory_bytes() > 0
+  with pytest.raises(gbounds.InvalidInputError, match="cache_bytes"):
+    gbounds.ntk.empirical_ntk_fn(lambda p, x: x, cache_bytes=-1)
