@@ -146,13 +146,23 @@ def register(sub) -> None:
   r = sub.add_parser("reproduce", help="reproduce a published table or figure")
   r.add_argument("name", nargs="?", help="target (see --list)")
   r.add_argument("--list", action="store_true", help="list every target")
+  r.add_argument("--all", action="store_true",
+                 help="run every target, one after another, each into OUT/NAME (OUT: --out, "
+                 "default runs/reproduce); a target whose directory already holds a finished "
+                 "run with the same resolved configuration is read back, not rerun")
+  r.add_argument("--summary", action="store_true",
+                 help="print one line per published number: target, quantity, published, ours, "
+                 "verdict. Without a name or --all it only reads the finished results under "
+                 "OUT/NAME (nothing runs)")
   r.add_argument("--full", action="store_true", help="paper-sized configuration (GPU)")
   r.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                  help="override configuration keys of the target (VALUE is JSON, e.g. "
                  "--set epochs=5 hidden=[64]; inf and nan are accepted for numbers; a "
                  "value that is not JSON is taken as a string). Unknown keys are refused")
   r.add_argument("--data-dir", help="data directory (default $GBOUNDS_DATA_DIR)")
-  r.add_argument("--out", help="output directory (default runs/reproduce/NAME)")
+  r.add_argument("--out", help="output directory (default runs/reproduce/NAME); with --all or "
+                 "--summary the directory holding one folder per target (default "
+                 "runs/reproduce)")
   r.set_defaults(func=_run_reproduce)
 
 
@@ -464,10 +474,104 @@ def _overrides(args) -> dict:
   return overrides
 
 
+_SUMMARY_COLUMNS = ("target", "quantity", "published", "ours", "verdict")
+
+
+def _summary_rows(res) -> list[tuple[Any, ...]]:
+  """One row per published number of a reproduction: target, quantity, published, ours,
+  verdict."""
+  return [(res.name, r.quantity, r.published, r.ours, r.verdict) for r in res.rows if r.verdict]
+
+
+def _print_summary(rows: list[tuple[Any, ...]], missing: list[tuple[str, str]]) -> None:
+  table = _analysis.ReportTable("summary", "Published numbers beside ours", _SUMMARY_COLUMNS,
+                                tuple(rows))
+  print(_analysis.format_table(table))
+  for name, why in missing:
+    print(f"{name}: {why}")
+  counts = {v: sum(1 for r in rows if r[-1] == v) for v in _experiments.VERDICTS}
+  print("; ".join(f"{n} {v}" for v, n in counts.items()))
+
+
+def _print_reasons(res) -> None:
+  """The reasons behind the verdicts that are not a plain number-to-number check."""
+  seen = []
+  for r in res.rows:
+    if r.verdict in (_experiments.NOT_COMPARABLE, _experiments.UNCONFIRMED) and r.reason:
+      line = f"{r.verdict}: {r.reason}"
+      if line not in seen:
+        seen.append(line)
+  for line in seen:
+    print(line)
+
+
+def _finished(out: pathlib.Path, name: str, resolved: dict):
+  """The reproduction already written to ``out`` with the same resolved configuration, or
+  None."""
+  res = _experiments.load_reproduction(out)
+  if res is None or res.name != name:
+    return None
+  same = json.dumps(res.resolved_config, sort_keys=True) == json.dumps(resolved, sort_keys=True)
+  return res if same else None
+
+
+def _run_one(args, name: str, out: pathlib.Path, overrides: dict):
+  bar = _progress.TqdmCallback(name, unit="step")
+  try:
+    res = _experiments.reproduce(name, full=args.full, data_dir=args.data_dir, out_dir=out,
+                                 progress=bar, **overrides)
+  finally:
+    bar.close()
+  files = _analysis.write_report(res.report(), out)
+  return res, files
+
+
+def _run_all(args) -> int:
+  """``--all`` (run what is not finished) and ``--summary`` (from the results written)."""
+  rr = _experiments
+  if args.set:
+    _errors.fail("--set", "a target name (the keys differ between targets), not --all or "
+                 "--summary alone", "--set with several targets")
+  root = pathlib.Path(args.out or "runs/reproduce")
+  names = [args.name] if args.name else list(rr.TARGETS)
+  rows, missing, failed = [], [], 0
+  for name in names:
+    out = root / name
+    ok, why = rr.TARGETS[name].available()
+    if not ok:
+      missing.append((name, f"unavailable ({why})"))
+      continue
+    resolved = rr.resolved_config(name, full=args.full)
+    res = _finished(out, name, resolved)
+    if res is None and not args.all:
+      old = rr.load_reproduction(out)
+      missing.append((name, f"not run ({out}/report.json missing)" if old is None else
+                      f"finished with another configuration ({out}); shown as it is"))
+      res = old
+    elif res is None:
+      print(f"== {name}: running into {out}")
+      try:
+        res, files = _run_one(args, name, _common.output_dir(out), {})
+      except _errors.GBoundsError as e:
+        failed += 1
+        missing.append((name, f"failed: {' '.join(str(e).split())}"))
+        continue
+      print(res.format())
+      print(f"{res.seconds:.1f} s; report: {files.html}")
+    elif args.all:
+      print(f"== {name}: finished with the same configuration in {out} "
+            f"({res.provenance.get('date_utc', 'date unknown')}); not rerun")
+    if res is not None:
+      rows += _summary_rows(res)
+  if args.summary or args.all:
+    _print_summary(rows, missing)
+  return 1 if failed else 0
+
+
 @_one_line
 def _run_reproduce(args) -> int:
   rr = _experiments
-  if args.list or not args.name:
+  if args.list or (not args.name and not args.all and not args.summary):
     if args.set:
       _errors.fail("--set", "a target name before --set (see --list)", "none")
     rows = rr.list_targets()
@@ -476,20 +580,21 @@ def _run_reproduce(args) -> int:
       print(f"{t['name']:<26} {t['title']}\n{'':<26} {t['paper']}; {status}; CPU default "
             f"{json.dumps(t['cpu'])} ({t['cpu_minutes']}); --full {json.dumps(t['full'])}")
     return 0
-  if args.name not in rr.TARGETS:
+  if args.name is not None and args.name not in rr.TARGETS:
     _errors.fail("name", f"one of {sorted(rr.TARGETS)} (see gbounds reproduce --list)",
                  repr(args.name))
+  if args.all and args.name:
+    _errors.fail("--all", "no target name (--all runs every target)", repr(args.name))
+  if args.all or not args.name:
+    return _run_all(args)
   overrides = _overrides(args)
   out = _common.output_dir(args.out or f"runs/reproduce/{args.name}")
-  bar = _progress.TqdmCallback(args.name, unit="step")
-  try:
-    res = rr.reproduce(args.name, full=args.full, data_dir=args.data_dir, out_dir=out,
-                       progress=bar, **overrides)
-  finally:
-    bar.close()
-  files = _analysis.write_report(res.report(), out)
+  res, files = _run_one(args, args.name, out, overrides)
   if res.text:
     print(res.text)
   print(res.format())
+  _print_reasons(res)
+  if args.summary:
+    _print_summary(_summary_rows(res), [])
   print(f"{res.seconds:.1f} s; report: {files.html}")
   return 0

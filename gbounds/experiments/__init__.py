@@ -67,6 +67,7 @@ from gbounds.experiments._registry import check_overrides as check_overrides
 from gbounds.experiments._registry import compare as compare
 from gbounds.experiments._registry import list_targets as list_targets
 from gbounds.experiments._registry import load_reproduction as load_reproduction
+from gbounds.experiments._registry import planned_quantities as planned_quantities
 from gbounds.experiments._registry import provenance as provenance
 from gbounds.experiments._registry import reproduce as reproduce
 from gbounds.experiments._registry import resolved_config as resolved_config
@@ -115,6 +116,7 @@ __all__ = [
     "compare",
     "load_reproduction",
     "provenance",
+    "planned_quantities",
     "resolved_config",
     "CERTIFICATE_GOALS",
     "CERTIFICATE_TASKS",

@@ -256,6 +256,9 @@ class Target:
     resolve: ``resolve(config) -> {key: value}``, the whole configuration the runner will use
       (defaults filled in), computed without running; ``None``: the preset and overrides over
       the defaults of ``accepts``.
+    quantities: ``quantities(resolved_config) -> names``, the quantities of the rows the runner
+      produces for that configuration whatever its results (rows named after a result, such as
+      the tightest bound's name, are left out).
   """
   name: str
   title: str
@@ -267,6 +270,7 @@ class Target:
   cpu_minutes: str = ""
   accepts: Callable[[], dict[str, Any]] | None = None
   resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+  quantities: Callable[[dict[str, Any]], tuple[str, ...]] | None = None
 
   def available(self) -> tuple[bool, str]:
     """Whether every required third-party module imports.
@@ -401,6 +405,98 @@ def check_overrides(name: str, overrides: dict) -> None:
     if key in presets and not _same_kind(value, presets[key]):
       _errors.fail(key, f"{_type_name(presets[key])} (as the preset's {presets[key]!r})",
                    repr(value))
+
+
+# ----------------------------------------------------------------------------- row plans
+
+
+def _fcmi_quantities(cfg: dict[str, Any]) -> tuple[str, ...]:
+  return tuple(f"n={n}: {q}" for n in cfg["ns"]
+               for q in ("f-CMI bound", "measured gap", "test error"))
+
+
+def _lambda_tag(lam: float) -> str:
+  """The key suffix of a weight decay in :func:`gbounds.experiments.reproduce_sample_info`."""
+  return "lambda0" if lam == 0 else f"lambda{lam:g}"
+
+
+def _sample_info_quantities(cfg: dict[str, Any]) -> tuple[str, ...]:
+  out = [f"{kind}_{_lambda_tag(lam)}" for lam in cfg["weight_decays"]
+         for kind in ("weights", "predictions", "weights_elementwise")]
+  if cfg.get("mislabeled_n"):
+    out += ["mislabeled_auroc", "mislabeled_precision_at_noise_rate"]
+  return tuple(out)
+
+
+def _pac_bayes_quantities(cfg: dict[str, Any]) -> tuple[str, ...]:
+  del cfg
+  return ("test error (deterministic network)", "stochastic test error",
+          "PAC-Bayes-kl certificate", "McAllester certificate", "Catoni certificate",
+          "KL(Q||P) (nats)")
+
+
+def _certificates_quantities(cfg: dict[str, Any]) -> tuple[str, ...]:
+  return tuple(f"{task}: {q}" for task in cfg["tasks"]
+               for q in ("certificate", "prior, n_bound, goal",
+                         "held-out bound of the prior network", "KL(Q||P) (nats)",
+                         "test error, trained network / Gibbs", "seconds, training / certificate"))
+
+
+def _synthetic_quantities(cfg: dict[str, Any]) -> tuple[str, ...]:
+  return tuple(f"n={n}: {q}" for n in cfg["ns"]
+               for q in ("measured gap", "tightest bound is a loss-difference (ld-CMI) bound",
+                         "every bound >= gap"))
+
+
+def _limit_method_name(m: Any) -> str:
+  return _weight_info.LimitMethod[m.upper()].name.lower() if isinstance(m, str) else \
+      _weight_info.LimitMethod(m).name.lower()
+
+
+def _limit_quantities(cfg: dict[str, Any]) -> tuple[str, ...]:
+  methods = [_limit_method_name(m) for m in cfg["methods"]]
+  out = [f"noise {r:.0%} {m}: test acc / flipped memorized" for r in cfg["noise_rates"]
+         for m in methods]
+  if "cross_entropy" in methods and "limit_g" in methods:
+    out += [f"noise {r:.0%}: {q}" for r in sorted(cfg["noise_rates"])
+            for q in ("LIMIT test accuracy >= CE", "LIMIT memorizes fewer flipped labels than CE")]
+  return tuple(out)
+
+
+def _supervision_quantities(cfg: dict[str, Any]) -> tuple[str, ...]:
+  names = ["one_hot", *(f"teacher_T={t:g}" for t in cfg["temperatures"]), "one_hot_50%_noise"]
+  return (*(f"{t}: complexity / ||Y||_F" for t in names),
+          "teacher labels: lower normalized complexity than one-hot",
+          "one-hot: lower normalized complexity than 50% noisy labels")
+
+
+def _permuted_quantities(cfg: dict[str, Any]) -> tuple[str, ...]:
+  del cfg
+  return ("final: permuted-label fit (memorization)", "final: test accuracy",
+          "rewinding the last layers restores test accuracy more than the first")
+
+
+def _activation_quantities(cfg: dict[str, Any]) -> tuple[str, ...]:
+  del cfg
+  return tuple(f"{s} MNIST: Kendall tau, mean {m} vs val. accuracy"
+               for s in ("colored", "shuffled") for m in ("entropy", "mi"))
+
+
+def planned_quantities(name: str, resolved: dict[str, Any]) -> tuple[str, ...]:
+  """The quantities target ``name`` produces rows for under the resolved configuration
+  (without running it; rows named after a result are left out).
+
+  Args:
+    name: a target name.
+    resolved: its resolved configuration (:func:`resolved_config`).
+
+  Returns:
+    The quantity names, in the runner's order.
+  """
+  if not isinstance(name, str) or name not in TARGETS:
+    _errors.fail("name", f"one of {sorted(TARGETS)}", repr(name))
+  t = TARGETS[name]
+  return () if t.quantities is None else tuple(t.quantities(dict(resolved)))
 
 
 # ----------------------------------------------------------------------------- runners
@@ -635,14 +731,15 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            "Harutyunyan et al., NeurIPS 2021", (),
            {"scale": "cpu"}, {"scale": "full"}, _run_fcmi,
            "~10 min (MLP 512-512, 5 x 20, n 75/250; see gbounds.experiments.reproduce_fcmi)",
-           _fcmi_keys, _fcmi_resolve),
+           _fcmi_keys, _fcmi_resolve, _fcmi_quantities),
     Target("sample_info_correlation",
            "Linearized vs retrained leave-one-out change, Pearson r (Table 1, MLP column)",
            "Harutyunyan et al., ICLR 2021", (), {},
            {"n_train": 1000, "width": 1024, "steps": 2000, "num_retrained": 1000,
             "weight_decays": [0.0, 1000.0], "mislabeled_n": 1000}, _run_sample_info,
            "~1 min (see gbounds.experiments.reproduce_sample_info)",
-           _params_of(_sample_info.reproduce_sample_info, drop=("data_dir", "log"))),
+           _params_of(_sample_info.reproduce_sample_info, drop=("data_dir", "log")),
+           quantities=_sample_info_quantities),
     Target("pac_bayes_binary_mnist",
            "PAC-Bayes certificate of an MLP on binary MNIST (Table 1, T-600)",
            "Dziugaite & Roy, UAI 2017", (),
@@ -650,7 +747,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
             "learning_rate": 0.1, "mc_samples": 200},
            {"split": "train", "n_train": 55000, "n_test": 5000, "hidden": [600], "epochs": 20,
             "learning_rate": 0.1, "mc_samples": 1000}, _run_pac_bayes, "~3 min",
-           _pac_bayes_keys),
+           _pac_bayes_keys, quantities=_pac_bayes_quantities),
     Target("pac_bayes_certificates",
            "Optimised PAC-Bayes certificates of trained MLPs, learnt and data-free priors",
            "Perez-Ortiz et al., JMLR 2021; Dziugaite & Roy, UAI 2017", (),
@@ -659,38 +756,41 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            _run_certificates,
            "~10 min (three tasks; see gbounds.experiments.reproduce_certificates)",
            _params_of(_certificates.reproduce_certificates, drop=("data_dir", "out_dir",
-                                                                  "callback"))),
+                                                                  "callback")),
+           quantities=_certificates_quantities),
     Target("wang_mao_synthetic", "CMI bounds on make_classification (Fig. 1)",
            "Wang & Mao, ICML 2023",
            ("sklearn",),
            {"ns": [5, 10, 20], "k1": 10, "k2": 30},
            {"ns": [5, 10, 20, 30, 50], "k1": 50, "k2": 100}, _run_synthetic, "~2 min",
-           _params_of(_fcmi.make_classification_study)),
+           _params_of(_fcmi.make_classification_study), quantities=_synthetic_quantities),
     Target("limit_label_noise", "Test accuracy and memorization under label noise, CE vs LIMIT",
            "Harutyunyan et al., ICML 2020",
            (), {"epochs": 10},
            {"dataset": "fashion_mnist", "n_train": 60000, "n_test": 10000, "epochs": 200},
            _run_limit, "see gbounds.experiments.reproduce_limit",
-           _params_of(_weight_info.reproduce_limit, drop=("data_dir", "callback"))),
+           _params_of(_weight_info.reproduce_limit, drop=("data_dir", "callback")),
+           quantities=_limit_quantities),
     Target("supervision_complexity", "Supervision complexity of one-hot vs teacher labels",
            "Harutyunyan et al., ICLR 2023",
            (), {},
            {"n_student": 2000, "teacher_epochs": 50}, _run_supervision,
            "see gbounds.experiments.reproduce_supervision_complexity",
-           _params_of(_weight_info.reproduce_supervision_complexity, drop=("data_dir",))),
+           _params_of(_weight_info.reproduce_supervision_complexity, drop=("data_dir",)),
+           quantities=_supervision_quantities),
     Target("permuted_label_geometry",
            "Manifold geometry and layer rewinding under permuted labels (Figs. 2-5)",
            "Stephenson et al., ICLR 2021", (), {},
            {"n_train": 10000, "epochs": 100, "n_per_manifold": 50, "n_t": 300},
            _run_permuted, "5-10 min (PermutedLabelConfig defaults)",
-           _params_of(_geometry.PermutedLabelConfig)),
+           _params_of(_geometry.PermutedLabelConfig), quantities=_permuted_quantities),
     Target("activation_information",
            "Activation entropy / neuron MI on Colored and Shuffled MNIST (Table 2)",
            "Bansal et al., NeurIPS 2022",
            ("scipy",), {},
            {"seeds": 10, "n_train": 5000, "epochs": 100, "mi_neurons": 768}, _run_activation,
            "see gbounds.experiments.reproduce_activation_information",
-           _params_of(_memorization.SettingsConfig)),
+           _params_of(_memorization.SettingsConfig), quantities=_activation_quantities),
 )}
 
 
@@ -824,5 +924,6 @@ def load_reproduction(out_dir: str | os.PathLike) -> Reproduction | None:
 
 
 __all__ = ["COLUMNS", "NO_DEFAULT", "TARGETS", "Comparison", "Reproduction", "Target",
-           "check_overrides", "compare", "list_targets", "load_reproduction", "provenance",
+           "check_overrides", "compare", "list_targets", "load_reproduction", "planned_quantities",
+           "provenance",
            "reproduce", "resolved_config", "target_keys"]

@@ -8,6 +8,7 @@ import pytest
 from gbounds import GBoundsError, InvalidInputError
 from gbounds.cli import main as cli_main
 from gbounds.experiments import _registry as rr
+from gbounds.experiments import published_table
 
 EXPECTED = {"fcmi_mnist_4v9", "sample_info_correlation", "pac_bayes_binary_mnist",
             "wang_mao_synthetic", "limit_label_noise", "supervision_complexity",
@@ -33,7 +34,7 @@ def test_cli_list(capsys):
 
 def test_missing_module_is_listed_not_fatal(monkeypatch):
   fake = rr.Target("fake", "Fake", "nobody", ("no_such_module_for_gbounds",), {}, {"a": 1},
-                   lambda *a, **k: None)
+                   lambda *a, **k: ((), {}, (), ""))
   monkeypatch.setitem(rr.TARGETS, "fake", fake)
   rows = {t["name"]: t for t in rr.list_targets()}
   assert rows["fake"]["available"] is False and "not found" in rows["fake"]["reason"]
@@ -92,3 +93,133 @@ def test_override_checks_refuse_unknown_keys_and_wrong_kinds():
     rr.check_overrides("pac_bayes_binary_mnist", {"epochs": 2.5})
   rr.check_overrides("pac_bayes_binary_mnist", {"learning_rate": 1, "epochs": 3.0})
   rr.check_overrides("pac_bayes_binary_mnist", {"delta": 0.05})  # a certificate option
+
+
+# ----------------------------------------------------------------------------- published numbers
+
+
+def _tau_rows(tau=1.0, se=math.nan):
+  return [rr.Comparison(q, tau, math.nan, ours_se=se)
+          for q in rr.planned_quantities("activation_information",
+                                         rr.resolved_config("activation_information"))]
+
+
+def test_compare_fills_published_tolerance_and_verdict():
+  rows = _tau_rows(0.6) + [rr.Comparison("not published", 3.0, "kept")]
+  out = {r.quantity: r for r in rr.compare("activation_information", rows,
+                                           rr.resolved_config("activation_information",
+                                                              full=True))}
+  mi = out["shuffled MNIST: Kendall tau, mean mi vs val. accuracy"]
+  # 0.6 against 0.88 with tolerance 0.2: outside; 0.6 against 1.00: outside.
+  assert mi.published == 0.88 and mi.tolerance == 0.2 and mi.verdict == "disagree"
+  assert "Bansal" in mi.source and mi.ours == 0.6
+  assert out["not published"].verdict == "" and out["not published"].published == "kept"
+  out = rr.compare("activation_information", _tau_rows(0.8),
+                   rr.resolved_config("activation_information", full=True))
+  assert [r.verdict for r in out] == ["agree", "agree", "agree", "agree"]
+  # Our configuration differs from the paper's (MLP width): not comparable, with the reason.
+  out = rr.compare("activation_information", _tau_rows(1.0),
+                   rr.resolved_config("activation_information", hidden=[64]))
+  assert {r.verdict for r in out} == {"not comparable"} and "hidden" in out[0].reason
+
+
+def test_old_rows_and_reproductions_still_load():
+  old_row = {"quantity": "n=75: f-CMI bound", "ours": 0.3, "published": 0.2427}
+  r = rr.Comparison.from_dict(old_row)
+  assert r.verdict == "" and math.isnan(r.tolerance) and math.isnan(r.ours_se)
+  old = {"name": "fcmi_mnist_4v9", "title": "t", "config": {"scale": "cpu"}, "rows": [old_row],
+         "payload": {"rows": []}, "text": "", "seconds": 1.5}
+  rep = rr.Reproduction.from_dict(old)
+  assert rep.resolved_config == {} and rep.provenance == {} and rep.seconds == 1.5
+  # Old report.json layout ("result" for "payload"); verdicts recomputed on loading: the
+  # saved config lacks the paper's architecture, so the check says not comparable.
+  report_layout = {k: v for k, v in old.items() if k != "payload"} | {"result": {"x": 1}}
+  rep = rr.Reproduction.from_dict(report_layout)
+  assert rep.payload == {"x": 1}
+  assert rep.with_published().rows[0].verdict == "not comparable"
+
+
+def test_json_and_csv_provenance_round_trip(tmp_path):
+  import csv
+
+  from gbounds.analysis import write_report
+
+  resolved = rr.resolved_config("activation_information", full=True)
+  rows = rr.compare("activation_information", _tau_rows(0.9, se=0.01), resolved)
+  prov = rr.provenance(resolved, started=0.0, seconds=12.5)
+  assert prov["date_utc"] == "1970-01-01T00:00:00Z" and prov["seconds"] == 12.5
+  assert set(prov["versions"]) >= {"python", "gbounds", "jax", "jaxlib", "flax", "optax", "numpy"}
+  # Every *seed* key: the base seed and the number of seeds per level.
+  assert prov["seeds"] == {"seeds": resolved["seeds"], "seed": resolved["seed"]}
+  assert prov["cpu_count"] >= 1
+  rep = rr.Reproduction("activation_information", "title", {"seeds": 10}, rows, {"a": [1, 2]},
+                        seconds=12.5, resolved_config=resolved, provenance=prov)
+  write_report(rep.report(), tmp_path)
+  back = rr.load_reproduction(tmp_path)
+  assert back is not None
+  assert back.rows == rep.rows and back.provenance == prov and back.resolved_config == resolved
+  assert rr.Reproduction.from_dict(json.loads(json.dumps(rep.to_dict()))).rows == rep.rows
+  with open(tmp_path / "activation_information.csv") as f:
+    table = list(csv.DictReader(f))
+  assert list(table[0]) == ["quantity", "ours", "published", "tolerance", "verdict", "source"]
+  assert [r["verdict"] for r in table] == [r.verdict for r in rows]
+  with open(tmp_path / "provenance.csv") as f:
+    kv = {r["key"]: r["value"] for r in csv.DictReader(f)}
+  for k, v in prov["versions"].items():
+    assert kv[f"version.{k}"] == v
+  assert kv["seed.seed"] == str(resolved["seed"]) and kv["date_utc"] == prov["date_utc"]
+  assert json.loads(kv["config.hidden"]) == resolved["hidden"]
+  assert rr.load_reproduction(tmp_path / "nowhere") is None
+
+
+def test_resolved_config_fills_defaults_and_checks_overrides():
+  r = rr.resolved_config("wang_mao_synthetic", k1=3)
+  assert r["k1"] == 3 and r["k2"] == 30 and r["steps"] == 500  # preset, then the default
+  assert rr.resolved_config("fcmi_mnist_4v9", full=True)["architecture"] == "fcmi_cnn"
+  with pytest.raises(InvalidInputError, match="stepz"):
+    rr.resolved_config("wang_mao_synthetic", stepz=3)
+
+
+# Every target at a tiny size through the published comparison (the --set mechanism).
+TINY = {
+    "fcmi_mnist_4v9": {"ns": [75], "k1": 2, "k2": 4, "epochs": 2, "hidden": [16],
+                       "test_size": 100},
+    "sample_info_correlation": {"n_train": 40, "n_heldout": 40, "width": 16, "steps": 20,
+                                "num_retrained": 8, "weight_decays": [0.0, 1000.0],
+                                "mislabeled_n": 0, "progress": False},
+    "pac_bayes_binary_mnist": {"n_train": 300, "n_test": 300, "hidden": [16], "epochs": 2,
+                               "mc_samples": 10},
+    "pac_bayes_certificates": {"tasks": ["mnist10"], "n_train": 400, "n_test": 300,
+                               "hidden": [16], "train_epochs": 2,
+                               "certify": {"epochs": 1, "finetune_epochs": 1, "mc_draws": 100,
+                                           "test_draws": 50, "mc_chunk": 16,
+                                           "tried_configurations": 1}},
+    "wang_mao_synthetic": {"ns": [5], "k1": 2, "k2": 4, "steps": 30},
+    "limit_label_noise": {"noise_rates": [0.6], "n_train": 300, "n_test": 300, "hidden": [16],
+                          "epochs": 2},
+    "supervision_complexity": {"n_student": 60, "n_teacher": 300, "teacher_hidden": [32],
+                               "student_hidden": [16], "teacher_epochs": 2, "chunk_size": 20},
+    "permuted_label_geometry": {"n_train": 300, "n_test": 100, "epochs": 2, "rewind_epoch": 1,
+                                "batch_size": 50, "checkpoint_epochs": [0], "n_per_manifold": 5,
+                                "n_t": 20, "center_rank": 0},
+    "activation_information": {"seeds": 1, "n_train": 300, "n_val": 300, "n_measure": 200,
+                               "epochs": 2, "hidden": [32, 32, 32], "mi_neurons": 8},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(rr.TARGETS))
+def test_every_target_tiny_through_the_published_comparison(name, data_root, tmp_path):
+  assert set(TINY) == set(rr.TARGETS)
+  res = rr.reproduce(name, data_dir=data_root, out_dir=tmp_path, **TINY[name])
+  produced = [r.quantity for r in res.rows]
+  planned = rr.planned_quantities(name, res.resolved_config)
+  assert set(planned) <= set(produced), sorted(set(planned) - set(produced))
+  published = {p.quantity for p in published_table(name).rows}
+  checked = [r for r in res.rows if r.quantity in published]
+  assert checked, f"{name}: no published quantity at the tiny size"
+  for r in checked:
+    assert r.verdict in ("agree", "disagree", "not comparable", "unconfirmed"), r
+    assert r.source
+  assert all(r.verdict == "" for r in res.rows if r.quantity not in published)
+  assert res.provenance["versions"]["jax"] and res.resolved_config
