@@ -3,23 +3,39 @@ synthetic study, on top of the supersample harness (:mod:`gbounds.supersample`) 
 functions (:func:`gbounds.bounds.cmi_bounds`).
 
 Published protocol (Harutyunyan et al., NeurIPS 2021, arXiv 2110.01584, sec. 4 and the public
-code hrayrhar/f-CMI): MNIST 4 vs 9, a 4-stage CNN with BatchNorm, Adam (lr 1e-3, batch 128),
-200 epochs, ``n`` in {75, 250, 1000, 4000}, ``k1 x k2 = 5 x 30``; the sample-wise f-CMI bound
-``(1/n) sum_i E_z~ sqrt(2 I^{z~}(F_i; U_i))`` (nats inside the root, error units outside).
+code hrayrhar/f-CMI: experiment ``fcmi-mnist-4vs9-CNN`` of its ``fcmi_scripts``, the defaults
+of its ``fcmi_train_classifier`` and its ``binary-mnist-4layer-CNN`` config): MNIST 4 vs 9, a
+4-stage CNN with BatchNorm, Adam (lr 1e-3, no weight decay, batch 128, a PyTorch loader that
+keeps the last partial batch), 200 epochs, the final epoch's model, ``n`` in
+{75, 250, 1000, 4000}, ``k1 x k2 = 5 x 30`` (5 supersample seeds, 30 mask seeds); the
+sample-wise f-CMI bound ``(1/n) sum_i E_z~ sqrt(2 I^{z~}(F_i; U_i))`` (nats inside the root,
+error units outside).
 
-Departures here, all stated in the resolved configuration:
+Protocols:
 
-* the pool is the MNIST *test* split (1,991 fours and nines; the published pool is the 60k
-  training split): :func:`cpu_scale_protocol` holds out ``test_size`` of them as the separate test
-  set and draws the supersamples from the rest, so ``n <= (1991 - test_size) / 2``;
+* :func:`paper_cnn_protocol`: the paper's network, optimiser, batch size and epochs (an epoch
+  is ``ceil(n / 128)`` steps, as the paper's loader makes), ``n`` in {75, 250}, with the
+  ``k1 x k2`` that fit about 35 minutes of 2 CPU cores;
+* :func:`fashion_protocol`: the extension to ``n`` in {1000, 4000} on Fashion-MNIST sneaker vs
+  ankle boot (the MNIST test split here is too small), same recipe;
+* :func:`cpu_scale_protocol`: the MLP 512-512 stand-in (~10 minutes);
+* :func:`full_scale_protocol`: the published configuration for a GPU.
+
+Departures, all stated in the resolved configuration:
+
+* the MNIST pool is the *test* split (1,991 fours and nines; the published pool is the 60k
+  training split): the protocol holds out ``test_size`` of them as the separate test set and
+  draws the supersamples from the rest, so ``n <= (1991 - test_size) / 2``;
 * the CNN has no BatchNorm (:data:`gbounds.models.FCMI_STAGES`; see :class:`gbounds.models.CNN`);
-* at CPU scale the network is an MLP (the paper's CNN trains at ~0.5 s per step per model on
-  this 2-core machine), with fewer masks (``k2``) and supersamples (``k1``);
-* an epoch is ``max(1, n // batch)`` steps (the last partial batch is dropped), so at ``n = 250``
-  an epoch is one step of 128 examples.
+* every step draws a full batch of ``min(batch_size, n)`` examples (with ``keep_last_batch`` the
+  number of steps per epoch is the paper's ``ceil(n / batch_size)``; without it
+  ``max(1, n // batch_size)``, the trainer's rule);
+* at CPU scale fewer masks (``k2``) and supersamples (``k1``): the plug-in MI is biased upward
+  by about ``(cells - 1) / (2 k2)`` nats per pair, so a smaller ``k2`` gives a larger bound
+  (:func:`bound_vs_masks` measures it by subsampling masks).
 
-:func:`full_scale_protocol` is the paper's configuration (CNN, 200 epochs, 5 x 30, the MNIST
-training split) and runs unchanged on a GPU.
+Every row reports the mean over the ``k1`` supersamples and its standard error
+``sd / sqrt(k1)`` (``sd`` with ``ddof = 1``) for the bound, the gap and the test error.
 """
 
 from __future__ import annotations
@@ -44,7 +60,12 @@ from gbounds._src import results as _results
 from gbounds.bounds import cmi_bounds
 from gbounds.data import DATASETS, binary_task, load_dataset
 from gbounds.models import CNN, FCMI_STAGES, MLP
-from gbounds.supersample import SupersampleResult, run_linearized_supersample, run_supersample
+from gbounds.supersample import (
+  SupersampleResult,
+  load_supersample_results,
+  run_linearized_supersample,
+  run_supersample,
+)
 from gbounds.train import MapStrategy, Optimizer, TrainConfig, steps_for_epochs
 from gbounds.viz import plot_fcmi_table
 
@@ -92,8 +113,12 @@ class FcmiProtocol:
     training: :class:`FcmiTraining`.
     ridge: weight decay of the linearized mode.
     strategy: :class:`gbounds.train.MapStrategy`.
-    chunk_size: models per compiled call and per results file.
+    chunk_size: models per compiled call and per results file (the unit a rerun resumes
+      from).
     seed: seed of designs, initialisations and batch orders.
+    keep_last_batch: an epoch is ``ceil(n / batch_size)`` steps (the paper's PyTorch loader,
+      ``drop_last=False``) instead of ``max(1, n // batch_size)``; every step draws a full
+      batch of ``min(batch_size, n)`` examples either way.
   """
   ns: tuple[int, ...] = (75, 250)
   k1: int = 5
@@ -113,6 +138,7 @@ class FcmiProtocol:
   strategy: MapStrategy = MapStrategy.AUTO
   chunk_size: int | None = 50
   seed: int = 0
+  keep_last_batch: bool = False
 
   def __post_init__(self):
     set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -140,6 +166,9 @@ class FcmiProtocol:
       _errors.fail("dataset", f"one of {list(DATASETS)}", repr(self.dataset))
     if self.split not in ("train", "test"):
       _errors.fail("split", "'train' or 'test'", repr(self.split))
+    if not isinstance(self.keep_last_batch, (bool, np.bool_)):
+      _errors.fail("keep_last_batch", "a bool", repr(self.keep_last_batch))
+    set_("keep_last_batch", bool(self.keep_last_batch))
 
   def to_json(self) -> dict:
     """The fields as JSON values (enums by lower-case name); :meth:`from_json` inverts it.
@@ -214,6 +243,14 @@ def _check_overrides(overrides: dict) -> None:
     _errors.fail("config", f"fields of FcmiProtocol among {sorted(known)}", unknown)
 
 
+# hrayrhar/f-CMI, experiment ``fcmi-mnist-4vs9-CNN`` (its fcmi_scripts, the defaults of its
+# fcmi_train_classifier, its binary-mnist-4layer-CNN config): the recipe
+# the paper-CNN protocols copy. ``k1 x k2`` there is 5 x 30.
+PAPER_RECIPE: dict[str, Any] = dict(
+    architecture=FcmiArchitecture.FCMI_CNN, optimizer=Optimizer.ADAM, learning_rate=1e-3,
+    batch_size=128, epochs=200, keep_last_batch=True)
+
+
 def cpu_scale_protocol(**overrides) -> FcmiProtocol:
   """The MNIST 4-vs-9 protocol at CPU scale: MLP 512-512, Adam 1e-3, batch 128, 200 epochs,
   ``n`` in {75, 250}, ``k1 x k2 = 5 x 20`` (about 10 minutes on 2 CPU cores).
@@ -230,8 +267,10 @@ def cpu_scale_protocol(**overrides) -> FcmiProtocol:
 
 def full_scale_protocol(**overrides) -> FcmiProtocol:
   """The published configuration: the f-CMI CNN (without BatchNorm), Adam 1e-3, batch 128,
-  200 epochs, ``n`` in {75, 250, 1000, 4000}, ``k1 x k2 = 5 x 30``, pool = MNIST training
-  split (test set: 2,000 held-out fours and nines). Meant for a GPU (vmap over chunks of 30).
+  200 epochs of ``ceil(n / 128)`` steps (:data:`PAPER_RECIPE`), ``n`` in {75, 250, 1000,
+  4000}, ``k1 x k2 = 5 x 30``, pool = MNIST training split (test set: 2,000 held-out fours and
+  nines; that split is not in the offline data directory, it is fetched where absent). Meant
+  for a GPU (vmap over chunks of 30).
 
   Args:
     **overrides: fields of :class:`FcmiProtocol` (unknown ones are refused).
@@ -239,9 +278,8 @@ def full_scale_protocol(**overrides) -> FcmiProtocol:
   Returns:
     :class:`FcmiProtocol`.
   """
-  base = dict(ns=(75, 250, 1000, 4000), k1=5, k2=30, epochs=200,
-              architecture=FcmiArchitecture.FCMI_CNN, split="train", test_size=2000,
-              strategy=MapStrategy.AUTO, chunk_size=30)
+  base = dict(PAPER_RECIPE, ns=(75, 250, 1000, 4000), k1=5, k2=30, split="train",
+              test_size=2000, strategy=MapStrategy.AUTO, chunk_size=30)
   _check_overrides(overrides)
   return FcmiProtocol(**{**base, **overrides})
 
@@ -261,6 +299,74 @@ def small_protocol(**overrides) -> FcmiProtocol:
   return FcmiProtocol(**{**base, **overrides})
 
 
+def paper_cnn_protocol(**overrides) -> FcmiProtocol:
+  """The paper's network and recipe on this machine's MNIST 4-vs-9 pool, at CPU scale.
+
+  The f-CMI CNN (:data:`gbounds.models.FCMI_STAGES` + dense 128, no BatchNorm), Adam lr 1e-3,
+  batch 128, 200 epochs of ``ceil(n / 128)`` steps (200 steps at ``n = 75``, 400 at
+  ``n = 250``), ``n`` in {75, 250}, pool = MNIST test split (491 held out as the test set),
+  ``k1 x k2 = 3 x 8`` (the paper: 5 x 30), models trained one after another in one program
+  (``SEQUENTIAL``: faster than ``VMAP`` for this CNN on CPU, measured), one supersample per
+  results chunk. One model takes about 15 s (``n = 75``) and 60 s (``n = 250``) on 2 idle CPU
+  cores, so about 30 minutes in all (twice that on a shared machine).
+
+  Args:
+    **overrides: fields of :class:`FcmiProtocol` (unknown ones are refused).
+
+  Returns:
+    :class:`FcmiProtocol`.
+  """
+  base = dict(PAPER_RECIPE, ns=(75, 250), k1=3, k2=8, dataset="mnist", split="test",
+              classes=(4, 9), test_size=491, strategy=MapStrategy.SEQUENTIAL, chunk_size=8)
+  _check_overrides(overrides)
+  return FcmiProtocol(**{**base, **overrides})
+
+
+def fashion_protocol(**overrides) -> FcmiProtocol:
+  """The extension to ``n`` in {1000, 4000}: the paper's CNN and recipe on Fashion-MNIST
+  sneaker (7) vs ankle boot (9), a pair of similar-looking classes like MNIST's 4 vs 9.
+
+  Pool: the Fashion-MNIST training split's 12,000 sneakers and ankle boots, 2,000 held out as the
+  test set (so ``n <= 5000``); ``k1 x k2 = 5 x 30`` as published. Meant for a GPU (on 2 CPU
+  cores one model at ``n = 4000``, 6,400 steps, takes tens of minutes).
+
+  Args:
+    **overrides: fields of :class:`FcmiProtocol` (unknown ones are refused).
+
+  Returns:
+    :class:`FcmiProtocol`.
+  """
+  base = dict(PAPER_RECIPE, ns=(1000, 4000), k1=5, k2=30, dataset="fashion_mnist",
+              split="train", classes=(7, 9), test_size=2000, strategy=MapStrategy.AUTO,
+              chunk_size=30)
+  _check_overrides(overrides)
+  return FcmiProtocol(**{**base, **overrides})
+
+
+def training_steps(protocol: FcmiProtocol, n: int) -> int:
+  """Optimizer steps of one model at ``n`` training examples.
+
+  Args:
+    protocol: :class:`FcmiProtocol` (``epochs``, ``batch_size``, ``keep_last_batch``).
+    n: training-set size.
+
+  Returns:
+    ``epochs * ceil(n / b)`` with ``keep_last_batch``, else ``epochs * max(1, n // b)``
+    (:func:`gbounds.train.steps_for_epochs`), ``b = min(batch_size, n)``.
+  """
+  _errors.check_int("n", n, 1)
+  b = min(protocol.batch_size, n)
+  if protocol.keep_last_batch:
+    return int(protocol.epochs * -(-n // b))
+  return steps_for_epochs(protocol.epochs, n, b)
+
+
+# scale name -> protocol maker (reproduce_fcmi, benchmarks/repro_fcmi.py).
+PROTOCOLS: dict[str, Any] = {
+    "small": small_protocol, "cpu": cpu_scale_protocol, "paper_cnn": paper_cnn_protocol,
+    "fashion": fashion_protocol, "full": full_scale_protocol}
+
+
 class FcmiRow(NamedTuple):
   """One ``n`` of an f-CMI experiment (error units; mutual informations in nats inside).
 
@@ -276,6 +382,12 @@ class FcmiRow(NamedTuple):
     test_error: mean 0-1 error on the separate test set.
     trainings: models trained (``k1 * k2``).
     seconds: wall time of the run (0 when everything was loaded from disk).
+    k1, k2: supersamples and masks per supersample.
+    fcmi_bound_se, gap_se, test_error_se: standard errors of the means over the ``k1``
+      supersamples, ``sd / sqrt(k1)`` with ``sd`` the sample standard deviation (``ddof = 1``;
+      None for ``k1 = 1`` and in rows written before they were recorded).
+    fcmi_bound_per_supersample, gap_per_supersample, test_error_per_supersample: the
+      per-supersample values behind the means (each a mean over the ``k2`` masks).
   """
   # duplicates: the field list + to_dict/from_dict shape of every result NamedTuple;
   # different fields, not shared logic
@@ -290,9 +402,20 @@ class FcmiRow(NamedTuple):
   test_error: float
   trainings: int
   seconds: float
+  k1: int = 0
+  k2: int = 0
+  fcmi_bound_se: float | None = None
+  gap_se: float | None = None
+  test_error_se: float | None = None
+  fcmi_bound_per_supersample: tuple[float, ...] = ()
+  gap_per_supersample: tuple[float, ...] = ()
+  test_error_per_supersample: tuple[float, ...] = ()
 
   to_dict = _results.namedtuple_to_dict
   from_dict = classmethod(_results.from_dict)
+
+
+_SCALAR_FIELDS = tuple(f for f in FcmiRow._fields if not f.endswith("_per_supersample"))
 
 
 class FcmiTable(NamedTuple):
@@ -309,7 +432,8 @@ class FcmiTable(NamedTuple):
     Returns:
       :class:`gbounds.Table` with the :class:`FcmiRow` fields as columns.
     """
-    return _results.Table(FcmiRow._fields, tuple(tuple(r) for r in self.rows),
+    return _results.Table(_SCALAR_FIELDS,
+                          tuple(tuple(getattr(r, f) for f in _SCALAR_FIELDS) for r in self.rows),
                           "f-CMI supersample experiment")
 
   def format(self) -> str:
@@ -318,13 +442,16 @@ class FcmiTable(NamedTuple):
     Returns:
       One header line and one line per ``n``.
     """
-    head = (f"{'n':>6} {'f-CMI bound':>12} {'(std)':>8} {'eCMI-kl test':>13} {'LD-CMI':>8} "
-            f"{'train err':>10} {'gap':>8} {'test err':>9} {'models':>7} {'s':>7}")
+    head = (f"{'n':>6} {'f-CMI bound':>12} {'(SE)':>8} {'eCMI-kl test':>13} {'LD-CMI':>8} "
+            f"{'train err':>10} {'gap':>8} {'(SE)':>8} {'test err':>9} {'(SE)':>8} "
+            f"{'k1 x k2':>8} {'s':>7}")
     lines = [head]
     for r in self.rows:
-      lines.append(f"{r.n:>6d} {r.fcmi_bound:>12.4f} {r.fcmi_bound_std:>8.4f} "
+      lines.append(f"{r.n:>6d} {r.fcmi_bound:>12.4f} {_num(r.fcmi_bound_se):>8.4f} "
                    f"{r.ecmi_kl_test_bound:>13.4f} {r.ldcmi_bound:>8.4f} {r.train_error:>10.4f} "
-                   f"{r.gap:>8.4f} {r.test_error:>9.4f} {r.trainings:>7d} {r.seconds:>7.1f}")
+                   f"{r.gap:>8.4f} {_num(r.gap_se):>8.4f} {r.test_error:>9.4f} "
+                   f"{_num(r.test_error_se):>8.4f} "
+                   f"{f'{r.k1}x{r.k2}':>8} {r.seconds:>7.1f}")
     return "\n".join(lines)
 
 
@@ -355,8 +482,25 @@ def _model(protocol: FcmiProtocol):
   return MLP(hidden=protocol.hidden, out=2)
 
 
+def _standard_error(values: np.ndarray) -> float | None:
+  """``sd / sqrt(k)`` of ``k`` values, ``sd`` with ``ddof = 1`` (None for ``k < 2``)."""
+  v = np.asarray(values, np.float64)
+  return float(np.std(v, ddof=1) / math.sqrt(len(v))) if len(v) > 1 else None
+
+
+def _num(v: float | None) -> float:
+  return math.nan if v is None else float(v)
+
+
 def summarize(result: SupersampleResult, *, seconds: float = 0.0) -> FcmiRow:
-  """Bounds and measured errors of one supersample run (via :func:`gbounds.bounds.cmi_bounds`).
+  """Bounds and measured errors of one supersample run (via :func:`gbounds.bounds.cmi_bounds`),
+  with per-supersample values and their standard errors.
+
+  The gap of supersample ``a`` is ``(1/(k2 n)) sum_{b, i} (L~_{i, 1 - U_i} - L~_{i, U_i})``
+  (ghost minus training 0-1 loss, model ``(a, b)``); its test error the mean over its ``k2``
+  models; its bound the sample-wise f-CMI bound ``(1/n) sum_i sqrt(2 I^{z~_a}(F_i; U_i))``
+  (Harutyunyan et al., 2021). Means over supersamples carry ``SE = sd / sqrt(k1)``
+  (``ddof = 1``).
 
   Args:
     result: a :class:`gbounds.supersample.SupersampleResult`.
@@ -368,12 +512,57 @@ def summarize(result: SupersampleResult, *, seconds: float = 0.0) -> FcmiRow:
   report = cmi_bounds(result.masks, result.predictions, result.labels, full_vector=False)
   f = report["fcmi"]
   k1, k2, n = result.masks.shape
+  bound_a = np.asarray(f.per_supersample, np.float64)
+  gap_a = np.mean(result.ghost_losses.astype(np.float64)
+                  - result.train_losses.astype(np.float64), axis=(1, 2))
+  test_a = np.mean(np.asarray(result.test_error, np.float64), axis=1)
   return FcmiRow(
-      n=int(n), fcmi_bound=float(f.value), fcmi_bound_std=float(np.std(f.per_supersample)),
+      n=int(n), fcmi_bound=float(f.value), fcmi_bound_std=float(np.std(bound_a)),
       ecmi_kl_test_bound=float(report["ecmi_kl"].test_error),
       ldcmi_bound=float(report["ldcmi_sqrt"].value), train_error=result.train_error,
       ghost_error=result.ghost_error, gap=result.gap, test_error=result.mean_test_error,
-      trainings=int(k1 * k2), seconds=float(seconds))
+      trainings=int(k1 * k2), seconds=float(seconds), k1=int(k1), k2=int(k2),
+      fcmi_bound_se=_standard_error(bound_a), gap_se=_standard_error(gap_a),
+      test_error_se=_standard_error(test_a),
+      fcmi_bound_per_supersample=tuple(float(v) for v in bound_a),
+      gap_per_supersample=tuple(float(v) for v in gap_a),
+      test_error_per_supersample=tuple(float(v) for v in test_a))
+
+
+def bound_vs_masks(result: SupersampleResult, k2s: Sequence[int], *, draws: int = 20,
+                   seed: int = 0) -> dict[int, tuple[float, float]]:
+  """The f-CMI bound estimated from subsets of ``k2' < k2`` masks: how the plug-in estimate
+  moves with the number of masks (its upward bias shrinks about as ``1 / k2'``).
+
+  For each ``k2'``, ``draws`` random subsets of ``k2'`` of the ``k2`` models of every
+  supersample are drawn (``numpy.random.default_rng(seed)``) and the sample-wise f-CMI bound
+  of :func:`gbounds.bounds.cmi_bounds` is averaged over them.
+
+  Args:
+    result: a :class:`gbounds.supersample.SupersampleResult`.
+    k2s: subset sizes, each in ``[2, k2]``.
+    draws: random subsets per size (``k2' = k2`` uses all masks once).
+    seed: seed of the subsets.
+
+  Returns:
+    ``{k2': (mean bound over the draws, its standard deviation over the draws)}``.
+  """
+  k1, k2, n = result.masks.shape
+  sizes = _int_tuple("k2s", k2s, 2, f"mask counts in [2, {k2}]")
+  if max(sizes) > k2:
+    _errors.fail("k2s", f"mask counts in [2, {k2}]", sizes)
+  _errors.check_int("draws", draws, 1)
+  rng = np.random.default_rng(seed)
+  out = {}
+  for m in sizes:
+    vals = []
+    for _ in range(1 if m == k2 else draws):
+      pick = np.stack([rng.permutation(k2)[:m] for _ in range(k1)])        # (k1, m)
+      masks = np.take_along_axis(result.masks, pick[:, :, None], axis=1)
+      preds = np.take_along_axis(result.predictions, pick[:, :, None, None, None], axis=1)
+      vals.append(float(cmi_bounds(masks, preds, result.labels, full_vector=False)["fcmi"].value))
+    out[m] = (float(np.mean(vals)), float(np.std(vals)))
+  return out
 
 
 def run_fcmi_protocol(protocol: FcmiProtocol, *, data_dir: str | os.PathLike | None = None,
@@ -411,8 +600,7 @@ def run_fcmi_protocol(protocol: FcmiProtocol, *, data_dir: str | os.PathLike | N
     else:
       b = min(protocol.batch_size, n)
       cfg = TrainConfig(optimizer=protocol.optimizer, learning_rate=protocol.learning_rate,
-                        batch_size=b, steps=steps_for_epochs(protocol.epochs, n, b),
-                        seed=protocol.seed)
+                        batch_size=b, steps=training_steps(protocol, n), seed=protocol.seed)
       result = run_supersample(
           model, x_pool, y_pool, x_test, y_test, n=n, k1=protocol.k1, k2=protocol.k2,
           train=cfg, seed=protocol.seed, strategy=protocol.strategy,
@@ -423,6 +611,33 @@ def run_fcmi_protocol(protocol: FcmiProtocol, *, data_dir: str | os.PathLike | N
   if out is not None:
     write_table(table, out)
   return table
+
+
+def provenance(table: FcmiTable) -> dict[str, Any]:
+  """Where and how a table was produced: package versions, machine, seeds, steps per model,
+  wall time per ``n``.
+
+  Args:
+    table: the table.
+
+  Returns:
+    A JSON-able dict (``versions``, ``platform``, ``cpu_count``, ``jax_backend``,
+    ``jax_devices``, ``written_utc``, ``seeds``, ``steps_per_model``, ``seconds_per_n``).
+  """
+  import platform
+
+  import jax
+
+  proto = FcmiProtocol.from_json(table.protocol)
+  return {
+      "versions": _provenance.versions(), "platform": platform.platform(),
+      "python": platform.python_version(), "cpu_count": os.cpu_count(),
+      "jax_backend": jax.default_backend(), "jax_devices": [str(d) for d in jax.devices()],
+      "written_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+      "seeds": {"design": proto.seed, "init": proto.seed, "batch_order": proto.seed,
+                "pool_split": [proto.seed, 12345]},
+      "steps_per_model": {str(r.n): training_steps(proto, r.n) for r in table.rows},
+      "seconds_per_n": {str(r.n): r.seconds for r in table.rows}}
 
 
 def write_table(table: FcmiTable, out_dir: str | os.PathLike) -> None:
@@ -438,10 +653,12 @@ def write_table(table: FcmiTable, out_dir: str | os.PathLike) -> None:
   out = pathlib.Path(out_dir)
   _io.atomic_write_json(out / "table.json", {
       "rows": [r._asdict() for r in table.rows], "protocol": table.protocol,
-      "versions": _provenance.versions(),
-      "units": "0-1 error; mutual informations inside the bounds in nats"})
-  cols = FcmiRow._fields
-  lines = [",".join(cols)] + [",".join(repr(v) if isinstance(v, float) else str(v) for v in r)
+      "provenance": provenance(table),
+      "units": "0-1 error; mutual informations inside the bounds in nats",
+      "standard_errors": "sd / sqrt(k1) over the k1 supersamples, sd with ddof = 1"})
+  cols = _SCALAR_FIELDS
+  lines = [",".join(cols)] + [",".join(repr(v) if isinstance(v, float) else str(v)
+                                       for v in (getattr(r, c) for c in cols))
                               for r in table.rows]
   _io.atomic_write_text(out / "table.csv", "\n".join(lines) + "\n")
 
@@ -468,10 +685,13 @@ def write_fcmi_figure(table: FcmiTable, path: str | os.PathLike, *,
 class FcmiReproduction(NamedTuple):
   """Our table beside the published numbers (``published[n] = (bound, gap)``).
 
-  The field ``table`` is the :class:`FcmiTable`; :meth:`comparison` is the ``gbounds.Table``.
+  The field ``table`` is the :class:`FcmiTable`; :meth:`comparison` is the ``gbounds.Table``;
+  ``bound_vs_masks[n]`` is :func:`bound_vs_masks` of that ``n`` (``{k2': (mean, sd)}``, empty
+  unless asked for).
   """
   table: FcmiTable
   published: dict[int, tuple[float, float]]
+  bound_vs_masks: dict[int, dict[int, tuple[float, float]]] = {}
 
   # duplicates: a from_dict classmethod that converts its fields back, the same shape as
   # the other results' (Reproduction, SupersampleDesign, FcmiReproduction); different
@@ -488,11 +708,15 @@ class FcmiReproduction(NamedTuple):
     Returns:
       The :class:`FcmiReproduction`.
     """
+    curves = {int(n): {int(k): (float(m), float(sd)) for k, (m, sd) in c.items()}
+              for n, c in data.get("bound_vs_masks", {}).items()}
     return cls(FcmiTable.from_dict(data["table"]),
-               {int(n): (float(b), float(g)) for n, (b, g) in data["published"].items()})
+               {int(n): (float(b), float(g)) for n, (b, g) in data["published"].items()},
+               curves)
 
   def comparison(self) -> _results.Table:
-    """Ours beside the published bound and gap per ``n``.
+    """Ours (mean and SE over the supersamples) beside the published bound and gap per ``n``,
+    with ``z = (ours - published) / SE`` and :func:`agreement`'s verdict.
 
     Returns:
       :class:`gbounds.Table` (NaN where nothing is published for that ``n``).
@@ -500,10 +724,14 @@ class FcmiReproduction(NamedTuple):
     rows = []
     for r in self.table.rows:
       pb, pg = self.published.get(r.n, (math.nan, math.nan))
-      rows.append((r.n, r.fcmi_bound, pb, r.gap, pg, r.test_error))
-    return _results.Table(("n", "bound (ours)", "bound (published)", "gap (ours)",
-                           "gap (published)", "test error (ours)"), tuple(rows),
-                          "f-CMI, MNIST 4 vs 9 (Harutyunyan et al., NeurIPS 2021)")
+      bse, gse = _num(r.fcmi_bound_se), _num(r.gap_se)
+      rows.append((r.n, r.fcmi_bound, bse, pb, _z(r.fcmi_bound, bse, pb),
+                   agreement(r.fcmi_bound, bse, pb), r.gap, gse, pg, _z(r.gap, gse, pg),
+                   agreement(r.gap, gse, pg), r.test_error, _num(r.test_error_se), r.k1, r.k2))
+    return _results.Table(("n", "bound (ours)", "bound SE", "bound (published)", "bound z",
+                           "bound verdict", "gap (ours)", "gap SE", "gap (published)", "gap z",
+                           "gap verdict", "test error (ours)", "test error SE", "k1", "k2"),
+                          tuple(rows), "f-CMI, MNIST 4 vs 9 (Harutyunyan et al., NeurIPS 2021)")
 
   def format(self) -> str:
     """A fixed-width text table of :meth:`comparison`.
@@ -511,40 +739,87 @@ class FcmiReproduction(NamedTuple):
     Returns:
       One header line and one line per ``n``.
     """
-    lines = [f"{'n':>6} {'bound (ours)':>13} {'bound (pub.)':>13} {'gap (ours)':>11} "
-             f"{'gap (pub.)':>11} {'test err (ours)':>16}"]
-    for r in self.table.rows:
-      pb, pg = self.published.get(r.n, (math.nan, math.nan))
-      lines.append(f"{r.n:>6d} {r.fcmi_bound:>13.4f} {pb:>13.4f} {r.gap:>11.4f} {pg:>11.4f} "
-                   f"{r.test_error:>16.4f}")
+    lines = [f"{'n':>6} {'bound':>8} {'(SE)':>7} {'pub.':>7} {'z':>6} {'verdict':>13} "
+             f"{'gap':>8} {'(SE)':>7} {'pub.':>7} {'z':>6} {'verdict':>13} {'test err':>9} "
+             f"{'(SE)':>7} {'k1xk2':>6}"]
+    for row in self.comparison().rows:
+      (n, b, bse, pb, bz, bv, g, gse, pg, gz, gv, t, tse, k1, k2) = row
+      lines.append(f"{n:>6d} {b:>8.4f} {bse:>7.4f} {pb:>7.4f} {bz:>6.1f} {bv:>13} {g:>8.4f} "
+                   f"{gse:>7.4f} {pg:>7.4f} {gz:>6.1f} {gv:>13} {t:>9.4f} {tse:>7.4f} "
+                   f"{f'{k1}x{k2}':>6}")
     return "\n".join(lines)
+
+
+def _z(ours: float, se: float, published: float) -> float:
+  if not (math.isfinite(published) and math.isfinite(se) and se > 0):
+    return math.nan
+  return (ours - published) / se
+
+
+def agreement(ours: float, se: float | None, published: float, *, z: float = 2.0) -> str:
+  """Verdict on one number against its published value, given our standard error.
+
+  ``"agrees"`` when ``|ours - published| <= z * SE``, else ``"above"`` or ``"below"``;
+  ``"no SE"`` without a finite positive SE and ``"unpublished"`` without a published value.
+  (The published value's own sampling error, unknown here, is not counted: the test is strict.)
+
+  Args:
+    ours: our mean over the supersamples.
+    se: its standard error (None or NaN if unknown).
+    published: the published value (NaN if none).
+    z: tolerance in standard errors.
+
+  Returns:
+    The verdict string.
+  """
+  if not math.isfinite(published):
+    return "unpublished"
+  if se is None or not (math.isfinite(se) and se > 0):
+    return "no SE"
+  if abs(ours - published) <= z * se:
+    return "agrees"
+  return "above" if ours > published else "below"
 
 
 def reproduce_fcmi(*, data_dir: str | os.PathLike | None = None,
                    out_dir: str | os.PathLike | None = None, scale: str = "cpu",
                    progress: _progress.ProgressCallback | None = None,
-                   **overrides) -> FcmiReproduction:
+                   k2_curve: Sequence[int] = (), **overrides) -> FcmiReproduction:
   """Reproduces the MNIST 4-vs-9 f-CMI experiment of Harutyunyan et al. (2021).
 
   Args:
     data_dir: data directory.
     out_dir: results directory (resumable; ``table.json``, ``table.csv``, ``fcmi.png``).
-    scale: ``"cpu"`` (:func:`cpu_scale_protocol`), ``"full"`` (:func:`full_scale_protocol`) or
+    scale: a key of :data:`PROTOCOLS`: ``"paper_cnn"`` (:func:`paper_cnn_protocol`, the
+      paper's CNN and recipe at CPU scale), ``"fashion"`` (:func:`fashion_protocol`), ``"cpu"``
+      (:func:`cpu_scale_protocol`, MLP), ``"full"`` (:func:`full_scale_protocol`, GPU) or
       ``"small"`` (:func:`small_protocol`).
     progress: ``progress(done, total)`` in trainings.
+    k2_curve: mask counts ``k2' <= k2`` at which to re-estimate the bound from subsets of the
+      masks (:func:`bound_vs_masks`, 20 subsets each; needs ``out_dir``); sizes above a run's
+      ``k2`` are skipped.
     **overrides: fields of :class:`FcmiProtocol`.
 
   Returns:
-    :class:`FcmiReproduction`: our rows and the published (bound, gap) per ``n``.
+    :class:`FcmiReproduction`: our rows, the published (bound, gap) per ``n`` (none for a
+    task other than MNIST 4 vs 9) and the bound against the number of masks.
   """
-  makers = {"cpu": cpu_scale_protocol, "full": full_scale_protocol, "small": small_protocol}
-  if scale not in makers:
-    _errors.fail("scale", f"one of {sorted(makers)}", repr(scale))
-  protocol = makers[scale](**overrides)
+  if scale not in PROTOCOLS:
+    _errors.fail("scale", f"one of {sorted(PROTOCOLS)}", repr(scale))
+  protocol = PROTOCOLS[scale](**overrides)
+  if len(k2_curve) and out_dir is None:
+    _errors.fail("out_dir", "a results directory (k2_curve reads the trained models back)", None)
+  # The published numbers are MNIST 4 vs 9; another task is compared with nothing.
+  mnist49 = protocol.dataset == "mnist" and sorted(protocol.classes) == [4, 9]
+  published = dict(PUBLISHED_FCMI) if mnist49 else {}
   table = run_fcmi_protocol(protocol, data_dir=data_dir, out_dir=out_dir, progress=progress)
   if out_dir is not None:
-    write_fcmi_figure(table, pathlib.Path(out_dir) / "fcmi.png", published=PUBLISHED_FCMI)
-  return FcmiReproduction(table, dict(PUBLISHED_FCMI))
+    write_fcmi_figure(table, pathlib.Path(out_dir) / "fcmi.png", published=published or None)
+  curves = {}
+  for r in table.rows if len(k2_curve) else ():
+    result = load_supersample_results(pathlib.Path(str(out_dir)) / f"n{r.n:05d}")
+    curves[r.n] = bound_vs_masks(result, [k for k in k2_curve if k <= r.k2])
+  return FcmiReproduction(table, published, curves)
 
 
 def small_fcmi_experiment(data_dir: str | os.PathLike | None = None,
