@@ -90,6 +90,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 from jax.flatten_util import ravel_pytree
+from jax.sharding import Mesh
 
 from gbounds._src import batching as _batching
 from gbounds._src import errors as _errors
@@ -104,6 +105,8 @@ from gbounds.ntk import (
   empirical_ntk_fn,
   jacobian_fn,
   phi_host,
+  row_sharding,
+  sharded_ntk_fn,
 )
 
 
@@ -1157,7 +1160,8 @@ def sample_information(model: Any, params: Any = None,
                        krylov_steps: int | None = None, rtol: float = 1e-11,
                        chunk_size: int | None = None,
                        ntk_chunk_size: int | None = 256,
-                       convention: LooConvention | str = LooConvention.SUM) -> SampleInformation:
+                       convention: LooConvention | str = LooConvention.SUM,
+                       mesh: Mesh | None = None) -> SampleInformation:
   """Smooth sample information of every training example, without retraining anything.
 
   For each example ``i`` (or each of ``indices``): the change of the linearized network's weights
@@ -1202,6 +1206,10 @@ def sample_information(model: Any, params: Any = None,
     convention: :class:`LooConvention`: the learning-rate convention of the leave-one-out
       runs (default ``SUM``: the summed-loss ``learning_rate`` and ``weight_decay`` kept;
       ``MEAN``: the mean-loss recipe kept, ``eta n/(n-1)`` and ``lambda (n-1)/n``).
+    mesh: a ``jax.sharding.Mesh``: the kernels are computed with their rows sharded over its
+      devices (:func:`gbounds.ntk.sharded_ntk_fn`; ``n k`` must divide evenly over them, and a
+      held-out kernel whose ``m k`` rows do not is computed on one device). None (the
+      default): one device. The leave-one-out algebra runs on the host either way.
 
   Returns:
     :class:`SampleInformation`.
@@ -1251,8 +1259,15 @@ def sample_information(model: Any, params: Any = None,
     f_start = f_exp + jax.jvp(lambda p: apply_fn(p, x_train), (w_exp,), (delta,))[1]
   r0 = jnp.ravel(f_start - y)
   ntk = _cached_ntk_fn(apply_fn, ntk_chunk_size)
-  theta = ntk(x_train, None, w_exp)
-  theta_v = None if x_heldout is None else ntk(jnp.asarray(x_heldout), x_train, w_exp)
+  heldout_fn = ntk
+  if mesh is None:
+    theta = ntk(x_train, None, w_exp)
+  else:
+    sharded = sharded_ntk_fn(apply_fn, mesh=mesh, chunk_size=ntk_chunk_size)
+    theta = sharded(x_train, None, w_exp)
+    if x_heldout is not None and (np.shape(x_heldout)[0] * k) % row_sharding(mesh).num_devices == 0:
+      heldout_fn = sharded
+  theta_v = None if x_heldout is None else heldout_fn(jnp.asarray(x_heldout), x_train, w_exp)
   jac = None
   if sgd_batch_size is not None:
     d = sum(int(np.size(p)) for p in jax.tree_util.tree_leaves(w_exp))

@@ -55,13 +55,14 @@ import numpy as np
 from flax import linen as nn
 from flax import nnx
 from jax.flatten_util import ravel_pytree
+from jax.sharding import Mesh
 
 from gbounds._src import batching as _batching
 from gbounds._src import errors as _errors
 from gbounds._src import numerics as _numerics
 from gbounds._src import results as _results
 from gbounds.info import _model
-from gbounds.ntk import jacobian_fn
+from gbounds.ntk import jacobian_fn, map_row_bands
 
 
 class FisherType(enum.IntEnum):
@@ -625,12 +626,66 @@ def _kernel_grams(apply_fn, params, x, y, fisher, key, num_samples, chunk_size, 
   return _KernelParts(total, grams, fishers)
 
 
+def _sharded_kernel_grams(apply_fn, params, x, y, fisher, key, num_samples, chunk_size,
+                          parts: tuple, gram_parts: tuple, fisher_parts: tuple, m: int,
+                          mesh) -> _KernelParts:
+  """:func:`_kernel_grams` with the rows of every Gram spread over the devices of ``mesh``.
+
+  Device ``p`` holds the rows ``[b_p]`` of ``G`` (the example chunks they touch) and contracts
+  them with every chunk's rows, recomputed on the device: ``K_{[b_p]} = G_{[b_p]} G^T``, a band
+  of the row-sharded result (``gbounds.ntk.map_row_bands``). Chunk ``j`` draws its labels from
+  ``fold_in(key, j)`` as on one device, so every route agrees. The ``d_p x d_p`` Fisher blocks
+  ``sum_p G_{[b_p]}^T G_{[b_p]}`` are summed on the first device.
+  """
+  n = int(np.shape(x)[0])
+  yy = np.zeros(n, np.int32) if y is None else y
+  if key is None:
+    key = jax.random.key(0)
+  bounds = _batching.chunk_bounds(n, chunk_size)
+  rows_fn = _part_rows_fn(apply_fn, fisher, int(num_samples), parts)
+  keep = tuple(p in gram_parts for p in range(len(parts)))
+  part_fishers: list[tuple] = []
+
+  def band(start, stop, device):
+    p_d, x_d, y_d = jax.device_put((params, x, yy), device)
+    e0, e1 = start // m, -(-stop // m)
+    mine = [j for j, (s, e) in enumerate(bounds) if s < e1 and e > e0]
+    computed = {}
+
+    def rows(j):
+      if j not in computed:
+        s, e = bounds[j]
+        computed[j] = rows_fn(p_d, x_d[s:e], y_d[s:e], jax.random.fold_in(key, j))
+      return computed[j]
+
+    lo = bounds[mine[0]][0] * m
+    gb = tuple(jnp.concatenate([rows(j)[q] for j in mine])[start - lo:stop - lo]
+               for q in range(len(parts)))
+    if fisher_parts:
+      part_fishers.append(_part_fishers(gb, fisher_parts))
+    total, kept = [], []
+    for j in range(len(bounds)):
+      block, kj = _gram_block(gb, rows(j), keep)
+      total.append(block)
+      kept.append(kj)
+      if j not in mine:
+        computed.pop(j)
+    return (jnp.concatenate(total, axis=1),
+            tuple(jnp.concatenate([kj[q] for kj in kept], axis=1) for q in range(len(gram_parts))))
+
+  total, grams = map_row_bands(band, n * m, mesh=mesh, name="x")
+  fishers = {p: functools.reduce(jnp.add, [jax.device_put(f[i], part_fishers[0][i].device)
+                                            for f in part_fishers])
+             for i, p in enumerate(fisher_parts)}
+  return _KernelParts(total, dict(zip(gram_parts, grams)), fishers)
+
+
 def fisher_gram(model: Any, params: Any = None, x: jax.typing.ArrayLike | None = None,
                 y: jax.typing.ArrayLike | None = None, *,
                 fisher: FisherType | str = FisherType.TRUE,
                 scaling: LossScaling | str = LossScaling.SUM,
                 key: jax.Array | None = None, num_samples: int = 1,
-                chunk_size: int | None = None) -> jax.Array:
+                chunk_size: int | None = None, mesh: Mesh | None = None) -> jax.Array:
   """The ``(n m) x (n m)`` Gram :math:`K = G G^\\top` whose nonzero eigenvalues are those of the
   Fisher curvature :math:`H = G^\\top G` (the kernel trick of :class:`ExactRoute`).
 
@@ -655,9 +710,14 @@ def fisher_gram(model: Any, params: Any = None, x: jax.typing.ArrayLike | None =
     num_samples: label draws per example for ``FisherType.SAMPLED``.
     chunk_size: at most this many examples differentiated at once (None: as many as keep a
       chunk's ``(c, k, d)`` Jacobian within about 1 GiB).
+    mesh: a ``jax.sharding.Mesh`` to spread the rows of :math:`K` over its devices (each
+      device contracts its rows of :math:`G` with all of them; ``n m`` must divide evenly over
+      the devices; see ``gbounds.ntk.map_row_bands``, and ``jax.distributed.initialize`` for
+      several hosts). None (the default): one device, as before.
 
   Returns:
-    ``(n m, n m)`` symmetric positive semi-definite :math:`K`.
+    ``(n m, n m)`` symmetric positive semi-definite :math:`K` (with ``mesh``: a global array
+    whose rows are sharded over the mesh, symmetric up to round-off).
   """
   m = _model.as_model(model, params, name="model")
   fisher = _check(m.apply_fn, m.params, x, y, fisher, key, num_samples,
@@ -670,8 +730,12 @@ def fisher_gram(model: Any, params: Any = None, x: jax.typing.ArrayLike | None =
   k = int(jax.eval_shape(m.apply_fn, m.params, xx[:1]).shape[-1])
   itemsize = max(np.dtype(v.dtype).itemsize for v in leaves)
   chunk = _kernel_chunk_size(xx.shape[0], k, d, itemsize, chunk_size)
-  res = _kernel_grams(m.apply_fn, m.params, xx, y, fisher, key, num_samples, chunk,
-                      (((0, d),),), (), ())
+  if mesh is not None:
+    res = _sharded_kernel_grams(m.apply_fn, m.params, xx, y, fisher, key, num_samples, chunk,
+                                (((0, d),),), (), (), _factor_rows(fisher, k, num_samples), mesh)
+  else:
+    res = _kernel_grams(m.apply_fn, m.params, xx, y, fisher, key, num_samples, chunk,
+                        (((0, d),),), (), ())
   return res.total * jnp.asarray(_scale(xx.shape[0], scaling), res.total.dtype)
 
 
@@ -977,7 +1041,8 @@ def information_in_weights(model: Any, params: Any = None, x: jax.typing.ArrayLi
                            key: jax.Array | None = None, num_samples: int = 1,
                            chunk_size: int | None = None,
                            sharing: KfacSharing | str = KfacSharing.REDUCE,
-                           exact_route: ExactRoute | str = ExactRoute.AUTO) -> WeightInformation:
+                           exact_route: ExactRoute | str = ExactRoute.AUTO,
+                           mesh: Mesh | None = None) -> WeightInformation:
   """Information in the weights :math:`KL^*` (nats) of a trained classifier on data ``x``.
 
   .. math:: KL^* = \\frac{\\|w^*\\|^2}{2\\lambda^2} + \\sum_i \\Big[\\tfrac12\\log(1 + \\lambda^2 h_i/\\beta)
@@ -1018,6 +1083,9 @@ def information_in_weights(model: Any, params: Any = None, x: jax.typing.ArrayLi
       ``d_l x d_l`` block accumulated over the chunks; a model with a single layer reuses the
       total. Both routes give the same values up to round-off (for ``SAMPLED`` given the same
       explicit ``chunk_size``: chunk ``j`` draws its labels from ``fold_in(key, j)``).
+    mesh: a ``jax.sharding.Mesh``: the Grams of the kernel route (``form=EXACT``, the route
+      KERNEL) are built with their rows sharded over its devices, as in :func:`fisher_gram`.
+      Refused for the other forms and routes. None (the default): one device.
 
   Returns:
     :class:`WeightInformation`.
@@ -1055,10 +1123,13 @@ def information_in_weights(model: Any, params: Any = None, x: jax.typing.ArrayLi
     size = xx.shape[0] * _factor_rows(fisher, num_classes, num_samples)
     route = (exact_route if exact_route != ExactRoute.AUTO
              else ExactRoute.KERNEL if size < num_params else ExactRoute.DENSE)
+  if mesh is not None and (form != FisherForm.EXACT or route != ExactRoute.KERNEL):
+    _errors.fail("mesh", "None unless form=EXACT takes the kernel route (exact_route=KERNEL, or "
+                 "AUTO with n m < d)", f"a mesh with form={form.name}, route {route.name}")
   if form == FisherForm.EXACT and route == ExactRoute.KERNEL:
     log_det, trace_term, fisher_tr, layer_terms = _exact_by_kernel(
         apply_fn, params, x, y, fisher, key, num_samples, chunk_size, scaling, c, blocks,
-        num_classes, forced=exact_route == ExactRoute.KERNEL)
+        num_classes, forced=exact_route == ExactRoute.KERNEL, mesh=mesh)
     for name, (ld, tt) in layer_terms.items():
       per_layer[name] = ld + tt + norm_by_layer[name]
   elif form == FisherForm.EXACT:
@@ -1120,7 +1191,7 @@ def _segments(idx: list) -> tuple:
 
 
 def _exact_by_kernel(apply_fn, params, x, y, fisher, key, num_samples, chunk_size, scaling, c,
-                     blocks: dict[str, list], num_classes: int, forced: bool):
+                     blocks: dict[str, list], num_classes: int, forced: bool, mesh=None):
   """The EXACT form by the kernel route: ``(log_det, trace_term, tr H, {layer: (ld, tt)})``.
 
   Each layer's terms come from its Gram ``G_l G_l^T`` when ``n m < d_l`` (or ``forced``), else
@@ -1139,8 +1210,13 @@ def _exact_by_kernel(apply_fn, params, x, y, fisher, key, num_samples, chunk_siz
   leaves = jax.tree_util.tree_leaves(params)
   itemsize = max(np.dtype(v.dtype).itemsize for v in leaves)
   chunk = _kernel_chunk_size(n, num_classes, d, itemsize, chunk_size)
-  res = _kernel_grams(apply_fn, params, x, y, fisher, key, num_samples, chunk, parts,
-                      gram_parts, fisher_parts)
+  if mesh is not None:
+    res = _sharded_kernel_grams(apply_fn, params, x, y, fisher, key, num_samples, chunk, parts,
+                                gram_parts, fisher_parts,
+                                _factor_rows(fisher, num_classes, num_samples), mesh)
+  else:
+    res = _kernel_grams(apply_fn, params, x, y, fisher, key, num_samples, chunk, parts,
+                        gram_parts, fisher_parts)
   cs = c * _scale(n, scaling)  # eigenvalues of s K, times c
   log_det, trace_term = _matrix_terms(res.total, cs)
   fisher_tr = jnp.trace(res.total) * jnp.asarray(_scale(n, scaling), res.total.dtype)

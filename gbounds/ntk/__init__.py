@@ -12,6 +12,10 @@ Public API (import from ``gbounds.ntk``; ``_empirical`` and ``_dynamics`` are pr
   :func:`train_linearized_explicit`, the argument checks :func:`check_dynamics_args` and
   :func:`check_step_size`, the enum :class:`Time`, and the results :class:`LinearizedPredictions`
   and :class:`ExplicitResult`.
+* Several devices (:mod:`_sharded`): :func:`sharded_ntk_fn` and :func:`sharded_jacobian_fn`
+  (the engine's kernel and Jacobian with their rows sharded over a ``jax.sharding.Mesh``),
+  :func:`map_row_bands` (the one row-band builder, also used by ``gbounds.info``),
+  :func:`row_mesh`, :func:`row_sharding` and :func:`is_row_sharded`.
 * :class:`Eigh` is THE eigendecomposition type of ``gbounds._src.numerics`` (re-exported here).
 """
 
@@ -37,6 +41,12 @@ from gbounds.ntk._empirical import jacobian_vector_product as jacobian_vector_pr
 from gbounds.ntk._empirical import linearize as linearize
 from gbounds.ntk._empirical import output_shape as output_shape
 from gbounds.ntk._empirical import vector_jacobian_product as vector_jacobian_product
+from gbounds.ntk._sharded import is_row_sharded as is_row_sharded
+from gbounds.ntk._sharded import map_row_bands as map_row_bands
+from gbounds.ntk._sharded import row_mesh as row_mesh
+from gbounds.ntk._sharded import row_sharding as row_sharding
+from gbounds.ntk._sharded import sharded_jacobian_fn as sharded_jacobian_fn
+from gbounds.ntk._sharded import sharded_ntk_fn as sharded_ntk_fn
 
 __all__ = [
     "NtkImplementation",
@@ -61,4 +71,10 @@ __all__ = [
     "phi",
     "phi_host",
     "train_linearized_explicit",
+    "is_row_sharded",
+    "map_row_bands",
+    "row_mesh",
+    "row_sharding",
+    "sharded_jacobian_fn",
+    "sharded_ntk_fn",
 ]
