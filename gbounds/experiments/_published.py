@@ -35,6 +35,7 @@ DISAGREE = "disagree"
 NOT_COMPARABLE = "not comparable"
 UNCONFIRMED = "unconfirmed"
 VERDICTS = (AGREE, DISAGREE, NOT_COMPARABLE, UNCONFIRMED)
+_SLACK = 1e-9  # relative slack of the tolerance test, for numbers on its edge
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +163,7 @@ def verdict(published: Published, ours: Any, *, ours_se: float = math.nan,
   threshold = max(tol if math.isfinite(tol) else 0.0, 2 * se if se is not None else 0.0)
   diff = abs(mine - pub)
   widened = " (2 SE of ours)" if se is not None and 2 * se > tol else ""
-  ok = diff <= threshold
+  ok = diff <= threshold + _SLACK * max(1.0, abs(pub))  # rounding: 1.0 - 0.8 is 0.19999...
   return Verdict(AGREE if ok else DISAGREE, threshold,
                  f"|ours - published| = {diff:.4g} {'<=' if ok else '>'} {threshold:.4g}{widened}")
 

@@ -211,14 +211,22 @@ class Reproduction:
                                  rows)
 
   def format(self) -> str:
-    """The comparison as aligned text (the source column left out; see :meth:`table`).
+    """The comparison as aligned text; the source column holds ``[k]`` and the sources are
+    listed under the table.
 
     Returns:
       The text.
     """
-    cols = COLUMNS[:-1]
-    rows = tuple(c[:-1] for c in self._cells())
-    return _analysis.format_table(_analysis.ReportTable(self.name, self.title, cols, rows))
+    sources: list[str] = []
+    rows = []
+    for c in self._cells():
+      src = c[-1]
+      if src and src not in sources:
+        sources.append(src)
+      rows.append((*c[:-1], f"[{sources.index(src) + 1}]" if src else ""))
+    text = _analysis.format_table(_analysis.ReportTable(self.name, self.title, COLUMNS,
+                                                        tuple(rows)))
+    return "\n".join([text, *(f"[{i}] {s}" for i, s in enumerate(sources, 1))])
 
   def report(self) -> _analysis.Report:
     """The report written by ``gbounds reproduce`` (JSON, CSV, HTML): ``NAME.csv`` holds the

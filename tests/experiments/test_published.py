@@ -33,6 +33,14 @@ def test_numeric_verdicts_by_hand(ours, se, expected, threshold):
   assert (abs(ours - 0.50) <= allowance) == (expected == pp.AGREE)
 
 
+def test_edge_of_the_tolerance_agrees():
+  """A Kendall tau one step (0.2) from the published 1.0 is inside the 0.2 tolerance, although
+  1.0 - 0.8 rounds to 0.19999999999999996 and 0.2 + 1.0 - 1.2 to 0.2000000000000001."""
+  assert pp.verdict(_pub(1.0, 0.2), 0.8).verdict == pp.AGREE
+  assert pp.verdict(_pub(1.2, 0.2), 1.0 + 2 ** -50).verdict == pp.AGREE
+  assert pp.verdict(_pub(1.0, 0.2), 0.8 - 1e-6).verdict == pp.DISAGREE
+
+
 def test_se_widening_is_reported():
   assert "2 SE" in pp.verdict(_pub(0.5), 0.55, ours_se=0.03).reason
   assert "2 SE" not in pp.verdict(_pub(0.5), 0.51, ours_se=0.001).reason
