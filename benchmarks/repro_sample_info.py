@@ -1,20 +1,52 @@
-"""Reproduction of Harutyunyan et al. (ICLR 2021), Table 1 (MLP column), at CPU scale.
+"""Reproduction of Harutyunyan et al. (ICLR 2021), Table 1 (MLP column).
 
-Pearson r between the linearized (closed-form, all n at once) and the actually retrained
-leave-one-out change of a one-hidden-layer ReLU MLP on MNIST 4-vs-9, for >= 100 retrained
-leave-one-out networks, plus mislabeled-example detection AUROC (10% label noise, F-SI).
-The same run is available as :func:`gbounds.experiments.reproduce_sample_info`.
+Two modes:
 
-Run: ``.venv/bin/python benchmarks/repro_sample_info.py [--n 100 --width 128 --steps 500]``;
-writes ``benchmarks/out/repro_sample_info.json``.
+* default: the CPU-scale run of :func:`gbounds.experiments.reproduce_sample_info` (width 128,
+  n = 100, 500 steps, 100 retrained networks, plus mislabeled-example detection); writes
+  ``benchmarks/out/repro_sample_info.json``.
+* ``--paper OUT_DIR``: the paper's configuration (:func:`gbounds.experiments._sample_info.
+  reproduce_sample_info_paper`: width 1024, n = 1000, 2000 full-batch steps at lr 1e-3 on the
+  mean loss, l2 coefficient 0 or 1), linearized leave-one-out for all n and exact float64
+  retraining of a random subset, Pearson r with Fisher and bootstrap 95% intervals. Resumable:
+  rerun the same command to continue; ``--budget-min`` stops before a chunk that would not
+  finish in time. Writes ``OUT_DIR/result.json``, ``OUT_DIR/per_example.csv`` and a benchmark
+  JSON ``OUT_DIR/bench.json`` (matmul rate, peak RSS).
+
+Run: ``.venv/bin/python benchmarks/repro_sample_info.py [--n 100 --width 128 --steps 500]`` or
+``nice -n 10 .venv/bin/python benchmarks/repro_sample_info.py --paper /work/runs_sinfo/paper
+--retrained 100 --budget-min 40``.
 """
 
 from __future__ import annotations
 
 import argparse
 import pathlib
+import sys
+
+import jax
+from bench_util import matmul_gflops, peak_rss_gib, write_json
 
 import gbounds
+
+
+def _paper(args) -> None:
+  from gbounds.experiments import _sample_info
+  jax.config.update("jax_enable_x64", True)
+  gflops = matmul_gflops()
+  print(f"matmul rate at start: {gflops:.1f} GFLOP/s", flush=True)
+  res = _sample_info.reproduce_sample_info_paper(
+      args.paper, num_retrained=args.retrained, chunk_size=args.chunk,
+      l2_coef=args.l2_coef, n_heldout=args.heldout_paper, matmul_dtype=args.matmul_dtype,
+      time_budget_s=None if args.budget_min is None else 60.0 * args.budget_min,
+      log=lambda s: print(s, flush=True))
+  print(res.table())
+  print(f"pooled coordinates of w - w_-i: r = {res.weights_elementwise:.4f}")
+  print("settings:", res.settings)
+  write_json(pathlib.Path(args.paper) / "bench.json", dict(
+      result=res.to_dict(), matmul_gflops_start=gflops,
+      matmul_gflops_end=matmul_gflops(), peak_rss_gib=peak_rss_gib(),
+      command=" ".join(sys.argv)))
 
 
 def main():
@@ -27,7 +59,17 @@ def main():
   ap.add_argument("--retrained", type=int, default=100)
   ap.add_argument("--weight-decays", type=float, nargs="+", default=[0.0])
   ap.add_argument("--mislabeled-n", type=int, default=300)
+  ap.add_argument("--paper", metavar="OUT_DIR", default=None,
+                  help="run the paper's configuration into OUT_DIR (resumable)")
+  ap.add_argument("--chunk", type=int, default=4, help="--paper: networks per compiled call")
+  ap.add_argument("--l2-coef", type=float, default=0.0, help="--paper: 0 or 1 (mean loss)")
+  ap.add_argument("--heldout-paper", type=int, default=500, help="--paper: held-out examples")
+  ap.add_argument("--matmul-dtype", default="float64", help="--paper: float64 or float32")
+  ap.add_argument("--budget-min", type=float, default=None, help="--paper: time budget")
   args = ap.parse_args()
+  if args.paper:
+    _paper(args)
+    return
   res = gbounds.experiments.reproduce_sample_info(
       n_train=args.n, n_heldout=args.heldout, width=args.width, steps=args.steps,
       lr_fraction=args.lr_fraction, num_retrained=args.retrained,
