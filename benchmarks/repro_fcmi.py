@@ -11,7 +11,7 @@ stand-in; ``full`` the published configuration (GPU). ``--set k1=5`` overrides a
 Prints, per n, our f-CMI bound, gap and test error (means over the k1 supersamples with their
 standard errors sd / sqrt(k1)) beside the published standard-variant numbers (.2427 / .0892 at
 n = 75, .1073 / .0363 at n = 250) with z = (ours - published) / SE, and the bound re-estimated
-from subsets of the masks (--k2-curve; the plug-in MI's upward bias shrinks with k2). Writes
+from subsets of the masks (--k2-curve; the plug-in MI's bias changes with k2). Writes
 table.json, table.csv, fcmi.png and repro.json (with provenance) to --out (default
 benchmarks/out/repro_fcmi_<scale>). A rerun resumes from the finished chunks (one file per chunk,
 written atomically).
