@@ -8,8 +8,11 @@ the mesh (``NamedSharding(mesh, PartitionSpec(mesh.axis_names))``: rows over all
 
 * Kernel: device ``p`` computes ``Theta(x1[band_p], x2)`` (``x2 = x1`` for the symmetric
   kernel). Equal bands of rows are balanced for a symmetric kernel too (every band is a full
-  ``band x n2`` slab); the off-diagonal blocks ``(p, q)`` and ``(q, p)`` come from two
-  contractions, so the result is symmetric up to round-off rather than bit for bit.
+  ``band x n2`` slab), at the price of the symmetry saving: on several devices every entry is
+  contracted once, where one device (which runs the engine's symmetric kernel itself)
+  contracts only the blocks on and above the diagonal, about half. The off-diagonal blocks
+  ``(p, q)`` and ``(q, p)`` come from two contractions, so the result is symmetric up to
+  round-off rather than bit for bit.
 * Jacobian: device ``p`` computes the rows ``J(x)[band_p]``.
 
 A band whose rows cut through an example (``FULL`` kernels and Jacobians have ``k`` rows per
@@ -185,14 +188,17 @@ def sharded_ntk_fn(apply_fn: ApplyFn, *, mesh: Mesh | None = None,
       _check_batch("x2", x2)
     k = int(output_shape(apply_fn, params, x1[:1], "x1", np.shape(x1))[-1])
     per = k if output == NtkOutput.FULL else 1
+    n1 = int(np.shape(x1)[0])
 
     def band(start, stop, device):
       e0, e1, rows = _covering(start, stop, per)
       p_d = jax.device_put(params, device)
+      if x2 is None and e0 == 0 and e1 == n1:  # one device: the engine's symmetric kernel
+        return engine(jax.device_put(x1, device), None, p_d)
       cols = jax.device_put(x1 if x2 is None else x2, device)
       return engine(jax.device_put(x1[e0:e1], device), cols, p_d)[rows]
 
-    return map_row_bands(band, int(np.shape(x1)[0]) * per, mesh=the_mesh, name="x1")
+    return map_row_bands(band, n1 * per, mesh=the_mesh, name="x1")
   return ntk_fn
 
 
