@@ -1,10 +1,10 @@
 """Leave-one-out and information in the weights from kernels sharded over 4 devices.
 
-As in ``tests/ntk/test_sharded.py``: one subprocess with
+As in ``tests/ntk/test_sharded.py``: a subprocess per dtype with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (set before JAX is imported) computes
-every check and prints JSON (a second, fuller one for the slow tier). References: the same
-functions on one device with the one-device
-kernels, and for the information in the weights also the dense ``d x d`` route (an independent
+every check and prints JSON (a fuller one for the slow tier; float64 in the default tier with
+x64 on, float32 with x64 off). References: the same functions on one device with the
+one-device kernels, and for the information in the weights also the dense ``d x d`` route (an independent
 computation of the same eigenvalues). The subprocess inherits ``GBOUNDS_TEST_X64``.
 """
 
@@ -36,7 +36,7 @@ def _any(value: Any) -> Any:
   return value
 
 
-def _worker(full: bool) -> dict:  # runs in the subprocess, with 4 forced CPU devices
+def _worker(which: str, full: bool) -> dict:  # the subprocess: 4 forced CPU devices
   import jax
   x64 = os.environ.get("GBOUNDS_TEST_X64", "1") != "0"
   jax.config.update("jax_enable_x64", x64)
@@ -49,8 +49,7 @@ def _worker(full: bool) -> dict:  # runs in the subprocess, with 4 forced CPU de
 
   assert jax.device_count() == DEVICES, jax.devices()
   mesh = ntk.row_mesh()
-  out: dict = {"devices": jax.device_count(), "dtypes": ["float32", "float64"] if x64
-               else ["float32"]}
+  out: dict = {"devices": jax.device_count(), "dtypes": [which]}
   for dtype in out["dtypes"]:
     res: dict = {}
     x = jax.random.normal(jax.random.key(0), (8, 5), dtype)   # n k = 16 rows, 4 per device
@@ -126,25 +125,27 @@ def _worker(full: bool) -> dict:  # runs in the subprocess, with 4 forced CPU de
   return out
 
 
-@functools.lru_cache(maxsize=2)
-def _results(full: bool = False) -> dict:
-  """The checks (``full``: also the slow tier's: the model-level ``sample_information``, the
-  sampled Fisher and the dense route)."""
+@functools.lru_cache(maxsize=4)
+def _results(dtype: str, full: bool = False) -> dict:
+  """The checks in ``dtype`` (``full``: also the slow tier's: the model-level
+  ``sample_information``, the sampled Fisher and the dense route)."""
   env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={DEVICES}",
              JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, __file__] + (["--full"] if full else []), cwd=ROOT,
-                        env=env, capture_output=True, text=True, timeout=600)
+  proc = subprocess.run([sys.executable, __file__, dtype] + (["--full"] if full else []),
+                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-4000:]
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _dtypes():
-  return ["float32", "float64"] if os.environ.get("GBOUNDS_TEST_X64", "1") != "0" else ["float32"]
+X64 = os.environ.get("GBOUNDS_TEST_X64", "1") != "0"
+DEFAULT = "float64" if X64 else "float32"
+# one subprocess per dtype; with x64 on, float32 (the default of the x64-off run) is slow tier
+DTYPES = ([pytest.param("float32", marks=pytest.mark.slow), "float64"] if X64 else ["float32"])
 
 
-@pytest.mark.parametrize("dtype", _dtypes())
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_leave_one_out_accepts_sharded_kernels(dtype):
-  r = _results()[dtype]
+  r = _results(dtype)[dtype]
   assert r["inputs_sharded"]
   for name in ("loo_coefficients", "coefficients", "si", "fsi"):
     assert r[name] <= TOL[dtype], (name, r[name])
@@ -152,27 +153,27 @@ def test_leave_one_out_accepts_sharded_kernels(dtype):
 
 @pytest.mark.slow
 def test_sample_information_with_a_mesh():
-  r = _results(full=True)
+  r = _results(DEFAULT, full=True)
   tol = TOL[r["dtypes"][-1]]
   assert r["si_model"] <= tol and r["fsi_model"] <= tol
 
 
-@pytest.mark.parametrize("dtype", _dtypes())
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_fisher_gram_matches_one_device_and_is_sharded(dtype):
-  r = _results()[dtype]
+  r = _results(dtype)[dtype]
   assert r["gram_sharded"]
   assert r["gram"] <= TOL[dtype]
 
 
 @pytest.mark.slow
 def test_sampled_fisher_gram_draws_the_same_labels():
-  r = _results(full=True)
+  r = _results(DEFAULT, full=True)
   assert r["gram_sampled"] <= TOL[r["dtypes"][-1]]
 
 
-@pytest.mark.parametrize("dtype", _dtypes())
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_weight_information_from_the_sharded_grams(dtype):
-  r = _results()[dtype]
+  r = _results(dtype)[dtype]
   assert r["num_layers"] == 3
   assert r["log_det_share"] > 0.5  # the curvature, not the weights' norm, is being compared
   assert r["weight_info"] <= TOL[dtype]
@@ -182,7 +183,7 @@ def test_weight_information_from_the_sharded_grams(dtype):
 @pytest.mark.slow
 def test_weight_information_agrees_with_the_dense_route():
   # an independent computation: eigenvalues of the d x d Fisher, not of the Gram
-  r = _results(full=True)
+  r = _results(DEFAULT, full=True)
   dtype = r["dtypes"][-1]
   tol = {"float32": 1e-4, "float64": 1e-10}[dtype]
   assert r[dtype]["weight_info_vs_dense"] <= tol
@@ -190,11 +191,11 @@ def test_weight_information_agrees_with_the_dense_route():
 
 
 def test_bad_input_names_the_argument():
-  e = _results()["errors"]
+  e = _results(DEFAULT)["errors"]
   assert e["form"] is not None and e["form"].startswith("mesh:")
   assert e["rows"] is not None and e["rows"].startswith("x:") and "divisible" in e["rows"]
   assert e["mesh"] is not None and e["mesh"].startswith("mesh:")
 
 
 if __name__ == "__main__":
-  print(json.dumps(_worker(full="--full" in sys.argv)))
+  print(json.dumps(_worker(sys.argv[1], full="--full" in sys.argv)))

@@ -1,11 +1,12 @@
 """Tests of gbounds.ntk._sharded: the kernel and the Jacobian with rows sharded over 4 devices.
 
-The device count must be set before JAX is imported, so one subprocess (this file run as a
-script with ``XLA_FLAGS=--xla_force_host_platform_device_count=4``) computes every check and
-prints them as JSON; the tests read them. References are independent of the sharded code: the
+The device count must be set before JAX is imported, so a subprocess per dtype (this file run
+as a script with ``XLA_FLAGS=--xla_force_host_platform_device_count=4``) computes every check
+and prints them as JSON; the tests read them. References are independent of the sharded code: the
 one-device engine (itself tested against brute force in ``test_empirical.py``) and, for the
-Jacobian, ``J J^T`` against the kernel. The subprocess inherits ``GBOUNDS_TEST_X64``: with x64
-off only float32 runs.
+Jacobian, ``J J^T`` against the kernel. The subprocess inherits ``GBOUNDS_TEST_X64``: the default
+tier checks float64 with x64 on and float32 with x64 off (the float32 run with x64 on is slow
+tier: each subprocess compiles the engine for 4 devices).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _any(value: Any) -> Any:
   return value
 
 
-def _worker() -> dict:  # runs in the subprocess, with 4 forced CPU devices
+def _worker(which: str) -> dict:  # runs in the subprocess, with 4 forced CPU devices
   import jax
   x64 = os.environ.get("GBOUNDS_TEST_X64", "1") != "0"
   jax.config.update("jax_enable_x64", x64)
@@ -51,7 +52,7 @@ def _worker() -> dict:  # runs in the subprocess, with 4 forced CPU devices
   assert jax.device_count() == DEVICES, jax.devices()
   out: dict = {"devices": jax.device_count()}
   one = ntk.row_mesh(jax.devices()[:1])
-  for dtype in (["float32", "float64"] if x64 else ["float32"]):
+  for dtype in [which]:  # one dtype per subprocess
     x = jax.random.normal(jax.random.key(0), (10, 5), dtype)   # 10 k = 20 rows: 5 per device
     x2 = jax.random.normal(jax.random.key(1), (6, 5), dtype)
     xt = jax.random.normal(jax.random.key(2), (8, 5), dtype)   # TRACE: 8 rows, 2 per device
@@ -68,10 +69,9 @@ def _worker() -> dict:  # runs in the subprocess, with 4 forced CPU devices
     res["kernel_cross"] = _rel(cross, ntk.empirical_ntk_fn(f)(x, x2, p))
     res["kernel_cross_sharded"] = ntk.is_row_sharded(cross)
     res["kernel_cross_shape"] = list(cross.shape)
-    if dtype == "float32":  # the options pass through to the engine: one dtype is enough
-      tr = ntk.sharded_ntk_fn(f, output="trace")(xt, x2, p)
-      out["kernel_trace"] = _rel(tr, ntk.empirical_ntk_fn(f, output="trace")(xt, x2, p))
-      out["kernel_trace_sharded"] = ntk.is_row_sharded(tr)
+    tr = ntk.sharded_ntk_fn(f, output="trace")(xt, x2, p)
+    res["kernel_trace"] = _rel(tr, ntk.empirical_ntk_fn(f, output="trace")(xt, x2, p))
+    res["kernel_trace_sharded"] = ntk.is_row_sharded(tr)
     single = ntk.sharded_ntk_fn(f, mesh=one)(x, None, p)
     res["kernel_one_device"] = _rel(single, ref_sym)
     res["kernel_one_device_devices"] = len(single.sharding.device_set)
@@ -105,27 +105,29 @@ def _worker() -> dict:  # runs in the subprocess, with 4 forced CPU devices
   return out
 
 
-@functools.lru_cache(maxsize=1)
-def _results() -> dict:
+@functools.lru_cache(maxsize=2)
+def _results(dtype: str) -> dict:
   env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={DEVICES}",
              JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, __file__], cwd=ROOT, env=env, capture_output=True,
-                        text=True, timeout=600)
+  proc = subprocess.run([sys.executable, __file__, dtype], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-4000:]
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _dtypes():
-  return ["float32", "float64"] if os.environ.get("GBOUNDS_TEST_X64", "1") != "0" else ["float32"]
+X64 = os.environ.get("GBOUNDS_TEST_X64", "1") != "0"
+DEFAULT = "float64" if X64 else "float32"
+# one subprocess per dtype; with x64 on, float32 (the default of the x64-off run) is slow tier
+DTYPES = ([pytest.param("float32", marks=pytest.mark.slow), "float64"] if X64 else ["float32"])
 
 
 def test_worker_saw_four_devices():
-  assert _results()["devices"] == DEVICES
+  assert _results(DEFAULT)["devices"] == DEVICES
 
 
-@pytest.mark.parametrize("dtype", _dtypes())
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_kernels_match_one_device_and_are_sharded(dtype):
-  r = _results()[dtype]
+  r = _results(dtype)[dtype]
   for name in ("kernel_sym", "kernel_cross", "kernel_one_device"):
     assert r[name] <= TOL[dtype], (name, r[name])
   assert r["kernel_sym_sharded"] and r["kernel_cross_sharded"]
@@ -135,30 +137,31 @@ def test_kernels_match_one_device_and_are_sharded(dtype):
   assert r["kernel_dtype"] == dtype
 
 
-@pytest.mark.parametrize("dtype", _dtypes())
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_jacobian_matches_one_device_and_is_sharded(dtype):
-  r = _results()[dtype]
+  r = _results(dtype)[dtype]
   assert r["jacobian"] <= TOL[dtype]
   assert r["jacobian_sharded"]
   assert r["jacobian_gram_vs_kernel"] <= 10 * TOL[dtype]
 
 
-@pytest.mark.parametrize("dtype", _dtypes())
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_dynamics_accept_the_sharded_kernel(dtype):
-  r = _results()[dtype]
+  r = _results(dtype)[dtype]
   # float32: the eigendecomposition amplifies the kernel's last-bit differences a little
   tol = {"float32": 1e-5, "float64": 1e-11}[dtype]
   assert r["gd_mse_train"] <= tol
 
 
-def test_trace_kernel_matches_one_device_and_is_sharded():
-  r = _results()
-  assert r["kernel_trace"] <= TOL["float32"]
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_trace_kernel_matches_one_device_and_is_sharded(dtype):
+  r = _results(dtype)[dtype]
+  assert r["kernel_trace"] <= TOL[dtype]
   assert r["kernel_trace_sharded"]
 
 
 def test_bad_input_names_the_argument():
-  e = _results()["errors"]
+  e = _results(DEFAULT)["errors"]
   assert e["rows"] is not None and e["rows"].startswith("x1:") and "divisible by the 4" in e["rows"]
   assert e["mesh"] is not None and e["mesh"].startswith("mesh:")
   assert e["x1"] is not None and e["x1"].startswith("x1:")
@@ -176,4 +179,4 @@ def test_is_row_sharded_can_say_no():
 
 
 if __name__ == "__main__":
-  print(json.dumps(_worker()))
+  print(json.dumps(_worker(sys.argv[1])))
