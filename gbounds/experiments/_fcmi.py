@@ -385,7 +385,8 @@ class FcmiRow(NamedTuple):
     gap: ``ghost_error - train_error`` (the gap the bounds bound).
     test_error: mean 0-1 error on the separate test set.
     trainings: models trained (``k1 * k2``).
-    seconds: wall time of the run (0 when everything was loaded from disk).
+    seconds: wall time of this call for that ``n`` (training plus reading finished chunks; the
+      training time of an earlier, interrupted call is not included).
     k1, k2: supersamples and masks per supersample.
     fcmi_bound_se, gap_se, test_error_se: standard errors of the means over the ``k1``
       supersamples, ``sd / sqrt(k1)`` with ``sd`` the sample standard deviation (``ddof = 1``;
