@@ -13,15 +13,19 @@ up to several nats), so the agreement check still compares like with like.
 
 Usage: python benchmarks/bench_ksg.py [--neurons 256] [--samples 2000] [--baseline-pairs 200]
                                       [--ties]
+Both are timed in wall-clock seconds and in process CPU seconds (user + system, all threads:
+gbounds runs XLA on every core, the baseline on one), since the 2-core machines these runs are
+made on are shared; the in-run float32 matmul rate is printed beside them.
+
 Writes benchmarks/out/bench_ksg.json (bench_ksg_ties.json with --ties).
 """
 
 import argparse
-import json
 import os
 import pathlib
 import time
 
+import bench_util
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -71,13 +75,14 @@ def main():
   li, lj = np.triu_indices(args.neurons, 1)
   total = li.size
 
+  gflops = bench_util.matmul_gflops()
   # ours: compile once on a small problem of the same block shape, then time all pairs
   warm = gbounds.info.pairwise_mutual_information(a[:, :24], block_size=args.block_size)
-  warm.values.block_until_ready()
-  t0 = time.perf_counter()
+  jax.block_until_ready(warm.values)
+  c0, t0 = time.process_time(), time.perf_counter()
   ours = gbounds.info.pairwise_mutual_information(a, block_size=args.block_size)
-  ours.values.block_until_ready()
-  t_ours = time.perf_counter() - t0
+  jax.block_until_ready(ours.values)
+  t_ours, c_ours = time.perf_counter() - t0, time.process_time() - c0
 
   rng = np.random.default_rng(1)
   sub = rng.choice(total, size=min(args.baseline_pairs, total), replace=False)
@@ -86,30 +91,34 @@ def main():
   keys = _activation_info._column_keys(0, np.arange(args.neurons))
   a64 = np.asarray(_activation_info._break_ties_jit(
       jnp.asarray(a.T), keys, jnp.asarray(scale, a.dtype))[0]).T.astype(np.float64)
-  t0 = time.perf_counter()
+  c0, t0 = time.process_time(), time.perf_counter()
   base = np.array([ksg_baseline(a64[:, li[p]], a64[:, lj[p]]) for p in sub])
-  t_sub = time.perf_counter() - t0
-  t_base = t_sub / sub.size * total
+  t_sub, c_sub = time.perf_counter() - t0, time.process_time() - c0
+  t_base, c_base = t_sub / sub.size * total, c_sub / sub.size * total
   err = float(np.max(np.abs(np.asarray(ours.values)[sub] - base)))
 
-  rows = [("gbounds blocked JAX (all pairs, measured)", t_ours),
-          (f"per-pair cKDTree (extrapolated from {sub.size} random pairs)", t_base)]
+  rows = [("gbounds blocked JAX (all pairs, measured)", t_ours, c_ours),
+          (f"per-pair cKDTree (extrapolated from {sub.size} random pairs)", t_base, c_base)]
   print(f"all-pairs KSG MI: {args.neurons} neurons x {args.samples} inputs = {total} pairs, k=3, "
         f"{'post-ReLU (tied) ' if args.ties else ''}"
-        f"backend {jax.default_backend()}, {os.cpu_count()} CPUs")
-  print(f"{'implementation':<58} {'seconds':>10} {'ms/pair':>9}")
-  for name, t in rows:
-    print(f"{name:<58} {t:10.1f} {t / total * 1e3:9.3f}")
-  print(f"speed-up: {t_base / t_ours:.1f}x   max |difference| on the baseline subset: "
-        f"{err:.2e} nats (float32 activations; baseline in float64)")
+        f"backend {jax.default_backend()}, {os.cpu_count()} CPUs, "
+        f"in-run float32 matmul {gflops:.0f} GFLOP/s, load average {os.getloadavg()[0]:.1f}")
+  print(f"{'implementation':<58} {'seconds':>8} {'ms/pair':>8} {'CPU s':>8} {'CPU ms/pair':>11}")
+  for name, t, c in rows:
+    print(f"{name:<58} {t:8.1f} {t / total * 1e3:8.3f} {c:8.1f} {c / total * 1e3:11.3f}")
+  print(f"speed-up: {t_base / t_ours:.1f}x wall-clock, {c_base / c_ours:.1f}x in CPU time   "
+        f"max |difference| on the baseline subset: {err:.2e} nats (float32 activations; "
+        "baseline in float64)")
   out = pathlib.Path(__file__).parent / "out"
-  out.mkdir(exist_ok=True)
-  (out / ("bench_ksg_ties.json" if args.ties else "bench_ksg.json")).write_text(json.dumps({
+  bench_util.write_json(out / ("bench_ksg_ties.json" if args.ties else "bench_ksg.json"), {
       "neurons": args.neurons, "samples": args.samples, "pairs": total, "ties": args.ties,
-      "ours_seconds": t_ours, "baseline_seconds_extrapolated": t_base,
+      "ours_seconds": t_ours, "ours_cpu_seconds": c_ours,
+      "baseline_seconds_extrapolated": t_base, "baseline_cpu_seconds_extrapolated": c_base,
       "baseline_pairs_timed": int(sub.size), "baseline_seconds_on_subset": t_sub,
-      "speedup": t_base / t_ours, "max_abs_difference": err,
-      "backend": jax.default_backend(), "cpus": os.cpu_count()}, indent=1))
+      "speedup": t_base / t_ours, "speedup_cpu_time": c_base / c_ours,
+      "max_abs_difference": err, "matmul_gflops": gflops, "load_average": os.getloadavg()[0],
+      "backend": jax.default_backend(), "cpus": os.cpu_count(),
+      "versions": bench_util.versions()})
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from scipy import integrate, stats
 from scipy.special import digamma
 
 import gbounds
+from gbounds.info import _activation_info
 from gbounds.info._activation_info import (
   DEFAULT_TIE_NOISE,
   Binning,
@@ -300,7 +301,8 @@ def _censored_gaussian_mi(rho, c):
     return 0.0
   p = stats.norm.cdf(c)
   s = np.sqrt(1 - rho ** 2)
-  p00 = stats.multivariate_normal(cov=[[1, rho], [rho, 1]]).cdf([c, c])
+  p00 = stats.multivariate_normal(cov=[[1, rho], [rho, 1]]).cdf(  # pyright: ignore[reportArgumentType]
+      [c, c])
 
   def line(y):
     lg = stats.norm.logcdf((c - rho * y) / s)
@@ -336,7 +338,8 @@ def test_censored_gaussian_truth_by_monte_carlo():
   z1, z2 = z[:, 0], rho * z[:, 0] + np.sqrt(1 - rho ** 2) * z[:, 1]
   s = np.sqrt(1 - rho ** 2)
   p = stats.norm.cdf(_C)
-  p00 = stats.multivariate_normal(cov=[[1, rho], [rho, 1]]).cdf([_C, _C])
+  p00 = stats.multivariate_normal(cov=[[1, rho], [rho, 1]]).cdf(  # pyright: ignore[reportArgumentType]
+      [_C, _C])
   a1, a2 = z1 < _C, z2 < _C
   lr = np.where(a1 & a2, np.log(p00 / p ** 2), 0.0)
   lr = np.where(a1 & ~a2, stats.norm.logcdf((_C - rho * z2) / s) - np.log(p), lr)
@@ -349,7 +352,7 @@ def test_censored_gaussian_truth_by_monte_carlo():
   assert 0.15 < mc < 0.22          # well below the uncensored -0.5 log(1 - rho^2) = 0.223
 
 
-def _tied_errors(rho, seeds, dtype=np.float64, saturate=False):
+def _tied_errors(rho, seeds, dtype: type = np.float64, saturate=False):
   truth = _censored_gaussian_mi(rho, _C)
   est = []
   for seed in seeds:
@@ -425,6 +428,73 @@ def test_tie_noise_leaves_untied_columns_alone_and_pairs_agree():
   np.testing.assert_allclose(res.values, ref, rtol=1e-10, atol=1e-12)
 
 
+def _duplicated_columns(s, seed):
+  """Columns with exact ties of every kind: a post-ReLU atom at 0, a coarse quantisation, a
+  repeated block of rows (duplicated (x, y) points: eps = 0 there) and a smooth column."""
+  rng = np.random.default_rng(seed)
+  z = rng.normal(size=(s, 3))
+  a = np.c_[np.maximum(z[:, 0] + 0.3, 0), np.round(z[:, 0] + z[:, 1], 1), z[:, 2],
+            np.round(z[:, 2] * 2) / 2]
+  a[s // 2: s // 2 + 12] = a[:12]
+  return a
+
+
+@pytest.mark.x64  # float64 references (tolerances below float32 rounding)
+@pytest.mark.parametrize("chunk,cap,first", [
+    (1, 4096, 1), (3, 7, 5), pytest.param(2, 1, 0, marks=pytest.mark.slow),
+    pytest.param(16, 256, 48, marks=pytest.mark.slow)])
+def test_pair_blocks_every_search_path_equals_brute_force_with_ties(chunk, cap, first):
+  # (1, 4096, 1): almost every sample goes to the dense fallback; (2, 1, 0): the scan certifies
+  # all but one sample; the others mix the static first scan, the loop and the fallback
+  a = _duplicated_columns(200, 21)
+  xt = np.ascontiguousarray(a.T)
+  sv, order, inverse = _activation_info._sorted_columns(xt)
+  li, lj = np.triu_indices(4, 1)
+  for k in (1, 3):
+    vals = _activation_info._pairs_block(
+        jnp.asarray(xt), jnp.asarray(sv), jnp.asarray(order, jnp.int32),
+        jnp.asarray(inverse, jnp.int32), jnp.asarray(li, jnp.int32), jnp.asarray(lj, jnp.int32),
+        k, chunk, cap, first)
+    ref = [_ksg_brute(a[:, i], a[:, j], k) for i, j in zip(li, lj)]
+    np.testing.assert_allclose(vals, ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.x64  # float64 references (tolerances below float32 rounding)
+def test_pairwise_without_tie_noise_is_plain_ksg_on_duplicated_values():
+  a = _duplicated_columns(300, 22)
+  res = pairwise_mutual_information(a, tie_noise=0, block_size=4)
+  ref = [_ksg_brute(a[:, i], a[:, j]) for i, j in np.asarray(res.pairs)]
+  np.testing.assert_allclose(res.values, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_pairwise_float32_against_brute_force_on_the_same_values():
+  # float32 distances and counts: the brute force on the float32 values (cast exactly to
+  # float64) differs only through the rounding of the distances, far below 1e-4 nats
+  rng = np.random.default_rng(23)
+  z = rng.normal(size=(300, 3))
+  a = np.c_[z[:, 0], z[:, 0] + 0.5 * z[:, 1], np.exp(z[:, 2])].astype(np.float32)
+  res = pairwise_mutual_information(a, block_size=2)
+  assert res.values.dtype == np.float32
+  ref = [_ksg_brute(a[:, i], a[:, j]) for i, j in np.asarray(res.pairs)]
+  np.testing.assert_allclose(res.values, ref, atol=1e-4)
+
+
+def test_kth_smallest_counts_repeated_values():
+  rng = np.random.default_rng(24)
+  d = np.round(rng.random((50, 9)) * 5)          # many repeats within each column
+  for k in (1, 2, 3, 5):
+    np.testing.assert_array_equal(_activation_info._kth_smallest(jnp.asarray(d), k),
+                                  np.sort(d, axis=0)[k - 1])
+
+
+def test_take_rows_equals_take_along_axis():
+  rng = np.random.default_rng(25)
+  a = rng.normal(size=(4, 30)).astype(np.float32)
+  idx = rng.integers(0, 30, size=(4, 30))
+  np.testing.assert_array_equal(_activation_info._take_rows(jnp.asarray(a), jnp.asarray(idx)),
+                                np.take_along_axis(a, idx, axis=1))
+
+
 def test_activation_information_on_relu_activations_is_not_inflated():
   # independent post-ReLU units: the mean MI must be near 0 (it was above 1 nat before)
   rng = np.random.default_rng(13)
@@ -486,14 +556,14 @@ def test_progress_callback_and_legacy_callable_progress():
   rng = np.random.default_rng(5)
   a = rng.normal(size=(60, 5))
   calls, legacy = [], []
-  res = pairwise_mutual_information(a, block_size=4, callback=lambda d, t: calls.append((d, t)))
+  res = pairwise_mutual_information(a, block_size=4, callback=lambda done, total: calls.append((done, total)))
   assert calls == [(4, 10), (8, 10), (10, 10)]
-  pairwise_mutual_information(a, block_size=4, progress=lambda d, t: legacy.append((d, t)))
+  pairwise_mutual_information(a, block_size=4, progress=lambda done, total: legacy.append((done, total)))
   assert legacy == calls
   bar = pairwise_mutual_information(a, block_size=4, progress=True)
   np.testing.assert_array_equal(bar.values, res.values)
   agg = []
-  activation_information(a, bins=10, block_size=4, callback=lambda d, t: agg.append((d, t)))
+  activation_information(a, bins=10, block_size=4, callback=lambda done, total: agg.append((done, total)))
   assert agg[-1] == (10, 10)
 
 
