@@ -5,6 +5,8 @@ Two modes:
 * default: the CPU-scale run of :func:`gbounds.experiments.reproduce_sample_info` (width 128,
   n = 100, 500 steps, 100 retrained networks, plus mislabeled-example detection); writes
   ``benchmarks/out/repro_sample_info.json``.
+* ``--precision-check``: float64 against float32 retraining at the paper's setting (one
+  example, ``--precision-steps`` steps); writes ``benchmarks/out/repro_sample_info_precision.json``.
 * ``--paper OUT_DIR``: the paper's configuration (:func:`gbounds.experiments._sample_info.
   reproduce_sample_info_paper`: width 1024, n = 1000, 2000 full-batch steps at lr 1e-3 on the
   mean loss, l2 coefficient 0 or 1), linearized leave-one-out for all n and exact float64
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
+from typing import Any
 
 import jax
 from bench_util import matmul_gflops, peak_rss_gib, write_json
@@ -49,6 +52,49 @@ def _paper(args) -> None:
       command=" ".join(sys.argv)))
 
 
+def _precision_check(args) -> None:
+  """float64 vs float32 leave-one-out retraining at the paper's setting (``--precision-steps``
+  steps, SUM convention so that the generic trainer runs the same recipe)."""
+  import time
+
+  import jax.numpy as jnp
+  import numpy as np
+
+  from gbounds.experiments import _sample_info as ex
+  jax.config.update("jax_enable_x64", True)
+  x, y, xh = ex._paper_data(1000, args.heldout_paper, 0, None)
+  apply_fn, p32 = ex.mlp_at_init(1024, 0, x.astype(np.float32))
+  p64 = ex.torch_default_init(jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), p32),
+                              0)
+  kw: dict[str, Any] = dict(learning_rate=1e-6, steps=args.precision_steps, x_heldout=xh,
+                            progress=False)
+  idx = [5]
+  rows = {}
+  for name, run in (
+      ("float64 (reference)", lambda: ex.retrain_mlp_leave_one_out(p64, x, y, idx, **kw)),
+      ("float32 products", lambda: ex.retrain_mlp_leave_one_out(p64, x, y, idx,
+                                                                matmul_dtype="float32", **kw)),
+      ("float32 training (retrain_leave_one_out)", lambda: ex.retrain_leave_one_out(
+          apply_fn, jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), p64),
+          x.astype(np.float32), y.astype(np.float32)[:, None], idx,
+          **dict(kw, x_heldout=xh.astype(np.float32))))):
+    t0 = time.perf_counter()
+    rows[name] = (run(), time.perf_counter() - t0)
+  ref = rows["float64 (reference)"][0]
+  rel = lambda a, b: float(np.linalg.norm(a - b) / np.linalg.norm(b))  # noqa: E731
+  print(f"example {idx[0]}, {args.precision_steps} steps: relative error of w - w_-i and of the "
+        "held-out f - f_-i against float64")
+  out = {}
+  for name, (res, secs) in rows.items():
+    e_w = rel(res.weight_change, ref.weight_change)
+    e_f = rel(res.heldout_prediction_change, ref.heldout_prediction_change)
+    out[name] = dict(weight_change_rel_err=e_w, prediction_change_rel_err=e_f, seconds=secs)
+    print(f"  {name:<42} {e_w:10.3e} {e_f:10.3e}  {secs:6.1f} s")
+  write_json(pathlib.Path(__file__).parent / "out" / "repro_sample_info_precision.json",
+             dict(rows=out, steps=args.precision_steps, example=idx[0],
+                  matmul_gflops=matmul_gflops(), command=" ".join(sys.argv)))
+
+
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--n", type=int, default=100)
@@ -66,7 +112,13 @@ def main():
   ap.add_argument("--heldout-paper", type=int, default=500, help="--paper: held-out examples")
   ap.add_argument("--matmul-dtype", default="float64", help="--paper: float64 or float32")
   ap.add_argument("--budget-min", type=float, default=None, help="--paper: time budget")
+  ap.add_argument("--precision-check", action="store_true",
+                  help="float64 vs float32 leave-one-out retraining at the paper's setting")
+  ap.add_argument("--precision-steps", type=int, default=200)
   args = ap.parse_args()
+  if args.precision_check:
+    _precision_check(args)
+    return
   if args.paper:
     _paper(args)
     return

@@ -697,7 +697,7 @@ def pearson_ci(a: Any, b: Any, *, level: float = 0.95, num_bootstrap: int = 2000
     bb = bb - bb.mean(1, keepdims=True)
     den = np.sqrt(np.sum(aa * aa, 1) * np.sum(bb * bb, 1))
     ok = den > 0
-    rs = np.sum(aa * bb, 1)[ok] / den[ok]
+    rs = np.clip(np.sum(aa * bb, 1)[ok] / den[ok], -1.0, 1.0)
     if rs.size:
       blo, bhi = (float(v) for v in np.quantile(rs, [0.5 - level / 2, 0.5 + level / 2]))
   return PearsonInterval(float(r), int(s), float(level), lo, hi, blo, bhi, int(num_bootstrap))
@@ -923,13 +923,14 @@ def retrain_mlp_leave_one_out(params0: Any, x: Any, y: Any, indices: Sequence[in
   the decay is centred at ``W1_0``), so with ``X = Z V^T`` (``V``: right singular vectors of
   nonzero singular value, ``r <= min(n, p)`` columns) training runs on ``D`` with
   ``W1 = W1_0 + V D`` and ``X W1 = X W1_0 + Z D``; at ``r = 520`` of ``p = 784`` MNIST pixels
-  (n = 1000) this is a third fewer flops. The full network is trained beside each chunk of
-  left-out networks, which carry their DIFFERENCE from it in the first layer, so the large
-  products of a left-out network are taken of that difference: with ``matmul_dtype`` float32
-  their rounding is relative to the leave-one-out change (float32 products of the networks
-  themselves put a 5% error on ``||w - w_-i||`` after 200 steps at the paper's setting, and
-  float32 training throughout 32%). The state stays in the dtype of ``params0`` (float64
-  under x64).
+  (n = 1000) this is a third fewer flops. Networks are trained in chunks: one reference network
+  and the others as their first-layer DIFFERENCE from it, so the large products of those are
+  taken of the difference. The state stays in the dtype of ``params0`` (float64 under x64).
+  Use float64 products: at the paper's setting (:func:`reproduce_sample_info_paper`, 200
+  steps) float32 products put a 4.9% relative error on the vector ``w - w_-i`` of one example
+  (and the same 4.9% without the difference scheme; float32 training throughout,
+  :func:`retrain_leave_one_out`, 32%), most likely because the summed gradient ``Z^T G``
+  nearly cancels as training converges.
 
   Args:
     params0: :func:`mlp_at_init`-style parameters (``dense0``, ``head`` with one output).
@@ -942,7 +943,9 @@ def retrain_mlp_leave_one_out(params0: Any, x: Any, y: Any, indices: Sequence[in
       ``lambda (n-1)/n`` (same ``eta lambda``).
     x_heldout: inputs on which to report prediction changes.
     matmul_dtype: dtype of the large products (None: that of ``params0``).
-    chunk_size: leave-one-out networks trained per compiled call (beside one full network).
+    chunk_size: leave-one-out networks trained per compiled call (float64 products: the first
+      is the chunk's reference and the full network is trained once; lower-precision
+      products: the full network is each chunk's reference).
     progress: show a tqdm bar when no ``callback`` is given.
     callback: ``callback(done, total)`` in retrained leave-one-out networks.
 
@@ -1087,7 +1090,8 @@ def reproduce_sample_info_paper(out_dir, *, n_train: int = 1000, n_heldout: int 
     l2_coef: MEAN-loss weight decay toward ``w0`` (the SUM-loss ``lambda = n l2_coef``).
     num_retrained: leave-one-out networks asked for.
     chunk_size: leave-one-out networks trained together (beside one full network).
-    matmul_dtype: ``float64`` (default) or ``float32`` for the retraining's large products.
+    matmul_dtype: ``float64`` (default) or ``float32`` for the retraining's large products
+      (float32 is off by about 5%, see :func:`retrain_mlp_leave_one_out`).
     seed: seed of the data draw and the initialisation.
     subset_seed: seed of the permutation whose prefix is retrained.
     time_budget_s: stop starting new chunks after this many seconds of this call (None: no
