@@ -926,11 +926,10 @@ def retrain_mlp_leave_one_out(params0: Any, x: Any, y: Any, indices: Sequence[in
   (n = 1000) this is a third fewer flops. Networks are trained in chunks: one reference network
   and the others as their first-layer DIFFERENCE from it, so the large products of those are
   taken of the difference. The state stays in the dtype of ``params0`` (float64 under x64).
-  Use float64 products: at the paper's setting (:func:`reproduce_sample_info_paper`, 200
-  steps) float32 products put a 4.9% relative error on the vector ``w - w_-i`` of one example
-  (and the same 4.9% without the difference scheme; float32 training throughout,
-  :func:`retrain_leave_one_out`, 32%), most likely because the summed gradient ``Z^T G``
-  nearly cancels as training converges.
+  Use float64 products: at the paper's setting (one example, 200 steps, SUM recipe;
+  ``benchmarks/repro_sample_info.py --precision-check``) float32 products here put a 5.1%
+  relative error on the vector ``w - w_-i`` (2.4% on the held-out prediction change), more
+  than float32 training of the network itself (:func:`retrain_leave_one_out`: 1.7% and 0.6%).
 
   Args:
     params0: :func:`mlp_at_init`-style parameters (``dense0``, ``head`` with one output).
@@ -1091,7 +1090,7 @@ def reproduce_sample_info_paper(out_dir, *, n_train: int = 1000, n_heldout: int 
     num_retrained: leave-one-out networks asked for.
     chunk_size: leave-one-out networks trained together (beside one full network).
     matmul_dtype: ``float64`` (default) or ``float32`` for the retraining's large products
-      (float32 is off by about 5%, see :func:`retrain_mlp_leave_one_out`).
+      (float32 is off by a few percent, see :func:`retrain_mlp_leave_one_out`).
     seed: seed of the data draw and the initialisation.
     subset_seed: seed of the permutation whose prefix is retrained.
     time_budget_s: stop starting new chunks after this many seconds of this call (None: no
