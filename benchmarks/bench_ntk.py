@@ -46,14 +46,14 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from bench_util import write_json
+from bench_util import matmul_gflops, peak_rss_gib, write_json
 
 import gbounds
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NT_PYTHON = ROOT / ".venv-nt" / "bin" / "python"
-IMPLEMENTATIONS = ("JACOBIAN_CONTRACTION", "NTK_VECTOR_PRODUCTS")
-SHORT = {"JACOBIAN_CONTRACTION": "JC", "NTK_VECTOR_PRODUCTS": "NVP"}
+IMPLEMENTATIONS = ("JACOBIAN_CONTRACTION", "NTK_VECTOR_PRODUCTS", "AUTO")
+SHORT = {"JACOBIAN_CONTRACTION": "JC", "NTK_VECTOR_PRODUCTS": "NVP", "AUTO": "auto"}
 
 CNN_STAGES = (gbounds.models.ConvStage(32, 4, 2, 1), gbounds.models.ConvStage(32, 4, 2, 1),
               gbounds.models.ConvStage(64, 3, 2, 0))
@@ -77,6 +77,12 @@ def _is_oom(err: BaseException) -> bool:
 def time_ours(apply_fn, params, x, implementation: str, chunk: int | None, repeats: int) -> dict:
   ntk_fn = gbounds.ntk.empirical_ntk_fn(apply_fn, implementation=implementation, chunk_size=chunk)
   result = {}
+  if implementation == "AUTO":
+    cost = gbounds.ntk.choose_implementation(apply_fn, params, x, chunk_size=chunk)
+    result["chose"] = cost.implementation.name
+    result["cost_model"] = {"jacobian_contraction_flops": cost.jacobian_contraction,
+                            "vector_products_flops": cost.vector_products,
+                            "forward_flops": cost.forward_flops}
   try:
     start = time.perf_counter()
     kernel = jax.block_until_ready(ntk_fn(x, None, params))
@@ -90,7 +96,7 @@ def time_ours(apply_fn, params, x, implementation: str, chunk: int | None, repea
       start = time.perf_counter()
       jax.block_until_ready(ntk_fn(x, None, params))
       times.append(time.perf_counter() - start)
-    result.update(times_s=times, status="ok", k=k)
+    result.update(times_s=times, status="ok", k=k, peak_rss_gib=peak_rss_gib())
   except Exception as err:  # noqa: BLE001 -- report and go on
     result.update(status="OOM" if _is_oom(err) else "error",
                   error=f"{type(err).__name__}: {str(err)[:300]}")
@@ -176,6 +182,31 @@ def _fmt_time(r: dict) -> str:
   return f"{statistics.median(r['times_s']):8.2f}" if r.get("status") == "ok" else f"{r['status']:>8}"
 
 
+def _summarise(model_name: str, n: int, case: list[dict]) -> dict:
+  """Per (model, n): our fastest implementation and our AUTO choice against neural-tangents'
+  faster implementation, and whether AUTO picked our faster one."""
+  ours = {r["implementation"]: r["ours_median_s"] for r in case if r["ours_median_s"]}
+  nt = {r["implementation"]: r["nt_median_s"] for r in case if r["nt_median_s"]}
+  auto = next((r for r in case if r["implementation"] == "AUTO"), None)
+  fixed = {k: v for k, v in ours.items() if k != "AUTO"}
+  best_ours = min(fixed, key=fixed.__getitem__) if fixed else None
+  best_nt = min(nt, key=nt.__getitem__) if nt else None
+  chose = auto["ours"].get("chose") if auto else None
+  out = {"model": model_name, "n": n, "ours_best": best_ours, "nt_best": best_nt,
+         "auto_chose": chose, "auto_picked_faster": (chose == best_ours) if chose and best_ours
+         else None}
+  if best_nt and "AUTO" in ours:
+    out["auto_speedup_vs_nt_best"] = nt[best_nt] / ours["AUTO"]
+  if best_nt and best_ours:
+    out["best_speedup_vs_nt_best"] = nt[best_nt] / fixed[best_ours]
+  sp = out.get("auto_speedup_vs_nt_best")
+  out["line"] = (f"  -> {model_name} n={n}: ours fastest {SHORT.get(best_ours or '', '-')}, auto "
+                 f"chose {SHORT.get(chose or '', '-')} ({'right' if out['auto_picked_faster'] else 'WRONG' if out['auto_picked_faster'] is False else '-'}); "
+                 f"nt fastest {SHORT.get(best_nt or '', '-')}; auto vs nt's fastest: "
+                 f"{'-' if sp is None else f'{sp:.2f}x'}")
+  return out
+
+
 def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   if argv[:1] == ["--worker"]:
@@ -202,20 +233,33 @@ def main(argv=None) -> int:
   print(f"jax {jax.__version__} on {jax.default_backend()} ({os.cpu_count()} CPUs), float32, "
         f"chunk {chunk}, median of {args.repeats} after a warm-up", flush=True)
 
-  rows = []
+  rate0 = matmul_gflops()
+  print(f"in-run float32 matmul rate (2048^2, median of 5): {rate0:.1f} GFLOP/s", flush=True)
+  rows, summary = [], []
   header = (f"{'model':5} {'P':>8} {'n':>5} {'impl':4} {'ours s':>8} {'nt s':>8} {'ratio':>6} "
-            f"{'ours GF/s':>9} {'nt GF/s':>8} {'work GF/s':>9} {'trace rel':>9}")
+            f"{'ours GF/s':>9} {'nt GF/s':>8} {'work GF/s':>9} {'% mm':>5} {'peak GiB':>8} "
+            f"{'trace rel':>9}")
   lines = [header]
   print(header, flush=True)
+
+  def f(v, spec):
+    return format(v, spec) if v is not None else format("-", ">" + spec.split(".")[0])
+
+  def save():
+    write_json(args.out, {"config": vars(args), "jax": jax.__version__,
+                          "backend": jax.default_backend(), "matmul_gflops_before": rate0,
+                          "rows": rows, "summary": summary, "table": lines})
+
   with tempfile.TemporaryDirectory() as tmp:
     for model_name in args.models:
       _, model_spec = MODELS[model_name]
       for n in args.sizes:
         x, params, _ = _problem(model_name, n, args.data_dir)
         p = gbounds.models.count_params(params)
+        case = []
         for impl in args.implementations:
           ours = run_ours(pathlib.Path(tmp), model_name, n, impl, chunk, args)
-          nt = ({"status": "skipped"} if args.skip_nt else
+          nt = ({"status": "skipped"} if args.skip_nt or impl == "AUTO" else
                 time_nt(pathlib.Path(tmp), model_spec, params, x, impl, chunk, args.repeats,
                         args.timeout))
           k = 2
@@ -228,23 +272,35 @@ def main(argv=None) -> int:
           row["ratio_nt_over_ours"] = t_nt / t_ours if t_ours and t_nt else None
           row["ours_gflops"] = nominal / t_ours / 1e9 if t_ours else None
           row["nt_gflops"] = nominal / t_nt / 1e9 if t_nt else None
-          row["ours_work_gflops"] = (work / t_ours / 1e9
-                                     if t_ours and impl == "JACOBIAN_CONTRACTION" else None)
+          contracted = "JACOBIAN_CONTRACTION" in (impl, ours.get("chose"))
+          row["ours_work_gflops"] = work / t_ours / 1e9 if t_ours and contracted else None
+          row["work_fraction_of_matmul"] = (row["ours_work_gflops"] / rate0
+                                            if row["ours_work_gflops"] else None)
           row["trace_rel_diff"] = (abs(ours["trace"] - nt["trace"]) / abs(nt["trace"])
                                    if t_ours and t_nt else None)
           rows.append(row)
-
-          def f(v, spec):
-            return format(v, spec) if v is not None else format("-", ">" + spec.split(".")[0])
-          line = (f"{model_name:5} {p:8d} {n:5d} {SHORT[impl]:4} {_fmt_time(ours)} "
+          case.append(row)
+          label = SHORT[impl] + ("" if impl != "AUTO" else
+                                 "=" + SHORT.get(ours.get("chose", ""), "?"))
+          pct = row["work_fraction_of_matmul"]
+          line = (f"{model_name:5} {p:8d} {n:5d} {label:8} {_fmt_time(ours)} "
                   f"{_fmt_time(nt)} {f(row['ratio_nt_over_ours'], '6.2f')} "
                   f"{f(row['ours_gflops'], '9.1f')} {f(row['nt_gflops'], '8.1f')} "
-                  f"{f(row['ours_work_gflops'], '9.1f')} {f(row['trace_rel_diff'], '9.1e')}")
+                  f"{f(row['ours_work_gflops'], '9.1f')} {f(pct and 100 * pct, '5.0f')} "
+                  f"{f(ours.get('peak_rss_gib'), '8.2f')} {f(row['trace_rel_diff'], '9.1e')}")
           lines.append(line)
           print(line, flush=True)
-          write_json(args.out, {"config": vars(args), "jax": jax.__version__,
-                                       "backend": jax.default_backend(), "rows": rows,
-                                       "table": lines})
+          save()
+        summary.append(_summarise(model_name, n, case))
+        print(summary[-1]["line"], flush=True)
+        lines.append(summary[-1]["line"])
+        save()
+  rate1 = matmul_gflops()
+  lines.append(f"matmul rate before / after: {rate0:.1f} / {rate1:.1f} GFLOP/s")
+  print(lines[-1])
+  save()
+  write_json(args.out, {**json.loads(pathlib.Path(args.out).read_text()),
+                        "matmul_gflops_after": rate1})
   print(f"wrote {args.out}")
   return 0
 

@@ -7,7 +7,7 @@ Two modes:
   ``benchmarks/out/repro_sample_info.json``.
 * ``--precision-check``: float64 against float32 retraining at the paper's setting (one
   example, ``--precision-steps`` steps); writes ``benchmarks/out/repro_sample_info_precision.json``.
-* ``--paper OUT_DIR``: the paper's configuration (:func:`gbounds.experiments._sample_info.
+* ``--paper OUT_DIR``: the paper's configuration (:func:`gbounds.experiments.
   reproduce_sample_info_paper`: width 1024, n = 1000, 2000 full-batch steps at lr 1e-3 on the
   mean loss, l2 coefficient 0 or 1), linearized leave-one-out for all n and exact float64
   retraining of a random subset, Pearson r with Fisher and bootstrap 95% intervals. Resumable:
@@ -34,11 +34,10 @@ import gbounds
 
 
 def _paper(args) -> None:
-  from gbounds.experiments import _sample_info
   jax.config.update("jax_enable_x64", True)
   gflops = matmul_gflops()
   print(f"matmul rate at start: {gflops:.1f} GFLOP/s", flush=True)
-  res = _sample_info.reproduce_sample_info_paper(
+  res = gbounds.experiments.reproduce_sample_info_paper(
       args.paper, num_retrained=args.retrained, chunk_size=args.chunk,
       l2_coef=args.l2_coef, n_heldout=args.heldout_paper, matmul_dtype=args.matmul_dtype,
       time_budget_s=None if args.budget_min is None else 60.0 * args.budget_min,
@@ -60,9 +59,11 @@ def _precision_check(args) -> None:
   import jax.numpy as jnp
   import numpy as np
 
-  from gbounds.experiments import _sample_info as ex
+  ex = gbounds.experiments
   jax.config.update("jax_enable_x64", True)
-  x, y, xh = ex._paper_data(1000, args.heldout_paper, 0, None)
+  x, y, xh, _ = ex.mnist_4_vs_9(1000, args.heldout_paper, seed=0)
+  norm = lambda a: (np.asarray(a, np.float64) - ex.PAPER_MNIST_MEAN) / ex.PAPER_MNIST_STD  # noqa: E731
+  x, y, xh = norm(x), np.asarray(y, np.float64), norm(xh)
   apply_fn, p32 = ex.mlp_at_init(1024, 0, x.astype(np.float32))
   p64 = ex.torch_default_init(jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), p32),
                               0)

@@ -9,6 +9,8 @@ from gbounds.experiments._certificates import TASKS as CERTIFICATE_TASKS
 from gbounds.experiments._certificates import CertificatesStudy as CertificatesStudy
 from gbounds.experiments._certificates import CertificateTaskResult as CertificateTaskResult
 from gbounds.experiments._certificates import reproduce_certificates as reproduce_certificates
+from gbounds.experiments._fcmi import PAPER_RECIPE as FCMI_PAPER_RECIPE
+from gbounds.experiments._fcmi import PROTOCOLS as FCMI_PROTOCOLS
 from gbounds.experiments._fcmi import PUBLISHED_FCMI as PUBLISHED_FCMI
 from gbounds.experiments._fcmi import FcmiArchitecture as FcmiArchitecture
 from gbounds.experiments._fcmi import FcmiProtocol as FcmiProtocol
@@ -18,14 +20,18 @@ from gbounds.experiments._fcmi import FcmiTable as FcmiTable
 from gbounds.experiments._fcmi import FcmiTraining as FcmiTraining
 from gbounds.experiments._fcmi import SyntheticRow as SyntheticRow
 from gbounds.experiments._fcmi import binary_pool as binary_pool
+from gbounds.experiments._fcmi import bound_vs_masks as bound_vs_masks
 from gbounds.experiments._fcmi import cpu_scale_protocol as cpu_scale_protocol
+from gbounds.experiments._fcmi import fashion_protocol as fashion_protocol
 from gbounds.experiments._fcmi import full_scale_protocol as full_scale_protocol
 from gbounds.experiments._fcmi import make_classification_study as make_classification_study
+from gbounds.experiments._fcmi import paper_cnn_protocol as paper_cnn_protocol
 from gbounds.experiments._fcmi import reproduce_fcmi as reproduce_fcmi
 from gbounds.experiments._fcmi import run_fcmi_protocol as run_fcmi_protocol
 from gbounds.experiments._fcmi import small_fcmi_experiment as small_fcmi_experiment
 from gbounds.experiments._fcmi import small_protocol as small_protocol
 from gbounds.experiments._fcmi import summarize as summarize
+from gbounds.experiments._fcmi import training_steps as training_steps
 from gbounds.experiments._fcmi import write_fcmi_figure as write_fcmi_figure
 from gbounds.experiments._fcmi import write_table as write_table
 from gbounds.experiments._main_job import front_door as front_door
@@ -72,9 +78,13 @@ from gbounds.experiments._registry import provenance as provenance
 from gbounds.experiments._registry import reproduce as reproduce
 from gbounds.experiments._registry import resolved_config as resolved_config
 from gbounds.experiments._registry import target_keys as target_keys
+from gbounds.experiments._sample_info import PAPER_MNIST_MEAN as PAPER_MNIST_MEAN
+from gbounds.experiments._sample_info import PAPER_MNIST_STD as PAPER_MNIST_STD
 from gbounds.experiments._sample_info import PUBLISHED_TABLE1_MLP as PUBLISHED_TABLE1_MLP
 from gbounds.experiments._sample_info import LooCorrelation as LooCorrelation
 from gbounds.experiments._sample_info import MislabeledDetection as MislabeledDetection
+from gbounds.experiments._sample_info import PaperLooCorrelation as PaperLooCorrelation
+from gbounds.experiments._sample_info import PearsonInterval as PearsonInterval
 from gbounds.experiments._sample_info import RetrainedLoo as RetrainedLoo
 from gbounds.experiments._sample_info import SampleInfoReproduction as SampleInfoReproduction
 from gbounds.experiments._sample_info import Summarisation as Summarisation
@@ -85,10 +95,16 @@ from gbounds.experiments._sample_info import mislabeled_detection as mislabeled_
 from gbounds.experiments._sample_info import mlp_at_init as mlp_at_init
 from gbounds.experiments._sample_info import mnist_4_vs_9 as mnist_4_vs_9
 from gbounds.experiments._sample_info import pearson as pearson
+from gbounds.experiments._sample_info import pearson_ci as pearson_ci
 from gbounds.experiments._sample_info import precision_at as precision_at
 from gbounds.experiments._sample_info import reproduce_sample_info as reproduce_sample_info
+from gbounds.experiments._sample_info import (
+    reproduce_sample_info_paper as reproduce_sample_info_paper,
+)
 from gbounds.experiments._sample_info import retrain_leave_one_out as retrain_leave_one_out
+from gbounds.experiments._sample_info import retrain_mlp_leave_one_out as retrain_mlp_leave_one_out
 from gbounds.experiments._sample_info import stable_learning_rate as stable_learning_rate
+from gbounds.experiments._sample_info import torch_default_init as torch_default_init
 from gbounds.experiments._weight_info import LimitMethod as LimitMethod
 from gbounds.experiments._weight_info import LimitReproduction as LimitReproduction
 from gbounds.experiments._weight_info import LimitRow as LimitRow
@@ -190,4 +206,18 @@ __all__ = [
     "TARGETS",
     "write_fcmi_figure",
     "write_table",
+    "FCMI_PAPER_RECIPE",
+    "FCMI_PROTOCOLS",
+    "bound_vs_masks",
+    "fashion_protocol",
+    "paper_cnn_protocol",
+    "training_steps",
+    "PAPER_MNIST_MEAN",
+    "PAPER_MNIST_STD",
+    "PaperLooCorrelation",
+    "PearsonInterval",
+    "pearson_ci",
+    "reproduce_sample_info_paper",
+    "retrain_mlp_leave_one_out",
+    "torch_default_init",
 ]

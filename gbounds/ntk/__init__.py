@@ -4,7 +4,8 @@ Public API (import from ``gbounds.ntk``; ``_empirical`` and ``_dynamics`` are pr
 
 * Engine (:mod:`_empirical`): :func:`empirical_ntk_fn`, :func:`jacobian_fn`, :func:`linearize`,
   :func:`jacobian_vector_product`, :func:`vector_jacobian_product`, :func:`cast_tree`, the enums
-  :class:`NtkImplementation`, :class:`NtkOutput`, and the model checks other layers reuse:
+  :class:`NtkImplementation`, :class:`NtkOutput`, the ``AUTO`` choice's cost model
+  :func:`choose_implementation` (returns :class:`NtkCost`) and :func:`free_memory_bytes`, and the model checks other layers reuse:
   :func:`check_apply_fn` (refuses non-callables and raw Flax modules) and :func:`output_shape`
   (``(batch, k)`` by abstract evaluation, with the engine's error messages).
 * Dynamics (:mod:`_dynamics`): :func:`gradient_descent_mse`, :func:`gd_coefficients`,
@@ -31,11 +32,14 @@ from gbounds.ntk._dynamics import linearized_weights as linearized_weights
 from gbounds.ntk._dynamics import phi as phi
 from gbounds.ntk._dynamics import phi_host as phi_host
 from gbounds.ntk._dynamics import train_linearized_explicit as train_linearized_explicit
+from gbounds.ntk._empirical import NtkCost as NtkCost
 from gbounds.ntk._empirical import NtkImplementation as NtkImplementation
 from gbounds.ntk._empirical import NtkOutput as NtkOutput
 from gbounds.ntk._empirical import cast_tree as cast_tree
 from gbounds.ntk._empirical import check_apply_fn as check_apply_fn
+from gbounds.ntk._empirical import choose_implementation as choose_implementation
 from gbounds.ntk._empirical import empirical_ntk_fn as empirical_ntk_fn
+from gbounds.ntk._empirical import free_memory_bytes as free_memory_bytes
 from gbounds.ntk._empirical import jacobian_fn as jacobian_fn
 from gbounds.ntk._empirical import jacobian_vector_product as jacobian_vector_product
 from gbounds.ntk._empirical import linearize as linearize
@@ -49,11 +53,14 @@ from gbounds.ntk._sharded import sharded_jacobian_fn as sharded_jacobian_fn
 from gbounds.ntk._sharded import sharded_ntk_fn as sharded_ntk_fn
 
 __all__ = [
+    "NtkCost",
     "NtkImplementation",
     "NtkOutput",
     "cast_tree",
     "check_apply_fn",
+    "choose_implementation",
     "empirical_ntk_fn",
+    "free_memory_bytes",
     "jacobian_fn",
     "jacobian_vector_product",
     "linearize",

@@ -339,12 +339,14 @@ def free_memory_bytes(device: Any = None) -> int:
   return 4 << 30
 
 
-# Relative speed of the two implementations' inner work per backend, measured with
-# benchmarks/bench_ntk.py: the rate of the NTK-vector-product passes (small matmuls inside a
-# lax.map) over the rate of the Jacobian contraction (one large matmul per block). See
-# ``choose_implementation``.
-_NVP_RELATIVE_RATE = {"cpu": 1.0}
-_NVP_RELATIVE_RATE_DEFAULT = 0.5
+# Relative rate of the NTK-vector-product passes (small matmuls inside a lax.map) to that of the
+# Jacobian contraction (one large matmul per block), per backend; see ``choose_implementation``.
+# CPU: benchmarks/bench_ntk.py (MLP 784-512-512-2, float32, 2 cores) timed NVP at 0.47x JC at
+# n = 64 and 0.57x at n = 1024 where the model's flops are equal, i.e. a rate of about 2; the CNN
+# (forward flops ~ 21 d) then gives NVP at ~10x JC, measured 7.6x at n = 64, 19x at n = 1024.
+# Other backends: 1 (flops alone) until measured there.
+_NVP_RELATIVE_RATE = {"cpu": 2.0}
+_NVP_RELATIVE_RATE_DEFAULT = 1.0
 
 
 class NtkCost(NamedTuple):
@@ -378,11 +380,12 @@ def choose_implementation(apply_fn: ApplyFn, params: Any, x1: Any, x2: Any = Non
   * Jacobian contraction: each example's Jacobian costs about one forward and ``k`` backward
     passes, ``(1 + 2k) F``, and each block ``2 (c1 k)(c2 k) d`` flops of matrix products;
   * NTK-vector products: each of a block's ``c2 k`` columns is a backward pass of one example and
-    a forward-mode pass over ``c1`` examples, ``2F + 3F c1`` flops, run at
-    ``_NVP_RELATIVE_RATE`` of the contraction's rate (measured per backend).
+    a forward-mode pass over ``c1`` examples (its tangent part), about ``2F + 2F c1`` flops, run
+    at ``_NVP_RELATIVE_RATE`` times the contraction's rate (measured per backend).
 
-  For dense layers ``F ~ 2d``, so the two are close (ratio ``3F / (2 k d)``); convolutions reuse
-  each weight at many positions (``F >> d``), which favours the contraction. Jacobian contraction
+  For dense layers ``F ~ 2d``, so the flops are close (ratio ``2F / (k d)``) and the measured
+  rates decide; convolutions reuse each weight at many positions (``F >> d``), which favours the
+  contraction. Jacobian contraction
   is ruled out when one chunk's Jacobian (twice, for the intermediate of ``vmap(jacrev)``) would
   not fit in half of the free memory (:func:`free_memory_bytes`).
 
@@ -416,7 +419,7 @@ def choose_implementation(apply_fn: ApplyFn, params: Any, x1: Any, x2: Any = Non
   jac = (n1 + (0 if x2 is None else n2)) * (1 + 2 * k) * forward
   jc = jac + blocks * 2.0 * (c1 * k) * (c2 * k) * d
   rate = _NVP_RELATIVE_RATE.get(jax.default_backend(), _NVP_RELATIVE_RATE_DEFAULT)
-  nvp = blocks * c2 * k * (2.0 * forward + 3.0 * forward * c1) / rate
+  nvp = blocks * c2 * k * (2.0 * forward + 2.0 * forward * c1) / rate
   itemsize = jnp.dtype(jax.tree_util.tree_leaves(params)[0].dtype).itemsize
   chunk_bytes = max(c1, c2) * k * d * itemsize
   fits = 2 * chunk_bytes <= free_memory_bytes() // 2
@@ -466,8 +469,8 @@ def empirical_ntk_fn(apply_fn: ApplyFn, *,
       if x1.shape[1:] != x2.shape[1:]:
         _errors.fail("x2", f"examples of shape {x1.shape[1:]} (as x1)", f"{x2.shape[1:]}")
     _check_params("params", params)
-    out = jax.eval_shape(apply_fn, params, x1[:1])
     output_shape(apply_fn, params, x1[:1], "x1", x1.shape)
+    out = jax.eval_shape(apply_fn, params, x1[:1])
     k = int(out.shape[-1])
     impl = implementation
     if impl == NtkImplementation.AUTO:

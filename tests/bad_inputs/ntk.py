@@ -81,7 +81,7 @@ CASES = [
          lambda: gbounds.ntk.jacobian_fn(_APPLY, chunk_size=-4), _E,
          r"chunk_size: expected a positive integer"),
     Case("ntk/unknown_implementation", "options", lambda: _ntk(implementation="autodiff"), _E,
-         r"implementation: expected one of \{jacobian_contraction, ntk_vector_products\}"),
+         r"implementation: expected one of \{jacobian_contraction, ntk_vector_products, auto\}"),
     Case("ntk/unknown_output", "options", lambda: _ntk(output="diagonal"), _E,
          r"output: expected one of \{full, trace\}"),
     Case("ntk/apply_fn_not_callable", "options",
