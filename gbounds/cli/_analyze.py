@@ -26,6 +26,7 @@ and one line ``gbounds <command>: error: <flag>: expected <what>, got <what> ins
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import functools
@@ -34,6 +35,8 @@ import math
 import pathlib
 import sys
 from typing import Any
+
+import jax
 
 import gbounds.analysis as _analysis
 import gbounds.data as _data
@@ -517,9 +520,13 @@ def _finished(out: pathlib.Path, name: str, resolved: dict):
 
 def _run_one(args, name: str, out: pathlib.Path, overrides: dict):
   bar = _progress.TqdmCallback(name, unit="step")
+  # the application's choice: 64-bit types for the targets that need them, for this call only
+  precision = (jax.enable_x64(True) if _experiments.TARGETS[name].float64
+               else contextlib.nullcontext())
   try:
-    res = _experiments.reproduce(name, full=args.full, data_dir=args.data_dir, out_dir=out,
-                                 progress=bar, **overrides)
+    with precision:
+      res = _experiments.reproduce(name, full=args.full, data_dir=args.data_dir, out_dir=out,
+                                   progress=bar, **overrides)
   finally:
     bar.close()
   files = _analysis.write_report(res.report(), out)

@@ -1,7 +1,7 @@
 """``gbounds fcmi``: run an f-CMI supersample experiment and report bounds against n.
 
 The protocol comes from a JSON config file (the fields of :class:`gbounds.experiments.FcmiProtocol`), a
-preset (``--scale small|cpu|full``), and flags that override either. Outputs in ``--out``:
+preset (``--scale``: small, cpu, paper_cnn (the paper's CNN and recipe), fashion, full), and flags that override either. Outputs in ``--out``:
 ``n<NNNNN>/`` chunk directories (a rerun resumes), ``table.json``, ``table.csv``, ``fcmi.png``.
 """
 
@@ -16,7 +16,7 @@ from gbounds._src import errors as _errors
 from gbounds._src import progress as _progress
 from gbounds.cli import _common
 
-_PRESETS = ("small", "cpu", "full")
+_PRESETS = tuple(_experiments.FCMI_PROTOCOLS)
 
 
 # duplicates: every CLI module has this register(sub) entry point with the same docstring (the
@@ -76,8 +76,6 @@ def protocol_from_args(args):
     The :class:`gbounds.experiments.FcmiProtocol`.
   """
   fe = _experiments
-  makers = {"small": fe.small_protocol, "cpu": fe.cpu_scale_protocol,
-            "full": fe.full_scale_protocol}
   fields = {}
   if args.config:
     path = pathlib.Path(args.config)
@@ -98,7 +96,7 @@ def protocol_from_args(args):
     v = getattr(args, name, None)
     if v is not None:
       fields[name] = v
-  return makers[args.scale](**fields)
+  return fe.FCMI_PROTOCOLS[args.scale](**fields)
 
 
 def _run(args) -> int:

@@ -45,6 +45,7 @@ from gbounds.experiments._memorization import ModelRecord as ModelRecord
 from gbounds.experiments._memorization import Setting as Setting
 from gbounds.experiments._memorization import SettingsConfig as SettingsConfig
 from gbounds.experiments._memorization import SettingsResult as SettingsResult
+from gbounds.experiments._memorization import level_tau_interval as level_tau_interval
 from gbounds.experiments._memorization import model_selection_table as model_selection_table
 from gbounds.experiments._memorization import (
     reproduce_activation_information as reproduce_activation_information,
@@ -166,6 +167,7 @@ __all__ = [
     "MislabeledDetection",
     "mlp_at_init",
     "mnist_4_vs_9",
+    "level_tau_interval",
     "model_selection_table",
     "ModelRecord",
     "NO_DEFAULT",

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -158,6 +159,10 @@ class SettingsResult(NamedTuple):
     tau_entropy_models, tau_mi_models: the same over all individual models.
     entropies, mi_values: per-level arrays of per-neuron entropies and pairwise MI values of the
       first seed's model (for box plots).
+    tau_entropy_interval, tau_mi_interval: 95% percentile-bootstrap intervals of ``tau_entropy``
+      and ``tau_mi`` (:func:`level_tau_interval`: the seeds of each level resampled); NaN with
+      one seed per level.
+    tau_entropy_sd, tau_mi_sd: the bootstrap standard deviations (the taus' standard errors).
   """
   setting: str
   records: tuple[ModelRecord, ...]
@@ -169,6 +174,10 @@ class SettingsResult(NamedTuple):
   tau_mi_models: float
   entropies: tuple[np.ndarray, ...]
   mi_values: tuple[np.ndarray, ...]
+  tau_entropy_interval: tuple[float, float] = (math.nan, math.nan)
+  tau_mi_interval: tuple[float, float] = (math.nan, math.nan)
+  tau_entropy_sd: float = math.nan
+  tau_mi_sd: float = math.nan
 
   to_dict = _results.namedtuple_to_dict
   from_dict = classmethod(_results.from_dict)
@@ -198,6 +207,52 @@ def _kendall(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
   # scipy's stubs omit the fields of kendalltau's result
   tau = kendalltau(np.asarray(a), np.asarray(b)).statistic  # pyright: ignore[reportAttributeAccessIssue]
   return float(tau) if np.isfinite(tau) else float("nan")
+
+
+def level_tau_interval(records: Sequence[ModelRecord], measure: str, sign: float,
+                       levels: Sequence[float], *, level: float = 0.95,
+                       num_bootstrap: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+  """Percentile-bootstrap interval of the level-ranking Kendall tau.
+
+  The tau of :func:`run_setting` ranks the levels by their mean validation accuracy and by
+  their mean ``sign * measure``; its sampling noise comes from the seeds behind each mean. Each
+  draw resamples, within every level, that level's models with replacement (as many as it
+  has), recomputes both level means and the tau. (Bansal et al. report one tau per cell, over
+  10 seeds per level, without an interval.)
+
+  Args:
+    records: the models (:class:`ModelRecord`), several per level.
+    measure: ``"mean_entropy"`` or ``"mean_mi"``.
+    sign: orientation of the measure (+1 or -1), as in :func:`run_setting`.
+    levels: the setting levels, in order.
+    level: confidence level.
+    num_bootstrap: bootstrap draws.
+    seed: seed of the draws (``numpy.random.default_rng``).
+
+  Returns:
+    ``(low, high, sd)``: the interval and the bootstrap standard deviation; NaNs when some level
+    has fewer than two models.
+  """
+  if measure not in ("mean_entropy", "mean_mi"):
+    _errors.fail("measure", "one of {mean_entropy, mean_mi}", repr(measure))
+  _errors.check_int("num_bootstrap", num_bootstrap, 1)
+  _errors.check_real("level", level, "a number in (0, 1)", lambda v: 0 < v < 1)
+  acc = [np.asarray([r.val_accuracy for r in records if r.level == lv]) for lv in levels]
+  val = [np.asarray([sign * getattr(r, measure) for r in records if r.level == lv])
+         for lv in levels]
+  if min(len(a) for a in acc) < 2:
+    return math.nan, math.nan, math.nan
+  rng = np.random.default_rng(seed)
+  taus = np.empty(num_bootstrap)
+  for b in range(num_bootstrap):
+    picks = [rng.integers(0, len(a), len(a)) for a in acc]
+    taus[b] = _kendall([a[i].mean() for a, i in zip(acc, picks)],
+                       [v[i].mean() for v, i in zip(val, picks)])
+  taus = taus[np.isfinite(taus)]
+  if taus.size == 0:
+    return math.nan, math.nan, math.nan
+  lo, hi = np.quantile(taus, [(1 - level) / 2, (1 + level) / 2])
+  return float(lo), float(hi), float(np.std(taus, ddof=1)) if taus.size > 1 else math.nan
 
 
 def run_setting(setting: Setting | str, *, config: SettingsConfig = SettingsConfig(),
@@ -307,8 +362,12 @@ def run_setting(setting: Setting | str, *, config: SettingsConfig = SettingsConf
   va = [r.val_accuracy for r in records]
   tau_hm = _kendall(va, [sign_h * r.mean_entropy for r in records])
   tau_im = _kendall(va, [sign_i * r.mean_mi for r in records])
+  lo_h, hi_h, sd_h = level_tau_interval(records, "mean_entropy", sign_h, levels,
+                                        seed=config.seed)
+  lo_i, hi_i, sd_i = level_tau_interval(records, "mean_mi", sign_i, levels, seed=config.seed)
   return SettingsResult(setting.value, tuple(records), levels, means, tau_h, tau_i, tau_hm,
-                        tau_im, tuple(ents[lv] for lv in levels), tuple(mis[lv] for lv in levels))
+                        tau_im, tuple(ents[lv] for lv in levels), tuple(mis[lv] for lv in levels),
+                        (lo_h, hi_h), (lo_i, hi_i), sd_h, sd_i)
 
 
 class MemorizationReproduction(NamedTuple):
@@ -324,15 +383,17 @@ class MemorizationReproduction(NamedTuple):
     """Kendall tau per setting and measure beside the paper's Table 2.
 
     Returns:
-      :class:`gbounds.Table` with columns ``setting, measure, tau (levels), tau (models),
-      paper``.
+      :class:`gbounds.Table` with columns ``setting, measure, tau (levels), 95% low, 95% high,
+      tau (models), paper`` (the interval: :func:`level_tau_interval`).
     """
     rows = []
     for res in (self.colored, self.shuffled):
-      for meas, t, tm in (("entropy", res.tau_entropy, res.tau_entropy_models),
-                          ("mi", res.tau_mi, res.tau_mi_models)):
-        rows.append((res.setting, meas, t, tm, PAPER_KENDALL_TAU[res.setting][meas]))
-    return _results.Table(("setting", "measure", "tau (levels)", "tau (models)", "paper"),
+      for meas, t, (lo, hi), tm in (
+          ("entropy", res.tau_entropy, res.tau_entropy_interval, res.tau_entropy_models),
+          ("mi", res.tau_mi, res.tau_mi_interval, res.tau_mi_models)):
+        rows.append((res.setting, meas, t, lo, hi, tm, PAPER_KENDALL_TAU[res.setting][meas]))
+    return _results.Table(("setting", "measure", "tau (levels)", "95% low", "95% high",
+                           "tau (models)", "paper"),
                           tuple(rows), "Model selection by activation information "
                           "(Bansal et al., NeurIPS 2022, Table 2)")
 

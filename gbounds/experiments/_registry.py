@@ -99,14 +99,14 @@ def compare(name: str, rows: Sequence[Comparison],
     The rows with ``published, tolerance, verdict, source, reason`` filled in.
   """
   table = _published.published_table(name)
-  differs = table.differs(resolved_config)
   out = []
   for r in rows:
     pub = table.get(r.quantity)
     if pub is None:
       out.append(r._replace(tolerance=math.nan, verdict="", source="", reason=""))
       continue
-    v = _published.verdict(pub, r.ours, ours_se=r.ours_se, differs=differs)
+    v = _published.verdict(pub, r.ours, ours_se=r.ours_se,
+                           differs=table.differs(resolved_config, r.quantity))
     tol = v.threshold if math.isfinite(v.threshold) else pub.tolerance
     out.append(r._replace(published=pub.value, tolerance=tol, verdict=v.verdict,
                           source=f"{pub.source}; {pub.how_read}", reason=v.reason))
@@ -267,6 +267,9 @@ class Target:
     quantities: ``quantities(resolved_config) -> names``, the quantities of the rows the runner
       produces for that configuration whatever its results (rows named after a result, such as
       the tightest bound's name, are left out).
+    float64: the runner needs 64-bit JAX types, which the caller enables around
+      :func:`reproduce` (``with jax.enable_x64(True):``; ``gbounds reproduce`` does); the
+      library never switches them itself.
   """
   name: str
   title: str
@@ -279,6 +282,7 @@ class Target:
   accepts: Callable[[], dict[str, Any]] | None = None
   resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None
   quantities: Callable[[dict[str, Any]], tuple[str, ...]] | None = None
+  float64: bool = False
 
   def available(self) -> tuple[bool, str]:
     """Whether every required third-party module imports.
@@ -326,11 +330,9 @@ def _fcmi_keys() -> dict[str, Any]:
 def _fcmi_resolve(config: dict[str, Any]) -> dict[str, Any]:
   cfg = dict(config)
   scale = cfg.pop("scale", "cpu")
-  makers = {"cpu": _fcmi.cpu_scale_protocol, "full": _fcmi.full_scale_protocol,
-            "small": _fcmi.small_protocol}
-  if scale not in makers:
-    _errors.fail("scale", f"one of {sorted(makers)}", repr(scale))
-  return {"scale": scale, **makers[scale](**cfg).to_json()}
+  if scale not in _fcmi.PROTOCOLS:
+    _errors.fail("scale", f"one of {sorted(_fcmi.PROTOCOLS)}", repr(scale))
+  return {"scale": scale, **_fcmi.PROTOCOLS[scale](**cfg).to_json()}
 
 
 _PAC_BAYES_RUN_KEYS = {"split": "test", "n_train": 4000, "n_test": 2000, "hidden": [600],
@@ -537,13 +539,13 @@ def _run_fcmi(config, *, data_dir, out_dir, progress):
   scale = cfg.pop("scale", "cpu")
   rep = fe.reproduce_fcmi(data_dir=data_dir, out_dir=out_dir, scale=scale, progress=progress,
                           **cfg)
-  k1 = int(rep.table.protocol.get("k1", 0) or 0)
   rows = []
-  for r in rep.table.rows:
-    se = r.fcmi_bound_std / math.sqrt(k1) if k1 > 1 else math.nan
-    rows += [Comparison(f"n={r.n}: f-CMI bound", r.fcmi_bound, math.nan, ours_se=se),
-             Comparison(f"n={r.n}: measured gap", r.gap, math.nan),
-             Comparison(f"n={r.n}: test error", r.test_error, math.nan)]
+  for r in rep.table.rows:  # SE: sd over the k1 supersamples / sqrt(k1) (NaN for k1 = 1)
+    rows += [Comparison(f"n={r.n}: f-CMI bound", r.fcmi_bound, math.nan,
+                        ours_se=_f(r.fcmi_bound_se)),
+             Comparison(f"n={r.n}: measured gap", r.gap, math.nan, ours_se=_f(r.gap_se)),
+             Comparison(f"n={r.n}: test error", r.test_error, math.nan,
+                        ours_se=_f(r.test_error_se))]
   figs = ()
   if out_dir is not None and (pathlib.Path(out_dir) / "fcmi.png").exists():
     figs = (_analysis.ReportFigure("fcmi_plot", "f-CMI bound, gap and test error against n",
@@ -655,6 +657,40 @@ def _run_sample_info(config, *, data_dir, out_dir, progress):
   return rows, res.to_dict(), (), ""
 
 
+def _sample_info_paper_keys() -> dict[str, Any]:
+  return _params_of(_sample_info.reproduce_sample_info_paper,
+                    drop=("out_dir", "data_dir", "log"))()
+
+
+def _sample_info_paper_quantities(cfg: dict[str, Any]) -> tuple[str, ...]:
+  tag = _lambda_tag(cfg["l2_coef"] * cfg["n_train"])
+  return tuple(f"{kind}_{tag}{what}" for kind in ("weights", "predictions")
+               for what in ("", ": Fisher 95% interval", ": bootstrap 95% interval")) + (
+                   "retrained leave-one-out networks (random subset)",)
+
+
+def _run_sample_info_paper(config, *, data_dir, out_dir, progress):
+  import tempfile
+
+  del progress  # the run logs one line per finished chunk instead
+  cfg = dict(config)
+  with tempfile.TemporaryDirectory() as tmp:
+    res = _sample_info.reproduce_sample_info_paper(out_dir if out_dir is not None else tmp,
+                                                   data_dir=data_dir, **cfg)
+  tag = _lambda_tag(float(res.settings.get("l2_coef", cfg.get("l2_coef", 0.0)))
+                    * int(res.settings.get("n_train", cfg.get("n_train", 1000))))
+  rows = []
+  for kind, ci in (("weights", res.weights), ("predictions", res.predictions)):
+    rows += [Comparison(f"{kind}_{tag}", ci.r, math.nan, ours_se=_pearson_se(ci.r, ci.count)),
+             Comparison(f"{kind}_{tag}: Fisher 95% interval",
+                        f"[{ci.fisher_low:.3f}, {ci.fisher_high:.3f}]", math.nan),
+             Comparison(f"{kind}_{tag}: bootstrap 95% interval",
+                        f"[{ci.bootstrap_low:.3f}, {ci.bootstrap_high:.3f}]", math.nan)]
+  rows.append(Comparison("retrained leave-one-out networks (random subset)",
+                         f"{res.weights.count} of {res.num_requested} asked", math.nan))
+  return rows, res.to_dict(), (), res.table().to_text()
+
+
 def _pearson_se(r: float, n: int) -> float:
   """Approximate standard error of a Pearson ``r`` over ``n`` pairs, ``(1 - r^2) / sqrt(n - 3)``
   (the delta method through Fisher's z, whose SE is ``1 / sqrt(n - 3)``)."""
@@ -728,17 +764,26 @@ def _run_activation(config, *, data_dir, out_dir, progress):
                                             data_dir=data_dir, callback=progress)
   rows = []
   for r in (res.colored, res.shuffled):
-    for meas, tau in (("entropy", r.tau_entropy), ("mi", r.tau_mi)):
-      rows.append(Comparison(f"{r.setting} MNIST: Kendall tau, mean {meas} vs val. accuracy",
-                             tau, math.nan))
+    for meas, tau, (lo, hi), sd in (
+        ("entropy", r.tau_entropy, r.tau_entropy_interval, r.tau_entropy_sd),
+        ("mi", r.tau_mi, r.tau_mi_interval, r.tau_mi_sd)):
+      name = f"{r.setting} MNIST: Kendall tau, mean {meas} vs val. accuracy"
+      paper = ms.PAPER_KENDALL_TAU[r.setting][meas]
+      rows += [Comparison(name, tau, math.nan, ours_se=_f(sd)),
+               Comparison(f"{name}: bootstrap 95% interval (seeds resampled per level)",
+                          f"[{_f(lo):.2f}, {_f(hi):.2f}]", math.nan),
+               Comparison(f"{name}: paper's {paper:.2f} inside our interval",
+                          bool(_f(lo) <= paper <= _f(hi)) if math.isfinite(_f(lo)) else "no "
+                          "interval (one seed per level)", math.nan)]
   return rows, ms.result_to_json(res), (), ms.model_selection_table(res)
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("fcmi_mnist_4v9", "f-CMI bound vs n, MNIST 4 vs 9 (Table/Fig. 1)",
            "Harutyunyan et al., NeurIPS 2021", (),
-           {"scale": "cpu"}, {"scale": "full"}, _run_fcmi,
-           "~10 min (MLP 512-512, 5 x 20, n 75/250; see gbounds.experiments.reproduce_fcmi)",
+           {"scale": "paper_cnn"}, {"scale": "full"}, _run_fcmi,
+           "~90 min (the paper's CNN and recipe, k1 x k2 = 3 x 8, n 75/250; scale=cpu: an MLP "
+           "512-512, 5 x 20, ~10 min; see gbounds.experiments.reproduce_fcmi)",
            _fcmi_keys, _fcmi_resolve, _fcmi_quantities),
     Target("sample_info_correlation",
            "Linearized vs retrained leave-one-out change, Pearson r (Table 1, MLP column)",
@@ -748,6 +793,15 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            "~1 min (see gbounds.experiments.reproduce_sample_info)",
            _params_of(_sample_info.reproduce_sample_info, drop=("data_dir", "log")),
            quantities=_sample_info_quantities),
+    Target("sample_info_paper",
+           "Linearized vs retrained leave-one-out change at the paper's configuration (Table 1, "
+           "MLP, lambda = 0): width 1024, n = 1000, 2000 steps, a random retrained subset",
+           "Harutyunyan et al., ICLR 2021", (),
+           {"num_retrained": 100, "chunk_size": 1},
+           {"num_retrained": 1000, "chunk_size": 4}, _run_sample_info_paper,
+           "~160 min (about 90 s per retrained network on 2 cores; resumable, time_budget_s "
+           "stops it early)",
+           _sample_info_paper_keys, quantities=_sample_info_paper_quantities, float64=True),
     Target("pac_bayes_binary_mnist",
            "PAC-Bayes certificate of an MLP on binary MNIST (Table 1, T-600)",
            "Dziugaite & Roy, UAI 2017", (),
@@ -795,9 +849,10 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("activation_information",
            "Activation entropy / neuron MI on Colored and Shuffled MNIST (Table 2)",
            "Bansal et al., NeurIPS 2022",
-           ("scipy",), {},
+           ("scipy",), {"seeds": 10},
            {"seeds": 10, "n_train": 5000, "epochs": 100, "mi_neurons": 768}, _run_activation,
-           "see gbounds.experiments.reproduce_activation_information",
+           "~10 min (10 seeds per level, as the paper; see "
+           "gbounds.experiments.reproduce_activation_information)",
            _params_of(_memorization.SettingsConfig), quantities=_activation_quantities),
 )}
 
@@ -901,6 +956,9 @@ def reproduce(name: str, *, full: bool = False, data_dir: str | os.PathLike | No
   if not ok:
     raise _errors.GBoundsError(f"reproduce {name}: not available in this installation ({why}).")
   check_overrides(name, overrides)
+  if t.float64 and jax.dtypes.canonicalize_dtype(np.float64) != np.float64:
+    _errors.fail("jax_enable_x64", f"64-bit JAX types enabled around reproduce({name!r}) "
+                 "(with jax.enable_x64(True): ...)", "disabled")
   config = {**(t.full if full else t.cpu), **overrides}
   resolved = resolved_config(name, full=full, **overrides)
   started = time.time()

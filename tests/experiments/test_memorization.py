@@ -1,10 +1,13 @@
 """Tests for gbounds.experiments._memorization (data construction; a reduced reproduction is slow)."""
 
+import itertools
 import json
+import math
 
 import numpy as np
 import pytest
 
+import gbounds
 from gbounds import InvalidInputError
 from gbounds.experiments import _memorization as ms
 
@@ -91,3 +94,42 @@ def test_settings_config_and_levels_checked_before_training():
     ms.SettingsConfig(n_measure=3, k=3)
   with pytest.raises(InvalidInputError, match=r"levels: expected a non-empty list of e"):
     ms.run_setting("colored", levels=(0.0, 1.5), data_dir="/nonexistent")
+
+
+def _records(values):
+  """ModelRecords from ``{level: [(val_accuracy, mean_entropy), ...]}``."""
+  return [ms.ModelRecord("colored", lv, s, 1.0, acc, h, 0.0)
+          for lv, rows in values.items() for s, (acc, h) in enumerate(rows)]
+
+
+def test_level_tau_interval_degenerate_and_brute_force():
+  levels = (0.0, 0.5, 1.0)
+  # Identical seeds within each level: every draw gives the same tau, the interval collapses.
+  same = _records({0.0: [(0.9, 1.0)] * 3, 0.5: [(0.8, 2.0)] * 3, 1.0: [(0.7, 3.0)] * 3})
+  lo, hi, sd = ms.level_tau_interval(same, "mean_entropy", -1.0, levels, num_bootstrap=50)
+  assert lo == hi == 1.0 and sd == 0.0
+  # Two seeds per level: the bootstrap distribution over the 2^2 x 2^2 x 2^2 resamples by brute
+  # force (each level's mean takes 3 values with weights 1/4, 1/2, 1/4).
+  recs = _records({0.0: [(0.9, 1.0), (0.7, 1.5)], 0.5: [(0.8, 1.2), (0.85, 2.0)],
+                   1.0: [(0.6, 3.0), (0.75, 1.1)]})
+  acc = {lv: [r.val_accuracy for r in recs if r.level == lv] for lv in levels}
+  ent = {lv: [-r.mean_entropy for r in recs if r.level == lv] for lv in levels}
+  taus, weights = [], []
+  for picks in itertools.product(*[list(itertools.product(range(2), repeat=2))] * 3):
+    a = [np.mean([acc[lv][i] for i in p]) for lv, p in zip(levels, picks)]
+    h = [np.mean([ent[lv][i] for i in p]) for lv, p in zip(levels, picks)]
+    taus.append(ms._kendall(a, h))
+    weights.append(1.0)
+  taus, weights = np.asarray(taus), np.asarray(weights) / len(weights)
+  lo, hi, sd = ms.level_tau_interval(recs, "mean_entropy", -1.0, levels, num_bootstrap=20000)
+  exact_sd = math.sqrt(np.sum(weights * (taus - np.sum(weights * taus)) ** 2))
+  assert abs(sd - exact_sd) < 0.02, (sd, exact_sd)
+  vals = np.unique(taus)
+  cdf = np.asarray([weights[taus <= v].sum() for v in vals])
+  assert np.min(np.abs(cdf - 0.025)) > 0.01 and np.min(np.abs(cdf - 0.975)) > 0.01  # no tie
+  assert lo == vals[np.argmax(cdf >= 0.025)] and hi == vals[np.argmax(cdf >= 0.975)]
+  # One seed per level: no interval.
+  one = _records({0.0: [(0.9, 1.0)], 0.5: [(0.8, 2.0)], 1.0: [(0.7, 3.0)]})
+  assert all(math.isnan(v) for v in ms.level_tau_interval(one, "mean_entropy", -1.0, levels))
+  with pytest.raises(gbounds.InvalidInputError, match="measure"):
+    ms.level_tau_interval(same, "entropy", -1.0, levels)

@@ -114,9 +114,16 @@ def test_configuration_checks():
   fcmi = pp.published_table("fcmi_mnist_4v9")
   full = rr.resolved_config("fcmi_mnist_4v9", full=True)
   assert fcmi.differs(full) == ""
-  cpu = rr.resolved_config("fcmi_mnist_4v9")
+  cpu = rr.resolved_config("fcmi_mnist_4v9", scale="cpu")
   why = fcmi.differs(cpu)
   assert "architecture = 'mlp'" in why and "k2 = 20" in why
+  # The CPU preset: the paper's CNN with fewer masks. The bound's plug-in estimate depends on
+  # k2, the gap (an average over every run) does not.
+  paper_cnn = rr.resolved_config("fcmi_mnist_4v9")
+  assert paper_cnn["architecture"] == "fcmi_cnn" and paper_cnn["k2"] == 8
+  assert fcmi.differs(paper_cnn, "n=75: f-CMI bound").startswith("k2 = 8 (paper: 30")
+  assert fcmi.differs(paper_cnn, "n=75: measured gap") == ""
+  assert "k2 = 8" in fcmi.differs(paper_cnn)
   si = pp.published_table("sample_info_correlation")
   assert si.differs(rr.resolved_config("sample_info_correlation", full=True)) == ""
   assert "width" in si.differs(rr.resolved_config("sample_info_correlation"))

@@ -3,6 +3,7 @@
 import json
 import math
 
+import jax
 import pytest
 
 from gbounds import GBoundsError, InvalidInputError
@@ -12,7 +13,8 @@ from gbounds.experiments import published_table
 
 EXPECTED = {"fcmi_mnist_4v9", "sample_info_correlation", "pac_bayes_binary_mnist",
             "wang_mao_synthetic", "limit_label_noise", "supervision_complexity",
-            "permuted_label_geometry", "activation_information", "pac_bayes_certificates"}
+            "permuted_label_geometry", "activation_information", "pac_bayes_certificates",
+            "sample_info_paper"}
 
 
 def test_every_target_listed_with_cpu_and_full_configs():
@@ -185,11 +187,12 @@ def test_resolved_config_fills_defaults_and_checks_overrides():
 
 # Every target at a tiny size through the published comparison (the --set mechanism).
 TINY = {
-    "fcmi_mnist_4v9": {"ns": [75], "k1": 2, "k2": 4, "epochs": 2, "hidden": [16],
-                       "test_size": 100},
+    "fcmi_mnist_4v9": {"ns": [75], "k1": 2, "k2": 4, "epochs": 1, "test_size": 100},
     "sample_info_correlation": {"n_train": 40, "n_heldout": 40, "width": 16, "steps": 20,
                                 "num_retrained": 8, "weight_decays": [0.0, 1000.0],
                                 "mislabeled_n": 0, "progress": False},
+    "sample_info_paper": {"n_train": 30, "n_heldout": 20, "width": 16, "steps": 20,
+                          "num_retrained": 4, "num_bootstrap": 50},
     "pac_bayes_binary_mnist": {"n_train": 300, "n_test": 300, "hidden": [16], "epochs": 2,
                                "mc_samples": 10},
     "pac_bayes_certificates": {"tasks": ["mnist10"], "n_train": 300, "n_test": 200,
@@ -214,7 +217,8 @@ TINY = {
 @pytest.mark.parametrize("name", sorted(rr.TARGETS))
 def test_every_target_tiny_through_the_published_comparison(name, data_root, tmp_path):
   assert set(TINY) == set(rr.TARGETS)
-  res = rr.reproduce(name, data_dir=data_root, out_dir=tmp_path, **TINY[name])
+  with jax.enable_x64(rr.TARGETS[name].float64):
+    res = rr.reproduce(name, data_dir=data_root, out_dir=tmp_path, **TINY[name])
   produced = [r.quantity for r in res.rows]
   planned = rr.planned_quantities(name, res.resolved_config)
   assert set(planned) <= set(produced), sorted(set(planned) - set(produced))
@@ -230,3 +234,11 @@ def test_every_target_tiny_through_the_published_comparison(name, data_root, tmp
     rows = {r.quantity: r for r in res.rows}
     assert 0 < rows["PAC-Bayes-kl certificate"].ours <= 1
     assert math.isfinite(rows["KL(Q||P) (nats)"].ours) and res.payload["n"] == 300
+
+
+def test_float64_target_refuses_without_x64(data_root, tmp_path):
+  """A target that needs 64-bit types names the switch instead of computing in float32."""
+  assert rr.TARGETS["sample_info_paper"].float64
+  with jax.enable_x64(False), pytest.raises(InvalidInputError, match="jax_enable_x64"):
+    rr.reproduce("sample_info_paper", data_dir=data_root, out_dir=tmp_path,
+                 **TINY["sample_info_paper"])
