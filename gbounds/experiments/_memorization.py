@@ -471,6 +471,9 @@ def result_to_json(result: MemorizationReproduction) -> dict:
     return {"setting": res.setting, "levels": list(res.levels), "level_means": res.level_means,
             "tau_entropy": res.tau_entropy, "tau_mi": res.tau_mi,
             "tau_entropy_models": res.tau_entropy_models, "tau_mi_models": res.tau_mi_models,
+            "tau_entropy_interval": list(res.tau_entropy_interval),
+            "tau_mi_interval": list(res.tau_mi_interval),
+            "tau_entropy_sd": res.tau_entropy_sd, "tau_mi_sd": res.tau_mi_sd,
             "paper_tau": PAPER_KENDALL_TAU[res.setting],
             "records": [r._asdict() for r in res.records]}
   return {"colored": one(result.colored), "shuffled": one(result.shuffled),

@@ -214,7 +214,8 @@ def _fcmi_mismatches(cfg: Mapping[str, Any]) -> dict[str, str]:
       {"architecture": "the bound and the gap depend on the network",
        "training": "the paper trains every network by SGD/Adam",
        "dataset": "another task", "classes": "another task",
-       "k2": "the plug-in MI's upward bias is about (cells - 1) / (2 k2) nats per pair"})
+       "k2": "the plug-in MI estimate moves with the number of masks (measured with the "
+             "paper's CNN: n = 75 bound 0.103 / 0.166 / 0.205 at k2 = 2 / 4 / 8)"})
 
 
 def _sample_info_mismatches(cfg: Mapping[str, Any]) -> dict[str, str]:
