@@ -853,7 +853,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            "Bansal et al., NeurIPS 2022",
            ("scipy",), {"seeds": 10},
            {"seeds": 10, "n_train": 5000, "epochs": 100, "mi_neurons": 768}, _run_activation,
-           "~10 min (10 seeds per level, as the paper; see "
+           "~5 min (10 seeds per level, as the paper; 279 s measured; see "
            "gbounds.experiments.reproduce_activation_information)",
            _params_of(_memorization.SettingsConfig), quantities=_activation_quantities),
 )}
