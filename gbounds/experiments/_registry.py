@@ -20,6 +20,7 @@ import math
 import os
 import pathlib
 import platform
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -670,8 +671,6 @@ def _sample_info_paper_quantities(cfg: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _run_sample_info_paper(config, *, data_dir, out_dir, progress):
-  import tempfile
-
   del progress  # the run logs one line per finished chunk instead
   cfg = dict(config)
   with tempfile.TemporaryDirectory() as tmp:
