@@ -32,28 +32,13 @@ import argparse
 import json
 import os
 import pathlib
-import statistics
 import subprocess
 import sys
-import time
 
-from bench_util import matmul_gflops, peak_rss_gib, versions, write_json
+from bench_util import matmul_gflops, peak_rss_gib, timed_median, versions, write_json
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out" / "bench_devices.json"
-
-
-def _timed(fn, repeats: int) -> tuple[float, float]:
-  import jax
-  t = time.perf_counter()
-  jax.block_until_ready(fn())
-  first = time.perf_counter() - t
-  times = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - t)
-  return first, statistics.median(times)
 
 
 def worker(args) -> dict:
@@ -72,8 +57,8 @@ def worker(args) -> dict:
   d = sum(int(v.size) for v in jax.tree_util.tree_leaves(p))
   kernel_fn = ntk.sharded_ntk_fn(f, chunk_size=args.chunk)
   jac_fn = ntk.sharded_jacobian_fn(f, chunk_size=args.chunk)
-  k_first, k_time = _timed(lambda: kernel_fn(x, None, p), args.repeats)
-  j_first, j_time = _timed(lambda: jac_fn(p, x), args.repeats)
+  k_first, k_time = timed_median(lambda: kernel_fn(x, None, p), args.repeats)
+  j_first, j_time = timed_median(lambda: jac_fn(p, x), args.repeats)
   kernel = kernel_fn(x, None, p)
   assert ntk.is_row_sharded(kernel), kernel.sharding
   rows = args.n * args.k

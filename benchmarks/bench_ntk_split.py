@@ -30,13 +30,11 @@ from __future__ import annotations
 import argparse
 import functools
 import pathlib
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
-from bench_util import matmul_gflops, write_json
+from bench_util import matmul_gflops, timed_median, write_json
 from jax.flatten_util import ravel_pytree
 
 import gbounds
@@ -45,13 +43,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _timed(fn, repeats: int) -> float:
-  jax.block_until_ready(fn())
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+  return timed_median(fn, repeats)[1]
 
 
 def main(argv=None) -> int:

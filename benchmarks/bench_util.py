@@ -87,13 +87,31 @@ def matmul_gflops(size: int = 2048, reps: int = 5) -> float:
   import jax.numpy as jnp
   a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
   mm = jax.jit(lambda u: u @ u)
-  jax.block_until_ready(mm(a))
-  ts = []
-  for _ in range(reps):
+  _, seconds = timed_median(lambda: mm(a), reps)
+  return 2 * size ** 3 / seconds / 1e9
+
+
+def timed_median(fn, repeats: int) -> tuple[float, float]:
+  """Times ``fn()`` (waiting for its JAX results) once as a warm-up, then ``repeats`` times.
+
+  Args:
+    fn: a function of no arguments; its result is passed to ``jax.block_until_ready``.
+    repeats: timed calls after the warm-up.
+
+  Returns:
+    ``(first_s, median_s)``: the warm-up call's seconds (compilation included) and the median
+    of the timed calls.
+  """
+  import jax
+  t = time.perf_counter()
+  jax.block_until_ready(fn())
+  first = time.perf_counter() - t
+  times = []
+  for _ in range(repeats):
     t = time.perf_counter()
-    jax.block_until_ready(mm(a))
-    ts.append(time.perf_counter() - t)
-  return 2 * size ** 3 / statistics.median(ts) / 1e9
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - t)
+  return first, statistics.median(times)
 
 
 def peak_rss_gib() -> float:

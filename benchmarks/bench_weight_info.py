@@ -29,26 +29,19 @@ from __future__ import annotations
 import argparse
 import pathlib
 import resource
-import statistics
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from bench_util import matmul_gflops, peak_rss_gib, versions, write_json
+from bench_util import matmul_gflops, peak_rss_gib, timed_median, versions, write_json
 from jax.flatten_util import ravel_pytree
 
 import gbounds
 
 
 def _time(fn, reps=3):
-  fn()
-  ts = []
-  for _ in range(reps):
-    t = time.perf_counter()
-    jax.block_until_ready(fn())
-    ts.append(time.perf_counter() - t)
-  return statistics.median(ts)
+  return timed_median(fn, reps)[1]
 
 
 def _current_rss_gib() -> float:
